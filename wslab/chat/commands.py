@@ -1,0 +1,105 @@
+"""Parse one typed line into a command: public text, ``/msg``, ``/who``.
+
+Pure and small, so the rules about bad input can be tested line by line. Every
+rejection is a :class:`CommandError` whose message is a plain pt-BR sentence meant for
+the user who typed the line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .names import normalize_name
+
+__all__ = [
+    "MAX_TEXT_LENGTH",
+    "CommandError",
+    "PrivateText",
+    "PublicText",
+    "WhoQuery",
+    "parse_line",
+]
+
+MAX_TEXT_LENGTH = 2000
+
+_MSG_USAGE = "Uso: /msg <usuário> <texto>"
+
+
+class CommandError(ValueError):
+    """A line that cannot be sent; ``str(error)`` is the sentence shown to the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublicText:
+    """Plain text, for everyone online."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateText:
+    """``/msg <to> <text>``: for the recipient and the sender only."""
+
+    to: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class WhoQuery:
+    """``/who``: list who is online, to the asking session only."""
+
+
+Command = PublicText | PrivateText | WhoQuery
+
+
+def _checked_text(text: str) -> str:
+    if len(text) > MAX_TEXT_LENGTH:
+        raise CommandError(
+            f"Mensagem longa demais: {len(text)} caracteres; o limite é {MAX_TEXT_LENGTH}."
+        )
+    return text
+
+
+def parse_line(line: str) -> Command:
+    """Parse one line typed by a user.
+
+    Surrounding whitespace is dropped; a line starting with ``/`` is a command
+    (command names are case-insensitive). The text of a message is limited to
+    ``MAX_TEXT_LENGTH`` characters.
+
+    Raises:
+        TypeError: if ``line`` is not a string (a programming error, not user input).
+        CommandError: blank line, ``/msg`` without user or text, a malformed user
+            name, an unknown command, ``/who`` with arguments, or text too long.
+    """
+    if not isinstance(line, str):
+        raise TypeError(f"A linha enviada deve ser str, não {type(line).__name__}.")
+    stripped = line.strip()
+    if not stripped:
+        raise CommandError("Mensagem vazia: escreva algum texto antes de enviar.")
+    if not stripped.startswith("/"):
+        return PublicText(_checked_text(stripped))
+    name, _, rest = stripped.partition(" ")
+    rest = rest.strip()
+    command = name.lower()
+    if command == "/msg":
+        target, _, text = rest.partition(" ")
+        if not target:
+            raise CommandError(f"{_MSG_USAGE}: falta o nome do destinatário.")
+        try:
+            to = normalize_name(target)
+        except ValueError:
+            raise CommandError(
+                f"Não existe usuário chamado '{target[:40]}': nomes têm de 1 a 32 "
+                "caracteres entre a-z, 0-9, '_', '.' e '-'."
+            ) from None
+        text = text.strip()
+        if not text:
+            raise CommandError(f"{_MSG_USAGE}: falta o texto da mensagem para '{to}'.")
+        return PrivateText(to, _checked_text(text))
+    if command == "/who":
+        if rest:
+            raise CommandError("O comando /who não recebe argumentos: envie apenas /who.")
+        return WhoQuery()
+    raise CommandError(
+        f"Comando desconhecido: {name[:40]}. Os comandos são /msg <usuário> <texto> e /who."
+    )

@@ -1,0 +1,250 @@
+"""The chat routing model: who receives what, kept pure (sans-I/O).
+
+:class:`ChatRouter` takes calls (connect, submit, take, disconnect) and fills
+per-session queues; it owns no sockets, threads, clocks or event loops, so the same
+object serves the notebook simulation, the tests and a network adapter.
+
+Costs, per operation:
+
+- a delivery is one ``list.append`` on a session queue found through an index
+  (all sessions for public text, the sessions of at most two users for ``/msg``):
+  O(1) per delivery, no scan of unrelated sessions;
+- history is a bounded ``deque`` whose offsets are contiguous, so the messages after
+  an offset are the last ``newest - offset`` entries: a resume walks only those.
+"""
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+from .commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
+from .credentials import DEFAULT_KDF_ITERATIONS, AuthError, Credentials
+from .delivery import Delivery, DeliveryKind, Session
+from .names import normalize_name
+
+__all__ = ["ChatRouter"]
+
+
+class _SessionState:
+    """An open session and its pending queue (oldest first)."""
+
+    __slots__ = ("session", "queue")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.queue: list[Delivery] = []
+
+
+class ChatRouter:
+    """Routes public and private messages to every open session that may see them.
+
+    Args:
+        retention: how many messages (public and private) the history keeps for
+            resumes; older ones are dropped first.
+        epoch: identity of this router's offset sequence; a fresh random one when
+            omitted. Inject a fixed one only for reproducible demonstrations.
+        kdf_iterations: PBKDF2 rounds for stored secrets (see
+            :mod:`wslab.chat.credentials` for why the default is modest).
+
+    Raises:
+        ValueError: if ``retention`` is not an integer >= 0 or ``epoch`` is not a
+            non-empty string.
+    """
+
+    def __init__(
+        self,
+        retention: int = 1000,
+        *,
+        epoch: str | None = None,
+        kdf_iterations: int = DEFAULT_KDF_ITERATIONS,
+    ) -> None:
+        if isinstance(retention, bool) or not isinstance(retention, int) or retention < 0:
+            raise ValueError(f"retention deve ser um inteiro >= 0, não {retention!r}.")
+        if epoch is None:
+            epoch = secrets.token_hex(16)
+        elif not isinstance(epoch, str) or not epoch:
+            raise ValueError(f"epoch deve ser um texto não vazio, não {epoch!r}.")
+        self._epoch = epoch
+        self._retention = retention
+        self._credentials = Credentials(epoch, kdf_iterations)
+        self._history: deque[Delivery] = deque(maxlen=retention)
+        self._newest = 0  # offset of the newest message ever kept; 0 before the first
+        self._sessions: dict[str, _SessionState] = {}
+        self._by_user: dict[str, dict[str, _SessionState]] = {}
+        self._ids = itertools.count(1)
+
+    # -- read-only facts -------------------------------------------------------------
+
+    @property
+    def epoch(self) -> str:
+        """Identity of this router's offsets; a resume from another epoch recovers nothing."""
+        return self._epoch
+
+    @property
+    def retention(self) -> int:
+        """How many messages the history keeps."""
+        return self._retention
+
+    @property
+    def newest_offset(self) -> int:
+        """Offset of the newest kept message, 0 before the first one."""
+        return self._newest
+
+    def online(self) -> list[str]:
+        """Sorted names of users with at least one open session."""
+        return sorted(self._by_user)
+
+    # -- sessions --------------------------------------------------------------------
+
+    def connect(
+        self, user: str, secret: str, resume: Sequence[object] | None = None
+    ) -> Session:
+        """Open a session for ``user`` (registering the name on first use).
+
+        Without ``resume`` the session starts from now. With ``resume=(epoch,
+        offset)`` it first receives, in offset order, every message in history it may
+        see above ``offset``; ``recovered`` tells whether that is provably all it
+        missed. When it is not, a system notice is queued first, and, if the epoch is
+        another router's, everything the history still holds for the user is replayed.
+
+        Raises:
+            ValueError: bad name, empty secret, malformed ``resume``, or an offset
+                above the newest one of this epoch. Nothing is registered or opened.
+            AuthError: ``user`` is registered with another secret. Nothing is opened.
+        """
+        name = normalize_name(user)
+        replay, recovered, notice = self._plan_resume(resume)
+        self._credentials.authenticate(name, secret)
+
+        session = Session(id=f"s{next(self._ids)}", user=name, recovered=recovered)
+        state = _SessionState(session)
+        if notice is not None:
+            state.queue.append(Delivery(DeliveryKind.SYSTEM, None, None, None, notice))
+        state.queue.extend(d for d in replay if d.visible_to(name))
+        self._sessions[session.id] = state
+        self._by_user.setdefault(name, {})[session.id] = state
+        return session
+
+    def disconnect(self, session_id: str) -> None:
+        """Close a session and drop its pending queue; unknown or closed ids are ignored."""
+        state = self._sessions.pop(session_id, None) if isinstance(session_id, str) else None
+        if state is None:
+            return
+        user = state.session.user
+        of_user = self._by_user[user]
+        del of_user[session_id]
+        if not of_user:
+            del self._by_user[user]
+
+    def take(self, session_id: str) -> list[Delivery]:
+        """Return what is queued for the session, oldest first, and clear it.
+
+        Raises:
+            KeyError: if the session is unknown or closed.
+        """
+        state = self._state(session_id)
+        queued, state.queue = state.queue, []
+        return queued
+
+    def submit(self, session_id: str, text: str) -> None:
+        """Handle one line typed by the session's user.
+
+        Plain text goes to every open session (the sender's echo is its
+        acknowledgement); ``/msg user text`` to every session of both users; ``/who``
+        answers the asking session. Bad input queues one error notice to this
+        session only and keeps nothing.
+
+        Raises:
+            KeyError: if the session is unknown or closed.
+            TypeError: if ``text`` is not a string.
+        """
+        state = self._state(session_id)
+        sender = state.session.user
+        try:
+            command = parse_line(text)
+            if isinstance(command, PrivateText) and command.to not in self._credentials:
+                raise CommandError(
+                    f"O usuário '{command.to}' não existe: ninguém entrou com esse nome."
+                )
+        except CommandError as error:
+            state.queue.append(Delivery(DeliveryKind.ERROR, None, None, None, str(error)))
+            return
+
+        if isinstance(command, WhoQuery):
+            names = ", ".join(self.online())
+            state.queue.append(
+                Delivery(DeliveryKind.SYSTEM, None, None, None, f"Online agora: {names}.")
+            )
+            return
+        if isinstance(command, PublicText):
+            message = self._keep(DeliveryKind.PUBLIC, sender, None, command.text)
+        else:
+            message = self._keep(DeliveryKind.PRIVATE, sender, command.to, command.text)
+        for recipient in self._recipients(message):
+            recipient.queue.append(message)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _state(self, session_id: str) -> _SessionState:
+        try:
+            return self._sessions[session_id]
+        except (KeyError, TypeError):
+            raise KeyError(f"Sessão desconhecida ou já encerrada: {session_id!r}.") from None
+
+    def _keep(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> Delivery:
+        self._newest += 1
+        message = Delivery(kind, self._newest, sender, to, text)
+        self._history.append(message)
+        return message
+
+    def _recipients(self, message: Delivery) -> Iterable[_SessionState]:
+        """Open sessions that receive ``message``, each once, found by index."""
+        if message.kind is DeliveryKind.PUBLIC:
+            return self._sessions.values()
+        sender = self._by_user.get(message.sender, {})
+        if message.to == message.sender:
+            return sender.values()
+        return itertools.chain(sender.values(), self._by_user.get(message.to, {}).values())
+
+    def _plan_resume(
+        self, resume: Sequence[object] | None
+    ) -> tuple[list[Delivery], bool, str | None]:
+        """Validate ``resume``; return (history to replay, recovered, gap notice)."""
+        if resume is None:
+            return [], False, None
+        if (
+            not isinstance(resume, (tuple, list))
+            or len(resume) != 2
+            or not isinstance(resume[0], str)
+            or isinstance(resume[1], bool)
+            or not isinstance(resume[1], int)
+            or resume[1] < 0
+        ):
+            raise ValueError(
+                f"resume deve ser None ou (época, offset) com offset inteiro >= 0, "
+                f"não {resume!r}."
+            )
+        epoch, offset = resume
+        if epoch != self._epoch:
+            return list(self._history), False, (
+                "O servidor mudou de época (foi reiniciado): você pode ter perdido "
+                "mensagens; reenviamos o que o histórico ainda guarda."
+            )
+        if offset > self._newest:
+            raise ValueError(
+                f"Offset {offset} está além da mensagem mais nova ({self._newest}) "
+                "desta época."
+            )
+        missed = self._newest - offset
+        kept = min(missed, len(self._history))
+        replay = list(itertools.islice(reversed(self._history), kept))
+        replay.reverse()
+        if kept == missed:
+            return replay, True, None
+        return replay, False, (
+            f"Você pode ter perdido mensagens: {missed - kept} das {missed} enviadas "
+            f"desde o offset {offset} já saíram do histórico, que guarda as últimas "
+            f"{self._retention}."
+        )
