@@ -1,0 +1,156 @@
+"""A standard-library HTTP server on an ephemeral loopback port, run in a background thread.
+
+Shared by the short polling, long polling and SSE servers. Used as a context manager,
+it always stops: on exit it wakes handlers that wait for events, closes open
+keep-alive connections and joins every thread, even when the ``with`` body raised.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from .events import EventSource
+
+HOST = "127.0.0.1"
+JOIN_TIMEOUT = 5.0  # seconds; handlers wake on `stopping`, so joins return well before
+
+
+class _TrackingHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that remembers open connections so stop() can close them."""
+
+    daemon_threads = False  # joined in server_close()
+
+    def __init__(self, address, handler, source: EventSource) -> None:
+        super().__init__(address, handler)
+        self.source = source
+        self.stopping = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def get_request(self):
+        request, address = super().get_request()
+        with self._open_lock:
+            self._open.add(request)
+        return request, address
+
+    def shutdown_request(self, request) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        with self._open_lock:
+            requests = list(self._open)
+        for request in requests:
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the peer
+
+
+class EventHandler(BaseHTTPRequestHandler):
+    """Base handler: HTTP/1.1 keep-alive, fixed ``Server`` header, no logging.
+
+    The ``Server`` header is fixed (not the Python version) so byte counts are the same
+    on every machine; ``Date`` has a fixed width by its format (RFC 9110).
+    """
+
+    protocol_version = "HTTP/1.1"
+    server_version = "wslab"
+    disable_nagle_algorithm = True  # headers and body are two writes: don't wait for an ACK
+    timeout = 30  # seconds an idle keep-alive connection may wait for its next request
+    server: _TrackingHTTPServer
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args) -> None:
+        pass  # the notebook must stay quiet
+
+    def query_int(self, name: str, default: int, minimum: int) -> int | None:
+        """Read integer query parameter ``name`` (at least ``minimum``).
+
+        On bad input answer 400 with a message saying what is expected, and return None.
+        """
+        values = parse_qs(urlsplit(self.path).query).get(name)
+        if values is None:
+            return default
+        try:
+            value = int(values[0])
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            self.send_error(400, f"query parameter {name} must be an integer >= {minimum}")
+            return None
+        return value
+
+    def path_is(self, expected: str) -> bool:
+        """True if the request path is ``expected``; otherwise answer 404."""
+        if urlsplit(self.path).path == expected:
+            return True
+        self.send_error(404, f"only {expected} exists here")
+        return False
+
+    def send_body(self, body: bytes, content_type: str) -> None:
+        """Send a complete 200 response with ``Content-Length``, keeping the connection open."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class BackgroundHTTPServer:
+    """Serve ``handler_class`` for ``source`` on 127.0.0.1, ephemeral port, in a thread.
+
+    Use as ``with ServerClass(source) as server: ... server.port ...``.
+    """
+
+    handler_class: type[EventHandler] = EventHandler
+
+    def __init__(self, source: EventSource) -> None:
+        self.source = source
+        self._httpd: _TrackingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The ephemeral port chosen by the OS. Raises ``RuntimeError`` if not running."""
+        if self._httpd is None:
+            raise RuntimeError("the server is not running; use it in a with block")
+        return self._httpd.server_address[1]
+
+    def start(self) -> None:
+        """Bind and start serving in a background thread. Raises ``RuntimeError`` if running."""
+        if self._httpd is not None:
+            raise RuntimeError("the server is already running")
+        self._httpd = _TrackingHTTPServer((HOST, 0), self.handler_class, self.source)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"{type(self).__name__}-{self.port}", daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, close every connection, join every thread. Idempotent."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        httpd.stopping.set()  # wake handlers waiting for events
+        if thread is not None and thread.is_alive():
+            httpd.shutdown()
+        httpd.close_open_connections()  # wake handlers blocked on a keep-alive read
+        httpd.server_close()  # closes the listener and joins handler threads
+        if thread is not None:
+            thread.join(JOIN_TIMEOUT)
+        self._httpd = self._thread = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -1,0 +1,68 @@
+"""Long polling: the server holds each request until an event is due, then answers.
+
+The client re-asks as soon as an answer arrives, so an event waits only for the
+round trip; each event (or batch of events due together) still pays a full HTTP
+request and response header, over one keep-alive connection.
+"""
+from __future__ import annotations
+
+from .accounting import ByteCounter, CountingHTTPConnection
+from .delivery import Delivery
+from .events import EventSource, encode_batch
+from .http_server import HOST, BackgroundHTTPServer, EventHandler
+from .short_polling import DEFAULT_TIMEOUT, get_events, stream_deadline
+
+HOLD = 25.0  # seconds a request is held before an empty answer (below common proxy timeouts)
+
+
+class LongPollingHandler(EventHandler):
+    """``GET /events?after=N`` waits (at most ``HOLD`` s) for event N+1, then answers."""
+
+    def do_GET(self) -> None:
+        if not self.path_is("/events"):
+            return
+        after = self.query_int("after", default=-1, minimum=-1)
+        if after is None:
+            return
+        source = self.server.source
+        if after + 1 < source.count:
+            source.wait_for(after + 1, self.server.stopping, HOLD)
+        self.send_body(encode_batch(source.ready_after(after)), "application/json")
+
+
+class LongPollingServer(BackgroundHTTPServer):
+    """Long polling server for an :class:`EventSource` (context manager)."""
+
+    handler_class = LongPollingHandler
+
+
+def receive_by_long_polling(
+    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = DEFAULT_TIMEOUT,
+) -> Delivery:
+    """Long-poll ``127.0.0.1:port`` until all events arrived; start the stream.
+
+    Raises:
+        TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
+    """
+    # a read may legitimately last a whole HOLD, so the socket waits a little longer
+    conn = CountingHTTPConnection(HOST, port, counter, HOLD + timeout)
+    try:
+        conn.connect()
+        if not source.started:
+            source.start()
+        delivery = Delivery(origin=source.origin, setup_bytes=counter.snapshot())
+        deadline = stream_deadline(source, timeout)
+        after = -1
+        while after < source.count - 1:
+            if source.clock() > deadline:
+                raise TimeoutError(f"long polling: {len(delivery.seqs)} of {source.count} events arrived in time")
+            events = get_events(conn, after)
+            now = source.clock()
+            delivery.requests += 1
+            for event in events:
+                delivery.receive(event, now)
+                after = event.seq
+        delivery.stream_end_bytes = counter.snapshot()
+        return delivery
+    finally:
+        conn.close()

@@ -1,0 +1,103 @@
+"""Server-Sent Events: one long HTTP response, one ``text/event-stream`` block per event.
+
+The server writes each event as it becomes due (``id:`` and ``data:`` lines, a blank
+line), as one HTTP/1.1 chunk. Like a real event stream it never ends on its own: the
+client closes it when done, or the server stops. A client that reconnects sends
+``Last-Event-ID`` and the server resumes after it, which is how the browser's
+``EventSource`` recovers from a dropped connection.
+"""
+from __future__ import annotations
+
+from .accounting import ByteCounter, CountingHTTPConnection
+from .delivery import Delivery
+from .events import Event, EventSource
+from .http_server import HOST, BackgroundHTTPServer, EventHandler
+from .short_polling import DEFAULT_TIMEOUT, stream_deadline
+
+HOLD = 25.0  # seconds the server waits for the next due event, or idles after the last
+
+
+def format_event(event: Event) -> bytes:
+    """One SSE block: ``id: N``, ``data: <json>``, blank line (WHATWG HTML, server-sent events)."""
+    return f"id: {event.seq}\ndata: {event.encode()}\n\n".encode()
+
+
+class ServerSentEventsHandler(EventHandler):
+    """``GET /stream`` streams every event from ``Last-Event-ID + 1`` on, chunked."""
+
+    def do_GET(self) -> None:
+        if not self.path_is("/stream"):
+            return
+        source = self.server.source
+        last_id = self.headers.get("Last-Event-ID", "-1")
+        try:
+            first = int(last_id) + 1
+        except ValueError:
+            self.send_error(400, "Last-Event-ID must be an integer event number")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for seq in range(max(first, 0), source.count):
+                if not source.wait_for(seq, self.server.stopping, HOLD):
+                    self.close_connection = True  # stopping: no clean end of stream
+                    return
+                self._write_chunk(format_event(source.event(seq)))
+        except OSError:
+            pass  # the client went away
+        else:
+            self.server.stopping.wait(HOLD)  # keep the stream open, as a live one would be
+        self.close_connection = True
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+class ServerSentEventsServer(BackgroundHTTPServer):
+    """SSE server for an :class:`EventSource` (context manager)."""
+
+    handler_class = ServerSentEventsHandler
+
+
+def receive_by_server_sent_events(
+    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = DEFAULT_TIMEOUT,
+) -> Delivery:
+    """Open ``/stream`` on ``127.0.0.1:port``, start the stream, read every event, close.
+
+    Raises:
+        ConnectionError: if the answer is not a 200 event stream or ends early.
+        TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
+    """
+    conn = CountingHTTPConnection(HOST, port, counter, timeout)
+    try:
+        conn.request("GET", "/stream", headers={"Accept": "text/event-stream"})
+        response = conn.getresponse()
+        if response.status != 200 or response.getheader("Content-Type") != "text/event-stream":
+            raise ConnectionError(f"SSE: expected a 200 text/event-stream, got HTTP {response.status}")
+        if not source.started:
+            source.start()
+        delivery = Delivery(origin=source.origin, requests=1, setup_bytes=counter.snapshot())
+        deadline = stream_deadline(source, timeout)
+        data_lines: list[bytes] = []
+        while len(delivery.seqs) < source.count:
+            if source.clock() > deadline:
+                raise TimeoutError(f"SSE: {len(delivery.seqs)} of {source.count} events arrived in time")
+            line = response.readline()
+            if not line:
+                raise ConnectionError(f"SSE: stream ended after {len(delivery.seqs)} of {source.count} events")
+            line = line.rstrip(b"\r\n")
+            if not line:  # blank line: dispatch the event
+                if data_lines:
+                    delivery.receive(Event.decode(b"\n".join(data_lines)), source.clock())
+                    data_lines = []
+                continue
+            name, _, value = line.partition(b":")
+            if name == b"data":
+                data_lines.append(value[1:] if value.startswith(b" ") else value)
+        delivery.stream_end_bytes = counter.snapshot()
+        return delivery
+    finally:
+        conn.close()

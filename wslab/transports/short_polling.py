@@ -1,0 +1,95 @@
+"""Short polling: the client asks "anything after event N?" every ``interval`` seconds.
+
+The server answers at once with the events due so far (possibly none) as a JSON array,
+over one keep-alive HTTP/1.1 connection. Latency is bounded by the polling interval;
+every poll, empty or not, pays a full request and response header.
+"""
+from __future__ import annotations
+
+import http.client
+import time
+
+from .accounting import ByteCounter, CountingHTTPConnection
+from .delivery import Delivery
+from .events import Event, EventSource, decode_batch, encode_batch
+from .http_server import HOST, BackgroundHTTPServer, EventHandler
+
+DEFAULT_TIMEOUT = 10.0  # seconds beyond the stream's own duration
+
+
+class ShortPollingHandler(EventHandler):
+    """``GET /events?after=N`` returns every due event numbered above N, immediately."""
+
+    def do_GET(self) -> None:
+        if not self.path_is("/events"):
+            return
+        after = self.query_int("after", default=-1, minimum=-1)
+        if after is None:
+            return
+        self.send_body(encode_batch(self.server.source.ready_after(after)), "application/json")
+
+
+class ShortPollingServer(BackgroundHTTPServer):
+    """Short polling server for an :class:`EventSource` (context manager)."""
+
+    handler_class = ShortPollingHandler
+
+
+def get_events(conn: http.client.HTTPConnection, after: int) -> list[Event]:
+    """One poll: ``GET /events?after=N`` on ``conn``; return the events of the answer.
+
+    Raises:
+        ConnectionError: if the server answers anything but 200.
+        ValueError: if the body is not a JSON array of events.
+    """
+    conn.request("GET", f"/events?after={after}")
+    response = conn.getresponse()
+    body = response.read()
+    if response.status != 200:
+        raise ConnectionError(f"poll failed: HTTP {response.status} {body[:80]!r}")
+    return decode_batch(body)
+
+
+def stream_deadline(source: EventSource, timeout: float) -> float:
+    """Clock time by which a client must have every event: stream duration plus ``timeout``."""
+    return source.clock() + (source.count - 1) / source.rate + timeout
+
+
+def receive_by_short_polling(
+    port: int, source: EventSource, counter: ByteCounter, *, interval: float,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Delivery:
+    """Poll ``127.0.0.1:port`` every ``interval`` s until all events arrived; start the stream.
+
+    Raises:
+        ValueError: if ``interval`` is not positive.
+        TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
+    """
+    if not interval > 0:
+        raise ValueError(f"interval must be positive seconds, got {interval!r}")
+    conn = CountingHTTPConnection(HOST, port, counter, timeout)
+    try:
+        conn.connect()
+        if not source.started:
+            source.start()
+        delivery = Delivery(origin=source.origin, setup_bytes=counter.snapshot())
+        deadline = stream_deadline(source, timeout)
+        first_poll = source.clock()
+        after = -1
+        while after < source.count - 1:
+            if source.clock() > deadline:
+                raise TimeoutError(f"short polling: {len(delivery.seqs)} of {source.count} events arrived in time")
+            events = get_events(conn, after)
+            now = source.clock()
+            delivery.requests += 1
+            for event in events:
+                delivery.receive(event, now)
+                after = event.seq
+            # fixed-rate schedule: poll k happens at first_poll + k * interval
+            pause = first_poll + delivery.requests * interval - source.clock()
+            if pause > 0 and after < source.count - 1:
+                time.sleep(pause)
+        delivery.stream_end_bytes = counter.snapshot()
+        return delivery
+    finally:
+        conn.close()

@@ -1,0 +1,108 @@
+"""WebSocket: one upgraded connection, one text frame per event, pushed as it becomes due.
+
+The server is python-websockets' threaded (sync) server, so it needs no event loop and
+runs beside a notebook kernel's own loop; the client is websocket-client over a
+:class:`~.accounting.CountingSocket`. Compression and keepalive pings are off so that
+every byte on the wire is an event frame, the handshake or the close handshake.
+"""
+from __future__ import annotations
+
+import threading
+
+import websocket  # websocket-client
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import ServerConnection, serve
+
+from .accounting import ByteCounter, open_counting_socket
+from .delivery import Delivery
+from .events import Event, EventSource
+from .http_server import HOST, JOIN_TIMEOUT
+from .short_polling import DEFAULT_TIMEOUT, stream_deadline
+
+HOLD = 25.0  # seconds the server waits for the next due event before giving up
+
+
+class WebSocketServer:
+    """Push every event of ``source`` to each client that connects (context manager)."""
+
+    def __init__(self, source: EventSource) -> None:
+        self.source = source
+        self.stopping = threading.Event()
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The ephemeral port chosen by the OS. Raises ``RuntimeError`` if not running."""
+        if self._server is None:
+            raise RuntimeError("the server is not running; use it in a with block")
+        return self._server.socket.getsockname()[1]
+
+    def _handle(self, connection: ServerConnection) -> None:
+        try:
+            for seq in range(self.source.count):
+                if not self.source.wait_for(seq, self.stopping, HOLD):
+                    return
+                connection.send(self.source.event(seq).encode())
+        except ConnectionClosed:
+            return  # the client left; returning ends this handler
+        # returning closes the connection with code 1000 (normal closure)
+
+    def start(self) -> None:
+        """Bind and serve in a background thread. Raises ``RuntimeError`` if running."""
+        if self._server is not None:
+            raise RuntimeError("the server is already running")
+        self.stopping.clear()
+        self._server = serve(
+            self._handle, HOST, 0, compression=None, ping_interval=None,
+            server_header="wslab", close_timeout=2,
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"WebSocketServer-{self.port}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Wake waiting handlers, close connections (1001), join threads. Idempotent."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self.stopping.set()
+        server.shutdown()  # closes the listener and open connections, waits for handlers
+        if thread is not None:
+            thread.join(JOIN_TIMEOUT)
+        self._server = self._thread = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def receive_by_websocket(
+    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = DEFAULT_TIMEOUT,
+) -> Delivery:
+    """Connect to ``ws://127.0.0.1:port/``, start the stream, read every event, close cleanly.
+
+    Raises:
+        websocket.WebSocketException: if the handshake fails or the connection drops.
+        TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
+    """
+    sock = open_counting_socket(HOST, port, counter, timeout)
+    try:
+        ws = websocket.create_connection(f"ws://{HOST}:{port}/", socket=sock, timeout=timeout)
+        if not source.started:
+            source.start()
+        delivery = Delivery(origin=source.origin, requests=1, setup_bytes=counter.snapshot())  # the Upgrade request
+        deadline = stream_deadline(source, timeout)
+        while len(delivery.seqs) < source.count:
+            if source.clock() > deadline:
+                raise TimeoutError(f"WebSocket: {len(delivery.seqs)} of {source.count} events arrived in time")
+            delivery.receive(Event.decode(ws.recv()), source.clock())
+        delivery.stream_end_bytes = counter.snapshot()
+        ws.close(timeout=timeout)  # close handshake: our close frame, then the server's
+        return delivery
+    finally:
+        sock.close()
