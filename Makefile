@@ -1,0 +1,28 @@
+# The three commands of the README. Each one bootstraps .venv on a fresh machine
+# that has only python3 (3.11+) and make; nothing else is installed by hand.
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The venv's bin first, so the notebooks' "python3" kernel is the project's Python.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONHASHSEED := 0
+
+.PHONY: report test lab bench
+
+report: $(STAMP)
+	$(PYTHON) -m wslab.report build
+
+test: $(STAMP)
+	$(PYTHON) -m pytest tests notebooks --nbval --nbval-current-env
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+$(STAMP): requirements.txt pyproject.toml
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "wslab precisa de Python 3.11 ou mais novo (python3 é $$(python3 --version))."; exit 1; }
+	@test -x $(PYTHON) || python3 -m venv $(VENV) || \
+		{ echo "python3 -m venv falhou: em Debian/Ubuntu, instale o pacote python3-venv."; exit 1; }
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)

@@ -1,0 +1,157 @@
+"""Local servers that fail on purpose, one named way each, for tests and notebooks.
+
+Each mode reproduces one failure a client of a real WebSocket server can meet:
+
+- ``refuse``: nothing listens on the port (connection refused).
+- ``blackhole``: the accept queue is full, so the TCP handshake never completes
+  (connect timeout), without sending anything off this machine.
+- ``stall``: TCP is accepted, the upgrade request is never answered.
+- ``http-404`` / ``http-502``: a plain HTTP answer instead of 101.
+- ``wrong-accept``: 101, but with a Sec-WebSocket-Accept that does not match the key.
+- ``close-early``: a correct 101, then a close frame (1000) before any message.
+- ``drop``: a correct 101, then the TCP connection is cut with no close frame.
+- ``silent``: a correct 101, then nothing at all.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import threading
+
+from wslab.handshake import accept_key
+
+MODES = (
+    "refuse",
+    "blackhole",
+    "stall",
+    "http-404",
+    "http-502",
+    "wrong-accept",
+    "close-early",
+    "drop",
+    "silent",
+)
+
+_KEY = re.compile(rb"^sec-websocket-key:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
+_HTTP_ANSWERS = {
+    "http-404": b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 9\r\nConnection: close\r\n\r\nNot Found",
+    "http-502": b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 11\r\nConnection: close\r\n\r\nBad Gateway",
+}
+_CLOSE_NORMAL = b"\x88\x02" + struct.pack("!H", 1000)
+
+
+def _switching_protocols(accept: str) -> bytes:
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    ).encode("ascii")
+
+
+class BadServer:
+    """A loopback server that misbehaves in one ``mode`` (see MODES); a context manager."""
+
+    def __init__(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.mode = mode
+        self._listener: socket.socket | None = None
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    def start(self) -> "BadServer":
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        self.port = listener.getsockname()[1]
+        if self.mode == "refuse":
+            listener.close()  # the port was free a moment ago and nobody listens now
+            return self
+        if self.mode == "blackhole":
+            listener.listen(0)
+            filler = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+            self._held += [listener, filler]  # the queue is now full: later SYNs are dropped
+            return self
+        listener.listen(16)
+        listener.settimeout(0.1)
+        self._listener = listener
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            for sock in self._held:
+                sock.close()
+            self._held.clear()
+
+    def __enter__(self) -> "BadServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        with self._listener:
+            while not self._stopping.is_set():
+                try:
+                    conn, _ = self._listener.accept()
+                except TimeoutError:
+                    continue
+                with self._lock:
+                    self._held.append(conn)
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(5)
+            request = self._read_request(conn)
+            if self.mode == "stall":
+                self._stopping.wait()
+            elif self.mode in _HTTP_ANSWERS:
+                conn.sendall(_HTTP_ANSWERS[self.mode])
+                conn.shutdown(socket.SHUT_RDWR)
+            else:
+                self._upgrade(conn, request)
+        except OSError:
+            pass  # the client went away first; nothing to clean beyond stop()
+
+    def _upgrade(self, conn: socket.socket, request: bytes) -> None:
+        found = _KEY.search(request)
+        key = found.group(1).decode("ascii") if found else ""
+        accept = accept_key(key)
+        if self.mode == "wrong-accept":
+            accept = accept_key(key + "x")
+        conn.sendall(_switching_protocols(accept))
+        if self.mode == "close-early":
+            conn.sendall(_CLOSE_NORMAL)
+            conn.recv(1024)  # the client's close frame, or nothing before the timeout
+            conn.shutdown(socket.SHUT_RDWR)
+        elif self.mode == "drop":
+            conn.shutdown(socket.SHUT_RDWR)
+        else:  # "silent" and "wrong-accept": say nothing more until stopped
+            self._stopping.wait()
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) < 16384:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data

@@ -1,0 +1,376 @@
+"""Parte 2 of the test: connect to the challenge server and read the message it sends.
+
+``fetch_message`` walks the connection one phase at a time (DNS, TCP, TLS, the
+WebSocket handshake done by websocket-client, the first message), timing each one
+and naming the phase that failed in one pt-BR sentence. Every wait is bounded by
+``timeout``, which covers the whole attempt.
+
+The free host sleeps when idle and takes up to about a minute to wake, so when the
+name resolves the client keeps retrying the failures a waking host produces
+(connect or handshake time-outs, HTTP 502/503/504) until ``timeout``, reporting each
+retry through ``on_progress``. When the name does not resolve (no network) it gives
+up at once.
+
+``fetch_or_replica`` falls back to the local replica (wslab.replica) and marks the
+result as such; ``python -m wslab.challenge`` is the command-line face of both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import socket
+import ssl
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+import websocket
+
+from wslab.handshake import accept_key
+from wslab.replica import RECORDED_MESSAGE, Replica
+from wslab.tap import TappedSocket, tapped_tls_context
+
+DEFAULT_URL = "wss://websocket-fh6l.onrender.com"
+DEFAULT_TIMEOUT = 75.0  # the host may take about a minute to wake up
+DNS_TIMEOUT = 1.5  # no network must end in under 2 s
+ATTEMPT_CAP = 20.0  # one attempt's longest wait, so progress shows while waking
+RETRY_DELAY = 2.0
+WAKING_STATUSES = {502, 503, 504}
+
+
+class Failure(enum.Enum):
+    """Each way an attempt can fail, with the pt-BR sentence that explains it."""
+
+    DNS = "O nome {host} não foi resolvido (sem rede, ou nome inexistente): verifique a conexão com a internet."
+    REFUSED = "A conexão com {host}:{port} foi recusada: nenhum servidor escuta nessa porta."
+    CONNECT_TIMEOUT = "O servidor {host}:{port} não aceitou a conexão TCP em {waited:.1f} s: está fora do ar ou inalcançável."
+    TLS = "A negociação TLS com {host} falhou ({reason}): certificado não confiável ou servidor sem TLS."
+    HTTP_STATUS = "O servidor respondeu HTTP {status} em vez de 101 Switching Protocols: o endereço não aceita WebSocket agora."
+    BAD_ACCEPT = "O servidor respondeu 101, mas o Sec-WebSocket-Accept não corresponde à chave enviada: o cliente recusou o handshake."
+    BAD_UPGRADE = "O servidor respondeu 101 sem os cabeçalhos de upgrade exigidos: o cliente recusou o handshake."
+    HANDSHAKE_TIMEOUT = "O servidor aceitou a conexão, mas não respondeu ao pedido de upgrade em {waited:.1f} s."
+    CLOSED_EARLY = "O servidor fechou a conexão (código {code}) antes de enviar qualquer mensagem."
+    DROPPED = "A conexão caiu antes de qualquer mensagem chegar."
+    NO_MESSAGE = "Nenhuma mensagem chegou em {waited:.1f} s depois do handshake."
+
+    def explain(self, **details: object) -> str:
+        return self.value.format(**details)
+
+
+@dataclass
+class FetchResult:
+    """What one attempt to read the server's first message produced."""
+
+    url: str
+    source: str  # "live" (the URL asked) or "replica" (the local stand-in)
+    message: str | None = None
+    failure: Failure | None = None
+    explanation: str | None = None  # one pt-BR sentence when failure is set
+    phases: dict[str, float] = field(default_factory=dict)  # seconds, in order
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    request_head: str = ""  # the upgrade request as sent
+    response_head: str = ""  # the upgrade response as received
+    after_handshake: bytes = b""  # raw bytes received after the response head (the frames)
+    attempts: int = 0
+    elapsed: float = 0.0
+    received_at: str | None = None  # UTC, ISO 8601, when the message arrived
+
+    @property
+    def ok(self) -> bool:
+        return self.message is not None
+
+
+class _Failed(Exception):
+    def __init__(self, failure: Failure, **details: object) -> None:
+        super().__init__(failure.explain(**details))
+        self.failure = failure
+        self.details = details
+
+
+def fetch_message(
+    url: str = DEFAULT_URL,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    read_timeout: float = 10.0,
+    cafile: str | None = None,
+    on_progress: Callable[[str], None] | None = None,
+    source: str = "live",
+) -> FetchResult:
+    """Connect to ``url``, read the first text message, close cleanly.
+
+    Never raises for network trouble: the result names the failure instead.
+    ``timeout`` bounds the whole call, wake-up retries included; ``read_timeout``
+    bounds the wait for the first message after the handshake; ``cafile`` adds a
+    certificate authority to trust for wss:// (the replica's, in tests).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"URL inválida: {url!r}; use ws://host[:porta]/ ou wss://host[:porta]/")
+    host, tls = parts.hostname, parts.scheme == "wss"
+    port = parts.port or (443 if tls else 80)
+    progress = on_progress or (lambda text: None)
+    result = FetchResult(url=url, source=source)
+    start = time.perf_counter()
+    deadline = start + timeout
+
+    try:
+        address = _resolve(host, port, min(DNS_TIMEOUT, timeout), result)
+        progress(f"{host} resolvido; conectando (até {timeout:g} s, o servidor pode estar acordando)")
+        while True:
+            result.attempts += 1
+            try:
+                _attempt(url, host, port, address, tls, cafile, deadline, read_timeout, result)
+                break
+            except _Failed as failed:
+                if not _worth_retrying(failed, deadline):
+                    raise
+                waited = time.perf_counter() - start
+                progress(
+                    f"tentativa {result.attempts}: {failed} Aguardando o servidor acordar "
+                    f"({waited:.0f} s de {timeout:g} s)"
+                )
+                time.sleep(max(0.0, min(RETRY_DELAY, deadline - time.perf_counter())))
+    except _Failed as failed:
+        result.failure = failed.failure
+        result.explanation = str(failed)
+    result.elapsed = time.perf_counter() - start
+    return result
+
+
+def _worth_retrying(failed: _Failed, deadline: float) -> bool:
+    """A waking host times out or answers 502/503/504; retry while time remains."""
+    waking = failed.failure in (Failure.CONNECT_TIMEOUT, Failure.HANDSHAKE_TIMEOUT) or (
+        failed.failure is Failure.HTTP_STATUS and failed.details.get("status") in WAKING_STATUSES
+    )
+    return waking and deadline - time.perf_counter() > RETRY_DELAY
+
+
+def _resolve(host: str, port: int, limit: float, result: FetchResult) -> tuple:
+    """getaddrinfo in a daemon thread, so a stuck resolver cannot hold us past ``limit``."""
+    answers: list = []
+    started = time.perf_counter()
+    worker = threading.Thread(target=_lookup, args=(host, port, answers), daemon=True)
+    worker.start()
+    worker.join(limit)
+    result.phases["dns"] = time.perf_counter() - started
+    if not answers or isinstance(answers[0], Exception):
+        raise _Failed(Failure.DNS, host=host)
+    return answers[0]
+
+
+def _lookup(host: str, port: int, answers: list) -> None:
+    try:
+        answers.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0])
+    except (OSError, UnicodeError) as error:
+        answers.append(error)
+
+
+def _attempt(url, host, port, address, tls, cafile, deadline, read_timeout, result) -> None:
+    """One connection from TCP to the first message; raises _Failed naming the phase."""
+    family, kind, proto, _, sockaddr = address
+    sock = TappedSocket(family, kind, proto)
+    try:
+        wait = _remaining(deadline)
+        sock.settimeout(wait)
+        with _phase(result, "tcp"):
+            try:
+                sock.connect(sockaddr)
+            except ConnectionRefusedError:
+                raise _Failed(Failure.REFUSED, host=host, port=port) from None
+            except TimeoutError:
+                raise _Failed(Failure.CONNECT_TIMEOUT, host=host, port=port, waited=wait) from None
+        if tls:
+            with _phase(result, "tls"):
+                try:
+                    sock = tapped_tls_context(cafile).wrap_socket(sock, server_hostname=host)
+                except (ssl.SSLError, ssl.CertificateError) as error:
+                    raise _Failed(Failure.TLS, host=host, reason=_tls_reason(error)) from None
+                except (TimeoutError, ConnectionError) as error:
+                    raise _Failed(Failure.TLS, host=host, reason=type(error).__name__) from None
+        ws = _handshake(url, sock, deadline, result)
+        try:
+            _read_first_message(ws, sock, min(read_timeout, _remaining(deadline)), result)
+        finally:
+            ws.close(timeout=1.0)
+    finally:
+        sock.close()
+
+
+def _handshake(url, sock, deadline, result) -> websocket.WebSocket:
+    wait = _remaining(deadline)
+    try:
+        with _phase(result, "handshake"):
+            ws = websocket.create_connection(url, socket=sock, timeout=wait, enable_multithread=False)
+    except websocket.WebSocketBadStatusException as error:
+        result.status = error.status_code
+        result.response_headers = dict(error.resp_headers or {})
+        _keep_heads(sock, result)
+        raise _Failed(Failure.HTTP_STATUS, status=error.status_code) from None
+    except websocket.WebSocketTimeoutException:
+        raise _Failed(Failure.HANDSHAKE_TIMEOUT, waited=wait) from None
+    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+        raise _Failed(Failure.DROPPED) from None
+    except websocket.WebSocketException:
+        _keep_heads(sock, result)
+        raise _Failed(_diagnose_bad_upgrade(result)) from None
+    result.status = ws.getstatus()
+    result.response_headers = dict(ws.getheaders() or {})
+    _keep_heads(sock, result)
+    return ws
+
+
+def _read_first_message(ws, sock, wait: float, result: FetchResult) -> None:
+    """Skip control and binary frames; the first text frame is the answer."""
+    ws.settimeout(wait)
+    started = time.perf_counter()
+    try:
+        while True:
+            opcode, frame = ws.recv_data_frame(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                break
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else 1005
+                raise _Failed(Failure.CLOSED_EARLY, code=code)
+    except websocket.WebSocketTimeoutException:
+        raise _Failed(Failure.NO_MESSAGE, waited=wait) from None
+    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+        raise _Failed(Failure.DROPPED) from None
+    finally:
+        result.phases["first_message"] = time.perf_counter() - started
+    result.message = frame.data.decode("utf-8")
+    result.received_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result.after_handshake = sock.received.partition(b"\r\n\r\n")[2]
+
+
+def _keep_heads(sock, result: FetchResult) -> None:
+    result.request_head = _head(sock.sent)
+    result.response_head = _head(sock.received)
+
+
+def _head(data: bytes) -> str:
+    return data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+
+
+def _diagnose_bad_upgrade(result: FetchResult) -> Failure:
+    """websocket-client says only 'Invalid WebSocket Header': find out whether the accept was wrong."""
+    key = _header(result.request_head, "sec-websocket-key")
+    accept = _header(result.response_head, "sec-websocket-accept")
+    if key and accept and accept != accept_key(key):
+        return Failure.BAD_ACCEPT
+    return Failure.BAD_UPGRADE
+
+
+def _header(head: str, name: str) -> str | None:
+    for line in head.split("\r\n")[1:]:
+        field_name, _, value = line.partition(":")
+        if field_name.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+def _tls_reason(error: Exception) -> str:
+    return getattr(error, "verify_message", None) or getattr(error, "reason", None) or type(error).__name__
+
+
+class _phase:
+    """Times one phase into result.phases, whether it succeeds or fails."""
+
+    def __init__(self, result: FetchResult, name: str) -> None:
+        self.result, self.name = result, name
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.result.phases[self.name] = time.perf_counter() - self.started
+
+
+def _remaining(deadline: float) -> float:
+    """Time left before ``deadline``, capped per attempt; never zero (0 means no timeout)."""
+    return max(0.05, min(deadline - time.perf_counter(), ATTEMPT_CAP))
+
+
+def fetch_or_replica(
+    url: str = DEFAULT_URL,
+    *,
+    use_replica: bool = True,
+    **options,
+) -> tuple[FetchResult, FetchResult | None]:
+    """Try ``url``; when it gives no message and ``use_replica``, ask the local replica.
+
+    Returns (the attempt at ``url``, the replica's result or None). The second
+    result's ``source`` is "replica", so nobody can mistake it for the live server.
+    """
+    live = fetch_message(url, **options)
+    if live.ok or not use_replica:
+        return live, None
+    with Replica() as replica:
+        local = fetch_message(replica.url, timeout=5.0, source="replica")
+    return live, local
+
+
+def save_capture(result: FetchResult, path: str | Path) -> None:
+    """Keep a successful live attempt (time, URL, status, headers, message) as JSON."""
+    if not result.ok or result.source != "live":
+        raise ValueError("only a successful attempt at the live server is a capture")
+    keep = {k: v for k, v in asdict(result).items() if k in CAPTURE_FIELDS}
+    Path(path).write_text(json.dumps(keep, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def load_capture(path: str | Path) -> dict | None:
+    """The last live capture, or None when no live run has ever succeeded."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+CAPTURE_FIELDS = ("received_at", "url", "status", "response_headers", "request_head", "message")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m wslab.challenge",
+        description="Conecta ao servidor WebSocket do teste e mostra a mensagem que ele envia.",
+    )
+    parser.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"padrão: {DEFAULT_URL}")
+    parser.add_argument("--no-replica", action="store_true", help="não recorrer à réplica local em caso de falha")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="limite da tentativa inteira, em segundos")
+    args = parser.parse_args(argv)
+    if args.timeout <= 0:
+        parser.error("--timeout deve ser positivo")
+
+    print(f"Conectando a {args.url} (limite de {args.timeout:g} s)...", flush=True)
+    try:
+        live, local = fetch_or_replica(
+            args.url,
+            use_replica=not args.no_replica,
+            timeout=args.timeout,
+            on_progress=lambda text: print(f"  {text}", flush=True),
+        )
+    except ValueError as error:
+        print(f"Erro: {error}")
+        return 2
+    if live.ok:
+        print(f"Mensagem recebida do servidor ao vivo em {live.elapsed:.2f} s ({live.received_at}):")
+        print(live.message)
+        return 0
+    print(f"Falha ({live.failure.name}): {live.explanation}")
+    if local is None:
+        return 1
+    if not local.ok:
+        print(f"A réplica local também falhou: {local.explanation}")
+        return 1
+    print("ATENÇÃO: a mensagem abaixo veio da RÉPLICA LOCAL, não do servidor do teste.")
+    print(f"A réplica reproduz a mensagem registrada ({RECORDED_MESSAGE!r}), relatada por soluções públicas do teste.")
+    print(local.message)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
