@@ -61,6 +61,8 @@ class EventHandler(BaseHTTPRequestHandler):
     server_version = "wslab"
     disable_nagle_algorithm = True  # headers and body are two writes: don't wait for an ACK
     timeout = 30  # seconds an idle keep-alive connection may wait for its next request
+    error_content_type = "text/plain; charset=utf-8"
+    error_message_format = "%(code)d %(message)s\n"
     server: _TrackingHTTPServer
 
     def version_string(self) -> str:
@@ -82,7 +84,7 @@ class EventHandler(BaseHTTPRequestHandler):
         except ValueError:
             value = None
         if value is None or value < minimum:
-            self.send_error(400, f"query parameter {name} must be an integer >= {minimum}")
+            self.send_error(400, f"query parameter {name} must be an integer, at least {minimum}")
             return None
         return value
 
