@@ -5,7 +5,7 @@ import random
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode as WsOpcode
@@ -241,8 +241,7 @@ def test_empty_close_payload_means_no_status():
 def test_close_agrees_with_websockets(code, reason):
     from websockets.frames import Close as WsClose
 
-    if len(reason.encode()) > 123:
-        return
+    assume(len(reason.encode()) <= 123)
     ours = Close(code, reason).encode()
     assert ours == WsClose(code, reason).serialize()
     assert Close.parse(ours) == Close(code, reason)
