@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 
 import websocket
 
-from wslab.handshake import accept_key
-from wslab.replica import RECORDED_MESSAGE, Replica
+from wslab.handshake import HandshakeError, HandshakeRule, check_response, parse_response
+from wslab.replica import PROVENANCE, Replica
 from wslab.tap import TappedSocket, tapped_tls_context
 
 DEFAULT_URL = "wss://websocket-fh6l.onrender.com"
@@ -260,14 +260,18 @@ def _head(data: bytes) -> str:
 
 def _diagnose_bad_upgrade(result: FetchResult) -> Failure:
     """websocket-client says only 'Invalid WebSocket Header': find out whether the accept was wrong."""
-    key = _header(result.request_head, "sec-websocket-key")
-    accept = _header(result.response_head, "sec-websocket-accept")
-    if key and accept and accept != accept_key(key):
-        return Failure.BAD_ACCEPT
+    key = _header(result.request_head, "sec-websocket-key") or ""
+    try:
+        response, _ = parse_response(result.response_head.encode("latin-1") + b"\r\n\r\n")
+        check_response(response, key)
+    except HandshakeError as error:
+        if error.rule is HandshakeRule.BAD_ACCEPT:
+            return Failure.BAD_ACCEPT
     return Failure.BAD_UPGRADE
 
 
 def _header(head: str, name: str) -> str | None:
+    """A header of the request head we sent (the handshake module parses responses only)."""
     for line in head.split("\r\n")[1:]:
         field_name, _, value = line.partition(":")
         if field_name.strip().lower() == name:
@@ -357,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Erro: {error}")
         return 2
     if live.ok:
-        print(f"Mensagem recebida do servidor ao vivo em {live.elapsed:.2f} s ({live.received_at}):")
-        print(live.message)
+        print(f"Mensagem: {live.message}")
+        print(f"Origem: servidor ao vivo ({live.url}), recebida em {live.received_at} UTC, em {live.elapsed:.2f} s.")
         return 0
     print(f"Falha ({live.failure.name}): {live.explanation}")
     if local is None:
@@ -366,9 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     if not local.ok:
         print(f"A réplica local também falhou: {local.explanation}")
         return 1
-    print("ATENÇÃO: a mensagem abaixo veio da RÉPLICA LOCAL, não do servidor do teste.")
-    print(f"A réplica reproduz a mensagem registrada ({RECORDED_MESSAGE!r}), relatada por soluções públicas do teste.")
-    print(local.message)
+    print("ATENÇÃO: o servidor do teste não entregou a mensagem; a mensagem abaixo veio da RÉPLICA LOCAL.")
+    print(f"Mensagem: {local.message}")
+    print(f"Origem: réplica local ({local.url}), que reproduz a mensagem registrada: {PROVENANCE}.")
     return 0
 
 
