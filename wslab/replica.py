@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 
 import trustme
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 RECORDED_MESSAGE = "Olá mundo! LTIS 2025"
@@ -113,9 +114,12 @@ class Replica:
         self.stop()
 
     def _greet(self, connection: ServerConnection) -> None:
-        connection.send(self.message)
-        for _ in connection:  # ignore what the client sends, until it closes
-            pass
+        try:
+            connection.send(self.message)
+            for _ in connection:  # ignore what the client sends, until it closes
+                pass
+        except ConnectionClosed:
+            pass  # a client that vanishes or breaks the protocol concerns only itself
 
     def _server_ssl_context(self) -> ssl.SSLContext:
         self._ca = trustme.CA()
