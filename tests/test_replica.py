@@ -1,6 +1,7 @@
 """The replica greets, ignores what it is sent, answers ping and close, and stops cleanly."""
 
 import signal
+import socket
 import subprocess
 import sys
 
@@ -8,6 +9,8 @@ import pytest
 import websocket
 
 from wslab.badservers import BadServer
+from wslab.frames import Close, CloseCode, Frame, Opcode, decode_frame
+from wslab.handshake import build_request, generate_key
 from wslab.replica import RECORDED_MESSAGE, Replica
 
 
@@ -71,3 +74,26 @@ def test_runs_in_the_foreground_from_the_command_line():
     finally:
         process.kill()
         process.stdout.close()
+
+
+def test_a_client_breaking_the_protocol_disturbs_nobody_else(caplog):
+    with Replica() as replica:
+        good = websocket.create_connection(replica.url, timeout=2)
+        good.recv()
+        key = generate_key()
+        with socket.create_connection((replica.host, replica.port), timeout=2) as bad:
+            bad.sendall(build_request(replica.url, key))
+            greeting = b""
+            while not greeting.endswith(RECORDED_MESSAGE.encode()):  # 101, then the greeting frame
+                greeting += bad.recv(4096)
+            bad.sendall(Frame(Opcode.TEXT, b"unmasked").encode(mask=None))
+            closing = b""
+            while chunk := bad.recv(4096):
+                closing += chunk
+        frame, _ = decode_frame(closing)
+        assert Close.parse(frame.payload).code == CloseCode.PROTOCOL_ERROR
+        good.ping(b"ok?")
+        opcode, pong = good.recv_data_frame(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_PONG and pong.data == b"ok?"
+        good.close()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
