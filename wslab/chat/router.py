@@ -28,12 +28,18 @@ __all__ = ["ChatRouter"]
 
 
 class _SessionState:
-    """An open session and its pending queue (oldest first)."""
+    """An open session and its pending queue (oldest first).
 
-    __slots__ = ("session", "queue")
+    The same list object lives as long as the session (``take`` copies and clears
+    it), so the router's indexes can hold the queue itself and a fan-out appends to
+    it without going through the state.
+    """
+
+    __slots__ = ("session", "user", "queue")
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.user = session.user
         self.queue: list[Delivery] = []
 
 
@@ -72,7 +78,11 @@ class ChatRouter:
         self._history: deque[Delivery] = deque(maxlen=retention)
         self._newest = 0  # offset of the newest message ever kept; 0 before the first
         self._sessions: dict[str, _SessionState] = {}
-        self._by_user: dict[str, dict[str, _SessionState]] = {}
+        self._queues: dict[str, list[Delivery]] = {}  # session id -> queue, for public
+        # user -> queues of that user's open sessions. A tuple, rebuilt on connect and
+        # disconnect (a user has few sessions), so that a fan-out touches as few
+        # objects as possible: one dict slot, one tuple, the queues themselves.
+        self._by_user: dict[str, tuple[list[Delivery], ...]] = {}
         self._ids = itertools.count(1)
 
     # -- read-only facts -------------------------------------------------------------
@@ -124,7 +134,8 @@ class ChatRouter:
             state.queue.append(Delivery(DeliveryKind.SYSTEM, None, None, None, notice))
         state.queue.extend(d for d in replay if d.visible_to(name))
         self._sessions[session.id] = state
-        self._by_user.setdefault(name, {})[session.id] = state
+        self._queues[session.id] = state.queue
+        self._by_user[name] = self._by_user.get(name, ()) + (state.queue,)
         return session
 
     def disconnect(self, session_id: str) -> None:
@@ -132,10 +143,12 @@ class ChatRouter:
         state = self._sessions.pop(session_id, None) if isinstance(session_id, str) else None
         if state is None:
             return
-        user = state.session.user
-        of_user = self._by_user[user]
-        del of_user[session_id]
-        if not of_user:
+        del self._queues[session_id]
+        user = state.user
+        remaining = tuple(q for q in self._by_user[user] if q is not state.queue)
+        if remaining:
+            self._by_user[user] = remaining
+        else:
             del self._by_user[user]
 
     def take(self, session_id: str) -> list[Delivery]:
@@ -144,8 +157,9 @@ class ChatRouter:
         Raises:
             KeyError: if the session is unknown or closed.
         """
-        state = self._state(session_id)
-        queued, state.queue = state.queue, []
+        queue = self._state(session_id).queue
+        queued = queue.copy()
+        queue.clear()
         return queued
 
     def submit(self, session_id: str, text: str) -> None:
@@ -161,10 +175,14 @@ class ChatRouter:
             TypeError: if ``text`` is not a string.
         """
         state = self._state(session_id)
-        sender = state.session.user
+        sender = state.user
         try:
             command = parse_line(text)
-            if isinstance(command, PrivateText) and command.to not in self._credentials:
+            if (
+                isinstance(command, PrivateText)
+                and command.to not in self._by_user  # online users are registered
+                and command.to not in self._credentials
+            ):
                 raise CommandError(
                     f"O usuário '{command.to}' não existe: ninguém entrou com esse nome."
                 )
@@ -182,8 +200,8 @@ class ChatRouter:
             message = self._keep(DeliveryKind.PUBLIC, sender, None, command.text)
         else:
             message = self._keep(DeliveryKind.PRIVATE, sender, command.to, command.text)
-        for recipient in self._recipients(message):
-            recipient.queue.append(message)
+        for queue in self._recipients(message):
+            queue.append(message)
 
     # -- internals -------------------------------------------------------------------
 
@@ -199,14 +217,14 @@ class ChatRouter:
         self._history.append(message)
         return message
 
-    def _recipients(self, message: Delivery) -> Iterable[_SessionState]:
-        """Open sessions that receive ``message``, each once, found by index."""
+    def _recipients(self, message: Delivery) -> Iterable[list[Delivery]]:
+        """Queues of the open sessions that receive ``message``, each once, by index."""
         if message.kind is DeliveryKind.PUBLIC:
-            return self._sessions.values()
-        sender = self._by_user.get(message.sender, {})
+            return self._queues.values()
+        sender = self._by_user.get(message.sender, ())
         if message.to == message.sender:
-            return sender.values()
-        return itertools.chain(sender.values(), self._by_user.get(message.to, {}).values())
+            return sender
+        return sender + self._by_user.get(message.to, ())
 
     def _plan_resume(
         self, resume: Sequence[object] | None

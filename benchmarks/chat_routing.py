@@ -1,0 +1,241 @@
+"""Measure the chat router: cost per delivery as sessions grow, and cost of a resume.
+
+Two questions, answered with wall-clock timings of the real ``ChatRouter``:
+
+1. Does routing cost per delivery stay flat from 10 to 10,000 open sessions? It is
+   compared with ``ScanAllRouter``, the same router except that it finds recipients
+   by scanning every open session for every message (the naive design).
+2. Does a resume cost grow with the messages missed after the offset, and not with
+   the size of the history?
+
+Secrets are hashed with ``kdf_iterations=1`` here, so that opening 10,000 sessions
+takes little time and the resume timings measure routing, not PBKDF2; the hashing cost
+per connect with the default iteration count is measured on its own (``kdf_cost``).
+
+Run: ``python -m benchmarks.chat_routing`` (full sizes) or ``--quick``.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from wslab.chat import ChatRouter
+from wslab.chat.delivery import Delivery
+
+__all__ = [
+    "ResumeCost",
+    "RoutingCost",
+    "ScanAllRouter",
+    "kdf_cost",
+    "resume_costs",
+    "routing_costs",
+]
+
+SESSION_SIZES = (10, 100, 1_000, 10_000)
+SESSIONS_PER_USER = 2
+
+
+class ScanAllRouter(ChatRouter):
+    """The naive design: for every message, look at every open session."""
+
+    def _recipients(self, message: Delivery) -> Iterable:
+        return [s.queue for s in self._sessions.values() if message.visible_to(s.user)]
+
+
+@dataclass(frozen=True)
+class RoutingCost:
+    """Best time per delivery over the repeats, for one router, workload and size."""
+
+    router: str
+    workload: str  # "private" or "public"
+    sessions: int
+    messages: int
+    deliveries: int
+    ns_per_delivery: float
+
+
+@dataclass(frozen=True)
+class ResumeCost:
+    """Best time of one resume (connect + replay) for a history size and a gap."""
+
+    history: int
+    missed: int
+    replayed: int
+    us_per_resume: float
+
+
+def _timed(action: Callable[[], None]) -> float:
+    """Seconds taken by ``action``, with the garbage collector paused."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        action()
+        return time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _populate(router_cls: type[ChatRouter], sessions: int) -> tuple[ChatRouter, list, int]:
+    router = router_cls(retention=1000, epoch="bench", kdf_iterations=1)
+    users = max(2, sessions // SESSIONS_PER_USER)
+    opened = [router.connect(f"u{i % users}", "pw") for i in range(sessions)]
+    return router, opened, users
+
+
+def routing_costs(
+    sizes: Sequence[int] = SESSION_SIZES,
+    *,
+    private_messages: int = 2_000,
+    public_deliveries: int = 200_000,
+    repeats: int = 5,
+    seed: int = 5,
+    routers: Sequence[type[ChatRouter]] = (ChatRouter, ScanAllRouter),
+) -> list[RoutingCost]:
+    """Time ``submit`` for private and public workloads at each number of sessions.
+
+    Private: ``/msg`` from a random session to another random user, each user with
+    ``SESSIONS_PER_USER`` sessions, so every message has the same number of
+    deliveries at every size. Public: enough messages for about
+    ``public_deliveries`` deliveries. Every case is built first, then the repeats
+    run round-robin over the cases and the best time of each is kept, so a burst of
+    load on the machine cannot favour one size. Queues are drained between rounds,
+    untimed.
+    """
+    rng = random.Random(seed)
+    cases = []  # (router class name, workload, sessions, router, ids, plan)
+    for sessions in sizes:
+        users = max(2, sessions // SESSIONS_PER_USER)
+        plan_private = []
+        for _ in range(private_messages):
+            sender = rng.randrange(sessions)
+            to = rng.randrange(users - 1)
+            to = to + 1 if to >= sender % users else to  # never oneself
+            plan_private.append((sender, f"/msg u{to} oi"))
+        public_count = max(10, public_deliveries // sessions)
+        plan_public = [(rng.randrange(sessions), "oi") for _ in range(public_count)]
+        for router_cls in routers:
+            router, opened, _ = _populate(router_cls, sessions)
+            ids = [s.id for s in opened]
+            for workload, plan in (("private", plan_private), ("public", plan_public)):
+                cases.append((router_cls.__name__, workload, sessions, router, ids,
+                              [(ids[i], line) for i, line in plan]))
+    best = [float("inf")] * len(cases)
+    deliveries = [0] * len(cases)
+    for router_cls in routers:  # one round-robin per design: the naive router's scans
+        mine = [k for k, case in enumerate(cases) if case[0] == router_cls.__name__]
+        for _ in range(repeats):  # would flush the caches between the model's runs
+            for k in mine:
+                _, _, _, router, ids, plan = cases[k]
+                submit = router.submit
+
+                def run() -> None:
+                    for sid, line in plan:
+                        submit(sid, line)
+
+                elapsed = _timed(run)
+                deliveries[k] = sum(len(router.take(sid)) for sid in ids)
+                best[k] = min(best[k], elapsed / deliveries[k])
+    return [
+        RoutingCost(name, workload, sessions, len(plan), deliveries[k], best[k] * 1e9)
+        for k, (name, workload, sessions, _, _, plan) in enumerate(cases)
+    ]
+
+
+def resume_costs(
+    cases: Sequence[tuple[int, int]],
+    *,
+    repeats: int = 5,
+) -> list[ResumeCost]:
+    """Time one ``connect(..., resume=(epoch, newest - missed))`` per (history, missed).
+
+    The history is filled with ``history`` messages: two of every three public, one
+    private between two other users (so the resumer skips it). Each case builds its
+    own router; the resumer's session is closed after each timing, untimed.
+    """
+    rows = []
+    for history, missed in cases:
+        if missed > history:
+            raise ValueError(f"missed ({missed}) must not exceed history ({history}).")
+        router = ChatRouter(retention=history, epoch="bench", kdf_iterations=1)
+        writer = router.connect("writer", "pw")
+        router.connect("other", "pw")
+        router.connect("reader", "pw")
+        for n in range(history):
+            router.submit(writer.id, "/msg other p" if n % 3 == 2 else "m")
+            if n % 1000 == 999:
+                router.take(writer.id)
+        router.take(writer.id)
+        offset = router.newest_offset - missed
+        best = float("inf")
+        replayed = 0
+        for _ in range(repeats):
+            opened = []
+
+            def run() -> None:
+                opened.append(router.connect("reader", "pw", resume=("bench", offset)))
+
+            elapsed = _timed(run)
+            session = opened[0]
+            assert session.recovered
+            replayed = len(router.take(session.id))
+            router.disconnect(session.id)
+            best = min(best, elapsed)
+        rows.append(ResumeCost(history, missed, replayed, best * 1e6))
+    return rows
+
+
+def kdf_cost(repeats: int = 20) -> tuple[float, float]:
+    """Milliseconds per connect of a registered user: (default KDF, kdf_iterations=1)."""
+    out = []
+    for router in (ChatRouter(epoch="bench"), ChatRouter(epoch="bench", kdf_iterations=1)):
+        router.connect("ana", "pw")
+        best = min(_timed(lambda: router.connect("ana", "pw")) for _ in range(repeats))
+        out.append(best * 1e3)
+    return out[0], out[1]
+
+
+def _print_routing(rows: list[RoutingCost]) -> None:
+    print(f"{'router':<14}{'workload':<9}{'sessions':>9}{'messages':>10}"
+          f"{'deliveries':>12}{'ns/delivery':>13}")
+    for r in rows:
+        print(f"{r.router:<14}{r.workload:<9}{r.sessions:>9}{r.messages:>10}"
+              f"{r.deliveries:>12}{r.ns_per_delivery:>13.1f}")
+
+
+def _print_resume(rows: list[ResumeCost]) -> None:
+    print(f"{'history':>9}{'missed':>8}{'replayed':>10}{'us/resume':>11}")
+    for r in rows:
+        print(f"{r.history:>9}{r.missed:>8}{r.replayed:>10}{r.us_per_resume:>11.1f}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
+    args = parser.parse_args(argv)
+    if args.quick:
+        routing = routing_costs(private_messages=300, public_deliveries=30_000, repeats=3)
+        cases = [(10_000, m) for m in (10, 100, 1_000, 10_000)]
+        cases += [(h, 100) for h in (1_000, 10_000)]
+    else:
+        routing = routing_costs()
+        cases = [(100_000, m) for m in (10, 100, 1_000, 10_000, 100_000)]
+        cases += [(h, 100) for h in (1_000, 10_000)]
+    print("Routing cost per delivery (best of repeats)")
+    _print_routing(routing)
+    print()
+    print("Resume cost (connect with resume, best of repeats)")
+    _print_resume(resume_costs(cases))
+    default_ms, cheap_ms = kdf_cost()
+    print()
+    print(f"Connect of a registered user: {default_ms:.2f} ms with the default KDF, "
+          f"{cheap_ms:.3f} ms with kdf_iterations=1")
+
+
+if __name__ == "__main__":
+    main()
