@@ -96,6 +96,7 @@ def routing_costs(
     repeats: int = 5,
     seed: int = 5,
     routers: Sequence[type[ChatRouter]] = (ChatRouter, ScanAllRouter),
+    hot_users: int = 5,
 ) -> list[RoutingCost]:
     """Time ``submit`` for private and public workloads at each number of sessions.
 
@@ -106,6 +107,10 @@ def routing_costs(
     run round-robin over the cases and the best time of each is kept, so a burst of
     load on the machine cannot favour one size. Queues are drained between rounds,
     untimed.
+
+    One more case, workload ``"private-hot"``: the largest size, but all traffic
+    among the sessions of ``hot_users`` users. Same algorithm, small working set:
+    it tells how much of the growth at 10,000 sessions is the CPU caches.
     """
     rng = random.Random(seed)
     cases = []  # (router class name, workload, sessions, router, ids, plan)
@@ -122,7 +127,15 @@ def routing_costs(
         for router_cls in routers:
             router, opened, _ = _populate(router_cls, sessions)
             ids = [s.id for s in opened]
-            for workload, plan in (("private", plan_private), ("public", plan_public)):
+            workloads = [("private", plan_private), ("public", plan_public)]
+            if sessions == max(sizes) and router_cls is routers[0]:
+                hot = []
+                for _ in range(private_messages):
+                    a = rng.randrange(hot_users)
+                    b = (a + 1 + rng.randrange(hot_users - 1)) % hot_users
+                    hot.append((a + users * rng.randrange(SESSIONS_PER_USER), f"/msg u{b} oi"))
+                workloads.append(("private-hot", hot))
+            for workload, plan in workloads:
                 cases.append((router_cls.__name__, workload, sessions, router, ids,
                               [(ids[i], line) for i, line in plan]))
     best = [float("inf")] * len(cases)
@@ -201,10 +214,10 @@ def kdf_cost(repeats: int = 20) -> tuple[float, float]:
 
 
 def _print_routing(rows: list[RoutingCost]) -> None:
-    print(f"{'router':<14}{'workload':<9}{'sessions':>9}{'messages':>10}"
+    print(f"{'router':<14}{'workload':<12}{'sessions':>9}{'messages':>10}"
           f"{'deliveries':>12}{'ns/delivery':>13}")
     for r in rows:
-        print(f"{r.router:<14}{r.workload:<9}{r.sessions:>9}{r.messages:>10}"
+        print(f"{r.router:<14}{r.workload:<12}{r.sessions:>9}{r.messages:>10}"
               f"{r.deliveries:>12}{r.ns_per_delivery:>13.1f}")
 
 
