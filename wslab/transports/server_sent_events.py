@@ -43,7 +43,7 @@ class ServerSentEventsHandler(EventHandler):
         try:
             for seq in range(max(first, 0), source.count):
                 if not source.wait_for(seq, self.server.stopping, HOLD):
-                    self.close_connection = True  # stopping: no clean end of stream
+                    self.close_connection = True  # stopping, or nothing due within HOLD
                     return
                 self._write_chunk(format_event(source.event(seq)))
         except OSError:
