@@ -19,6 +19,11 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
+# The measurements at full size (several minutes); the notebooks run them small.
+bench: $(STAMP)
+	$(PYTHON) -m benchmarks.transports
+	$(PYTHON) -m benchmarks.chat_routing
+
 $(STAMP): requirements.txt pyproject.toml
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "wslab precisa de Python 3.11 ou mais novo (python3 é $$(python3 --version))."; exit 1; }
