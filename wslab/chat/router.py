@@ -6,9 +6,10 @@ object serves the notebook simulation, the tests and a network adapter.
 
 Costs, per operation:
 
-- a delivery is one ``list.append`` on a session queue found through an index
-  (all sessions for public text, the sessions of at most two users for ``/msg``):
-  O(1) per delivery, no scan of unrelated sessions;
+- a delivery is one ``list.append`` on a session queue found through an index (the
+  queues of all sessions for public text; ``user -> tuple of queues`` for ``/msg``):
+  O(1) per delivery, no scan of unrelated sessions. Queues hold the same frozen
+  :class:`Delivery` object, so an adapter can serialize a message once;
 - history is a bounded ``deque`` whose offsets are contiguous, so the messages after
   an offset are the last ``newest - offset`` entries: a resume walks only those.
 """
@@ -20,7 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 
 from .commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
-from .credentials import DEFAULT_KDF_ITERATIONS, AuthError, Credentials
+from .credentials import DEFAULT_KDF_ITERATIONS, Credentials
 from .delivery import Delivery, DeliveryKind, Session
 from .names import normalize_name
 
