@@ -128,7 +128,7 @@ def routing_costs(
             router, opened, _ = _populate(router_cls, sessions)
             ids = [s.id for s in opened]
             workloads = [("private", plan_private), ("public", plan_public)]
-            if sessions == max(sizes) and router_cls is routers[0]:
+            if sessions == max(sizes) and router_cls is ChatRouter:
                 hot = []
                 for _ in range(private_messages):
                     a = rng.randrange(hot_users)
@@ -163,18 +163,20 @@ def routing_costs(
 def resume_costs(
     cases: Sequence[tuple[int, int]],
     *,
-    repeats: int = 5,
+    repeats: int = 7,
     batch: int = 20,
 ) -> list[ResumeCost]:
     """Time ``connect(..., resume=(epoch, newest - missed))`` for each (history, missed).
 
     The history is filled with ``history`` messages: two of every three public, one
-    private between two other users (so the resumer skips it). Each case builds its
-    own router. One timing is ``batch`` resumes in a row (one alone lasts a few
-    microseconds, too close to the timer's noise); the best of ``repeats`` is kept,
-    divided by ``batch``. The resumed sessions are read and closed afterwards, untimed.
+    private between two other users (so the resumer skips it). Each case has its own
+    router, all built first. One timing is ``batch`` resumes in a row (one alone
+    lasts a few microseconds, too close to the timer's noise); the repeats run
+    round-robin over the cases, so a burst of load cannot favour one of them, and the
+    best is kept, divided by ``batch``. The resumed sessions are read and closed
+    afterwards, untimed.
     """
-    rows = []
+    routers = []
     for history, missed in cases:
         if missed > history:
             raise ValueError(f"missed ({missed}) must not exceed history ({history}).")
@@ -187,10 +189,12 @@ def resume_costs(
             if n % 1000 == 999:
                 router.take(writer.id)
         router.take(writer.id)
-        offset = router.newest_offset - missed
-        best = float("inf")
-        replayed = 0
-        for _ in range(repeats):
+        routers.append(router)
+    best = [float("inf")] * len(cases)
+    replayed = [0] * len(cases)
+    for _ in range(repeats):
+        for k, ((_, missed), router) in enumerate(zip(cases, routers)):
+            offset = router.newest_offset - missed
             opened = []
 
             def run() -> None:
@@ -200,11 +204,13 @@ def resume_costs(
             elapsed = _timed(run)
             for session in opened:
                 assert session.recovered
-                replayed = len(router.take(session.id))
+                replayed[k] = len(router.take(session.id))
                 router.disconnect(session.id)
-            best = min(best, elapsed / batch)
-        rows.append(ResumeCost(history, missed, replayed, best * 1e6))
-    return rows
+            best[k] = min(best[k], elapsed / batch)
+    return [
+        ResumeCost(history, missed, replayed[k], best[k] * 1e6)
+        for k, (history, missed) in enumerate(cases)
+    ]
 
 
 def kdf_cost(repeats: int = 20) -> tuple[float, float]:
