@@ -20,7 +20,7 @@ import argparse
 import gc
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wslab.chat import ChatRouter
@@ -42,7 +42,7 @@ SESSIONS_PER_USER = 2
 class ScanAllRouter(ChatRouter):
     """The naive design: for every message, look at every open session."""
 
-    def _recipients(self, message: Delivery) -> Iterable:
+    def _recipients(self, message: Delivery) -> list:
         return [s.queue for s in self._sessions.values() if message.visible_to(s.user)]
 
 

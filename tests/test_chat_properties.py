@@ -194,27 +194,33 @@ class ChatModel(RuleBasedStateMachine):
         if what == "private" and recipient not in self.secrets:
             what = "bad-recipient"
         if what == "public":
-            self.router.submit(sid, text)
+            touched = self.router.submit(sid, text)
             msg = Message(newest + 1, "public", sender, None, text)
         elif what in ("private", "private-self"):
             to = sender if what == "private-self" else recipient
-            self.router.submit(sid, f"/msg {to.upper()} {text}")
+            touched = self.router.submit(sid, f"/msg {to.upper()} {text}")
             msg = Message(newest + 1, "private", sender, to, text)
         elif what == "who":
-            self.router.submit(sid, "/who")
+            touched = self.router.submit(sid, "/who")
             online = ", ".join(sorted({s.user for s in self.sessions.values()}))
             self.sessions[sid].expected.append(
                 ("system", None, None, None, f"Online agora: {online}."))
+            assert touched == [sid]
             return
         else:
-            self.router.submit(sid, f"/msg {recipient} {text}" if what == "bad-recipient" else bad)
+            touched = self.router.submit(
+                sid, f"/msg {recipient} {text}" if what == "bad-recipient" else bad)
             self.sessions[sid].expected.append(("error", None, None, None, None))
             assert self.router.newest_offset == newest  # errors change no offset
+            assert touched == [sid]  # errors reach only their origin
             return
         self.log.append(msg)
-        for state in self.sessions.values():
+        reached = []
+        for other, state in self.sessions.items():
             if msg.visible_to(state.user):
                 state.expected.append(msg.item())
+                reached.append(other)
+        assert sorted(touched) == sorted(reached)  # submit names whom it queued for, once
 
     @precondition(lambda self: self.sessions)
     @rule(data=st.data())

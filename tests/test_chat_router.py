@@ -425,3 +425,26 @@ def test_malformed_resume_raises_value_error(router, resume):
 def test_resume_accepts_a_list_as_sent_by_json(router):
     _fill(router, 1)
     assert router.connect("ana", "pw", resume=[EPOCH, 0]).recovered is True
+
+
+# -- submit names the sessions it queued for (what a network adapter flushes) --------
+
+
+def test_submit_returns_the_sessions_that_got_something(router):
+    a1, a2 = router.connect("ana", "pw"), router.connect("ana", "pw")
+    j = router.connect("joao", "pw")
+    b = router.connect("bia", "pw")
+    assert router.submit(b.id, "oi") == [a1.id, a2.id, j.id, b.id]
+    assert sorted(router.submit(a2.id, "/msg joao oi")) == sorted([a1.id, a2.id, j.id])
+    assert sorted(router.submit(a1.id, "/msg ana nota")) == sorted([a1.id, a2.id])
+    assert router.submit(j.id, "/who") == [j.id]
+    assert router.submit(j.id, "/msg ninguem oi") == [j.id]
+    router.disconnect(a2.id)
+    assert sorted(router.submit(b.id, "/msg ana de novo")) == sorted([a1.id, b.id])
+
+
+def test_submit_to_offline_user_names_only_the_senders_sessions(router):
+    j = router.connect("joao", "pw")
+    router.disconnect(j.id)
+    a = router.connect("ana", "pw")
+    assert router.submit(a.id, "/msg joao depois") == [a.id]

@@ -16,9 +16,10 @@ Costs, per operation:
 from __future__ import annotations
 
 import itertools
+import operator
 import secrets
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 
 from .commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
 from .credentials import DEFAULT_KDF_ITERATIONS, Credentials
@@ -26,6 +27,18 @@ from .delivery import Delivery, DeliveryKind, Session
 from .names import normalize_name
 
 __all__ = ["ChatRouter"]
+
+_SESSION_ID = operator.attrgetter("session_id")
+
+
+class _Queue(list):
+    """A session's pending deliveries; knows its session so a fan-out can name it."""
+
+    __slots__ = ("session_id",)
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__()
+        self.session_id = session_id
 
 
 class _SessionState:
@@ -41,7 +54,7 @@ class _SessionState:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.user = session.user
-        self.queue: list[Delivery] = []
+        self.queue = _Queue(session.id)
 
 
 class ChatRouter:
@@ -79,11 +92,11 @@ class ChatRouter:
         self._history: deque[Delivery] = deque(maxlen=retention)
         self._newest = 0  # offset of the newest message ever kept; 0 before the first
         self._sessions: dict[str, _SessionState] = {}
-        self._queues: dict[str, list[Delivery]] = {}  # session id -> queue, for public
+        self._queues: dict[str, _Queue] = {}  # session id -> queue, for public text
         # user -> queues of that user's open sessions. A tuple, rebuilt on connect and
         # disconnect (a user has few sessions), so that a fan-out touches as few
         # objects as possible: one dict slot, one tuple, the queues themselves.
-        self._by_user: dict[str, tuple[list[Delivery], ...]] = {}
+        self._by_user: dict[str, tuple[_Queue, ...]] = {}
         self._ids = itertools.count(1)
 
     # -- read-only facts -------------------------------------------------------------
@@ -163,13 +176,16 @@ class ChatRouter:
         queue.clear()
         return queued
 
-    def submit(self, session_id: str, text: str) -> None:
+    def submit(self, session_id: str, text: str) -> list[str]:
         """Handle one line typed by the session's user.
 
         Plain text goes to every open session (the sender's echo is its
         acknowledgement); ``/msg user text`` to every session of both users; ``/who``
         answers the asking session. Bad input queues one error notice to this
         session only and keeps nothing.
+
+        Returns the ids of the sessions that got something queued by this call, so a
+        network adapter knows whom to ``take`` for without looking at every session.
 
         Raises:
             KeyError: if the session is unknown or closed.
@@ -189,20 +205,24 @@ class ChatRouter:
                 )
         except CommandError as error:
             state.queue.append(Delivery(DeliveryKind.ERROR, None, None, None, str(error)))
-            return
+            return [session_id]
 
         if isinstance(command, WhoQuery):
             names = ", ".join(self.online())
             state.queue.append(
                 Delivery(DeliveryKind.SYSTEM, None, None, None, f"Online agora: {names}.")
             )
-            return
+            return [session_id]
         if isinstance(command, PublicText):
             message = self._keep(DeliveryKind.PUBLIC, sender, None, command.text)
         else:
             message = self._keep(DeliveryKind.PRIVATE, sender, command.to, command.text)
-        for queue in self._recipients(message):
+        recipients = self._recipients(message)
+        for queue in recipients:
             queue.append(message)
+        if message.kind is DeliveryKind.PUBLIC:
+            return list(self._queues)  # every open session, in connection order
+        return list(map(_SESSION_ID, recipients))
 
     # -- internals -------------------------------------------------------------------
 
@@ -218,7 +238,7 @@ class ChatRouter:
         self._history.append(message)
         return message
 
-    def _recipients(self, message: Delivery) -> Iterable[list[Delivery]]:
+    def _recipients(self, message: Delivery) -> Collection[_Queue]:
         """Queues of the open sessions that receive ``message``, each once, by index."""
         if message.kind is DeliveryKind.PUBLIC:
             return self._queues.values()
