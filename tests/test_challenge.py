@@ -3,6 +3,7 @@
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -102,9 +103,18 @@ def test_unresolvable_name_gives_up_at_once(monkeypatch):
 
 
 def test_a_stuck_resolver_is_bounded(monkeypatch):
-    monkeypatch.setattr(challenge.socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
+    release = threading.Event()
+
+    def stuck(*args, **kwargs):
+        release.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(challenge.socket, "getaddrinfo", stuck)
     started = time.monotonic()
-    result = fetch_message("wss://websocket-fh6l.onrender.com", timeout=60)
+    try:
+        result = fetch_message("wss://websocket-fh6l.onrender.com", timeout=60)
+    finally:
+        release.set()
     assert result.failure is Failure.DNS
     assert time.monotonic() - started < 2.0
 
