@@ -10,7 +10,7 @@ from .accounting import ByteCounter, CountingHTTPConnection
 from .delivery import Delivery
 from .events import EventSource, encode_batch
 from .http_server import HOST, BackgroundHTTPServer, EventHandler
-from .short_polling import DEFAULT_TIMEOUT, get_events, stream_deadline
+from .short_polling import DEFAULT_TIMEOUT, poll_until_complete
 
 HOLD = 25.0  # seconds a request is held before an empty answer (below common proxy timeouts)
 
@@ -46,23 +46,6 @@ def receive_by_long_polling(
     """
     # a read may legitimately last a whole HOLD, so the socket waits a little longer
     conn = CountingHTTPConnection(HOST, port, counter, HOLD + timeout)
-    try:
-        conn.connect()
-        if not source.started:
-            source.start()
-        delivery = Delivery(origin=source.origin, setup_bytes=counter.snapshot())
-        deadline = stream_deadline(source, timeout)
-        after = -1
-        while after < source.count - 1:
-            if source.clock() > deadline:
-                raise TimeoutError(f"long polling: {len(delivery.seqs)} of {source.count} events arrived in time")
-            events = get_events(conn, after)
-            now = source.clock()
-            delivery.requests += 1
-            for event in events:
-                delivery.receive(event, now)
-                after = event.seq
-        delivery.stream_end_bytes = counter.snapshot()
-        return delivery
-    finally:
-        conn.close()
+    return poll_until_complete(
+        conn, source, counter, name="long polling", interval=None, timeout=timeout
+    )

@@ -55,6 +55,46 @@ def stream_deadline(source: EventSource, timeout: float) -> float:
     return source.clock() + (source.count - 1) / source.rate + timeout
 
 
+def poll_until_complete(
+    conn: CountingHTTPConnection, source: EventSource, counter: ByteCounter, *,
+    name: str, interval: float | None, timeout: float,
+) -> Delivery:
+    """Ask for events until all arrived; start the stream once connected.
+
+    With an ``interval`` the polls keep a fixed-rate schedule (poll k at the first
+    poll + k * interval); without one the next poll goes out as soon as an answer
+    arrives, which is what long polling does.
+
+    Raises:
+        TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
+    """
+    try:
+        conn.connect()
+        if not source.started:
+            source.start()
+        delivery = Delivery(origin=source.origin, setup_bytes=counter.snapshot())
+        deadline = stream_deadline(source, timeout)
+        first_poll = source.clock()
+        after = -1
+        while after < source.count - 1:
+            if source.clock() > deadline:
+                raise TimeoutError(f"{name}: {len(delivery.seqs)} of {source.count} events arrived in time")
+            events = get_events(conn, after)
+            now = source.clock()
+            delivery.requests += 1
+            for event in events:
+                delivery.receive(event, now)
+                after = event.seq
+            if interval is not None and after < source.count - 1:
+                pause = first_poll + delivery.requests * interval - source.clock()
+                if pause > 0:
+                    time.sleep(pause)
+        delivery.stream_end_bytes = counter.snapshot()
+        return delivery
+    finally:
+        conn.close()
+
+
 def receive_by_short_polling(
     port: int, source: EventSource, counter: ByteCounter, *, interval: float,
     timeout: float = DEFAULT_TIMEOUT,
@@ -68,28 +108,6 @@ def receive_by_short_polling(
     if not interval > 0:
         raise ValueError(f"interval must be positive seconds, got {interval!r}")
     conn = CountingHTTPConnection(HOST, port, counter, timeout)
-    try:
-        conn.connect()
-        if not source.started:
-            source.start()
-        delivery = Delivery(origin=source.origin, setup_bytes=counter.snapshot())
-        deadline = stream_deadline(source, timeout)
-        first_poll = source.clock()
-        after = -1
-        while after < source.count - 1:
-            if source.clock() > deadline:
-                raise TimeoutError(f"short polling: {len(delivery.seqs)} of {source.count} events arrived in time")
-            events = get_events(conn, after)
-            now = source.clock()
-            delivery.requests += 1
-            for event in events:
-                delivery.receive(event, now)
-                after = event.seq
-            # fixed-rate schedule: poll k happens at first_poll + k * interval
-            pause = first_poll + delivery.requests * interval - source.clock()
-            if pause > 0 and after < source.count - 1:
-                time.sleep(pause)
-        delivery.stream_end_bytes = counter.snapshot()
-        return delivery
-    finally:
-        conn.close()
+    return poll_until_complete(
+        conn, source, counter, name="short polling", interval=interval, timeout=timeout
+    )
