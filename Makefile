@@ -27,7 +27,14 @@ bench: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "wslab precisa de Python 3.11 ou mais novo (python3 é $$(python3 --version))."; exit 1; }
-	@test -x $(PYTHON) || python3 -m venv $(VENV) || \
-		{ echo "python3 -m venv falhou: em Debian/Ubuntu, instale o pacote python3-venv."; exit 1; }
+	@$(PYTHON) -m pip --version >/dev/null 2>&1 || $(MAKE_VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $(STAMP)
+
+# A venv with pip; on Debian-like systems whose python3 lacks ensurepip, install
+# python3-venv first (as root, through apt-get), since nothing is set up by hand.
+MAKE_VENV = { rm -rf $(VENV) && python3 -m venv $(VENV); } || \
+	{ command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq python3-venv && \
+	  rm -rf $(VENV) && python3 -m venv $(VENV); } || \
+	{ echo "python3 -m venv falhou: instale o pacote python3-venv e rode de novo."; exit 1; }
