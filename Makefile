@@ -16,8 +16,9 @@ report: $(STAMP)
 test: $(STAMP)
 	$(PYTHON) -m pytest tests notebooks --nbval --nbval-current-env
 
+# Jupyter refuses to run as root unless told; containers often are root.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The measurements at full size (several minutes); the notebooks run them small.
 bench: $(STAMP)
