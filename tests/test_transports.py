@@ -163,6 +163,7 @@ def test_sse_resumes_after_last_event_id():
             ids = []
             while len(ids) < 2:
                 line = response.readline()
+                assert line, "the stream ended before two events"
                 if line.startswith(b"id: "):
                     ids.append(int(line[4:]))
         finally:

@@ -169,3 +169,11 @@ class EventSource:
                 return not stop.is_set()
             if now >= deadline or stop.wait(min(due, deadline) - now):
                 return False
+
+
+CLIENT_TIMEOUT = 10.0  # seconds a client waits beyond the stream's own duration
+
+
+def stream_deadline(source: EventSource, timeout: float) -> float:
+    """Clock time by which a client must have every event: stream duration plus ``timeout``."""
+    return source.clock() + (source.count - 1) / source.rate + timeout

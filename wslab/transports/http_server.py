@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from .events import EventSource
 
 HOST = "127.0.0.1"
+HOLD = 25.0  # seconds a server waits for the next due event (below common proxy timeouts)
 JOIN_TIMEOUT = 5.0  # seconds; handlers wake on `stopping`, so joins return well before
 
 

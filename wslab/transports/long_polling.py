@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from .accounting import ByteCounter, CountingHTTPConnection
 from .delivery import Delivery
-from .events import EventSource, encode_batch
-from .http_server import HOST, BackgroundHTTPServer, EventHandler
-from .short_polling import DEFAULT_TIMEOUT, poll_until_complete
-
-HOLD = 25.0  # seconds a request is held before an empty answer (below common proxy timeouts)
-
+from .events import CLIENT_TIMEOUT, EventSource, encode_batch
+from .http_server import HOLD, HOST, BackgroundHTTPServer, EventHandler
+from .short_polling import poll_until_complete
 
 class LongPollingHandler(EventHandler):
     """``GET /events?after=N`` waits (at most ``HOLD`` s) for event N+1, then answers."""
@@ -37,7 +34,7 @@ class LongPollingServer(BackgroundHTTPServer):
 
 
 def receive_by_long_polling(
-    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = DEFAULT_TIMEOUT,
+    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = CLIENT_TIMEOUT,
 ) -> Delivery:
     """Long-poll ``127.0.0.1:port`` until all events arrived; start the stream.
 

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from .accounting import ByteCounter, CountingHTTPConnection
 from .delivery import Delivery
-from .events import Event, EventSource
-from .http_server import HOST, BackgroundHTTPServer, EventHandler
-from .short_polling import DEFAULT_TIMEOUT, stream_deadline
-
-HOLD = 25.0  # seconds the server waits for the next due event, or idles after the last
-
+from .events import CLIENT_TIMEOUT, Event, EventSource, stream_deadline
+from .http_server import HOLD, HOST, BackgroundHTTPServer, EventHandler
 
 def format_event(event: Event) -> bytes:
     """One SSE block: ``id: N``, ``data: <json>``, blank line (WHATWG HTML, server-sent events)."""
@@ -63,7 +59,7 @@ class ServerSentEventsServer(BackgroundHTTPServer):
 
 
 def receive_by_server_sent_events(
-    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = DEFAULT_TIMEOUT,
+    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = CLIENT_TIMEOUT,
 ) -> Delivery:
     """Open ``/stream`` on ``127.0.0.1:port``, start the stream, read every event, close.
 

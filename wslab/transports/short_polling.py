@@ -11,11 +11,8 @@ import time
 
 from .accounting import ByteCounter, CountingHTTPConnection
 from .delivery import Delivery
-from .events import Event, EventSource, decode_batch, encode_batch
+from .events import CLIENT_TIMEOUT, Event, EventSource, decode_batch, encode_batch, stream_deadline
 from .http_server import HOST, BackgroundHTTPServer, EventHandler
-
-DEFAULT_TIMEOUT = 10.0  # seconds beyond the stream's own duration
-
 
 class ShortPollingHandler(EventHandler):
     """``GET /events?after=N`` returns every due event numbered above N, immediately."""
@@ -48,11 +45,6 @@ def get_events(conn: http.client.HTTPConnection, after: int) -> list[Event]:
     if response.status != 200:
         raise ConnectionError(f"poll failed: HTTP {response.status} {body[:80]!r}")
     return decode_batch(body)
-
-
-def stream_deadline(source: EventSource, timeout: float) -> float:
-    """Clock time by which a client must have every event: stream duration plus ``timeout``."""
-    return source.clock() + (source.count - 1) / source.rate + timeout
 
 
 def poll_until_complete(
@@ -97,7 +89,7 @@ def poll_until_complete(
 
 def receive_by_short_polling(
     port: int, source: EventSource, counter: ByteCounter, *, interval: float,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = CLIENT_TIMEOUT,
 ) -> Delivery:
     """Poll ``127.0.0.1:port`` every ``interval`` s until all events arrived; start the stream.
 

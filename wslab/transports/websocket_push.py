@@ -15,12 +15,8 @@ from websockets.sync.server import ServerConnection, serve
 
 from .accounting import ByteCounter, open_counting_socket
 from .delivery import Delivery
-from .events import Event, EventSource
-from .http_server import HOST, JOIN_TIMEOUT
-from .short_polling import DEFAULT_TIMEOUT, stream_deadline
-
-HOLD = 25.0  # seconds the server waits for the next due event before giving up
-
+from .events import CLIENT_TIMEOUT, Event, EventSource, stream_deadline
+from .http_server import HOLD, HOST, JOIN_TIMEOUT
 
 class WebSocketServer:
     """Push every event of ``source`` to each client that connects (context manager)."""
@@ -55,7 +51,7 @@ class WebSocketServer:
         self.stopping.clear()
         self._server = serve(
             self._handle, HOST, 0, compression=None, ping_interval=None,
-            server_header="wslab", close_timeout=2,
+            server_header="wslab", close_timeout=0.5,
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"WebSocketServer-{self.port}", daemon=True
@@ -82,7 +78,7 @@ class WebSocketServer:
 
 
 def receive_by_websocket(
-    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = DEFAULT_TIMEOUT,
+    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = CLIENT_TIMEOUT,
 ) -> Delivery:
     """Connect to ``ws://127.0.0.1:port/``, start the stream, read every event, close cleanly.
 
