@@ -201,3 +201,44 @@ def test_cli_prints_a_live_message(capsys):
 def test_cli_rejects_a_bad_url_without_traceback(capsys):
     assert challenge.main(["http://example.com/"]) == 2
     assert "URL inválida" in capsys.readouterr().out
+
+
+def test_a_frame_that_breaks_the_protocol_is_named():
+    with BadServer("bad-frame") as server:
+        result = fetch_message(server.url, timeout=2.0)
+    assert result.failure is Failure.PROTOCOL
+    assert "frame inválido" in result.explanation
+
+
+def test_a_dripping_server_cannot_outlive_the_timeout():
+    """websocket-client reads the 101 byte by byte: a per-read timeout alone never fires."""
+    started = time.monotonic()
+    with BadServer("drip") as server:
+        result = fetch_message(server.url, timeout=1.0)
+    assert result.failure is Failure.HANDSHAKE_TIMEOUT
+    assert time.monotonic() - started < 3.0
+
+
+def test_when_one_address_fails_the_next_is_tried(monkeypatch):
+    """Resolvers often list IPv6 first; a machine without an IPv6 route must go on to IPv4."""
+    with Replica() as replica:
+        nobody_there = (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", replica.port, 0, 0))
+        replica_address = socket.getaddrinfo("127.0.0.1", replica.port, type=socket.SOCK_STREAM)[0]
+        monkeypatch.setattr(challenge.socket, "getaddrinfo", lambda *a, **k: [nobody_there, replica_address])
+        result = fetch_message(replica.url, timeout=3)
+    assert result.message == RECORDED_MESSAGE
+
+
+def test_when_no_address_answers_the_last_failure_is_named(monkeypatch):
+    def no_route(*args, **kwargs):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(challenge.TappedSocket, "connect", no_route)
+    result = fetch_message("ws://127.0.0.1:9/", timeout=2)
+    assert result.failure is Failure.UNREACHABLE
+    assert "Network is unreachable" in result.explanation
+
+
+def test_a_bad_port_is_a_clear_error():
+    with pytest.raises(ValueError, match="porta deve ser um número"):
+        fetch_message("ws://127.0.0.1:99999/")

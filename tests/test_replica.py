@@ -85,7 +85,9 @@ def test_a_client_breaking_the_protocol_disturbs_nobody_else(caplog):
             bad.sendall(build_request(replica.url, key))
             greeting = b""
             while not greeting.endswith(RECORDED_MESSAGE.encode()):  # 101, then the greeting frame
-                greeting += bad.recv(4096)
+                chunk = bad.recv(4096)
+                assert chunk, "the replica closed before its greeting"
+                greeting += chunk
             bad.sendall(Frame(Opcode.TEXT, b"unmasked").encode(mask=None))
             closing = b""
             while chunk := bad.recv(4096):

@@ -11,6 +11,8 @@ Each mode reproduces one failure a client of a real WebSocket server can meet:
 - ``close-early``: a correct 101, then a close frame (1000) before any message.
 - ``drop``: a correct 101, then the TCP connection is cut with no close frame.
 - ``silent``: a correct 101, then nothing at all.
+- ``bad-frame``: a correct 101, then a frame with a reserved bit set (a protocol error).
+- ``drip``: a correct 101 sent one byte at a time, too slowly for any deadline.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ MODES = (
     "close-early",
     "drop",
     "silent",
+    "bad-frame",
+    "drip",
 )
 
 _KEY = re.compile(rb"^sec-websocket-key:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
@@ -42,6 +46,8 @@ _HTTP_ANSWERS = {
     b"Content-Length: 11\r\nConnection: close\r\n\r\nBad Gateway",
 }
 _CLOSE_NORMAL = b"\x88\x02" + struct.pack("!H", 1000)
+_TEXT_WITH_RSV1 = b"\xc1\x02hi"  # FIN, RSV1 (no extension was negotiated), text "hi"
+DRIP_INTERVAL = 0.3  # seconds between two bytes of the dripped response
 
 
 def _switching_protocols(accept: str) -> bytes:
@@ -127,17 +133,26 @@ class BadServer:
                 conn.shutdown(socket.SHUT_RDWR)
             else:
                 self._upgrade(conn, request)
-        except OSError:
-            pass  # the client went away first; nothing to clean beyond stop()
+        except (OSError, ValueError):
+            pass  # the client went away first, or sent a key that is not ASCII
 
     def _upgrade(self, conn: socket.socket, request: bytes) -> None:
         found = _KEY.search(request)
-        key = found.group(1).decode("ascii") if found else ""
+        key = found.group(1).decode("latin-1") if found else ""
         accept = accept_key(key)
         if self.mode == "wrong-accept":
             accept = accept_key(key + "x")
+        if self.mode == "drip":
+            for byte in _switching_protocols(accept):
+                if self._stopping.wait(DRIP_INTERVAL):
+                    return
+                conn.sendall(bytes([byte]))
+            return
         conn.sendall(_switching_protocols(accept))
-        if self.mode == "close-early":
+        if self.mode == "bad-frame":
+            conn.sendall(_TEXT_WITH_RSV1)
+            self._stopping.wait()
+        elif self.mode == "close-early":
             conn.sendall(_CLOSE_NORMAL)
             conn.recv(1024)  # the client's close frame, or nothing before the timeout
             conn.shutdown(socket.SHUT_RDWR)

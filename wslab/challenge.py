@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import websocket
 
+from wslab.frames import Close, ProtocolError
 from wslab.handshake import HandshakeError, HandshakeRule, check_response, parse_response
 from wslab.replica import PROVENANCE, Replica
 from wslab.tap import TappedSocket, tapped_tls_context
@@ -58,6 +59,8 @@ class Failure(enum.Enum):
     CLOSED_EARLY = "O servidor fechou a conexão (código {code}) antes de enviar qualquer mensagem."
     DROPPED = "A conexão caiu antes de qualquer mensagem chegar."
     NO_MESSAGE = "Nenhuma mensagem chegou em {waited:.1f} s depois do handshake."
+    UNREACHABLE = "Não foi possível chegar a {host}:{port} ({reason}): a rede não tem rota até o servidor."
+    PROTOCOL = "O servidor enviou um frame inválido antes da mensagem ({reason}): o cliente encerrou a conexão."
 
     def explain(self, **details: object) -> str:
         return self.value.format(**details)
@@ -106,27 +109,27 @@ def fetch_message(
     """Connect to ``url``, read the first text message, close cleanly.
 
     Never raises for network trouble: the result names the failure instead.
-    ``timeout`` bounds the whole call, wake-up retries included; ``read_timeout``
-    bounds the wait for the first message after the handshake; ``cafile`` adds a
-    certificate authority to trust for wss:// (the replica's, in tests).
+    ``timeout`` bounds the whole call, wake-up retries included (every socket
+    read and write is held to it, plus at most one second to close cleanly);
+    ``read_timeout`` bounds the wait for the first message after the handshake;
+    ``cafile`` adds a certificate authority to trust for wss:// (the replica's).
+
+    Raises:
+        ValueError: if ``url`` is not a ws:// or wss:// URL with a host.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValueError(f"URL inválida: {url!r}; use ws://host[:porta]/ ou wss://host[:porta]/")
-    host, tls = parts.hostname, parts.scheme == "wss"
-    port = parts.port or (443 if tls else 80)
+    host, port, tls = _parse_url(url)
     progress = on_progress or (lambda text: None)
     result = FetchResult(url=url, source=source)
     start = time.perf_counter()
     deadline = start + timeout
 
     try:
-        address = _resolve(host, port, min(DNS_TIMEOUT, timeout), result)
+        addresses = _resolve(host, port, min(DNS_TIMEOUT, timeout), result)
         progress(f"{host} resolvido; conectando (até {timeout:g} s, o servidor pode estar acordando)")
         while True:
             result.attempts += 1
             try:
-                _attempt(url, host, port, address, tls, cafile, deadline, read_timeout, result)
+                _attempt(url, host, port, addresses, tls, cafile, deadline, read_timeout, result)
                 break
             except _Failed as failed:
                 if not _worth_retrying(failed, deadline):
@@ -144,6 +147,20 @@ def fetch_message(
     return result
 
 
+def _parse_url(url: str) -> tuple[str, int, bool]:
+    """(host, port, tls) of a ws:// or wss:// URL; a pt-BR ValueError otherwise."""
+    problem = f"URL inválida: {url!r}; use ws://host[:porta]/ ou wss://host[:porta]/"
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(problem)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{problem} (a porta deve ser um número de 0 a 65535)") from None
+    tls = parts.scheme == "wss"
+    return parts.hostname, port or (443 if tls else 80), tls
+
+
 def _worth_retrying(failed: _Failed, deadline: float) -> bool:
     """A waking host times out or answers 502/503/504; retry while time remains."""
     waking = failed.failure in (Failure.CONNECT_TIMEOUT, Failure.HANDSHAKE_TIMEOUT) or (
@@ -152,7 +169,7 @@ def _worth_retrying(failed: _Failed, deadline: float) -> bool:
     return waking and deadline - time.perf_counter() > RETRY_DELAY
 
 
-def _resolve(host: str, port: int, limit: float, result: FetchResult) -> tuple:
+def _resolve(host: str, port: int, limit: float, result: FetchResult) -> list[tuple]:
     """getaddrinfo in a daemon thread, so a stuck resolver cannot hold us past ``limit``."""
     answers: list = []
     started = time.perf_counter()
@@ -167,44 +184,72 @@ def _resolve(host: str, port: int, limit: float, result: FetchResult) -> tuple:
 
 def _lookup(host: str, port: int, answers: list) -> None:
     try:
-        answers.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0])
+        answers.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
     except (OSError, UnicodeError) as error:
         answers.append(error)
 
 
-def _attempt(url, host, port, address, tls, cafile, deadline, read_timeout, result) -> None:
+def _attempt(url, host, port, addresses, tls, cafile, deadline, read_timeout, result) -> None:
     """One connection from TCP to the first message; raises _Failed naming the phase."""
-    family, kind, proto, _, sockaddr = address
-    sock = TappedSocket(family, kind, proto)
+    attempt_deadline = min(deadline, time.perf_counter() + ATTEMPT_CAP)
+    sock = _connect(addresses, host, port, attempt_deadline, result)
     try:
-        wait = _remaining(deadline)
-        sock.settimeout(wait)
-        with _phase(result, "tcp"):
-            try:
-                sock.connect(sockaddr)
-            except ConnectionRefusedError:
-                raise _Failed(Failure.REFUSED, host=host, port=port) from None
-            except TimeoutError:
-                raise _Failed(Failure.CONNECT_TIMEOUT, host=host, port=port, waited=wait) from None
         if tls:
-            with _phase(result, "tls"):
-                try:
-                    sock = tapped_tls_context(cafile).wrap_socket(sock, server_hostname=host)
-                except (ssl.SSLError, ssl.CertificateError) as error:
-                    raise _Failed(Failure.TLS, host=host, reason=_tls_reason(error)) from None
-                except (TimeoutError, ConnectionError) as error:
-                    raise _Failed(Failure.TLS, host=host, reason=type(error).__name__) from None
-        ws = _handshake(url, sock, deadline, result)
+            sock = _start_tls(sock, host, cafile, attempt_deadline, result)
+        ws = _handshake(url, sock, attempt_deadline, result)
         try:
-            _read_first_message(ws, sock, min(read_timeout, _remaining(deadline)), result)
+            wait = min(read_timeout, _left(attempt_deadline))
+            _read_first_message(ws, sock, wait, result)
         finally:
-            ws.close(timeout=1.0)
+            sock.deadline = None
+            try:
+                ws.close(timeout=min(1.0, max(0.05, deadline - time.perf_counter())))
+            except (websocket.WebSocketException, OSError):
+                pass  # the peer is gone or broken; the socket is closed below anyway
     finally:
         sock.close()
 
 
+def _connect(addresses, host, port, deadline, result) -> TappedSocket:
+    """TCP to the first address that accepts, in resolver order (IPv6 may come first)."""
+    failure = None
+    with _phase(result, "tcp"):
+        for family, kind, proto, _, sockaddr in addresses:
+            sock = TappedSocket(family, kind, proto)
+            wait = _left(deadline)
+            sock.settimeout(wait)
+            try:
+                sock.connect(sockaddr)
+            except ConnectionRefusedError:
+                failure = _Failed(Failure.REFUSED, host=host, port=port)
+            except TimeoutError:
+                failure = _Failed(Failure.CONNECT_TIMEOUT, host=host, port=port, waited=wait)
+            except OSError as error:
+                failure = _Failed(Failure.UNREACHABLE, host=host, port=port, reason=error.strerror or error)
+            else:
+                sock.deadline = deadline
+                return sock
+            sock.close()
+            if time.perf_counter() >= deadline:
+                break
+    raise failure
+
+
+def _start_tls(sock, host, cafile, deadline, result) -> TappedSocket:
+    with _phase(result, "tls"):
+        sock.settimeout(_left(deadline))
+        try:
+            tls_sock = tapped_tls_context(cafile).wrap_socket(sock, server_hostname=host)
+        except (ssl.SSLError, ssl.CertificateError) as error:
+            raise _Failed(Failure.TLS, host=host, reason=_tls_reason(error)) from None
+        except OSError as error:
+            raise _Failed(Failure.TLS, host=host, reason=error.strerror or type(error).__name__) from None
+    tls_sock.deadline = deadline
+    return tls_sock
+
+
 def _handshake(url, sock, deadline, result) -> websocket.WebSocket:
-    wait = _remaining(deadline)
+    wait = _left(deadline)
     try:
         with _phase(result, "handshake"):
             ws = websocket.create_connection(url, socket=sock, timeout=wait, enable_multithread=False)
@@ -215,7 +260,7 @@ def _handshake(url, sock, deadline, result) -> websocket.WebSocket:
         raise _Failed(Failure.HTTP_STATUS, status=error.status_code) from None
     except websocket.WebSocketTimeoutException:
         raise _Failed(Failure.HANDSHAKE_TIMEOUT, waited=wait) from None
-    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+    except (websocket.WebSocketConnectionClosedException, OSError):
         raise _Failed(Failure.DROPPED) from None
     except websocket.WebSocketException:
         _keep_heads(sock, result)
@@ -236,17 +281,25 @@ def _read_first_message(ws, sock, wait: float, result: FetchResult) -> None:
             if opcode == websocket.ABNF.OPCODE_TEXT:
                 break
             if opcode == websocket.ABNF.OPCODE_CLOSE:
-                code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else 1005
-                raise _Failed(Failure.CLOSED_EARLY, code=code)
+                raise _Failed(Failure.CLOSED_EARLY, code=_close_code(frame.data))
     except websocket.WebSocketTimeoutException:
         raise _Failed(Failure.NO_MESSAGE, waited=wait) from None
-    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+    except (websocket.WebSocketConnectionClosedException, OSError):
         raise _Failed(Failure.DROPPED) from None
+    except websocket.WebSocketException as error:  # bad frame: RSV bits, opcode, UTF-8...
+        raise _Failed(Failure.PROTOCOL, reason=error) from None
     finally:
         result.phases["first_message"] = time.perf_counter() - started
-    result.message = frame.data.decode("utf-8")
+    result.message = frame.data.decode("utf-8")  # websocket-client validated it
     result.received_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result.after_handshake = sock.received.partition(b"\r\n\r\n")[2]
+
+
+def _close_code(payload: bytes) -> int | str:
+    try:
+        return Close.parse(payload).code
+    except ProtocolError:
+        return "inválido"
 
 
 def _keep_heads(sock, result: FetchResult) -> None:
@@ -296,9 +349,9 @@ class _phase:
         self.result.phases[self.name] = time.perf_counter() - self.started
 
 
-def _remaining(deadline: float) -> float:
-    """Time left before ``deadline``, capped per attempt; never zero (0 means no timeout)."""
-    return max(0.05, min(deadline - time.perf_counter(), ATTEMPT_CAP))
+def _left(deadline: float) -> float:
+    """Seconds left before ``deadline``; never zero, which sockets read as "no timeout"."""
+    return max(0.05, deadline - time.perf_counter())
 
 
 def fetch_or_replica(

@@ -72,7 +72,8 @@ class Replica:
     @property
     def url(self) -> str:
         scheme = "wss" if self.tls else "ws"
-        return f"{scheme}://{self.host}:{self.port}/"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 literal
+        return f"{scheme}://{host}:{self.port}/"
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """An SSL context that trusts this replica's throwaway certificate."""
@@ -83,14 +84,18 @@ class Replica:
         return context
 
     def start(self) -> "Replica":
-        self._server = serve(
-            self._greet,
-            self.host,
-            self._requested_port,
-            ssl=self._server_ssl_context() if self.tls else None,
-            open_timeout=5,
-            close_timeout=2,
-        )
+        try:
+            self._server = serve(
+                self._greet,
+                self.host,
+                self._requested_port,
+                ssl=self._server_ssl_context() if self.tls else None,
+                open_timeout=5,
+                close_timeout=2,
+            )
+        except BaseException:
+            self.stop()  # remove the certificate directory a failed start may leave
+            raise
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="wslab-replica", daemon=True
         )

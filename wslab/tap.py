@@ -1,9 +1,13 @@
-"""Sockets that keep a copy of the first bytes they send and receive.
+"""Client sockets that keep the first bytes they carry and honour an overall deadline.
 
 A client library hides the bytes of its opening handshake; wrapping the socket it
 writes to lets the report show the request and the response that really crossed
 the wire. Only the first ``TAP_LIMIT`` bytes each way are kept, enough for the
 handshake and a first frame, so a long connection costs no memory.
+
+A per-call socket timeout does not bound a whole exchange: a peer that drips one
+byte at a time resets it on every read. With ``deadline`` set (a
+``time.perf_counter()`` value), every read and write waits at most until then.
 
 For TLS the copy is taken above the encryption (plain text), by giving an
 ``ssl.SSLContext`` this module's socket class.
@@ -13,18 +17,25 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 
 TAP_LIMIT = 16 * 1024
 
 
 class _TapMixin:
-    """Records the head of the traffic in ``sent`` and ``received``."""
+    """Records the head of the traffic in ``sent`` and ``received``.
 
-    def _tape(self, name: str) -> bytearray:
-        tape = self.__dict__.get(name)
-        if tape is None:
-            tape = self.__dict__[name] = bytearray()
-        return tape
+    State lives in ``__dict__`` with defaults, because ssl builds its sockets
+    without calling ``__init__``.
+    """
+
+    @property
+    def deadline(self) -> float | None:
+        return self.__dict__.get("_deadline")
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self.__dict__["_deadline"] = value
 
     @property
     def sent(self) -> bytes:
@@ -34,33 +45,54 @@ class _TapMixin:
     def received(self) -> bytes:
         return bytes(self._tape("_received"))
 
+    def send(self, data, *args):
+        self._hold_to_deadline()
+        sent = super().send(data, *args)
+        self._record("_sent", bytes(data[:sent]))
+        return sent
+
+    def recv(self, bufsize, *args):
+        self._hold_to_deadline()
+        data = super().recv(bufsize, *args)
+        self._record("_received", data)
+        return data
+
+    def _hold_to_deadline(self) -> None:
+        """Shorten the socket timeout so this call cannot outlive the deadline."""
+        if self.deadline is None:
+            return
+        left = self.deadline - time.perf_counter()
+        if left <= 0:
+            raise TimeoutError("deadline reached")
+        current = self.gettimeout()
+        if current is None or current > left:
+            self.settimeout(left)
+
+    def _tape(self, name: str) -> bytearray:
+        return self.__dict__.setdefault(name, bytearray())
+
     def _record(self, name: str, data: bytes) -> None:
         tape = self._tape(name)
         room = TAP_LIMIT - len(tape)
         if room > 0:
             tape += data[:room]
 
-    def send(self, data, *args):
-        sent = super().send(data, *args)
-        self._record("_sent", bytes(data[:sent]))
-        return sent
-
-    def sendall(self, data, *args):
-        super().sendall(data, *args)
-        self._record("_sent", bytes(data))
-
-    def recv(self, bufsize, *args):
-        data = super().recv(bufsize, *args)
-        self._record("_received", data)
-        return data
-
 
 class TappedSocket(_TapMixin, socket.socket):
     """A TCP socket that keeps the head of its traffic."""
 
+    def sendall(self, data, *args):
+        # socket.sendall is C code that never calls send(), so record here
+        self._hold_to_deadline()
+        super().sendall(data, *args)
+        self._record("_sent", bytes(data))
+
 
 class TappedSSLSocket(_TapMixin, ssl.SSLSocket):
-    """A TLS socket that keeps the head of its plain-text traffic."""
+    """A TLS socket that keeps the head of its plain-text traffic.
+
+    ssl.SSLSocket.sendall goes through send(), which already records.
+    """
 
 
 def tapped_tls_context(cafile: str | None = None) -> ssl.SSLContext:
