@@ -242,3 +242,18 @@ def test_when_no_address_answers_the_last_failure_is_named(monkeypatch):
 def test_a_bad_port_is_a_clear_error():
     with pytest.raises(ValueError, match="porta deve ser um número"):
         fetch_message("ws://127.0.0.1:99999/")
+
+
+def test_live_attempt_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("WSLAB_LIVE", "0")
+    monkeypatch.setattr(challenge, "fetch_message", lambda *a, **k: pytest.fail("went online"))
+    result = challenge.live_attempt()
+    assert result.failure is Failure.NOT_TRIED and "WSLAB_LIVE=0" in result.explanation
+    assert result.source == "live" and not result.ok
+
+
+def test_live_attempt_goes_live_by_default(monkeypatch):
+    monkeypatch.delenv("WSLAB_LIVE", raising=False)
+    with Replica() as replica:
+        result = challenge.live_attempt(replica.url, timeout=5)
+    assert result.message == RECORDED_MESSAGE

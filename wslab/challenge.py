@@ -2,8 +2,10 @@
 
 ``fetch_message`` walks the connection one phase at a time (DNS, TCP, TLS, the
 WebSocket handshake done by websocket-client, the first message), timing each one
-and naming the phase that failed in one pt-BR sentence. Every wait is bounded by
-``timeout``, which covers the whole attempt.
+and naming the phase that failed in one pt-BR sentence. ``timeout`` covers the
+whole attempt: every socket read and write is held to it (wslab.tap), so even a
+server that drips one byte at a time cannot stretch it; only the clean close may
+add up to one second more.
 
 The free host sleeps when idle and takes up to about a minute to wake, so when the
 name resolves the client keeps retrying the failures a waking host produces
@@ -13,6 +15,7 @@ up at once.
 
 ``fetch_or_replica`` falls back to the local replica (wslab.replica) and marks the
 result as such; ``python -m wslab.challenge`` is the command-line face of both.
+``live_attempt`` is what the notebook calls: the same, unless WSLAB_LIVE=0.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import os
 import socket
 import ssl
 import threading
@@ -43,6 +47,7 @@ DNS_TIMEOUT = 1.5  # no network must end in under 2 s
 ATTEMPT_CAP = 20.0  # one attempt's longest wait, so progress shows while waking
 RETRY_DELAY = 2.0
 WAKING_STATUSES = {502, 503, 504}
+LIVE_SWITCH = "WSLAB_LIVE"  # "0" turns off live_attempt (make test does)
 
 
 class Failure(enum.Enum):
@@ -61,6 +66,7 @@ class Failure(enum.Enum):
     NO_MESSAGE = "Nenhuma mensagem chegou em {waited:.1f} s depois do handshake."
     UNREACHABLE = "Não foi possível chegar a {host}:{port} ({reason}): a rede não tem rota até o servidor."
     PROTOCOL = "O servidor enviou um frame inválido antes da mensagem ({reason}): o cliente encerrou a conexão."
+    NOT_TRIED = "A tentativa ao vivo foi desligada nesta execução ({variable}=0, como em `make test`, cujos testes não acessam a internet)."
 
     def explain(self, **details: object) -> str:
         return self.value.format(**details)
@@ -145,6 +151,20 @@ def fetch_message(
         result.explanation = str(failed)
     result.elapsed = time.perf_counter() - start
     return result
+
+
+def live_attempt(url: str = DEFAULT_URL, **options) -> FetchResult:
+    """fetch_message(url), unless the environment turns live attempts off.
+
+    ``make test`` sets WSLAB_LIVE=0 so that re-running the notebooks never reaches
+    for the internet nor records a capture; the result then says so, by name.
+    """
+    if os.environ.get(LIVE_SWITCH) == "0":
+        return FetchResult(
+            url=url, source="live", failure=Failure.NOT_TRIED,
+            explanation=Failure.NOT_TRIED.explain(variable=LIVE_SWITCH),
+        )
+    return fetch_message(url, **options)
 
 
 def _parse_url(url: str) -> tuple[str, int, bool]:
