@@ -103,7 +103,8 @@ def routing_costs(
     Private: ``/msg`` from a random session to another random user, each user with
     ``SESSIONS_PER_USER`` sessions, so every message has the same number of
     deliveries at every size. Public: enough messages for about
-    ``public_deliveries`` deliveries. Every case is built first, then the repeats
+    ``public_deliveries`` deliveries, but never fewer than 10 messages (so the
+    largest sizes deliver more than that: 100,000 at 10,000 sessions). Every case is built first, then the repeats
     run round-robin over the cases and the best time of each is kept, so a burst of
     load on the machine cannot favour one size. Queues are drained between rounds,
     untimed.

@@ -314,6 +314,7 @@ def test_text_of_exactly_the_limit_is_accepted(router):
 
 def test_parse_line_commands():
     assert parse_line(" oi ") == PublicText("oi")
+    assert parse_line("/msg\tjoao\toi  tudo bem") == PrivateText("joao", "oi  tudo bem")
     assert parse_line("/msg Joao  oi  você ") == PrivateText("joao", "oi  você")
     assert parse_line("/who") == WhoQuery()
     with pytest.raises(CommandError):

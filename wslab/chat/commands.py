@@ -59,6 +59,12 @@ def _checked_text(text: str) -> str:
     return text
 
 
+def _first_word(text: str) -> tuple[str, str]:
+    """Split off the first word at any whitespace (a tab too); the rest keeps its spacing."""
+    parts = text.split(maxsplit=1)
+    return (parts[0], parts[1]) if len(parts) == 2 else (text.strip(), "")
+
+
 def parse_line(line: str) -> Command:
     """Parse one line typed by a user.
 
@@ -78,11 +84,10 @@ def parse_line(line: str) -> Command:
         raise CommandError("Mensagem vazia: escreva algum texto antes de enviar.")
     if not stripped.startswith("/"):
         return PublicText(_checked_text(stripped))
-    name, _, rest = stripped.partition(" ")
-    rest = rest.strip()
+    name, rest = _first_word(stripped)
     command = name.lower()
     if command == "/msg":
-        target, _, text = rest.partition(" ")
+        target, text = _first_word(rest)
         if not target:
             raise CommandError(f"{_MSG_USAGE}: falta o nome do destinatário.")
         try:

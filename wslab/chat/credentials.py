@@ -1,8 +1,8 @@
 """Secrets of registered users, stored only as salted PBKDF2 digests.
 
 Model choice: the default iteration count is deliberately modest (1,000 rounds of
-PBKDF2-HMAC-SHA256, about 0.4 ms per check) because the tests and the notebook open
-thousands of sessions. A production server would use hundreds of thousands of rounds
+PBKDF2-HMAC-SHA256; notebook 04 measures what a connect costs with it) because the
+tests and the notebook open thousands of sessions. A production server would use hundreds of thousands of rounds
 (or scrypt/argon2) and would keep the store outside the process.
 """
 from __future__ import annotations
