@@ -52,6 +52,8 @@ def execute(path: Path) -> nbformat.NotebookNode:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
+        # loopback-only kernel; its warning about unencrypted local TCP is noise here
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     ).execute()
     return notebook
 
