@@ -28,7 +28,7 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -47,6 +47,7 @@ DNS_TIMEOUT = 1.5  # no network must end in under 2 s
 ATTEMPT_CAP = 20.0  # one attempt's longest wait, so progress shows while waking
 RETRY_DELAY = 2.0
 WAKING_STATUSES = {502, 503, 504}
+CAPTURE_FIELDS = ("received_at", "url", "status", "response_headers", "request_head", "message")
 LIVE_SWITCH = "WSLAB_LIVE"  # "0" turns off live_attempt (make test does)
 
 
@@ -397,7 +398,7 @@ def save_capture(result: FetchResult, path: str | Path) -> None:
     """Keep a successful live attempt (time, URL, status, headers, message) as JSON."""
     if not result.ok or result.source != "live":
         raise ValueError("only a successful attempt at the live server is a capture")
-    keep = {k: v for k, v in asdict(result).items() if k in CAPTURE_FIELDS}
+    keep = {name: getattr(result, name) for name in CAPTURE_FIELDS}
     Path(path).write_text(json.dumps(keep, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
@@ -405,9 +406,6 @@ def load_capture(path: str | Path) -> dict | None:
     """The last live capture, or None when no live run has ever succeeded."""
     path = Path(path)
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-CAPTURE_FIELDS = ("received_at", "url", "status", "response_headers", "request_head", "message")
 
 
 def main(argv: list[str] | None = None) -> int:
