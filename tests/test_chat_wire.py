@@ -1,0 +1,130 @@
+"""The chat's wire protocol: each frame shape, each bad input, and encodings that round-trip."""
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wslab.chat import Delivery, DeliveryKind, Session
+from wslab.chat.wire import (
+    BadFrame,
+    BadHello,
+    ChatCloseCode,
+    Hello,
+    Say,
+    encode_delivery,
+    encode_error,
+    encode_welcome,
+    parse_frame,
+    parse_hello,
+)
+
+
+def test_hello_without_resume():
+    frame = json.dumps({"type": "hello", "user": "ana", "secret": "s", "resume": None})
+    assert parse_hello(frame) == Hello("ana", "s", None)
+
+
+def test_hello_with_resume_omitted_is_a_fresh_start():
+    assert parse_hello('{"type": "hello", "user": "ana", "secret": "s"}').resume is None
+
+
+def test_hello_with_resume():
+    frame = json.dumps(
+        {"type": "hello", "user": "ana", "secret": "s", "resume": {"epoch": "e1", "offset": 7}}
+    )
+    assert parse_hello(frame) == Hello("ana", "s", ("e1", 7))
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'{"type": "hello", "user": "ana", "secret": "s"}',  # binary frame
+        "{not json",
+        '["hello", "ana", "s"]',
+        '{"type": "say", "text": "oi"}',
+        '{"user": "ana", "secret": "s"}',
+        '{"type": "hello", "secret": "s"}',
+        '{"type": "hello", "user": "ana"}',
+        '{"type": "hello", "user": 7, "secret": "s"}',
+        '{"type": "hello", "user": "ana", "secret": null}',
+        '{"type": "hello", "user": "ana", "secret": "s", "resume": 7}',
+        '{"type": "hello", "user": "ana", "secret": "s", "resume": {"offset": 1}}',
+        '{"type": "hello", "user": "ana", "secret": "s", "resume": {"epoch": "e"}}',
+        '{"type": "hello", "user": "ana", "secret": "s", "resume": {"epoch": "e", "offset": -1}}',
+        '{"type": "hello", "user": "ana", "secret": "s", "resume": {"epoch": "e", "offset": true}}',
+        '{"type": "hello", "user": "ana", "secret": "s", "resume": {"epoch": "e", "offset": 1.5}}',
+        '{"type": "hello", "user": "ana", "secret": "s", "resume": {"epoch": 1, "offset": 1}}',
+    ],
+)
+def test_an_invalid_hello_is_refused_with_4000(frame):
+    with pytest.raises(BadHello) as caught:
+        parse_hello(frame)
+    assert caught.value.code == ChatCloseCode.BAD_HELLO == 4000
+    assert str(caught.value)  # a sentence for the close reason
+
+
+def test_say():
+    assert parse_frame('{"type": "say", "text": "/msg joao oi"}') == Say("/msg joao oi")
+
+
+@pytest.mark.parametrize(
+    "frame, words",
+    [
+        (b'{"type": "say", "text": "oi"}', "binário"),
+        ("oi", "JSON inválido"),
+        ("[1, 2]", "JSON inválido"),
+        ('{"type": "shout", "text": "oi"}', "desconhecido"),
+        ('{"text": "oi"}', "desconhecido"),
+        ('{"type": "say"}', "text"),
+        ('{"type": "say", "text": 42}', "text"),
+    ],
+)
+def test_a_bad_frame_after_hello_is_named(frame, words):
+    with pytest.raises(BadFrame, match=words):
+        parse_frame(frame)
+
+
+def test_welcome_frame():
+    frame = encode_welcome(Session("s3", "ana", True), "e1")
+    assert json.loads(frame) == {
+        "type": "welcome", "session": "s3", "user": "ana", "epoch": "e1", "recovered": True,
+    }
+
+
+def test_public_and_private_message_frames():
+    public = json.loads(encode_delivery(Delivery(DeliveryKind.PUBLIC, 4, "ana", None, "oi")))
+    assert public == {
+        "type": "message", "offset": 4, "kind": "public", "from": "ana", "to": None,
+        "text": "oi", "replayed": False,
+    }
+    private = Delivery(DeliveryKind.PRIVATE, 5, "joao", "ana", "só pra você")
+    frame = encode_delivery(private, replayed=True)
+    assert "só pra você" in frame  # UTF-8 text, not \u escapes
+    assert json.loads(frame) == {
+        "type": "message", "offset": 5, "kind": "private", "from": "joao", "to": "ana",
+        "text": "só pra você", "replayed": True,
+    }
+
+
+def test_notices_become_system_and_error_frames():
+    system = Delivery(DeliveryKind.SYSTEM, None, None, None, "Online agora: ana.")
+    error = Delivery(DeliveryKind.ERROR, None, None, None, "Comando desconhecido: /x.")
+    assert json.loads(encode_delivery(system)) == {"type": "system", "text": "Online agora: ana."}
+    assert json.loads(encode_delivery(error)) == {"type": "error", "text": "Comando desconhecido: /x."}
+    assert json.loads(encode_error("x")) == {"type": "error", "text": "x"}
+
+
+@given(text=st.text(max_size=300), offset=st.integers(1, 2**53), replayed=st.booleans())
+def test_any_text_round_trips_through_a_message_frame(text, offset, replayed):
+    frame = encode_delivery(Delivery(DeliveryKind.PUBLIC, offset, "ana", None, text), replayed=replayed)
+    decoded = json.loads(frame)
+    assert (decoded["text"], decoded["offset"], decoded["replayed"]) == (text, offset, replayed)
+
+
+@given(user=st.text(max_size=40), secret=st.text(max_size=40), offset=st.integers(0, 2**53))
+def test_any_hello_round_trips(user, secret, offset):
+    frame = json.dumps({"type": "hello", "user": user, "secret": secret,
+                        "resume": {"epoch": "e", "offset": offset}})
+    assert parse_hello(frame) == Hello(user, secret, ("e", offset))
