@@ -1,0 +1,327 @@
+"""The chat server over real sockets: translation, every bad input, drops and resumes.
+
+Clients are websockets' sync clients (they send no Origin header, like scripts do);
+every receive is bounded, so a missing frame fails the test instead of hanging it.
+"""
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+import wslab.chat.server as server_module
+from wslab.chat.server import ChatServer
+from wslab.handshake import build_request, generate_key
+
+WAIT = 3.0
+
+
+def hello(ws, user, secret="segredo", resume=None):
+    ws.send(json.dumps({"type": "hello", "user": user, "secret": secret, "resume": resume}))
+    welcome = json.loads(ws.recv(timeout=WAIT))
+    assert welcome["type"] == "welcome", welcome
+    return welcome
+
+
+def say(ws, text):
+    ws.send(json.dumps({"type": "say", "text": text}))
+
+
+def receive(ws):
+    return json.loads(ws.recv(timeout=WAIT))
+
+
+@pytest.fixture
+def opened():
+    """Open client connections that are all closed when the test ends."""
+    with contextlib.ExitStack() as stack:
+
+        def open_connection(url, **options):
+            return stack.enter_context(
+                connect(url, open_timeout=WAIT, close_timeout=1, **options))
+
+        yield open_connection
+
+
+@pytest.fixture
+def join(opened):
+    """Connect and say hello: ``join(server, user) -> (connection, welcome)``."""
+
+    def join_as(server, user, secret="segredo", resume=None):
+        ws = opened(server.ws_url)
+        return ws, hello(ws, user, secret, resume)
+
+    return join_as
+
+
+def closed_with(ws):
+    """The close code and reason the server sent (waits for the close, bounded)."""
+    with pytest.raises(ConnectionClosed) as caught:
+        ws.recv(timeout=WAIT)
+    return caught.value.rcvd.code, caught.value.rcvd.reason
+
+
+def nothing_more(ws, within=0.2):
+    with pytest.raises(TimeoutError):
+        ws.recv(timeout=within)
+    return True
+
+
+@pytest.fixture
+def server():
+    with ChatServer() as running:
+        yield running
+
+
+def test_public_message_reaches_every_session_once(server, join):
+    ana, welcome = join(server, "Ana")
+    joao, _ = join(server, "joao")
+    assert welcome["user"] == "ana" and welcome["epoch"] == server.router.epoch
+    assert welcome["recovered"] is False
+    say(ana, "bom dia")
+    expected = {"type": "message", "offset": 1, "kind": "public", "from": "ana",
+                "to": None, "text": "bom dia", "replayed": False}
+    assert receive(ana) == expected and receive(joao) == expected
+    assert nothing_more(ana) and nothing_more(joao)
+
+
+def test_private_message_reaches_every_device_of_both_users_only(server, join):
+    ana_phone, _ = join(server, "ana")
+    ana_laptop, _ = join(server, "ana")
+    joao, _ = join(server, "joao")
+    bia, _ = join(server, "bia")
+    say(joao, "/msg ana oi")
+    for ws in (ana_phone, ana_laptop, joao):
+        frame = receive(ws)
+        assert (frame["kind"], frame["from"], frame["to"], frame["text"]) == (
+            "private", "joao", "ana", "oi")
+    assert nothing_more(bia)
+
+
+def test_who_and_command_errors_answer_only_the_asking_session(server, join):
+    ana, _ = join(server, "ana")
+    joao, _ = join(server, "joao")
+    say(ana, "/who")
+    assert receive(ana) == {"type": "system", "text": "Online agora: ana, joao."}
+    say(ana, "/msg ninguem oi")
+    error = receive(ana)
+    assert error["type"] == "error" and "ninguem" in error["text"]
+    assert nothing_more(joao)
+
+
+def test_a_public_message_is_serialized_once_for_all_recipients(server, monkeypatch, join):
+    calls = []
+    real = server_module.encode_delivery
+
+    def counting(delivery, **options):
+        calls.append(delivery.offset)
+        return real(delivery, **options)
+
+    monkeypatch.setattr(server_module, "encode_delivery", counting)
+    clients = [join(server, f"u{i}")[0] for i in range(5)]
+    say(clients[0], "para todos")
+    assert all(receive(ws)["text"] == "para todos" for ws in clients)
+    assert calls == [1]
+
+
+def test_wrong_secret_closes_with_4001_and_disturbs_no_one(server, join, opened):
+    ana, _ = join(server, "ana", "certo")
+    intruder = opened(server.ws_url)
+    intruder.send(json.dumps({"type": "hello", "user": "ana", "secret": "errado"}))
+    code, reason = closed_with(intruder)
+    assert code == 4001 and "Segredo errado" in reason
+    say(ana, "ainda aqui")
+    assert receive(ana)["text"] == "ainda aqui"
+    assert server.session_ids() == [json.loads('"s1"')]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "isto não é JSON",
+        b"\x00\x01binary",
+        '{"type": "say", "text": "oi"}',
+        '{"type": "hello", "user": "ana"}',
+        '{"type": "hello", "user": "nome com espaço", "secret": "s"}',
+        '{"type": "hello", "user": "ana", "secret": ""}',
+    ],
+)
+def test_a_first_frame_that_is_not_a_valid_hello_closes_with_4000(server, first, opened):
+    ws = opened(server.ws_url)
+    ws.send(first)
+    code, reason = closed_with(ws)
+    assert code == 4000 and reason
+    assert server.session_ids() == []
+
+
+def test_resume_beyond_the_newest_offset_closes_with_4000(server, opened):
+    ws = opened(server.ws_url)
+    resume = {"epoch": server.router.epoch, "offset": 99}
+    ws.send(json.dumps({"type": "hello", "user": "ana", "secret": "s", "resume": resume}))
+    code, reason = closed_with(ws)
+    assert code == 4000 and "99" in reason
+
+
+def test_a_silent_client_is_closed_with_4000_after_the_hello_timeout(opened):
+    with ChatServer(hello_timeout=0.3) as server:
+        ws = opened(server.ws_url)
+        code, reason = closed_with(ws)
+        assert code == 4000 and "hello" in reason
+
+
+@pytest.mark.parametrize(
+    "frame, words",
+    [("{malformed", "JSON inválido"), ('{"type": "dance"}', "desconhecido"),
+     (b"\x89binary", "binário"), ('{"type": "say", "text": null}', "text")],
+)
+def test_bad_frames_after_hello_get_an_error_and_the_connection_stays(server, frame, words, join):
+    ana, _ = join(server, "ana")
+    ana.send(frame)
+    error = receive(ana)
+    assert error["type"] == "error" and words in error["text"]
+    say(ana, "continuo conectada")
+    assert receive(ana)["text"] == "continuo conectada"
+
+
+def test_a_frame_over_16_kib_closes_with_1009_and_others_carry_on(server, join):
+    ana, _ = join(server, "ana")
+    joao, _ = join(server, "joao")
+    say(ana, "x" * (16 * 1024))
+    code, _ = closed_with(ana)
+    assert code == 1009
+    say(joao, "sigo aqui")
+    assert receive(joao)["text"] == "sigo aqui"
+
+
+def _with_origin(origin):
+    return {"additional_headers": [("Origin", origin)] if origin else []}
+
+
+def test_a_foreign_origin_is_refused_with_403(server, opened):
+    with pytest.raises(InvalidStatus) as caught:
+        opened(server.ws_url, **_with_origin("http://evil.example"))
+    assert caught.value.response.status_code == 403
+
+
+def test_the_servers_own_origin_and_no_origin_are_allowed(server, opened):
+    own = server.url.rstrip("/")
+    for origin in (own, None):
+        ws = opened(server.ws_url, **_with_origin(origin))
+        assert hello(ws, "ana")["user"] == "ana"
+
+
+def test_the_browser_client_is_served_with_a_strict_policy(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = _read_head(raw)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"text/html" in head and b"default-src 'self'" in head
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as raw:
+        raw.sendall(b"GET /nada.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_head(raw).startswith(b"HTTP/1.1 404")
+
+
+def _read_head(raw):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = raw.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_a_dropped_session_resumes_with_what_it_missed_each_once(server, join):
+    ana_phone, first = join(server, "ana")
+    ana_laptop, _ = join(server, "ana")
+    joao, _ = join(server, "joao")
+    say(joao, "antes")
+    last_seen = receive(ana_phone)["offset"]
+    receive(ana_laptop), receive(joao)
+    server.drop(first["session"])
+    say(joao, "durante 1")
+    say(joao, "/msg ana durante 2")
+    assert [receive(ana_laptop)["text"] for _ in range(2)] == ["durante 1", "durante 2"]
+    ana_phone, welcome = join(
+        server, "ana", resume={"epoch": first["epoch"], "offset": last_seen})
+    assert welcome["recovered"] is True and welcome["session"] != first["session"]
+    replay = [receive(ana_phone) for _ in range(2)]
+    assert [(f["offset"], f["text"], f["replayed"]) for f in replay] == [
+        (last_seen + 1, "durante 1", True), (last_seen + 2, "durante 2", True)]
+    say(joao, "depois")
+    assert receive(ana_phone) | {"replayed": None} == receive(ana_laptop) | {"replayed": None}
+    assert nothing_more(ana_phone)
+
+
+def test_a_client_that_stops_answering_pings_is_closed():
+    with ChatServer(ping_interval=0.1, ping_timeout=0.2, close_timeout=0.2) as server:
+        raw = _raw_session(server, "mudo")
+        assert server.session_ids() == ["s1"]
+        deadline = time.monotonic() + WAIT
+        while server.session_ids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.session_ids() == []
+        raw.close()
+
+
+def _raw_session(server, user, rcvbuf=None):
+    """A socket that completes the handshake and the hello, then never reads."""
+    raw = socket.socket()
+    if rcvbuf:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    raw.settimeout(WAIT)
+    raw.connect(("127.0.0.1", server.port))
+    raw.sendall(build_request(server.ws_url, generate_key()))
+    assert _read_head(raw).startswith(b"HTTP/1.1 101")
+    payload = json.dumps({"type": "hello", "user": user, "secret": "s"}).encode()
+    mask = b"\x00\x00\x00\x00"  # a zero mask leaves the payload as is
+    raw.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + payload)
+    deadline = time.monotonic() + WAIT
+    while not server.session_ids() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return raw
+
+
+def test_a_client_too_slow_to_read_is_shed_and_the_others_get_everything(join):
+    with ChatServer(max_pending=64 * 1024) as server:
+        slow = _raw_session(server, "lenta", rcvbuf=4096)
+        ana, _ = join(server, "ana")
+        text = "y" * 2000
+        sent = 0
+        while "s1" in server.session_ids() and sent < 5000:
+            say(ana, text)
+            assert receive(ana)["offset"] == sent + 1
+            sent += 1
+        assert server.session_ids() == ["s2"], f"ainda aberta após {sent} mensagens"
+        say(ana, "depois")
+        assert receive(ana)["text"] == "depois"
+        slow.close()
+
+
+def test_ctrl_c_closes_every_connection_with_1001_and_exits_0(opened):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wslab.chat", "serve", "--port", "0"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stderr.readline()
+        assert "servindo o chat em http://127.0.0.1:" in line, line
+        port = int(line.split("127.0.0.1:")[1].split("/")[0])
+        ws = opened(f"ws://127.0.0.1:{port}/ws")
+        hello(ws, "ana")
+        process.send_signal(signal.SIGINT)
+        code, _ = closed_with(ws)
+        assert code == 1001
+        assert process.wait(timeout=WAIT) == 0
+        log = process.stderr.read()
+        assert "aberta s1 ana" in log and "fechada s1" in log
+    finally:
+        process.kill()
+        process.wait(timeout=WAIT)

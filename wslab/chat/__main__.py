@@ -1,0 +1,62 @@
+"""``python -m wslab.chat serve``: the chat server and its browser client on one port.
+
+Ctrl-C (or SIGTERM) closes every connection with 1001 and exits with status 0.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from .router import ChatRouter
+from .server import ChatService
+
+
+async def _serve(host: str, port: int, retention: int) -> None:
+    service = ChatService(ChatRouter(retention))
+    server = await service.serve(host, port)
+    bound = server.sockets[0].getsockname()
+    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    logging.getLogger("wslab.chat.server").info(
+        "servindo o chat em http://%s:%d/ (WebSocket em /ws); Ctrl-C para parar",
+        shown,
+        bound[1],
+    )
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result(None))
+    await stop
+    logging.getLogger("wslab.chat.server").info("parando: fechando as conexões com 1001")
+    server.close()  # 1001 (going away) to every open connection
+    await server.wait_closed()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m wslab.chat", description="O chat do wslab na rede."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve o chat (WebSocket em /ws, cliente em /)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument(
+        "--retention", type=int, default=1000, help="mensagens guardadas para retomadas"
+    )
+    args = parser.parse_args(argv)
+    if args.retention < 0:
+        parser.error("--retention deve ser >= 0")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    try:
+        asyncio.run(_serve(args.host, args.port, args.retention))
+    except OSError as error:
+        print(f"Não foi possível servir em {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
