@@ -1,0 +1,414 @@
+// wslab chat: browser client for the chat server's /ws endpoint.
+//
+// Plain script, no build step, nothing fetched from elsewhere. The page's CSP forbids
+// inline scripts and styles, so every change to the page goes through the DOM API, and
+// text from the network is only ever set with textContent (never innerHTML).
+//
+// State a test can read lives in the DOM, not in globals:
+//   #status          data-state="connecting|connected|reconnecting|closed",
+//                    data-session (id from the last welcome), data-attempt (retries so far)
+//   #messages > li   data-kind="public|private|system|error|local"; chat messages also
+//                    carry data-offset, data-from, data-to and data-replayed="true|false"
+"use strict";
+
+(() => {
+  const MAX_TEXT_LENGTH = 2000; // characters (code points), as the server counts them
+  const MAX_FRAME_BYTES = 16 * 1024; // the server's frame limit
+  const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
+  const BACKOFF_BASE_MS = 500;
+  const BACKOFF_CAP_MS = 10000;
+  const WELCOME_TIMEOUT_MS = 10000; // an opened socket that never says welcome is retried
+  const STORAGE_PREFIX = "wslab.chat.resume.";
+
+  const CloseCode = Object.freeze({
+    NORMAL: 1000,
+    GOING_AWAY: 1001,
+    MESSAGE_TOO_BIG: 1009,
+    INVALID_HELLO: 4000,
+    WRONG_SECRET: 4001,
+  });
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    status: $("status"),
+    login: $("login"),
+    loginForm: $("login-form"),
+    loginName: $("login-name"),
+    loginSecret: $("login-secret"),
+    loginError: $("login-error"),
+    chat: $("chat"),
+    me: $("me"),
+    logout: $("logout"),
+    messages: $("messages"),
+    sendForm: $("send-form"),
+    line: $("line"),
+  };
+
+  // Who we are: the secret lives only in this closure, never in storage.
+  let user = null;
+  let secret = null;
+  // Resume point of this tab: {epoch, lastOffset}, mirrored to sessionStorage (per tab).
+  let epoch = null;
+  let lastOffset = 0;
+  // Connection.
+  let socket = null; // the current WebSocket; events from older ones are ignored
+  let welcomed = false;
+  let attempt = 0; // consecutive attempts without a welcome
+  let retryTimer = null;
+  let countdownTimer = null;
+  let welcomeTimer = null;
+
+  // -- resume point ------------------------------------------------------------------
+
+  function loadResume(name) {
+    try {
+      const value = JSON.parse(sessionStorage.getItem(STORAGE_PREFIX + name));
+      if (value && typeof value.epoch === "string" && Number.isInteger(value.offset) &&
+          value.offset >= 0) {
+        return value;
+      }
+    } catch (_) {
+      // unreadable or unavailable storage: start from now
+    }
+    return null;
+  }
+
+  function saveResume() {
+    if (user === null || epoch === null) return;
+    try {
+      sessionStorage.setItem(STORAGE_PREFIX + user, JSON.stringify({ epoch, offset: lastOffset }));
+    } catch (_) {
+      // storage full or disabled: the resume point still lives in memory
+    }
+  }
+
+  function forgetResume() {
+    epoch = null;
+    lastOffset = 0;
+    try {
+      if (user !== null) sessionStorage.removeItem(STORAGE_PREFIX + user);
+    } catch (_) {
+      // nothing to forget
+    }
+  }
+
+  // -- status ------------------------------------------------------------------------
+
+  const STATUS_TEXT = {
+    connecting: "conectando…",
+    connected: "conectado",
+    reconnecting: "reconectando…",
+    closed: "desconectado",
+  };
+
+  function setStatus(state, session = "", text = STATUS_TEXT[state]) {
+    ui.status.dataset.state = state;
+    ui.status.dataset.session = session;
+    ui.status.dataset.attempt = String(attempt);
+    ui.status.textContent = text;
+  }
+
+  // -- message list ------------------------------------------------------------------
+
+  function nearBottom() {
+    const list = ui.messages;
+    return list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  }
+
+  function append(item) {
+    const stick = nearBottom();
+    ui.messages.append(item);
+    if (stick) ui.messages.scrollTop = ui.messages.scrollHeight;
+  }
+
+  function span(className, text) {
+    const element = document.createElement("span");
+    element.className = className;
+    element.textContent = text;
+    return element;
+  }
+
+  // kind: "system" and "error" come from the server; "local" from this page.
+  function addNotice(kind, text) {
+    const item = document.createElement("li");
+    item.className = `notice notice-${kind}`;
+    item.dataset.kind = kind;
+    const label = { system: "aviso", error: "erro", local: "nesta aba" }[kind] || kind;
+    item.append(span("badge", label), span("text", String(text)));
+    append(item);
+  }
+
+  function addMessage(message) {
+    const item = document.createElement("li");
+    const kind = message.kind === "private" ? "private" : "public";
+    const replayed = message.replayed === true;
+    item.className = `msg msg-${kind}`;
+    if (replayed) item.classList.add("msg-replayed");
+    if (message.from === user) item.classList.add("msg-mine");
+    item.dataset.offset = String(message.offset);
+    item.dataset.kind = kind;
+    item.dataset.from = String(message.from);
+    item.dataset.to = message.to == null ? "" : String(message.to);
+    item.dataset.replayed = String(replayed);
+
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.append(span("from", String(message.from)));
+    if (kind === "private") {
+      meta.append(span("arrow", " → "), span("to", String(message.to)));
+      meta.append(span("badge badge-private", "privada"));
+    }
+    if (replayed) {
+      const badge = span("badge badge-replayed", "reenviada");
+      badge.title = "Chegou de novo ao reconectar: foi enviada enquanto a aba estava sem conexão.";
+      meta.append(badge);
+    }
+    item.append(meta, span("text", String(message.text)));
+    append(item);
+  }
+
+  // -- frames from the server --------------------------------------------------------
+
+  function onWelcome(frame) {
+    welcomed = true;
+    clearTimeout(welcomeTimer);
+    attempt = 0;
+    if (typeof frame.epoch === "string" && frame.epoch !== epoch) {
+      // Another epoch (first login, or the server restarted): its offsets start over.
+      lastOffset = 0;
+      epoch = frame.epoch;
+    }
+    if (typeof frame.user === "string") {
+      user = frame.user;
+      ui.me.textContent = frame.user;
+    }
+    saveResume();
+    setStatus("connected", String(frame.session ?? ""));
+  }
+
+  function onChatMessage(frame) {
+    const offset = frame.offset;
+    if (!Number.isInteger(offset)) return;
+    // Defensive dedupe: a message is shown once, even if a resume sends it again.
+    if (offset <= lastOffset) return;
+    lastOffset = offset;
+    saveResume();
+    addMessage(frame);
+  }
+
+  function onFrame(data) {
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch (_) {
+      addNotice("local", "O servidor mandou um quadro que não é JSON; ele foi ignorado.");
+      return;
+    }
+    if (frame === null || typeof frame !== "object") return;
+    switch (frame.type) {
+      case "welcome": onWelcome(frame); break;
+      case "message": onChatMessage(frame); break;
+      case "system": addNotice("system", frame.text); break;
+      case "error": addNotice("error", frame.text); break;
+      default: break; // unknown types are ignored, for forward compatibility
+    }
+  }
+
+  // -- connection --------------------------------------------------------------------
+
+  function clearTimers() {
+    clearTimeout(retryTimer);
+    clearInterval(countdownTimer);
+    clearTimeout(welcomeTimer);
+    retryTimer = countdownTimer = welcomeTimer = null;
+  }
+
+  function socketUrl() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}/ws`;
+  }
+
+  function connect() {
+    clearTimers();
+    welcomed = false;
+    setStatus(attempt === 0 ? "connecting" : "reconnecting");
+    let ws;
+    try {
+      ws = new WebSocket(socketUrl());
+    } catch (error) {
+      scheduleReconnect();
+      return;
+    }
+    socket = ws;
+    ws.onopen = () => {
+      if (socket !== ws) return;
+      const resume = epoch === null ? null : { epoch, offset: lastOffset };
+      ws.send(JSON.stringify({ type: "hello", user, secret, resume }));
+    };
+    ws.onmessage = (event) => {
+      if (socket === ws) onFrame(event.data);
+    };
+    ws.onclose = (event) => {
+      if (socket !== ws) return;
+      socket = null;
+      onClose(event);
+    };
+    // An error is always followed by a close event, which decides what to do.
+    welcomeTimer = setTimeout(() => {
+      if (socket !== ws || welcomed) return;
+      socket = null;
+      ws.close();
+      scheduleReconnect();
+    }, WELCOME_TIMEOUT_MS);
+  }
+
+  function onClose(event) {
+    clearTimeout(welcomeTimer);
+    const reason = event.reason;
+    switch (event.code) {
+      case CloseCode.WRONG_SECRET:
+        // Retrying cannot help: the name belongs to someone with another secret.
+        backToLogin(`${reason || "Segredo errado para este nome (código 4001)."} ` +
+          "Confira o segredo ou escolha outro nome.");
+        return;
+      case CloseCode.INVALID_HELLO:
+        // The server refused what we sent (bad name, bad resume point): no retry.
+        forgetResume();
+        backToLogin(reason || "O servidor recusou a entrada (código 4000).");
+        return;
+      case CloseCode.MESSAGE_TOO_BIG:
+        addNotice("local", "O servidor fechou a conexão por uma mensagem grande demais " +
+          "(código 1009); reconectando.");
+        break;
+      case CloseCode.GOING_AWAY:
+        addNotice("local", "O servidor está saindo do ar (código 1001); " +
+          "tentando de novo em instantes.");
+        break;
+      default:
+        if (welcomed) addNotice("local", "A conexão caiu; reconectando sozinho.");
+        break;
+    }
+    scheduleReconnect();
+  }
+
+  function scheduleReconnect() {
+    clearTimers();
+    // Exponential backoff with jitter: a random delay in the upper half of the ceiling,
+    // so many tabs cut at once do not come back at the same instant.
+    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    attempt += 1;
+    const due = Date.now() + delay;
+    const tick = () => {
+      const seconds = Math.max(1, Math.ceil((due - Date.now()) / 1000));
+      setStatus("reconnecting", "", `reconectando em ${seconds} s…`);
+    };
+    tick();
+    countdownTimer = setInterval(tick, 250);
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  function disconnect() {
+    clearTimers();
+    const ws = socket;
+    socket = null;
+    welcomed = false;
+    if (ws !== null) ws.close(CloseCode.NORMAL, "saiu");
+  }
+
+  // -- login and logout --------------------------------------------------------------
+
+  function showLoginError(text) {
+    ui.loginError.textContent = text;
+    ui.loginError.hidden = !text;
+  }
+
+  function backToLogin(errorText) {
+    disconnect();
+    secret = null;
+    attempt = 0;
+    setStatus("closed");
+    ui.chat.hidden = true;
+    ui.login.hidden = false;
+    showLoginError(errorText || "");
+    if (errorText) ui.loginSecret.focus();
+    else ui.loginName.focus();
+  }
+
+  ui.loginForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = ui.loginName.value.trim();
+    const typedSecret = ui.loginSecret.value;
+    if (!NAME_PATTERN.test(name)) {
+      showLoginError("Nome inválido: use de 1 a 32 caracteres entre letras a-z, " +
+        "dígitos 0-9, '_', '.' e '-'.");
+      ui.loginName.focus();
+      return;
+    }
+    if (!typedSecret) {
+      showLoginError("Escreva um segredo: ele protege o seu nome.");
+      ui.loginSecret.focus();
+      return;
+    }
+    const normalized = name.toLowerCase();
+    if (normalized !== user) ui.messages.replaceChildren(); // another user's view
+    user = normalized;
+    secret = typedSecret;
+    ui.loginSecret.value = "";
+    const saved = loadResume(user);
+    epoch = saved ? saved.epoch : null;
+    lastOffset = saved ? saved.offset : 0;
+    showLoginError("");
+    ui.me.textContent = user;
+    ui.login.hidden = true;
+    ui.chat.hidden = false;
+    attempt = 0;
+    connect();
+    ui.line.focus();
+  });
+
+  ui.logout.addEventListener("click", () => backToLogin(""));
+
+  // -- sending -----------------------------------------------------------------------
+
+  // The text the server will check against the limit: the whole line, or after
+  // "/msg <user>" for a private message.
+  function messageText(line) {
+    const trimmed = line.trim();
+    const privateMatch = /^\/msg\s+\S+\s+([\s\S]*)$/i.exec(trimmed);
+    return privateMatch ? privateMatch[1].trim() : trimmed;
+  }
+
+  ui.sendForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const line = ui.line.value;
+    if (!line.trim()) return;
+    const length = Array.from(messageText(line)).length;
+    if (length > MAX_TEXT_LENGTH) {
+      addNotice("local", `Mensagem longa demais: ${length} caracteres; o limite é ` +
+        `${MAX_TEXT_LENGTH}. Ela continua na caixa de texto.`);
+      return;
+    }
+    const frame = JSON.stringify({ type: "say", text: line });
+    if (new TextEncoder().encode(frame).length > MAX_FRAME_BYTES) {
+      addNotice("local", "Mensagem grande demais para um quadro (16 KiB). " +
+        "Ela continua na caixa de texto.");
+      return;
+    }
+    if (socket === null || !welcomed || socket.readyState !== WebSocket.OPEN) {
+      addNotice("local", "Sem conexão agora: a mensagem não foi enviada e continua na " +
+        "caixa de texto; envie de novo quando aparecer \"conectado\".");
+      return;
+    }
+    socket.send(frame);
+    ui.line.value = "";
+  });
+
+  // Back online: do not wait for the rest of the backoff.
+  window.addEventListener("online", () => {
+    if (retryTimer !== null) connect();
+  });
+
+  setStatus("closed");
+  ui.loginName.focus();
+})();
