@@ -1,0 +1,470 @@
+"""Fan-out of public chat messages: our server against the bare transport and python-socketio.
+
+N sessions (100 and 1000) on loopback, every public message delivered to all of them.
+Three servers face the same load generator, in the same run, on the same workload:
+
+- ``wslab``: our chat server (``wslab.chat.server``), the system under test;
+- ``bare``: a ``websockets`` server that relays each frame to every connection with
+  ``broadcast`` and nothing else: the ceiling of this transport in Python;
+- ``socketio``: ``python-socketio`` on aiohttp with one room, what most people would
+  pick instead.
+
+Targets at 1000 sessions: at least 70% of ``bare``'s deliveries per second and at
+least twice ``socketio``'s.
+
+How it is measured, and why (details in ``benchmarks.fanout.loadgen``):
+
+- Each server runs in its own process, started afresh for every run, pinned to CPU 0;
+  the load generator is another process, pinned to CPU 1. On a 2-core machine they
+  then never compete for a core, and the load generator cannot slow the server down
+  by sharing its CPU. Both raise RLIMIT_NOFILE to the hard limit.
+- The load generator holds all N sessions in one process and receives as cheaply as
+  Python allows (raw sockets, frames cut by length, the sequence number found with
+  ``bytes.find``, no JSON). It reports its own CPU use beside the server's: a server
+  near 100% of its core while the load generator has room left means the server is
+  the bottleneck, which is what this benchmark must measure. It also reports CPU used
+  by anything else on the machine during the measurement (``other``), so a noisy run
+  shows itself.
+- Payloads are the same size on the wire for all three: the text is ``text_bytes``
+  characters; ``bare``'s sender writes exactly the frame our server would deliver
+  (the bare server relays it as is); socket.io adds its ``42["message",...]`` envelope.
+  The table shows the frame size each server delivered.
+- One session sends, all N receive (the sender gets its echo). Closed loop: ``window``
+  messages in flight, the next sent when one has reached all N sessions, so no
+  server is flooded beyond what it can drain and latency stays a measure of the
+  server, not of an unbounded queue. The window is counted in deliveries in flight
+  (``window_deliveries`` / N messages, at least 2), so every N keeps about the same
+  amount of work queued: the server always has the next message waiting when it
+  finishes a fan-out, even with a virtual machine's slow wake-ups, while the
+  latency stays a few fan-outs deep.
+- Measured: deliveries read per second during ``duration`` seconds after a
+  ``warmup``; latency per delivery from the write of the message to the read of its
+  copy, both clocks in the load generator; p50 and p99 over all deliveries of the
+  measurement.
+- Correctness: every session must get every message exactly once and in order;
+  repeats, gaps and deliveries missing after the drain are counted as ``loss``.
+- Each configuration runs ``repeats`` times; the order of the servers rotates from one
+  repeat to the next, so a slow period of the machine does not fall on one server
+  only. The table gives medians, the JSON keeps every run.
+
+Writes ``benchmarks/results/chat_fanout.json`` (every run, medians, targets, machine and
+parameters) and ``benchmarks/results/chat_fanout.png``.
+
+Run: ``python -m benchmarks.chat_fanout`` (full: N = 100 and 1000, 3 repeats, about
+three minutes), or ``--quick`` (small N, short runs, a few seconds, results not
+written unless ``--output`` is given).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks.fanout import SERVER_KINDS
+
+__all__ = ["Params", "run_all", "summarize", "targets", "format_table", "plot", "main"]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_SESSIONS = 1000
+#: (reference server, minimum ratio of our deliveries/s to its) at TARGET_SESSIONS.
+TARGETS = (("bare", 0.70), ("socketio", 2.0))
+LABELS = {"wslab": "wslab (nosso)", "bare": "websockets puro", "socketio": "python-socketio"}
+COLORS = {"wslab": "#1f77b4", "bare": "#7f7f7f", "socketio": "#d62728"}
+SERVER_READY_TIMEOUT = 20.0
+NOISY_OTHER_CPU = 0.25  # cores used by other processes that make a run suspect
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """What one benchmark run does; stored in the JSON beside the figures."""
+
+    sizes: tuple[int, ...] = (100, 1000)
+    servers: tuple[str, ...] = SERVER_KINDS
+    repeats: int = 3
+    window_deliveries: int = 8000
+    text_bytes: int = 64
+    warmup: float = 1.0
+    duration: float = 5.0
+    setup_timeout: float = 60.0
+    drain_timeout: float = 10.0
+    stall_timeout: float = 10.0
+    retention: int = 1000
+
+    def window(self, sessions: int) -> int:
+        """Messages in flight for N sessions: about ``window_deliveries`` deliveries."""
+        return max(2, round(self.window_deliveries / sessions))
+
+
+QUICK = Params(sizes=(20, 100), repeats=1, window_deliveries=800, warmup=0.3, duration=0.7)
+
+
+class BenchmarkError(RuntimeError):
+    """A server or the load generator failed; the message says which and why."""
+
+
+def _cpus() -> tuple[int | None, int | None]:
+    """CPUs for (server, load generator): 0 and 1 when this process may use both."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None, None
+    if len(allowed) < 2:
+        return None, None
+    return allowed[0], allowed[1]
+
+
+def _start_server(kind: str, cpu: int | None, retention: int, log) -> tuple[subprocess.Popen, int]:
+    """Start one server process and wait for its ``READY <port>`` line."""
+    command = [sys.executable, "-m", "benchmarks.fanout.servers", kind, "--retention", str(retention)]
+    if cpu is not None:
+        command += ["--cpu", str(cpu)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    deadline = time.monotonic() + SERVER_READY_TIMEOUT
+    line = ""
+    while time.monotonic() < deadline and not line.endswith("\n"):
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            chunk = proc.stdout.readline()
+            if not chunk:
+                break  # the process exited
+            line += chunk
+    if not line.startswith("READY "):
+        _stop(proc)
+        raise BenchmarkError(f"o servidor {kind} não ficou pronto em {SERVER_READY_TIMEOUT:g} s"
+                             f"{_tail(log)}")
+    return proc, int(line.split()[1])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 5 s: the process is gone when this returns."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    if proc.stdout:
+        proc.stdout.close()
+
+
+def _tail(log, lines: int = 5) -> str:
+    log.flush()
+    log.seek(0)
+    text = log.read().decode(errors="replace").strip().splitlines()[-lines:]
+    return (":\n  " + "\n  ".join(text)) if text else ""
+
+
+def run_one(kind: str, sessions: int, params: Params) -> dict:
+    """One server process, one load generator run against it; the load generator's figures."""
+    server_cpu, loadgen_cpu = _cpus()
+    window = params.window(sessions)
+    with tempfile.TemporaryFile() as log:
+        proc, port = _start_server(kind, server_cpu, params.retention, log)
+        try:
+            command = [
+                sys.executable, "-m", "benchmarks.fanout.loadgen", kind,
+                "--port", str(port), "--sessions", str(sessions), "--window", str(window),
+                "--text-bytes", str(params.text_bytes), "--warmup", str(params.warmup),
+                "--duration", str(params.duration), "--setup-timeout", str(params.setup_timeout),
+                "--drain-timeout", str(params.drain_timeout), "--stall-timeout", str(params.stall_timeout),
+                "--server-pid", str(proc.pid),
+            ]
+            if loadgen_cpu is not None:
+                command += ["--cpu", str(loadgen_cpu)]
+            bound = params.setup_timeout + params.warmup + params.duration + params.drain_timeout + 30
+            try:
+                done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=bound)
+            except subprocess.TimeoutExpired:
+                raise BenchmarkError(f"o gerador de carga não terminou em {bound:g} s "
+                                     f"({kind}, N={sessions})") from None
+            if done.returncode != 0:
+                reason = done.stderr.strip().splitlines()[-1:] or ["sem mensagem"]
+                raise BenchmarkError(f"o gerador de carga falhou ({kind}, N={sessions}): {reason[0]}"
+                                     f"{_tail(log)}")
+            if proc.poll() is not None:
+                raise BenchmarkError(f"o servidor {kind} morreu durante a medida{_tail(log)}")
+        finally:
+            _stop(proc)
+    return json.loads(done.stdout)
+
+
+def run_all(params: Params, progress: Callable[[str], None] = print) -> list[dict]:
+    """Every (repeat, N, server), the servers' order rotating per repeat."""
+    runs = []
+    for repeat in range(params.repeats):
+        shift = repeat % len(params.servers)
+        order = params.servers[shift:] + params.servers[:shift]
+        for sessions in params.sizes:
+            for kind in order:
+                result = run_one(kind, sessions, params)
+                result["repeat"] = repeat
+                runs.append(result)
+                progress(f"  [{repeat + 1}/{params.repeats}] {kind:<9} N={sessions:<5} "
+                         f"{result['deliveries_per_s']:>9,.0f} deliveries/s  p50 {result['p50_ms']:6.1f} ms"
+                         f"  p99 {result['p99_ms']:6.1f} ms  cpu server {_pct(result['server_cpu'])}"
+                         f" loadgen {_pct(result['loadgen_cpu'])} other {_pct(result['other_cpu'])}")
+    return runs
+
+
+def _pct(x: float | None) -> str:
+    return "  n/a" if x is None else f"{100 * x:4.0f}%"
+
+
+def _loss(run: dict) -> int:
+    return run["missing_deliveries"] + run["gaps"] + run["repeats"]
+
+
+def summarize(runs: Sequence[dict]) -> list[dict]:
+    """Median over the repeats of each (server, N); loss summed over them."""
+    rows = []
+    keys = sorted({(r["sessions"], r["server"]) for r in runs},
+                  key=lambda k: (k[0], SERVER_KINDS.index(k[1])))
+    for sessions, kind in keys:
+        mine = [r for r in runs if r["sessions"] == sessions and r["server"] == kind]
+
+        def median(field: str) -> float | None:
+            values = [r[field] for r in mine if r[field] is not None]
+            return statistics.median(values) if values else None
+
+        rows.append({
+            "server": kind,
+            "sessions": sessions,
+            "window": mine[0]["window"],
+            "runs": len(mine),
+            "deliveries_per_s": median("deliveries_per_s"),
+            "deliveries_per_s_min": min(r["deliveries_per_s"] for r in mine),
+            "deliveries_per_s_max": max(r["deliveries_per_s"] for r in mine),
+            "p50_ms": median("p50_ms"),
+            "p99_ms": median("p99_ms"),
+            "frame_bytes": mine[0]["frame_bytes"],
+            "loss": sum(_loss(r) for r in mine),
+            "sessions_closed": sum(r["sessions_closed"] for r in mine),
+            "server_cpu": median("server_cpu"),
+            "loadgen_cpu": median("loadgen_cpu"),
+            "other_cpu": median("other_cpu"),
+        })
+    return rows
+
+
+def targets(summary: Sequence[dict], sessions: int = TARGET_SESSIONS) -> list[dict]:
+    """Our deliveries/s over each reference's at ``sessions``, against its minimum ratio."""
+    by_server = {r["server"]: r for r in summary if r["sessions"] == sessions}
+    out = []
+    if "wslab" not in by_server:
+        return out
+    ours = by_server["wslab"]["deliveries_per_s"]
+    for reference, minimum in TARGETS:
+        if reference not in by_server:
+            continue
+        ratio = ours / by_server[reference]["deliveries_per_s"]
+        out.append({
+            "reference": reference,
+            "sessions": sessions,
+            "ratio": ratio,
+            "minimum": minimum,
+            "met": ratio >= minimum,
+            # how far below the target, as a share of the target (0 when met)
+            "shortfall": max(0.0, 1 - ratio / minimum),
+        })
+    return out
+
+
+def target_lines(checks: Sequence[dict]) -> list[str]:
+    lines = []
+    for c in checks:
+        verdict = "met" if c["met"] else f"missed by {100 * c['shortfall']:.1f}%"
+        lines.append(f"wslab/{c['reference']} at N={c['sessions']}: {c['ratio']:.2f}x "
+                     f"(target >= {c['minimum']:.2f}x): {verdict}")
+    return lines
+
+
+def format_table(summary: Sequence[dict]) -> str:
+    head = (f"{'server':<10}{'N':>6}{'window':>7}{'deliveries/s':>14}{'p50 ms':>9}{'p99 ms':>9}"
+            f"{'frame B':>9}{'loss':>6}{'cpu srv':>9}{'cpu gen':>9}{'other':>7}")
+    lines = [head, "-" * len(head)]
+    for r in summary:
+        lines.append(
+            f"{r['server']:<10}{r['sessions']:>6}{r['window']:>7}{r['deliveries_per_s']:>14,.0f}"
+            f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['frame_bytes']:>9}{r['loss']:>6}"
+            f"{_pct(r['server_cpu']):>9}{_pct(r['loadgen_cpu']):>9}{_pct(r['other_cpu']):>7}"
+        )
+    return "\n".join(lines)
+
+
+def machine_info() -> dict:
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    versions = {}
+    for package in ("websockets", "python-socketio", "python-engineio", "aiohttp", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "libraries": versions,
+    }
+
+
+def plot(summary: Sequence[dict], path: Path) -> None:
+    """Deliveries per second (left) and latency p50/p99 (right), per server and N."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["sessions"] for r in summary})
+    servers = [k for k in SERVER_KINDS if any(r["server"] == k for r in summary)]
+    cell = {(r["server"], r["sessions"]): r for r in summary}
+    width = 0.8 / len(servers)
+    fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for i, kind in enumerate(servers):
+        xs = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(sizes))]
+        rows = [cell[(kind, n)] for n in sizes]
+        rates = [r["deliveries_per_s"] / 1000 for r in rows]
+        low = [(r["deliveries_per_s"] - r["deliveries_per_s_min"]) / 1000 for r in rows]
+        high = [(r["deliveries_per_s_max"] - r["deliveries_per_s"]) / 1000 for r in rows]
+        bars = ax_rate.bar(xs, rates, width, color=COLORS[kind], label=LABELS[kind],
+                           yerr=[low, high], capsize=3)
+        ax_rate.bar_label(bars, labels=[f"{v:.0f}k" for v in rates], padding=2, fontsize=8)
+        ax_lat.bar(xs, [r["p99_ms"] for r in rows], width, color=COLORS[kind], alpha=0.35)
+        ax_lat.bar(xs, [r["p50_ms"] for r in rows], width, color=COLORS[kind], label=LABELS[kind])
+    for ax in (ax_rate, ax_lat):
+        ax.set_xticks(range(len(sizes)), [f"{n} sessões" for n in sizes])
+        ax.set_xlabel("sessões abertas (todas recebem cada mensagem)")
+        ax.grid(axis="y", alpha=0.3)
+    ax_rate.set_ylabel("entregas por segundo (milhares)")
+    ax_rate.set_title("Vazão: entregas por segundo (mediana; barra = mín. e máx.)")
+    ax_rate.legend(loc="upper left", fontsize=8)
+    ax_lat.set_yscale("log")
+    ax_lat.set_ylabel("latência do envio à recepção (ms, escala log)")
+    ax_lat.set_title("Latência: p50 (cor cheia) e p99 (cor clara)")
+    ax_lat.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _other_cpu_now(seconds: float = 1.0) -> float | None:
+    """Cores busy on this machine over ``seconds`` while this benchmark is idle."""
+    def busy() -> float | None:
+        try:
+            with open("/proc/stat") as f:
+                user, nice, system, _, _, irq, softirq = (int(x) for x in f.readline().split()[1:8])
+        except (OSError, ValueError):
+            return None
+        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+    before = busy()
+    time.sleep(seconds)
+    after = busy()
+    return None if before is None or after is None else (after - before) / seconds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small N and short runs: a smoke test")
+    parser.add_argument("--sizes", type=int, nargs="+", help="numbers of sessions (default: 100 1000)")
+    parser.add_argument("--servers", nargs="+", choices=SERVER_KINDS, help="servers to run (default: all)")
+    parser.add_argument("--repeats", type=int, help="runs of each configuration (default: 3)")
+    parser.add_argument("--duration", type=float, help="seconds measured per run (default: 5)")
+    parser.add_argument("--window-deliveries", type=int, help="deliveries in flight (default: 8000)")
+    parser.add_argument("--output", type=Path, help="directory for chat_fanout.json and .png "
+                        "(default: benchmarks/results, not written with --quick)")
+    args = parser.parse_args(argv)
+    params = QUICK if args.quick else Params()
+    overrides = {"sizes": tuple(args.sizes) if args.sizes else None,
+                 "servers": tuple(args.servers) if args.servers else None,
+                 "repeats": args.repeats, "duration": args.duration,
+                 "window_deliveries": args.window_deliveries}
+    params = dataclasses.replace(params, **{k: v for k, v in overrides.items() if v is not None})
+    if any(n < 2 for n in params.sizes) or params.repeats < 1 or params.duration <= 0:
+        parser.error("--sizes precisa de números >= 2, --repeats >= 1 e --duration > 0")
+    output = args.output if args.output is not None else (None if args.quick else RESULTS_DIR)
+
+    server_cpu, loadgen_cpu = _cpus()
+    if server_cpu is None:
+        print("aviso: menos de 2 CPUs disponíveis; servidor e gerador de carga vão disputar a mesma CPU",
+              file=sys.stderr)
+    idle_load = _other_cpu_now()
+    if idle_load is not None and idle_load > NOISY_OTHER_CPU:
+        print(f"aviso: a máquina já usa {idle_load:.2f} CPU antes do benchmark; os números vão oscilar",
+              file=sys.stderr)
+    print(f"chat fan-out: N={list(params.sizes)}, {params.repeats} repeats, {params.duration:g} s measured "
+          f"after {params.warmup:g} s warm-up, text {params.text_bytes} chars, "
+          f"~{params.window_deliveries} deliveries in flight; server on CPU {server_cpu}, "
+          f"load generator on CPU {loadgen_cpu}")
+    started = time.monotonic()
+    try:
+        runs = run_all(params)
+    except BenchmarkError as exc:
+        print(f"erro: {exc}", file=sys.stderr)
+        return 1
+    wall = time.monotonic() - started
+    summary = summarize(runs)
+    checks = targets(summary, max(params.sizes) if TARGET_SESSIONS not in params.sizes else TARGET_SESSIONS)
+    print()
+    print(format_table(summary))
+    print()
+    for line in target_lines(checks):
+        print(line)
+    noisy = [r for r in runs if (r["other_cpu"] or 0) > NOISY_OTHER_CPU]
+    if noisy:
+        print(f"warning: {len(noisy)} of {len(runs)} runs shared the machine with other work "
+              f"(> {NOISY_OTHER_CPU} CPU used by other processes): their figures are suspect")
+    lost = [r for r in runs if _loss(r) or r["sessions_closed"]]
+    if lost:
+        print(f"LOSS: {len(lost)} runs did not deliver every message exactly once and in order "
+              f"to every session (see 'loss' and the JSON)")
+    print(f"wall time: {wall:.0f} s")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        document = {
+            "benchmark": "chat_fanout",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": "python -m benchmarks.chat_fanout " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "machine": machine_info(),
+            "parameters": dataclasses.asdict(params) | {
+                "windows": {str(n): params.window(n) for n in params.sizes},
+                "server_cpu": server_cpu, "loadgen_cpu": loadgen_cpu,
+            },
+            "wall_seconds": wall,
+            "idle_load_before": idle_load,
+            "summary": summary,
+            "targets": checks,
+            "runs": runs,
+        }
+        json_path = output / "chat_fanout.json"
+        json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        png_path = output / "chat_fanout.png"
+        plot(summary, png_path)
+        print(f"wrote {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path} "
+              f"and {png_path.name}")
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
