@@ -46,6 +46,7 @@ READ_MESSAGES = """items => items.map(item => ({
     to: item.dataset.to,
     replayed: item.dataset.replayed === "true",
     text: item.querySelector(".text").textContent,
+    epoch: item.dataset.epoch,
 }))"""
 
 
@@ -180,7 +181,7 @@ def open_tab(browser, server) -> Iterator[Callable[..., Tab]]:
     assert not problems, f"a página registrou erros: {problems}"
 
 
-def test_private_reaches_every_tab_of_its_user_and_nobody_else(open_tab):
+def test_private_reaches_every_tab_of_its_user_and_nobody_else(open_tab, server):
     from playwright.sync_api import expect
 
     ana1 = open_tab("ana", "segredo-ana")
@@ -200,7 +201,7 @@ def test_private_reaches_every_tab_of_its_user_and_nobody_else(open_tab):
 
     private = {
         "offset": 2, "kind": "private", "from": "joao", "to": "ana",
-        "replayed": False, "text": "só para você",
+        "replayed": False, "text": "só para você", "epoch": server.router.epoch,
     }
     for tab in (ana1, ana2, joao):
         assert tab.offsets() == [1, 2, 3]
@@ -348,3 +349,33 @@ def test_wrong_secret_shows_the_reason_and_does_not_retry(open_tab, server):
     # With the right secret the same tab gets in.
     intruder.login("certo")
     assert sorted(server.session_ids()) == sorted([owner.session(), intruder.session()])
+
+
+def test_server_restart_goes_away_with_1001_and_new_epoch_offsets_are_shown(open_tab, server):
+    from playwright.sync_api import expect
+
+    ana = open_tab("ana", "segredo-ana")
+    joao = open_tab("joao", "segredo-joao")
+    joao.send("antes do reinício 1")
+    joao.send("antes do reinício 2")
+    ana.wait_offset(2)
+    old_epoch, port = server.router.epoch, server.port
+
+    server.stop()  # every connection closed with 1001: the pages keep trying
+    expect(ana.status).to_have_attribute("data-state", "reconnecting")
+    expect(ana.page.locator("#messages li[data-kind='local']")).to_contain_text("1001")
+
+    with ChatServer(port=port) as restarted:
+        assert restarted.router.epoch != old_epoch
+        ana.wait_connected(timeout=RECONNECT_TIMEOUT_MS)
+        joao.wait_connected(timeout=RECONNECT_TIMEOUT_MS)
+        # The server says offsets started over; the page must not drop offset 1 of the
+        # new epoch as a duplicate of offset 1 of the old one.
+        expect(ana.page.locator("#messages li[data-kind='system']")).to_contain_text("época")
+        joao.send("depois do reinício")
+        new_first = f"{MESSAGE_ITEMS}[data-epoch='{restarted.router.epoch}'][data-offset='1']"
+        ana.page.wait_for_selector(new_first)
+        assert [(m["offset"], m["epoch"] == old_epoch) for m in ana.messages()] == [
+            (1, True), (2, True), (1, False),
+        ]
+        assert ana.messages()[-1]["text"] == "depois do reinício"

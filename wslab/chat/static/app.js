@@ -8,7 +8,8 @@
 //   #status          data-state="connecting|connected|reconnecting|closed",
 //                    data-session (id from the last welcome), data-attempt (retries so far)
 //   #messages > li   data-kind="public|private|system|error|local"; chat messages also
-//                    carry data-offset, data-from, data-to and data-replayed="true|false"
+//                    carry data-offset, data-epoch, data-from, data-to and
+//                    data-replayed="true|false"
 "use strict";
 
 (() => {
@@ -146,6 +147,7 @@
     if (replayed) item.classList.add("msg-replayed");
     if (message.from === user) item.classList.add("msg-mine");
     item.dataset.offset = String(message.offset);
+    item.dataset.epoch = epoch; // offsets start over when the server restarts
     item.dataset.kind = kind;
     item.dataset.from = String(message.from);
     item.dataset.to = message.to == null ? "" : String(message.to);
