@@ -169,7 +169,7 @@ def open_tab(browser, server) -> Iterator[Callable[..., Tab]]:
             if "Content Security Policy" in message.text
             else None,
         )
-        page.goto(server.url)
+        page.goto(server.url, wait_until="domcontentloaded")  # app.js is deferred: it ran
         if secret is not None:
             tab.login(secret)
         return tab

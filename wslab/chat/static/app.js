@@ -106,7 +106,8 @@
     ui.status.dataset.state = state;
     ui.status.dataset.session = session;
     ui.status.dataset.attempt = String(attempt);
-    ui.status.textContent = text;
+    // Only on change: the element is a live region, and the countdown ticks often.
+    if (ui.status.textContent !== text) ui.status.textContent = text;
   }
 
   // -- message list ------------------------------------------------------------------
