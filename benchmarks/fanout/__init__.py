@@ -10,10 +10,12 @@ import os
 import resource
 import sys
 
-__all__ = ["SERVER_KINDS", "prepare_process"]
+__all__ = ["ALL_KINDS", "SERVER_KINDS", "prepare_process"]
 
 #: The servers compared, in the order of the tables: ours first, then the two references.
 SERVER_KINDS = ("wslab", "bare", "socketio")
+#: Plus ``raw``, a calibration relay that measures the load generator's ceiling.
+ALL_KINDS = SERVER_KINDS + ("raw",)
 
 
 def prepare_process(cpu: int | None) -> str:

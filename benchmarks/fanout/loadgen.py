@@ -52,13 +52,14 @@ from collections.abc import Sequence
 from wslab.frames import Frame, Incomplete, Opcode, new_mask
 from wslab.handshake import HandshakeError, build_request, check_response, generate_key, parse_response
 
-from . import SERVER_KINDS, prepare_process
+from . import ALL_KINDS, prepare_process
 
 __all__ = ["PATHS", "Run", "Session", "main"]
 
 PATHS = {
     "wslab": "/ws",
     "bare": "/",
+    "raw": "/",
     "socketio": "/socket.io/?EIO=4&transport=websocket",
 }
 SECRET = "bench-secret"
@@ -79,7 +80,7 @@ def sender_templates(kind: str, user: str, text_bytes: int) -> str:
     text = "~%09d~" + filler
     if kind == "wslab":
         return '{"type": "say", "text": "' + text + '"}'
-    if kind == "bare":
+    if kind in ("bare", "raw"):
         return ('{"type":"message","offset":%d,"kind":"public","from":"' + user
                 + '","to":null,"text":"' + text + '","replayed":false}')
     if kind == "socketio":
@@ -521,7 +522,7 @@ async def _main(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=SERVER_KINDS)
+    parser.add_argument("kind", choices=ALL_KINDS)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--sessions", type=int, required=True)

@@ -21,6 +21,10 @@ sends before all receivers can get the message:
     same fields as our message frame (the library encodes the packet once and sends
     it to every member).
 
+``raw``
+    Calibration, not a competitor: a hand-written asyncio relay that does the least
+    Python can per delivery, to show how much the load generator can absorb.
+
 Connection logs go to stderr (ours logs each open/close); the runner keeps them out
 of the terminal.
 """
@@ -35,7 +39,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
-from . import SERVER_KINDS, prepare_process
+from . import ALL_KINDS, prepare_process
 
 __all__ = ["serve_bare", "serve_socketio", "serve_wslab", "main"]
 
@@ -131,10 +135,75 @@ async def serve_wslab(host: str, port: int, ready: Callable[[int], None], stop: 
         await server.wait_closed()
 
 
+class _RawRelay(asyncio.Protocol):
+    """Calibration only: the least a Python relay can do per delivery.
+
+    Handshake by hand, then each client frame (assumed whole, small, masked: the
+    load generator's) is unmasked and the same server frame is written to every
+    connection with ``transport.write``: no framing library, no per-connection
+    object beyond the transport. Not a fair competitor (it checks nothing); it
+    tells how many deliveries per second the load generator can absorb.
+    """
+
+    clients: set = set()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.buffer = b""
+        self.upgraded = False
+
+    def connection_lost(self, exc) -> None:
+        self.clients.discard(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        from wslab.frames import Frame, Opcode, apply_mask
+        from wslab.handshake import accept_key
+
+        self.buffer += data
+        if not self.upgraded:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            key = next(line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:"))
+            self.transport.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
+                + Frame(Opcode.TEXT, b'{"type": "ready"}').encode())
+            self.clients.add(self.transport)
+            self.upgraded, self.buffer = True, rest
+        while len(self.buffer) >= 6:
+            length = self.buffer[1] & 0x7F
+            start = 2 if length < 126 else 4
+            if length == 126:
+                length = int.from_bytes(self.buffer[2:4], "big")
+            if len(self.buffer) < start + 4 + length:
+                return
+            mask = self.buffer[start:start + 4]
+            payload = apply_mask(self.buffer[start + 4:start + 4 + length], mask)
+            opcode = self.buffer[0] & 0x0F
+            self.buffer = self.buffer[start + 4 + length:]
+            if opcode == Opcode.TEXT:
+                frame = Frame(Opcode.TEXT, payload).encode()
+                for transport in self.clients:
+                    transport.write(frame)
+            elif opcode == Opcode.CLOSE:
+                self.transport.close()
+
+
+async def serve_raw(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event) -> None:
+    """Calibration relay (see :class:`_RawRelay`)."""
+    server = await asyncio.get_running_loop().create_server(_RawRelay, host, port, backlog=BACKLOG)
+    async with server:
+        ready(server.sockets[0].getsockname()[1])
+        await stop.wait()
+
+
 SERVERS: dict[str, Callable[..., Awaitable[None]]] = {
     "wslab": serve_wslab,
     "bare": serve_bare,
     "socketio": serve_socketio,
+    "raw": serve_raw,
 }
 
 
@@ -156,7 +225,7 @@ async def _run(kind: str, host: str, port: int, retention: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=SERVER_KINDS)
+    parser.add_argument("kind", choices=ALL_KINDS)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU")
