@@ -374,30 +374,35 @@ def plot(summary: Sequence[dict], path: Path) -> None:
     servers = [k for k in ALL_KINDS if any(r["server"] == k for r in summary)]
     cell = {(r["server"], r["sessions"]): r for r in summary}
     width = 0.8 / len(servers)
-    fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(12, 5.2))
     for i, kind in enumerate(servers):
         xs = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(sizes))]
         rows = [cell[(kind, n)] for n in sizes]
         rates = [r["deliveries_per_s"] / 1000 for r in rows]
         low = [(r["deliveries_per_s"] - r["deliveries_per_s_min"]) / 1000 for r in rows]
         high = [(r["deliveries_per_s_max"] - r["deliveries_per_s"]) / 1000 for r in rows]
-        bars = ax_rate.bar(xs, rates, width, color=COLORS[kind], label=LABELS[kind],
-                           yerr=[low, high], capsize=3)
+        style = {"color": COLORS[kind], "hatch": "//" if kind not in SERVER_KINDS else None,
+                 "edgecolor": "white" if kind not in SERVER_KINDS else None}
+        bars = ax_rate.bar(xs, rates, width, label=LABELS[kind], yerr=[low, high], capsize=3, **style)
         ax_rate.bar_label(bars, labels=[f"{v:.0f}k" for v in rates], padding=2, fontsize=8)
-        ax_lat.bar(xs, [r["p99_ms"] for r in rows], width, color=COLORS[kind], alpha=0.35)
-        ax_lat.bar(xs, [r["p50_ms"] for r in rows], width, color=COLORS[kind], label=LABELS[kind])
+        ax_lat.bar(xs, [r["p99_ms"] for r in rows], width, alpha=0.35, **style)
+        ax_lat.bar(xs, [r["p50_ms"] for r in rows], width, **style)
     for ax in (ax_rate, ax_lat):
         ax.set_xticks(range(len(sizes)), [f"{n} sessões" for n in sizes])
         ax.set_xlabel("sessões abertas (todas recebem cada mensagem)")
         ax.grid(axis="y", alpha=0.3)
     ax_rate.set_ylabel("entregas por segundo (milhares)")
-    ax_rate.set_title("Vazão: entregas por segundo (mediana; barra = mín. e máx.)")
-    ax_rate.legend(loc="upper left", fontsize=8)
+    ax_rate.set_title("Vazão (mediana; traço = mín. e máx. das repetições)")
     ax_lat.set_yscale("log")
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+             if min(r["p50_ms"] for r in summary) / 2 <= t <= max(r["p99_ms"] for r in summary) * 2]
+    ax_lat.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax_lat.minorticks_off()
     ax_lat.set_ylabel("latência do envio à recepção (ms, escala log)")
-    ax_lat.set_title("Latência: p50 (cor cheia) e p99 (cor clara)")
-    ax_lat.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+    ax_lat.set_title("Latência por entrega: p50 (cor cheia) e p99 (cor clara)")
+    fig.legend(*ax_rate.get_legend_handles_labels(), loc="lower center", ncol=len(servers), fontsize=9,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -7,10 +7,11 @@ exit status 1).
 
 Why it is written by hand. On two cores the server gets one and this process the
 other; if receiving cost as much as sending, every server would look the same (the
-load generator's ceiling). So receiving is as cheap as Python allows: a bare
-``asyncio.Protocol`` per session, the opening handshake done with
-:mod:`wslab.handshake`, and server frames (unmasked, never fragmented here) cut by
-their length field alone. A message is recognised by ``bytes.find`` of the marker
+load generator's ceiling). So receiving is as cheap as Python allows: sessions are
+opened with asyncio (one ``BufferedProtocol`` each, the opening handshake done with
+:mod:`wslab.handshake`), then measured with a ``select.epoll`` loop of our own that
+reads each ready socket with ``recv_into`` into one shared buffer. Server frames
+(unmasked, never fragmented here) are cut by their length field alone. A message is recognised by ``bytes.find`` of the marker
 ``"~`` that starts its text, followed by a 9-digit sequence number: no UTF-8 decode,
 no JSON. Only setup frames (welcome, Engine.IO open and connect, ready) are parsed as
 JSON. The same code speaks to all three servers; socket.io is Engine.IO v4 over the
@@ -30,7 +31,9 @@ stops and the messages in flight drain (bounded).
 Correctness. Every session must receive every message exactly once and in order:
 each session checks that a sequence number is the one after the previous; at the
 end, every message must have reached all N sessions. Gaps, repeats and missing
-deliveries are counted and reported, never hidden.
+deliveries are counted and reported, never hidden. A gap (a session got message
+k + 1 without k) also frees k's slot in the window, so a lossy server is measured
+and reported as lossy instead of stalling the loop.
 
 Client frames are masked with a fresh key each (RFC 6455 5.3) through
 :class:`wslab.frames.Frame`; only the sender sends, at most a few thousand frames
@@ -184,8 +187,9 @@ class Session(asyncio.BufferedProtocol):
                         self.repeats += 1
                         pos = end
                         continue
-                    else:
+                    else:  # lost: count it, and let the loop go on without it
                         self.gaps += seq - self.expect
+                        run.skipped(self.expect, seq)
                         self.expect = seq + 1
                     self.frame_bytes = end - pos
                     record(now - sent_ns[seq])
@@ -317,6 +321,14 @@ class Run:
         self.sent_ns.append(time.perf_counter_ns())
         self.sessions[0].send_text(payload)
 
+    def skipped(self, first: int, stop: int) -> None:
+        """A session saw message ``stop`` before ``first``..``stop - 1``: count those as done
+        for it (as lost, in its ``gaps``), so a lost delivery cannot stall the window."""
+        for seq in range(first, stop):
+            self.remaining[seq] -= 1
+            if not self.remaining[seq]:
+                self.completed(seq)
+
     def completed(self, seq: int) -> None:
         self.done += 1
         if self.sending:
@@ -447,7 +459,9 @@ class Run:
             elif now - last_change > stall_ns:
                 if until_drained:
                     return  # what is still missing is reported as missing deliveries
-                raise SetupError(f"nenhuma mensagem chegou a todas as sessões em {stall_timeout:g} s: "
+                waiting = len(self.sent_ns) - self.done
+                raise SetupError(f"nenhuma mensagem chegou a todas as sessões em {stall_timeout:g} s "
+                                 f"({waiting} em voo, {sum(self.remaining)} entregas faltando): "
                                  f"entregas perdidas ou servidor travado")
             for fd, _ in poll(0.05):
                 recv_into, feed, session = readers[fd]
