@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: report test lab bench
+.PHONY: report test lab bench browser
 
 report: $(STAMP)
 	$(PYTHON) -m wslab.report build
@@ -26,6 +26,16 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) -m benchmarks.transports
 	$(PYTHON) -m benchmarks.chat_routing
+	$(PYTHON) -m benchmarks.chat_fanout
+
+# Debian's Chromium, for the browser test of the chat client (make test skips that
+# test, saying why, when no Chromium is found). Installs through apt-get as root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || \
+	{ command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	{ echo "Não consegui instalar o Chromium: rode como root num Debian/Ubuntu, ou instale o pacote chromium."; exit 1; }
+	@chromium --version 2>/dev/null
 
 $(STAMP): requirements.txt pyproject.toml
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
