@@ -503,7 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         document = {
             "benchmark": "chat_fanout",
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": "python -m benchmarks.chat_fanout " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": " ".join(["python -m benchmarks.chat_fanout",
+                                 *(argv if argv is not None else sys.argv[1:])]).strip(),
             "machine": machine_info(),
             "parameters": dataclasses.asdict(params) | {
                 "windows": {str(n): params.window(n) for n in params.sizes},

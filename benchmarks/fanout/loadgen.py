@@ -11,10 +11,10 @@ load generator's ceiling). So receiving is as cheap as Python allows: sessions a
 opened with asyncio (one ``BufferedProtocol`` each, the opening handshake done with
 :mod:`wslab.handshake`), then measured with a ``select.epoll`` loop of our own that
 reads each ready socket with ``recv_into`` into one shared buffer. Server frames
-(unmasked, never fragmented here) are cut by their length field alone. A message is recognised by ``bytes.find`` of the marker
-``"~`` that starts its text, followed by a 9-digit sequence number: no UTF-8 decode,
-no JSON. Only setup frames (welcome, Engine.IO open and connect, ready) are parsed as
-JSON. The same code speaks to all three servers; socket.io is Engine.IO v4 over the
+(unmasked, never fragmented here) are cut by their length field alone. A message
+is recognised by ``bytes.find`` of the marker ``"~`` that starts its text, followed
+by a 9-digit sequence number: no UTF-8 decode, no JSON. Only setup frames (welcome, Engine.IO open and connect, ready) are parsed as
+JSON. The same code speaks to every server; socket.io is Engine.IO v4 over the
 websocket transport (``0{...}`` open, ``40{auth}`` connect, ``40{"sid"}`` accepted,
 ``42[...]`` events, ``2`` ping answered with ``3``).
 
@@ -377,11 +377,11 @@ class Run:
             for _ in range(self.window):
                 self.send_next()
             self._pump(warmup, stall_timeout)
-            i0, t0, cpu0, srv0 = len(self.latencies), time.perf_counter_ns(), time.process_time(), _cpu_seconds(server_pid)
-            done0, sys0 = self.done, _system_cpu_seconds()
+            i0, done0, t0 = len(self.latencies), self.done, time.perf_counter_ns()
+            cpu0, srv0, sys0 = time.process_time(), _cpu_seconds(server_pid), _system_cpu_seconds()
             self._pump(duration, stall_timeout)
-            i1, t1, cpu1, srv1 = len(self.latencies), time.perf_counter_ns(), time.process_time(), _cpu_seconds(server_pid)
-            done1, sys1 = self.done, _system_cpu_seconds()
+            i1, done1, t1 = len(self.latencies), self.done, time.perf_counter_ns()
+            cpu1, srv1, sys1 = time.process_time(), _cpu_seconds(server_pid), _system_cpu_seconds()
             self.sending = False
             self._pump(drain_timeout, drain_timeout, until_drained=True)
         finally:
