@@ -75,8 +75,8 @@ def browser() -> Iterator[object]:
     executable = _find_chromium()
     if executable is None:
         _unavailable(
-            "Chromium não encontrado: instale o pacote chromium (apt-get install chromium) "
-            "para rodar o teste do cliente no navegador."
+            "Chromium não encontrado: rode `make browser` (instala o pacote chromium do "
+            "Debian) para rodar o teste do cliente no navegador."
         )
     expect.set_options(timeout=TIMEOUT_MS)
     playwright = sync_playwright().start()
