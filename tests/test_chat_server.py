@@ -305,6 +305,31 @@ def test_a_client_too_slow_to_read_is_shed_and_the_others_get_everything(join):
         slow.close()
 
 
+def test_a_client_that_sends_too_big_a_frame_and_goes_silent_is_cut():
+    """After 1009 the peer neither reads nor closes: the session still ends, bounded."""
+    with ChatServer(close_timeout=0.3) as server:
+        raw = _raw_session(server, "ana")
+        size = 16 * 1024 + 1
+        raw.sendall(bytes([0x81, 0x80 | 127]) + size.to_bytes(8, "big") + bytes(4 + size))
+        deadline = time.monotonic() + WAIT
+        while server.session_ids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.session_ids() == []
+        raw.close()
+
+
+def test_stop_is_bounded_even_with_a_client_that_reads_nothing(join):
+    with ChatServer(close_timeout=0.3) as server:
+        stuck = _raw_session(server, "parada", rcvbuf=4096)
+        ana, _ = join(server, "ana")
+        for offset in range(1, 1501):  # megabytes queued towards the stuck client
+            say(ana, "z" * 2000)
+            assert receive(ana)["offset"] == offset
+        assert "s1" in server.session_ids()
+        server.stop(timeout=WAIT)  # raises TimeoutError if the close were unbounded
+        stuck.close()
+
+
 def test_ctrl_c_closes_every_connection_with_1001_and_exits_0(opened):
     process = subprocess.Popen(
         [sys.executable, "-m", "wslab.chat", "serve", "--port", "0"],

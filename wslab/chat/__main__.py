@@ -30,8 +30,7 @@ async def _serve(host: str, port: int, retention: int) -> None:
         loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result(None))
     await stop
     logging.getLogger("wslab.chat.server").info("parando: fechando as conexões com 1001")
-    server.close()  # 1001 (going away) to every open connection
-    await server.wait_closed()
+    await service.shut_down(server)  # 1001 (going away) to every connection
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from .credentials import AuthError
 from .router import ChatRouter
@@ -58,6 +59,7 @@ __all__ = ["ChatServer", "ChatService", "WS_PATH"]
 
 WS_PATH = "/ws"
 HELLO_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 10.0  # websockets' default
 MAX_PENDING_BYTES = 1 << 20
 
 logger = logging.getLogger("wslab.chat.server")
@@ -97,6 +99,40 @@ def _close_reason(text: str) -> str:
     return text.encode()[:123].decode(errors="ignore")
 
 
+async def close_within(
+    connection: ServerConnection, code: int = CloseCode.NORMAL_CLOSURE, reason: str = ""
+) -> None:
+    """Close ``connection``, cutting TCP if that takes longer than its ``close_timeout``.
+
+    websockets' ``close()`` first waits for the write buffer to drain, with no bound:
+    a peer that stopped reading would hold it (and its socket) forever.
+    """
+    try:
+        async with asyncio.timeout(connection.close_timeout or CLOSE_TIMEOUT):
+            await connection.close(code, reason)
+    except TimeoutError:
+        connection.transport.abort()
+
+
+class _BoundedClosing(ServerConnection):
+    """A server connection whose closing is bounded in every case.
+
+    When data from the peer moves the connection to CLOSING (its close frame, or a
+    frame that fails the connection, like one over ``max_size``: 1009), websockets
+    sends the close frame and then waits for the peer to end TCP; it enforces
+    ``close_timeout`` only while some coroutine awaits the connection, and the
+    handler's ``recv`` does not. A peer that then neither reads nor closes would keep
+    its session open. Here a bounded close starts at that moment.
+    """
+
+    _closing: asyncio.Task | None = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._closing is None and self.protocol.state is State.CLOSING:
+            self._closing = self.loop.create_task(close_within(self))
+
+
 def _peer(connection: ServerConnection) -> str:
     address = connection.remote_address
     return f"{address[0]}:{address[1]}" if address else "?"
@@ -126,6 +162,7 @@ class ChatService:
         # Open sessions and their connections. A session id is here exactly while
         # the router has it open: both change together, between two awaits.
         self._connections: dict[str, ServerConnection] = {}
+        self._all: set[ServerConnection] = set()  # with or without a session yet
 
     def session_ids(self) -> list[str]:
         """Ids of the open sessions, in connection order."""
@@ -143,8 +180,17 @@ class ChatService:
             port,
             process_request=self._process_request,
             max_size=MAX_FRAME_BYTES,
+            create_connection=_BoundedClosing,
             **options,
         )
+
+    async def shut_down(self, server: Server) -> None:
+        """Stop listening and close every connection with 1001, each one bounded."""
+        server.close(close_connections=False)
+        await asyncio.gather(
+            *(close_within(c, CloseCode.GOING_AWAY) for c in list(self._all))
+        )
+        await server.wait_closed()
 
     # -- HTTP: static files and the Origin check --------------------------------------
 
@@ -173,9 +219,15 @@ class ChatService:
     # -- WebSocket ---------------------------------------------------------------------
 
     async def _handle(self, connection: ServerConnection) -> None:
-        session_id = await self._open(connection)
-        if session_id is None:
-            return
+        self._all.add(connection)
+        try:
+            session_id = await self._open(connection)
+            if session_id is not None:
+                await self._serve_session(session_id, connection)
+        finally:
+            self._all.discard(connection)
+
+    async def _serve_session(self, session_id: str, connection: ServerConnection) -> None:
         try:
             async for frame in connection:
                 try:
@@ -242,7 +294,7 @@ class ChatService:
 
     async def _refuse(self, connection: ServerConnection, code: int, reason: str) -> None:
         logger.info("recusada %s: %d %s", _peer(connection), code, reason)
-        await connection.close(code, _close_reason(reason))
+        await close_within(connection, code, _close_reason(reason))
         return None
 
     def _flush(self, session_ids: list[str]) -> None:
@@ -277,7 +329,8 @@ class ChatService:
         logger.info("lenta %s (%s): fechando com 1013", session_id, _peer(connection))
         self._forget(session_id)
         asyncio.get_running_loop().create_task(
-            connection.close(
+            close_within(
+                connection,
                 CloseCode.TRY_AGAIN_LATER,
                 "Cliente lento demais: reconecte e retome do último offset.",
             )
@@ -312,7 +365,7 @@ class ChatServer:
         router: ChatRouter | None = None,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
-        close_timeout: float | None = 10.0,
+        close_timeout: float | None = CLOSE_TIMEOUT,
         hello_timeout: float = HELLO_TIMEOUT,
         max_pending: int = MAX_PENDING_BYTES,
     ) -> None:
@@ -382,11 +435,17 @@ class ChatServer:
             raise failure[0]
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Close every connection with 1001 and wait for the thread to end."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Close every connection with 1001 and wait for the thread to end.
+
+        By default waits ``close_timeout`` plus 5 s: a peer that does not answer the
+        close is cut after ``close_timeout``.
+        """
         if self._server is None or self._loop is None or self._thread is None:
             return
-        self._loop.call_soon_threadsafe(self._server.close)
+        if timeout is None:
+            timeout = (self._options["close_timeout"] or CLOSE_TIMEOUT) + 5.0
+        asyncio.run_coroutine_threadsafe(self.service.shut_down(self._server), self._loop)
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise TimeoutError(f"o servidor de chat não parou em {timeout:g} s")
