@@ -19,7 +19,9 @@ One bad client never disturbs the others:
   ``max_size``);
 - keepalive pings find dead peers; a client that does not read, so that more than
   ``max_pending`` bytes wait in its write buffer, is closed with 1013 and its session
-  ended: it can reconnect and resume from its last offset, without anything lost.
+  ended: it can reconnect and resume from its last offset, without anything lost;
+- every closing handshake, whoever starts it, ends within ``close_timeout``: after
+  that the TCP connection is cut (see :func:`close_within`).
 
 Every connection is served on one event loop and each router call runs to completion
 between two awaits, so the router needs no locks. ``python -m wslab.chat serve`` runs
