@@ -443,12 +443,12 @@ def _wait_for_quiet(limit: float) -> float | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small N and short runs: a smoke test")
-    parser.add_argument("--sizes", type=int, nargs="+", help="numbers of sessions (default: 100 1000)")
+    parser.add_argument("--sizes", type=int, nargs="+", help=f"numbers of sessions (default: {' '.join(map(str, Params().sizes))})")
     parser.add_argument("--servers", nargs="+", choices=ALL_KINDS,
                         help="servers to run (default: all, raw included)")
-    parser.add_argument("--repeats", type=int, help="runs of each configuration (default: 3)")
-    parser.add_argument("--duration", type=float, help="seconds measured per run (default: 5)")
-    parser.add_argument("--window-deliveries", type=int, help="deliveries in flight (default: 8000)")
+    parser.add_argument("--repeats", type=int, help=f"runs of each configuration (default: {Params().repeats})")
+    parser.add_argument("--duration", type=float, help=f"seconds measured per run (default: {Params().duration:g})")
+    parser.add_argument("--window-deliveries", type=int, help=f"deliveries in flight (default: {Params().window_deliveries})")
     parser.add_argument("--output", type=Path, help="directory for chat_fanout.json and .png "
                         "(default: benchmarks/results, not written with --quick)")
     args = parser.parse_args(argv)

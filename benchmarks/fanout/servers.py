@@ -126,13 +126,13 @@ async def serve_wslab(host: str, port: int, ready: Callable[[int], None], stop: 
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    server = await ChatService(ChatRouter(retention)).serve(host, port, backlog=BACKLOG)
+    service = ChatService(ChatRouter(retention))
+    server = await service.serve(host, port, backlog=BACKLOG)
     try:
         ready(server.sockets[0].getsockname()[1])
         await stop.wait()
     finally:
-        server.close()
-        await server.wait_closed()
+        await service.shut_down(server)
 
 
 class _RawRelay(asyncio.Protocol):
