@@ -6,6 +6,7 @@ every receive is bounded, so a missing frame fails the test instead of hanging i
 
 import contextlib
 import json
+import select
 import signal
 import socket
 import subprocess
@@ -139,7 +140,7 @@ def test_wrong_secret_closes_with_4001_and_disturbs_no_one(server, join, opened)
     assert code == 4001 and "Segredo errado" in reason
     say(ana, "ainda aqui")
     assert receive(ana)["text"] == "ainda aqui"
-    assert server.session_ids() == [json.loads('"s1"')]
+    assert server.session_ids() == ["s1"]
 
 
 @pytest.mark.parametrize(
@@ -210,6 +211,26 @@ def test_a_foreign_origin_is_refused_with_403(server, opened):
     assert caught.value.response.status_code == 403
 
 
+def _handshake_status(server, host):
+    """The status line of a /ws upgrade sent with this Host (and the same Origin)."""
+    request = build_request(server.ws_url, generate_key()).decode()
+    request = request.replace(f"Host: 127.0.0.1:{server.port}", f"Host: {host}", 1)
+    request = request.replace("\r\n\r\n", f"\r\nOrigin: http://{host}\r\n\r\n", 1)
+    assert f"Host: {host}\r\n" in request and f"Origin: http://{host}" in request
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as raw:
+        raw.sendall(request.encode())
+        return _read_head(raw).split(b"\r\n", 1)[0]
+
+
+def test_a_host_that_does_not_name_this_server_is_refused_with_403():
+    """DNS rebinding: a hostile name resolved to this machine arrives as Host."""
+    with ChatServer(allowed_hosts=["chat.example"]) as server:
+        assert _handshake_status(server, f"attacker.example:{server.port}").startswith(
+            b"HTTP/1.1 403")
+        for host in (f"chat.example:{server.port}", f"localhost:{server.port}"):
+            assert _handshake_status(server, host).startswith(b"HTTP/1.1 101")
+
+
 def test_the_servers_own_origin_and_no_origin_are_allowed(server, opened):
     own = server.url.rstrip("/")
     for origin in (own, None):
@@ -217,12 +238,20 @@ def test_the_servers_own_origin_and_no_origin_are_allowed(server, opened):
         assert hello(ws, "ana")["user"] == "ana"
 
 
-def test_the_browser_client_is_served_with_a_strict_policy(server):
+def _get(server, path, host="127.0.0.1"):
+    """The response head of a plain HTTP GET."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as raw:
-        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        head = _read_head(raw)
-    assert head.startswith(b"HTTP/1.1 200")
-    assert b"text/html" in head and b"default-src 'self'" in head
+        raw.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        return _read_head(raw)
+
+
+def test_the_browser_client_is_served_with_a_strict_policy(server):
+    for _ in range(3):  # the same headers every time: none piles up across requests
+        head = _get(server, "/")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert b"text/html" in head and b"default-src 'self'" in head
+        assert head.lower().count(b"\r\nserver:") == 1
+    assert _get(server, "/app.js").startswith(b"HTTP/1.1 200")
     with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as raw:
         raw.sendall(b"GET /nada.txt HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _read_head(raw).startswith(b"HTTP/1.1 404")
@@ -260,6 +289,38 @@ def test_a_dropped_session_resumes_with_what_it_missed_each_once(server, join):
     assert nothing_more(ana_phone)
 
 
+def test_a_session_over_the_rate_limit_is_told_and_its_extra_line_not_sent(opened):
+    with ChatServer(max_rate=1.0, burst=3) as server:
+        ana = opened(server.ws_url)
+        joao = opened(server.ws_url)
+        hello(ana, "ana"), hello(joao, "joao")
+        for i in range(4):
+            say(ana, f"linha {i}")
+        frames = [receive(ana) for _ in range(4)]
+        assert [f.get("text") for f in frames[:3]] == ["linha 0", "linha 1", "linha 2"]
+        assert frames[3]["type"] == "error" and "Devagar" in frames[3]["text"]
+        assert [receive(joao)["text"] for _ in range(3)] == ["linha 0", "linha 1", "linha 2"]
+        assert nothing_more(joao)
+
+
+def test_a_client_flooding_bad_frames_without_reading_is_shed(join):
+    """Each bad frame earns an error frame: unread, they must not pile up forever."""
+    with ChatServer(max_pending=64 * 1024) as server:
+        flooder = _raw_session(server, "ruidosa", rcvbuf=4096)
+        ana, _ = join(server, "ana")
+        junk = bytes([0x81, 0x80 | 1]) + b"\x00\x00\x00\x00" + b"x"  # masked text "x"
+        deadline = time.monotonic() + WAIT
+        while "s1" in server.session_ids() and time.monotonic() < deadline:
+            try:
+                flooder.sendall(junk * 500)
+            except OSError:
+                break  # the server already cut it
+        assert server.session_ids() == ["s2"]
+        say(ana, "tudo bem")
+        assert receive(ana)["text"] == "tudo bem"
+        flooder.close()
+
+
 def test_a_client_that_stops_answering_pings_is_closed():
     with ChatServer(ping_interval=0.1, ping_timeout=0.2, close_timeout=0.2) as server:
         raw = _raw_session(server, "mudo")
@@ -290,7 +351,7 @@ def _raw_session(server, user, rcvbuf=None):
 
 
 def test_a_client_too_slow_to_read_is_shed_and_the_others_get_everything(join):
-    with ChatServer(max_pending=64 * 1024) as server:
+    with ChatServer(max_pending=64 * 1024, max_rate=None) as server:
         slow = _raw_session(server, "lenta", rcvbuf=4096)
         ana, _ = join(server, "ana")
         text = "y" * 2000
@@ -319,7 +380,8 @@ def test_a_client_that_sends_too_big_a_frame_and_goes_silent_is_cut():
 
 
 def test_stop_is_bounded_even_with_a_client_that_reads_nothing(join):
-    with ChatServer(close_timeout=0.3) as server:
+    # No shedding (max_pending of 1 GiB): the stuck client is still there at stop().
+    with ChatServer(close_timeout=0.3, max_pending=1 << 30, max_rate=None) as server:
         stuck = _raw_session(server, "parada", rcvbuf=4096)
         ana, _ = join(server, "ana")
         for offset in range(1, 1501):  # megabytes queued towards the stuck client
@@ -336,6 +398,8 @@ def test_ctrl_c_closes_every_connection_with_1001_and_exits_0(opened):
         stderr=subprocess.PIPE, text=True,
     )
     try:
+        ready, _, _ = select.select([process.stderr], [], [], WAIT)
+        assert ready, "o servidor não disse onde está servindo"
         line = process.stderr.readline()
         assert "servindo o chat em http://127.0.0.1:" in line, line
         port = int(line.split("127.0.0.1:")[1].split("/")[0])

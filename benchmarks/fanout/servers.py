@@ -120,13 +120,14 @@ async def serve_socketio(host: str, port: int, ready: Callable[[int], None], sto
 
 async def serve_wslab(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event,
                       *, retention: int = 1000) -> None:
-    """Our chat server as ``python -m wslab.chat serve`` runs it (logging included)."""
+    """Our chat server as ``python -m wslab.chat serve`` runs it (logging included),
+    but with no per-session rate limit: one sender at full speed is the workload."""
     from wslab.chat.router import ChatRouter
     from wslab.chat.server import ChatService
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    service = ChatService(ChatRouter(retention))
+    service = ChatService(ChatRouter(retention), max_rate=None)
     server = await service.serve(host, port, backlog=BACKLOG)
     try:
         ready(server.sockets[0].getsockname()[1])

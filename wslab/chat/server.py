@@ -3,12 +3,13 @@
 The server owns no routing logic. It turns frames into router calls
 (:mod:`wslab.chat.wire` parses them) and the router's deliveries into frames; a
 public message is serialized once and written to all its recipients with
-:func:`websockets.asyncio.server.broadcast`.
+:func:`websockets.asyncio.server.broadcast` (compression is off, so every recipient
+gets the very same bytes).
 
-HTTP: ``/`` and the other files of ``wslab/chat/static`` are the browser client;
-``/ws`` is the WebSocket endpoint. A request to ``/ws`` whose ``Origin`` header is
-present and is not this server's own origin gets 403 (cross-site WebSocket
-hijacking); clients that send no ``Origin`` (scripts, not browsers) are allowed.
+HTTP (:mod:`wslab.chat.web`): ``/`` and the other files of ``wslab/chat/static`` are
+the browser client; ``/ws`` is the WebSocket endpoint, refused with 403 when the
+``Host`` header does not name this server (DNS rebinding) or an ``Origin`` header is
+present and is not this server's own (cross-site WebSocket hijacking).
 
 One bad client never disturbs the others:
 
@@ -17,11 +18,18 @@ One bad client never disturbs the others:
 - after the hello, malformed JSON, an unknown type or a binary frame get an error frame
   and the connection stays up; a frame above 16 KiB closes with 1009 (websockets'
   ``max_size``);
+- a session may send ``max_rate`` lines per second on average (bursts of ``burst``);
+  a line above that gets an error frame and is not sent, so one client cannot flood
+  the others' connections;
 - keepalive pings find dead peers; a client that does not read, so that more than
   ``max_pending`` bytes wait in its write buffer, is closed with 1013 and its session
   ended: it can reconnect and resume from its last offset, without anything lost;
 - every closing handshake, whoever starts it, ends within ``close_timeout``: after
   that the TCP connection is cut (see :func:`close_within`).
+
+Not bounded here: how many connections are open at once (each waits at most 10 s for
+its handshake and ``hello_timeout`` for its hello) and how many names get registered;
+a deployment limits those in front of the server.
 
 Every connection is served on one event loop and each router call runs to completion
 between two awaits, so the router needs no locks. ``python -m wslab.chat serve`` runs
@@ -33,18 +41,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Collection
 from http import HTTPStatus
-from importlib import resources
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from .credentials import AuthError
+from .ratelimit import TokenBucket
 from .router import ChatRouter
+from .web import StaticFiles, handshake_refusal
 from .wire import (
     MAX_FRAME_BYTES,
     BadFrame,
@@ -63,38 +72,10 @@ WS_PATH = "/ws"
 HELLO_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 10.0  # websockets' default
 MAX_PENDING_BYTES = 1 << 20
+MAX_RATE = 20.0  # lines per second a session may send, on average
+BURST = 40  # ... and at once
 
 logger = logging.getLogger("wslab.chat.server")
-
-_CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-}
-_SECURITY_HEADERS = [
-    ("Content-Security-Policy", "default-src 'self'; connect-src 'self'"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Cache-Control", "no-store"),
-]
-
-
-def _load_static() -> dict[str, Response]:
-    """The browser client, read once: URL path -> ready HTTP response."""
-    responses = {}
-    for entry in resources.files("wslab.chat").joinpath("static").iterdir():
-        content_type = _CONTENT_TYPES.get("." + entry.name.rpartition(".")[2])
-        if content_type is None:
-            continue
-        body = entry.read_bytes()
-        headers = Headers(
-            [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-            + _SECURITY_HEADERS
-        )
-        responses["/" + entry.name] = Response(200, "OK", headers, body)
-    if "/index.html" in responses:
-        responses["/"] = responses["/index.html"]
-    return responses
-
 
 def _close_reason(text: str) -> str:
     """A close reason fits in 123 UTF-8 bytes (RFC 6455 §5.5); cut on a character."""
@@ -148,6 +129,10 @@ class ChatService:
         hello_timeout: seconds a new connection has to send its hello.
         max_pending: bytes a connection may leave unread in its write buffer before
             it is closed with 1013 as too slow.
+        max_rate, burst: lines per second a session may send on average, and at
+            once; ``max_rate=None`` lifts the limit (the fan-out benchmark does).
+        allowed_hosts: names, besides ``localhost`` and the server's addresses, that
+            the ``Host`` header of a ``/ws`` request may carry.
     """
 
     def __init__(
@@ -156,11 +141,18 @@ class ChatService:
         *,
         hello_timeout: float = HELLO_TIMEOUT,
         max_pending: int = MAX_PENDING_BYTES,
+        max_rate: float | None = MAX_RATE,
+        burst: int = BURST,
+        allowed_hosts: Collection[str] = (),
     ) -> None:
         self.router = router
         self.hello_timeout = hello_timeout
         self.max_pending = max_pending
-        self._static = _load_static()
+        self.max_rate = max_rate
+        self.burst = burst
+        self.allowed_hosts = tuple(allowed_hosts)
+        self._static = StaticFiles()
+        self._shedding: set[asyncio.Task] = set()  # 1013 closes under way
         # Open sessions and their connections. A session id is here exactly while
         # the router has it open: both change together, between two awaits.
         self._connections: dict[str, ServerConnection] = {}
@@ -183,6 +175,7 @@ class ChatService:
             process_request=self._process_request,
             max_size=MAX_FRAME_BYTES,
             create_connection=_BoundedClosing,
+            compression=None,
             **options,
         )
 
@@ -194,28 +187,22 @@ class ChatService:
         )
         await server.wait_closed()
 
-    # -- HTTP: static files and the Origin check --------------------------------------
+    # -- HTTP: static files, and who may open /ws (wslab.chat.web) ------------------------
 
     def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
         path = request.path.partition("?")[0]
         if path != WS_PATH:
-            response = self._static.get(path)
+            response = self._static.response(path)
             if response is None:
                 return connection.respond(HTTPStatus.NOT_FOUND, "Não encontrado.\n")
             return response
-        origin = request.headers.get("Origin")
-        host = request.headers.get("Host", "")
-        if origin is not None and origin.lower() not in (
-            f"http://{host}".lower(),
-            f"https://{host}".lower(),
-        ):
-            logger.info("recusada %s: Origin %r não é %s", _peer(connection), origin, host)
-            return connection.respond(
-                HTTPStatus.FORBIDDEN,
-                f"Origem não permitida: {origin} não é a origem deste servidor.\n",
-            )
+        local_address = connection.local_address[0] if connection.local_address else ""
+        refusal = handshake_refusal(request.headers, local_address, self.allowed_hosts)
+        if refusal is not None:
+            logger.info("recusada %s: %s", _peer(connection), refusal)
+            return connection.respond(HTTPStatus.FORBIDDEN, refusal + "\n")
         return None
 
     # -- WebSocket ---------------------------------------------------------------------
@@ -230,22 +217,32 @@ class ChatService:
             self._all.discard(connection)
 
     async def _serve_session(self, session_id: str, connection: ServerConnection) -> None:
+        loop = asyncio.get_running_loop()
+        bucket = (
+            TokenBucket(self.max_rate, self.burst, loop.time()) if self.max_rate else None
+        )
         try:
             async for frame in connection:
+                if session_id not in self._connections:
+                    break  # shed as too slow while this frame was in flight
+                if bucket is not None and not bucket.allow(loop.time()):
+                    self._reply(session_id, connection, encode_error(
+                        f"Devagar: limite de ritmo excedido (em média {self.max_rate:g} "
+                        "por segundo); esta linha não foi enviada."
+                    ))
+                    continue
                 try:
                     say = parse_frame(frame)
                 except BadFrame as error:
-                    broadcast([connection], encode_error(str(error)))
+                    self._reply(session_id, connection, encode_error(str(error)))
                     continue
-                if session_id not in self._connections:
-                    break  # shed as too slow while this frame was in flight
                 self._flush(self.router.submit(session_id, say.text))
         except ConnectionClosed:
             pass  # 1009, a lost peer...: the close code is logged below
         finally:
             self._forget(session_id)
             logger.info(
-                "fechada %s (%s): %s %s",
+                "fechada %s (%s): %s %r",
                 session_id,
                 _peer(connection),
                 connection.close_code,
@@ -299,6 +296,18 @@ class ChatService:
         await close_within(connection, code, _close_reason(reason))
         return None
 
+    def _too_slow(self, session_id: str, connection: ServerConnection) -> bool:
+        """Shed the session if its client left more than ``max_pending`` bytes unread."""
+        if connection.transport.get_write_buffer_size() <= self.max_pending:
+            return False
+        self._shed(session_id, connection)
+        return True
+
+    def _reply(self, session_id: str, connection: ServerConnection, frame: str) -> None:
+        """Answer one session alone (an error notice), unless its client is too slow."""
+        if not self._too_slow(session_id, connection):
+            broadcast([connection], frame)
+
     def _flush(self, session_ids: list[str]) -> None:
         """Send what the router queued for these sessions.
 
@@ -311,8 +320,7 @@ class ChatService:
         for session_id in session_ids:
             connection = self._connections[session_id]
             deliveries = self.router.take(session_id)
-            if connection.transport.get_write_buffer_size() > self.max_pending:
-                self._shed(session_id, connection)
+            if self._too_slow(session_id, connection):
                 continue
             if len(deliveries) != 1:  # never after one submit; kept in order anyway
                 for delivery in deliveries:
@@ -330,13 +338,15 @@ class ChatService:
         """End the session of a client too slow to read; it may resume later."""
         logger.info("lenta %s (%s): fechando com 1013", session_id, _peer(connection))
         self._forget(session_id)
-        asyncio.get_running_loop().create_task(
+        task = asyncio.get_running_loop().create_task(
             close_within(
                 connection,
                 CloseCode.TRY_AGAIN_LATER,
                 "Cliente lento demais: reconecte e retome do último offset.",
             )
         )
+        self._shedding.add(task)  # a reference, so the task is not collected midway
+        task.add_done_callback(self._shedding.discard)
 
     def _forget(self, session_id: str) -> None:
         self._connections.pop(session_id, None)
@@ -355,7 +365,8 @@ class ChatServer:
         router: an existing router to serve.
         ping_interval, ping_timeout, close_timeout: websockets' keepalive and
             closing handshake bounds, in seconds.
-        hello_timeout, max_pending: see :class:`ChatService`.
+        service_options: ``hello_timeout``, ``max_pending``, ``max_rate``, ``burst``,
+            ``allowed_hosts``: see :class:`ChatService`.
     """
 
     def __init__(
@@ -368,14 +379,11 @@ class ChatServer:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         close_timeout: float | None = CLOSE_TIMEOUT,
-        hello_timeout: float = HELLO_TIMEOUT,
-        max_pending: int = MAX_PENDING_BYTES,
+        **service_options,
     ) -> None:
         self.host = host
         self.service = ChatService(
-            router if router is not None else ChatRouter(retention),
-            hello_timeout=hello_timeout,
-            max_pending=max_pending,
+            router if router is not None else ChatRouter(retention), **service_options
         )
         self._port = port
         self._options = {
