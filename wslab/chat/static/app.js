@@ -19,6 +19,7 @@
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_CAP_MS = 10000;
   const WELCOME_TIMEOUT_MS = 10000; // an opened socket that never says welcome is retried
+  const STABLE_MS = 5000; // a connection up this long resets the backoff
   const STORAGE_PREFIX = "wslab.chat.resume.";
 
   const CloseCode = Object.freeze({
@@ -54,10 +55,11 @@
   // Connection.
   let socket = null; // the current WebSocket; events from older ones are ignored
   let welcomed = false;
-  let attempt = 0; // consecutive attempts without a welcome
+  let attempt = 0; // consecutive attempts without a connection that stayed up
   let retryTimer = null;
   let countdownTimer = null;
   let welcomeTimer = null;
+  let stableTimer = null;
 
   // -- resume point ------------------------------------------------------------------
 
@@ -175,7 +177,10 @@
   function onWelcome(frame) {
     welcomed = true;
     clearTimeout(welcomeTimer);
-    attempt = 0;
+    // Reset the backoff only once the connection has lasted: a server that welcomes
+    // and then drops every connection must not be retried in a tight loop.
+    clearTimeout(stableTimer);
+    stableTimer = setTimeout(() => { attempt = 0; }, STABLE_MS);
     if (typeof frame.epoch === "string" && frame.epoch !== epoch) {
       // Another epoch (first login, or the server restarted): its offsets start over.
       lastOffset = 0;
@@ -223,7 +228,8 @@
     clearTimeout(retryTimer);
     clearInterval(countdownTimer);
     clearTimeout(welcomeTimer);
-    retryTimer = countdownTimer = welcomeTimer = null;
+    clearTimeout(stableTimer);
+    retryTimer = countdownTimer = welcomeTimer = stableTimer = null;
   }
 
   function socketUrl() {
@@ -267,6 +273,7 @@
 
   function onClose(event) {
     clearTimeout(welcomeTimer);
+    clearTimeout(stableTimer);
     const reason = event.reason;
     switch (event.code) {
       case CloseCode.WRONG_SECRET:
