@@ -77,6 +77,7 @@ BURST = 40  # ... and at once
 
 logger = logging.getLogger("wslab.chat.server")
 
+
 def _close_reason(text: str) -> str:
     """A close reason fits in 123 UTF-8 bytes (RFC 6455 §5.5); cut on a character."""
     return text.encode()[:123].decode(errors="ignore")
