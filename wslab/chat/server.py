@@ -51,6 +51,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from .credentials import AuthError
+from .delivery import Delivery
 from .ratelimit import TokenBucket
 from .router import ChatRouter
 from .web import StaticFiles, handshake_refusal
@@ -312,12 +313,11 @@ class ChatService:
     def _flush(self, session_ids: list[str]) -> None:
         """Send what the router queued for these sessions.
 
-        Each delivery is encoded once (the router puts the same object in every
-        queue), and the connections that get the same frame are written with one
-        ``broadcast`` call.
+        The router puts the same delivery object in every queue, so the connections
+        are grouped by delivery: each one is encoded once and written to its whole
+        group with one ``broadcast`` call.
         """
-        encoded: dict[int, str] = {}
-        groups: dict[str, list[ServerConnection]] = {}
+        groups: dict[int, tuple[Delivery, list[ServerConnection]]] = {}
         for session_id in session_ids:
             connection = self._connections[session_id]
             deliveries = self.router.take(session_id)
@@ -328,12 +328,12 @@ class ChatService:
                     broadcast([connection], encode_delivery(delivery))
                 continue
             delivery = deliveries[0]
-            frame = encoded.get(id(delivery))
-            if frame is None:
-                frame = encoded[id(delivery)] = encode_delivery(delivery)
-            groups.setdefault(frame, []).append(connection)
-        for frame, connections in groups.items():
-            broadcast(connections, frame)
+            group = groups.get(id(delivery))
+            if group is None:
+                group = groups[id(delivery)] = (delivery, [])
+            group[1].append(connection)
+        for delivery, connections in groups.values():
+            broadcast(connections, encode_delivery(delivery))
 
     def _shed(self, session_id: str, connection: ServerConnection) -> None:
         """End the session of a client too slow to read; it may resume later."""
