@@ -21,58 +21,7 @@ import wslab.chat.server as server_module
 from wslab.chat.server import ChatServer
 from wslab.handshake import build_request, generate_key
 
-WAIT = 3.0
-
-
-def hello(ws, user, secret="segredo", resume=None):
-    ws.send(json.dumps({"type": "hello", "user": user, "secret": secret, "resume": resume}))
-    welcome = json.loads(ws.recv(timeout=WAIT))
-    assert welcome["type"] == "welcome", welcome
-    return welcome
-
-
-def say(ws, text):
-    ws.send(json.dumps({"type": "say", "text": text}))
-
-
-def receive(ws):
-    return json.loads(ws.recv(timeout=WAIT))
-
-
-@pytest.fixture
-def opened():
-    """Open client connections that are all closed when the test ends."""
-    with contextlib.ExitStack() as stack:
-
-        def open_connection(url, **options):
-            return stack.enter_context(
-                connect(url, open_timeout=WAIT, close_timeout=1, **options))
-
-        yield open_connection
-
-
-@pytest.fixture
-def join(opened):
-    """Connect and say hello: ``join(server, user) -> (connection, welcome)``."""
-
-    def join_as(server, user, secret="segredo", resume=None):
-        ws = opened(server.ws_url)
-        return ws, hello(ws, user, secret, resume)
-
-    return join_as
-
-
-def closed_with(ws):
-    """The close code and reason the server sent (waits for the close, bounded)."""
-    with pytest.raises(ConnectionClosed) as caught:
-        ws.recv(timeout=WAIT)
-    return caught.value.rcvd.code, caught.value.rcvd.reason
-
-
-def nothing_more(ws, within=0.2):
-    with pytest.raises(TimeoutError):
-        ws.recv(timeout=within)
-    return True
+from chatclient import WAIT, closed_with, hello, nothing_more, receive, say
 
 
 @pytest.fixture

@@ -80,11 +80,24 @@ def _load_object(frame: str | bytes, error: type[ValueError]) -> dict:
         raise error("Quadro binário: este protocolo usa apenas quadros de texto com JSON.")
     try:
         data = json.loads(frame)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         raise error("JSON inválido: cada quadro deve ser um objeto JSON.") from None
     if not isinstance(data, dict):
         raise error("JSON inválido: cada quadro deve ser um objeto JSON.")
     return data
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` can be encoded as UTF-8: JSON's ``\\ud800`` escape can make a
+    lone surrogate, which no frame could carry back out."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_NOT_UNICODE = "Texto inválido: contém um surrogate isolado, que não pode ser codificado em UTF-8."
 
 
 def parse_hello(frame: str | bytes) -> Hello:
@@ -103,6 +116,8 @@ def parse_hello(frame: str | bytes) -> Hello:
     user, secret = data.get("user"), data.get("secret")
     if not isinstance(user, str) or not isinstance(secret, str):
         raise BadHello("hello precisa de user e secret, ambos texto.")
+    if not (_is_unicode(user) and _is_unicode(secret)):
+        raise BadHello(_NOT_UNICODE)
     resume = data.get("resume")
     if resume is None:
         return Hello(user, secret, None)
@@ -113,6 +128,7 @@ def parse_hello(frame: str | bytes) -> Hello:
         or isinstance(offset, bool)
         or not isinstance(offset, int)
         or offset < 0
+        or not _is_unicode(epoch)
     ):
         raise BadHello('resume deve ser null ou {"epoch": texto, "offset": inteiro >= 0}.')
     return Hello(user, secret, (epoch, offset))
@@ -131,6 +147,8 @@ def parse_frame(frame: str | bytes) -> Say:
     text = data.get("text")
     if not isinstance(text, str):
         raise BadFrame('"say" precisa de "text" com o texto da linha.')
+    if not _is_unicode(text):
+        raise BadFrame(_NOT_UNICODE)
     return Say(text)
 
 

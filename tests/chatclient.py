@@ -1,0 +1,37 @@
+"""Client-side helpers for the chat's socket tests: every receive is bounded, so a
+missing frame fails the test instead of hanging it."""
+
+import json
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+WAIT = 3.0
+
+
+def hello(ws, user, secret="segredo", resume=None):
+    ws.send(json.dumps({"type": "hello", "user": user, "secret": secret, "resume": resume}))
+    welcome = json.loads(ws.recv(timeout=WAIT))
+    assert welcome["type"] == "welcome", welcome
+    return welcome
+
+
+def say(ws, text):
+    ws.send(json.dumps({"type": "say", "text": text}))
+
+
+def receive(ws):
+    return json.loads(ws.recv(timeout=WAIT))
+
+
+def closed_with(ws):
+    """The close code and reason the server sent (waits for the close, bounded)."""
+    with pytest.raises(ConnectionClosed) as caught:
+        ws.recv(timeout=WAIT)
+    return caught.value.rcvd.code, caught.value.rcvd.reason
+
+
+def nothing_more(ws, within=0.2):
+    with pytest.raises(TimeoutError):
+        ws.recv(timeout=within)
+    return True
