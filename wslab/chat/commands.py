@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import Rejected
 from .names import normalize_name
 from .text import checked_text
 
@@ -25,7 +26,7 @@ MAX_TEXT_LENGTH = 2000
 _MSG_USAGE = "Uso: /msg <usuário> <texto>"
 
 
-class CommandError(ValueError):
+class CommandError(Rejected):
     """A line that cannot be sent; ``str(error)`` is the sentence shown to the user."""
 
 
