@@ -120,20 +120,29 @@ async def serve_socketio(host: str, port: int, ready: Callable[[int], None], sto
 
 async def serve_wslab(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event,
                       *, retention: int = 1000) -> None:
-    """Our chat server as ``python -m wslab.chat serve`` runs it (logging included),
-    but with no per-session rate limit: one sender at full speed is the workload."""
-    from wslab.chat.router import ChatRouter
+    """Our chat server as ``python -m wslab.chat serve`` runs it (logging included, the
+    SQLite default in a temporary file), but with no per-user rate limit (one sender at
+    full speed is the workload) and secrets hashed cheaply (the benchmark opens
+    thousands of sessions; login cost is measured by benchmarks.chat_login)."""
+    import tempfile
+
+    from wslab.chat.kdf import CHEAP
+    from wslab.chat.node import ChatNode, Limits
     from wslab.chat.server import ChatService
+    from wslab.chat.stores.sqlite import SqliteStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    service = ChatService(ChatRouter(retention), max_rate=None)
-    server = await service.serve(host, port, backlog=BACKLOG)
-    try:
-        ready(server.sockets[0].getsockname()[1])
-        await stop.wait()
-    finally:
-        await service.shut_down(server)
+    with tempfile.TemporaryDirectory(prefix="wslab-bench-") as folder:
+        store = SqliteStore(f"{folder}/chat.db", retention)
+        limits = Limits(max_rate=None, registrations_per_minute=None)
+        service = ChatService(ChatNode(store.log, store.credentials, kdf=CHEAP, limits=limits))
+        server = await service.serve(host, port, backlog=BACKLOG)
+        try:
+            ready(server.sockets[0].getsockname()[1])
+            await stop.wait()
+        finally:
+            await service.shut_down(server)
 
 
 class _RawRelay(asyncio.Protocol):

@@ -242,7 +242,7 @@ class ChatNode:
                 if self._throttle:
                     self._throttle.failed(keys, self._clock())
                 raise AuthError(
-                    "Segredo incorreto para este nome: ele já está registrado com outro "
+                    "Segredo errado para este nome: ele já está registrado com outro "
                     "segredo."
                 )
             if self._throttle:
