@@ -11,7 +11,7 @@ import pytest
 from wslab import challenge
 from wslab.badservers import BadServer
 from wslab.challenge import Failure, fetch_message, fetch_or_replica, load_capture, save_capture
-from wslab.handshake import accept_key
+from wslab.protocol.handshake import accept_key
 from wslab.replica import RECORDED_MESSAGE, Replica
 
 

@@ -9,8 +9,8 @@ import pytest
 import websocket
 
 from wslab.badservers import BadServer
-from wslab.frames import Close, CloseCode, Frame, Opcode, decode_frame
-from wslab.handshake import build_request, generate_key
+from wslab.protocol.frames import Close, CloseCode, Frame, Opcode, decode_frame
+from wslab.protocol.handshake import build_request, generate_key
 from wslab.replica import RECORDED_MESSAGE, Replica
 
 

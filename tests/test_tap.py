@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from wslab.handshake import build_request, generate_key
+from wslab.protocol.handshake import build_request, generate_key
 from wslab.replica import Replica
 from wslab.tap import TAP_LIMIT, TappedSocket, tapped_tls_context
 

@@ -17,12 +17,12 @@ Each mode reproduces one failure a client of a real WebSocket server can meet:
 
 from __future__ import annotations
 
-import re
 import socket
 import struct
 import threading
 
-from wslab.handshake import accept_key
+from wslab.protocol import HandshakeError, NeedData
+from wslab.protocol.handshake import check_request, parse_request, reject, switching_protocols
 
 MODES = (
     "refuse",
@@ -38,7 +38,6 @@ MODES = (
     "drip",
 )
 
-_KEY = re.compile(rb"^sec-websocket-key:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
 _HTTP_ANSWERS = {
     "http-404": b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 9\r\nConnection: close\r\n\r\nNot Found",
@@ -48,14 +47,6 @@ _HTTP_ANSWERS = {
 _CLOSE_NORMAL = b"\x88\x02" + struct.pack("!H", 1000)
 _TEXT_WITH_RSV1 = b"\xc1\x02hi"  # FIN, RSV1 (no extension was negotiated), text "hi"
 DRIP_INTERVAL = 0.3  # seconds between two bytes of the dripped response
-
-
-def _switching_protocols(accept: str) -> bytes:
-    return (
-        "HTTP/1.1 101 Switching Protocols\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    ).encode("ascii")
 
 
 class BadServer:
@@ -125,30 +116,29 @@ class BadServer:
     def _serve(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(5)
-            request = self._read_request(conn)
+            key = self._read_key(conn)
+            if key is None:
+                return
             if self.mode == "stall":
                 self._stopping.wait()
             elif self.mode in _HTTP_ANSWERS:
                 conn.sendall(_HTTP_ANSWERS[self.mode])
                 conn.shutdown(socket.SHUT_RDWR)
             else:
-                self._upgrade(conn, request)
-        except (OSError, ValueError):
-            pass  # the client went away first, or sent a key that is not ASCII
+                self._upgrade(conn, key)
+        except OSError:
+            pass  # the client went away first
 
-    def _upgrade(self, conn: socket.socket, request: bytes) -> None:
-        found = _KEY.search(request)
-        key = found.group(1).decode("latin-1") if found else ""
-        accept = accept_key(key)
-        if self.mode == "wrong-accept":
-            accept = accept_key(key + "x")
+    def _upgrade(self, conn: socket.socket, key: str) -> None:
+        # wrong-accept answers for another key: the accept cannot match the client's
+        response = switching_protocols(key + "x" if self.mode == "wrong-accept" else key)
         if self.mode == "drip":
-            for byte in _switching_protocols(accept):
+            for byte in response.serialize():
                 if self._stopping.wait(DRIP_INTERVAL):
                     return
                 conn.sendall(bytes([byte]))
             return
-        conn.sendall(_switching_protocols(accept))
+        conn.sendall(response.serialize())
         if self.mode == "bad-frame":
             conn.sendall(_TEXT_WITH_RSV1)
             self._stopping.wait()
@@ -162,11 +152,20 @@ class BadServer:
             self._stopping.wait()
 
     @staticmethod
-    def _read_request(conn: socket.socket) -> bytes:
+    def _read_key(conn: socket.socket) -> str | None:
+        """The client's Sec-WebSocket-Key; None, after answering 400, for a bad request.
+
+        Every mode reads the request first, as a real server would; the failure comes after.
+        """
         data = b""
-        while b"\r\n\r\n" not in data and len(data) < 16384:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        return data
+        try:
+            while isinstance(parsed := parse_request(data), NeedData):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return None
+                data += chunk
+            request, _ = parsed
+            return check_request(request)
+        except HandshakeError as error:
+            conn.sendall(reject(error).serialize())
+            return None

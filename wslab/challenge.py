@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 
 import websocket
 
-from wslab.frames import Close, ProtocolError
-from wslab.handshake import HandshakeError, HandshakeRule, check_response, parse_response
+from wslab.protocol.frames import Close, ProtocolError
+from wslab.protocol.handshake import HandshakeError, HandshakeRule, check_response, parse_response
 from wslab.replica import PROVENANCE, Replica
 from wslab.tap import TappedSocket, tapped_tls_context
 
