@@ -6,8 +6,8 @@ import time
 import pytest
 
 from wslab.protocol.handshake import build_request, generate_key
-from wslab.replica import Replica
-from wslab.tap import TAP_LIMIT, TappedSocket, tapped_tls_context
+from wslab.challenge.replica import Replica
+from wslab.challenge.tap import TAP_LIMIT, TappedSocket, tapped_tls_context
 
 
 def _connected(replica) -> TappedSocket:

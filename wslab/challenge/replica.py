@@ -3,9 +3,8 @@
 Right after the opening handshake the replica sends one text message,
 ``RECORDED_MESSAGE``, then keeps the connection open until the client closes it.
 That message is what the real server sends as reported consistently by several
-independent public solutions of the same test; this project's machines cannot reach
-the host, so it is kept here as a recorded fact with that provenance, never as
-something observed by this project.
+independent public solutions of the same test (:mod:`.provenance`), never something
+observed by this project.
 
 What the replica does with what a client sends: it ignores text and binary messages
 (the real server's reaction to them is unknown, so the replica invents none); ping is
@@ -28,12 +27,7 @@ import trustme
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
-RECORDED_MESSAGE = "Olá mundo! LTIS 2025"
-PROVENANCE = (
-    "mensagem relatada de forma consistente por várias soluções públicas e "
-    "independentes deste mesmo teste; não observada por este projeto, cujas "
-    "máquinas não alcançam o servidor"
-)
+from .provenance import RECORDED_MESSAGE
 
 
 class Replica:
