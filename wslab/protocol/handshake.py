@@ -41,6 +41,7 @@ __all__ = [
     "accept",
     "switching_protocols",
     "reject",
+    "url_host",
 ]
 
 #: The fixed string of RFC 6455 section 1.3 that the server appends to the key.
@@ -102,6 +103,11 @@ def _check_key(key: str, status: int | None = None) -> None:
         )
 
 
+def url_host(host: str) -> str:
+    """``host`` as it appears in a URL or a Host header: IPv6 literals in brackets (3)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def build_request(
     url: str,
     key: str,
@@ -123,9 +129,7 @@ def build_request(
         raise HandshakeError(HandshakeRule.BAD_URL, "a WebSocket URL has no #fragment")
     _check_key(key)
     default_port = 443 if parts.scheme == "wss" else 80
-    host = parts.hostname
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
+    host = url_host(parts.hostname)
     if parts.port is not None and parts.port != default_port:
         host = f"{host}:{parts.port}"
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
