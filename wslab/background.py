@@ -67,11 +67,14 @@ class BackgroundServer:
 
     @property
     def running(self) -> bool:
-        return self._port is not None
+        return self._thread is not None and self._port is not None
 
     @property
     def port(self) -> int:
-        """The port actually bound. Raises ``RuntimeError`` when not running."""
+        """The port bound by the last start (kept after stop, so a report can name it).
+
+        Raises ``RuntimeError`` if the server was never started.
+        """
         if self._port is None:
             raise RuntimeError(f"{type(self).__name__} is not running; call start() or use `with`")
         return self._port
@@ -111,6 +114,7 @@ class BackgroundServer:
                 bound.set()
 
         self.stopping.clear()
+        self._port = None
         self._thread = threading.Thread(target=run, name=f"wslab-{type(self).__name__}", daemon=True)
         self._thread.start()
         if not bound.wait(timeout):
@@ -137,7 +141,6 @@ class BackgroundServer:
             self._shutdown()
         thread.join(timeout)
         self._thread = None
-        self._port = None
         if thread.is_alive():
             raise TimeoutError(f"{type(self).__name__} did not stop in {timeout:g} s")
 
