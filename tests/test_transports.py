@@ -1,4 +1,4 @@
-"""wslab.transports: byte accounting checked by hand, delivery, shutdown, bad input."""
+"""wslab.transports: byte accounting checked by hand, receipt, shutdown, bad input."""
 from __future__ import annotations
 
 import http.client
@@ -15,7 +15,7 @@ from wslab.transports import (
     ByteCounter,
     CountingHTTPConnection,
     Event,
-    EventSource,
+    TickSchedule,
     default_transports,
     format_table,
     open_counting_socket,
@@ -61,7 +61,7 @@ def test_counting_socket_counts_a_known_request_and_reply():
 
 
 def test_one_empty_short_poll_costs_what_the_headers_add_up_to():
-    source = EventSource(3, 1)  # not started: nothing is due, the answer is "[]"
+    source = TickSchedule(3, 1)  # not started: nothing is due, the answer is "[]"
     counter = ByteCounter()
     with ShortPollingServer(source) as server:
         port = server.port
@@ -86,7 +86,7 @@ def test_one_empty_short_poll_costs_what_the_headers_add_up_to():
 
 
 def test_websocket_handshake_frames_and_close_counted_by_hand():
-    source = EventSource(1, 50)
+    source = TickSchedule(1, 50)
     counter = ByteCounter()
     with WebSocketServer(source) as server:
         sock = open_counting_socket(HOST, server.port, counter, timeout=2)
@@ -131,17 +131,17 @@ def test_measurement_splits_websocket_bytes_into_handshake_events_and_close():
 
 
 def test_sse_bytes_per_event_are_the_chunk_and_the_block():
-    source = EventSource(3, 200)
+    source = TickSchedule(3, 200)
     counter = ByteCounter()
     with ServerSentEventsServer(source) as server:
-        delivery = receive_by_server_sent_events(server.port, source, counter, timeout=2)
+        receipt = receive_by_server_sent_events(server.port, source, counter, timeout=2)
     # block "id: N\ndata: <44>\n\n" is 4+1+1 + 6+44+1 + 1 = 58 bytes for one-digit N,
     # sent as one chunk: "3a\r\n" + block + "\r\n" = 4 + 58 + 2 = 64
-    assert delivery.stream_end_bytes[1] - delivery.setup_bytes[1] == 3 * 64
-    assert delivery.stream_end_bytes[0] == delivery.setup_bytes[0]  # nothing sent after the request
+    assert receipt.stream_end_bytes[1] - receipt.setup_bytes[1] == 3 * 64
+    assert receipt.stream_end_bytes[0] == receipt.setup_bytes[0]  # nothing sent after the request
 
 
-# --- delivery: every event once, in order ------------------------------------------
+# --- receipt: every event once, in order ------------------------------------------
 
 @pytest.mark.parametrize("transport", default_transports(poll_intervals=(0.003, 0.03)), ids=lambda t: t.name)
 def test_every_event_arrives_once_and_in_order(transport):
@@ -153,7 +153,7 @@ def test_every_event_arrives_once_and_in_order(transport):
 
 
 def test_sse_resumes_after_last_event_id():
-    source = EventSource(5, 1000)
+    source = TickSchedule(5, 1000)
     source.start(at=time.monotonic() - 1)  # everything is already due
     with ServerSentEventsServer(source) as server:
         conn = http.client.HTTPConnection(HOST, server.port, timeout=2)
@@ -188,7 +188,7 @@ def _open_client(server_class, port):
 @pytest.mark.parametrize("server_class", SERVERS, ids=lambda c: c.__name__)
 def test_server_stops_when_the_with_body_raises(server_class):
     threads_before = threading.active_count()
-    source = EventSource(1000, 1)  # a long stream: handlers would wait a long time
+    source = TickSchedule(1000, 1)  # a long stream: handlers would wait a long time
     started = time.monotonic()
     client = None
     with pytest.raises(RuntimeError, match="boom"):
@@ -211,14 +211,14 @@ def test_server_stops_when_the_with_body_raises(server_class):
 @pytest.mark.parametrize("server_class", SERVERS, ids=lambda c: c.__name__)
 def test_port_is_an_error_outside_the_with_block(server_class):
     with pytest.raises(RuntimeError, match="not running"):
-        server_class(EventSource(1, 1)).port
+        server_class(TickSchedule(1, 1)).port
 
 
 # --- bad input gets a clear error -------------------------------------------------
 
 @pytest.mark.parametrize("path", ["/events?after=abc", "/events?after=-5"])
 def test_polling_rejects_a_bad_after(path):
-    with ShortPollingServer(EventSource(1, 1)) as server:
+    with ShortPollingServer(TickSchedule(1, 1)) as server:
         conn = http.client.HTTPConnection(HOST, server.port, timeout=2)
         try:
             conn.request("GET", path)
@@ -230,7 +230,7 @@ def test_polling_rejects_a_bad_after(path):
 
 
 def test_unknown_path_is_404():
-    with LongPollingServer(EventSource(1, 1)) as server:
+    with LongPollingServer(TickSchedule(1, 1)) as server:
         conn = http.client.HTTPConnection(HOST, server.port, timeout=2)
         try:
             conn.request("GET", "/nope")
@@ -242,16 +242,16 @@ def test_unknown_path_is_404():
 @pytest.mark.parametrize("count, rate", [(0, 1), (1, 0), (1, -2), (2.5, 1), (10**6, 1), (100, 0.001)])
 def test_event_source_rejects_bad_arguments(count, rate):
     with pytest.raises(ValueError):
-        EventSource(count, rate)
+        TickSchedule(count, rate)
 
 
 def test_short_polling_rejects_a_non_positive_interval():
     with pytest.raises(ValueError, match="interval"):
-        receive_by_short_polling(1, EventSource(1, 1), ByteCounter(), interval=0)
+        receive_by_short_polling(1, TickSchedule(1, 1), ByteCounter(), interval=0)
 
 
 def test_event_source_is_started_once():
-    source = EventSource(1, 1)
+    source = TickSchedule(1, 1)
     with pytest.raises(RuntimeError, match="not started"):
         source.origin
     source.start()
@@ -289,7 +289,7 @@ def test_batch_round_trips(seqs):
 
 def test_ready_after_follows_the_schedule():
     now = [100.0]
-    source = EventSource(5, 10, clock=lambda: now[0])  # events due at +0.0, +0.1, ... +0.4 s
+    source = TickSchedule(5, 10, clock=lambda: now[0])  # events due at +0.0, +0.1, ... +0.4 s
     assert source.ready_after(-1) == []  # not started
     source.start()
     assert [e.seq for e in source.ready_after(-1)] == [0]
@@ -301,7 +301,7 @@ def test_ready_after_follows_the_schedule():
 
 
 def test_wait_for_returns_false_when_stopped_or_out_of_time():
-    source = EventSource(2, 0.01)  # event 1 is due 100 s after the start
+    source = TickSchedule(2, 0.01)  # event 1 is due 100 s after the start
     source.start()
     stop = threading.Event()
     assert source.wait_for(0, stop, timeout=1) is True

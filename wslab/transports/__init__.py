@@ -6,7 +6,7 @@ same timestamped events (:mod:`.events`) to a client whose socket counts every b
 requests and connections. Notebook 01 narrates the result.
 """
 from .accounting import ByteCounter, CountingHTTPConnection, CountingSocket, open_counting_socket
-from .events import Event, EventSource
+from .events import Event, TickSchedule
 from .experiment import Measurement, Transport, default_transports, format_table, run_experiment, run_transport
 
 __all__ = [
@@ -14,7 +14,7 @@ __all__ = [
     "CountingHTTPConnection",
     "CountingSocket",
     "Event",
-    "EventSource",
+    "TickSchedule",
     "Measurement",
     "Transport",
     "default_transports",

@@ -85,7 +85,7 @@ def decode_batch(body: bytes) -> list[Event]:
     return [Event.from_object(item) for item in items]
 
 
-class EventSource:
+class TickSchedule:
     """``count`` events due at a fixed ``rate`` per second once :meth:`start` is called.
 
     Thread-safe: servers in several threads may query and wait at the same time.
@@ -174,6 +174,6 @@ class EventSource:
 CLIENT_TIMEOUT = 10.0  # seconds a client waits beyond the stream's own duration
 
 
-def stream_deadline(source: EventSource, timeout: float) -> float:
+def stream_deadline(source: TickSchedule, timeout: float) -> float:
     """Clock time by which a client must have every event: stream duration plus ``timeout``."""
     return source.clock() + (source.count - 1) / source.rate + timeout

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from functools import partial
 
 from .accounting import ByteCounter
-from .delivery import Delivery
-from .events import EventSource
+from .receipt import Receipt
+from .events import TickSchedule
 from .long_polling import LongPollingServer, receive_by_long_polling
 from .server_sent_events import ServerSentEventsServer, receive_by_server_sent_events
 from .short_polling import ShortPollingServer, receive_by_short_polling
 from .websocket_push import WebSocketServer, receive_by_websocket
 
-Receiver = Callable[[int, EventSource, ByteCounter], Delivery]
+Receiver = Callable[[int, TickSchedule, ByteCounter], Receipt]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Transport:
     """A named pair: a server class (context manager over a source) and its client."""
 
     name: str
-    server: Callable[[EventSource], object]
+    server: Callable[[TickSchedule], object]
     receive: Receiver
 
 
@@ -123,22 +123,22 @@ def run_transport(transport: Transport, count: int, rate: float) -> Measurement:
     The server starts on an ephemeral loopback port and is stopped even if the client
     fails. Raises whatever the client raises (``TimeoutError``, ``ConnectionError``...).
     """
-    source = EventSource(count, rate)
+    source = TickSchedule(count, rate)
     counter = ByteCounter()
     with transport.server(source) as server:
-        delivery = transport.receive(server.port, source, counter)
+        receipt = transport.receive(server.port, source, counter)
     return Measurement(
         name=transport.name,
         count=count,
-        seqs=tuple(delivery.seqs),
-        latencies_ms=tuple(latency * 1000 for latency in delivery.latencies),
+        seqs=tuple(receipt.seqs),
+        latencies_ms=tuple(latency * 1000 for latency in receipt.latencies),
         bytes_up=counter.sent,
         bytes_down=counter.received,
-        requests=delivery.requests,
+        requests=receipt.requests,
         connections=counter.connections,
-        setup_bytes=delivery.setup_bytes,
-        closing_bytes=(counter.sent - delivery.stream_end_bytes[0],
-                       counter.received - delivery.stream_end_bytes[1]),
+        setup_bytes=receipt.setup_bytes,
+        closing_bytes=(counter.sent - receipt.stream_end_bytes[0],
+                       counter.received - receipt.stream_end_bytes[1]),
     )
 
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from wslab.background import BackgroundServer
 
-from .events import EventSource
+from .events import TickSchedule
 
 HOST = "127.0.0.1"
 HOLD = 25.0  # seconds a server waits for the next due event (below common proxy timeouts)
@@ -24,7 +24,7 @@ class _TrackingHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = False  # joined in server_close()
 
-    def __init__(self, address, handler, source: EventSource, stopping: threading.Event) -> None:
+    def __init__(self, address, handler, source: TickSchedule, stopping: threading.Event) -> None:
         super().__init__(address, handler)
         self.source = source
         self.stopping = stopping  # set by BackgroundServer.stop: handlers waiting for events wake
@@ -115,7 +115,7 @@ class BackgroundHTTPServer(BackgroundServer):
 
     handler_class: type[EventHandler] = EventHandler
 
-    def __init__(self, source: EventSource) -> None:
+    def __init__(self, source: TickSchedule) -> None:
         super().__init__(HOST, 0)
         self.source = source
         self._httpd: _TrackingHTTPServer | None = None

@@ -14,14 +14,14 @@ from websockets.sync.server import Server, ServerConnection, serve
 from wslab.background import BackgroundServer
 
 from .accounting import ByteCounter, open_counting_socket
-from .delivery import Delivery
-from .events import CLIENT_TIMEOUT, Event, EventSource, stream_deadline
+from .receipt import Receipt
+from .events import CLIENT_TIMEOUT, Event, TickSchedule, stream_deadline
 from .http_server import HOLD, HOST
 
 class WebSocketServer(BackgroundServer):
     """Push every event of ``source`` to each client that connects (context manager)."""
 
-    def __init__(self, source: EventSource) -> None:
+    def __init__(self, source: TickSchedule) -> None:
         super().__init__(HOST, 0)
         self.source = source
         self._server: Server | None = None
@@ -50,8 +50,8 @@ class WebSocketServer(BackgroundServer):
 
 
 def receive_by_websocket(
-    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = CLIENT_TIMEOUT,
-) -> Delivery:
+    port: int, source: TickSchedule, counter: ByteCounter, *, timeout: float = CLIENT_TIMEOUT,
+) -> Receipt:
     """Connect to ``ws://127.0.0.1:port/``, start the stream, read every event, close cleanly.
 
     Raises:
@@ -63,14 +63,14 @@ def receive_by_websocket(
         ws = websocket.create_connection(f"ws://{HOST}:{port}/", socket=sock, timeout=timeout)
         if not source.started:
             source.start()
-        delivery = Delivery(origin=source.origin, requests=1, setup_bytes=counter.snapshot())  # the Upgrade request
+        receipt = Receipt(origin=source.origin, requests=1, setup_bytes=counter.snapshot())  # the Upgrade request
         deadline = stream_deadline(source, timeout)
-        while len(delivery.seqs) < source.count:
+        while len(receipt.seqs) < source.count:
             if source.clock() > deadline:
-                raise TimeoutError(f"WebSocket: {len(delivery.seqs)} of {source.count} events arrived in time")
-            delivery.receive(Event.decode(ws.recv()), source.clock())
-        delivery.stream_end_bytes = counter.snapshot()
+                raise TimeoutError(f"WebSocket: {len(receipt.seqs)} of {source.count} events arrived in time")
+            receipt.receive(Event.decode(ws.recv()), source.clock())
+        receipt.stream_end_bytes = counter.snapshot()
         ws.close(timeout=timeout)  # close handshake: our close frame, then the server's
-        return delivery
+        return receipt
     finally:
         sock.close()

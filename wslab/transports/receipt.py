@@ -7,7 +7,7 @@ from .events import Event
 
 
 @dataclass
-class Delivery:
+class Receipt:
     """Events as the client received them, in arrival order.
 
     ``origin`` is the clock time at which event 0 was due; the latency of an event
