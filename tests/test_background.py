@@ -27,7 +27,7 @@ class EchoOnce(BackgroundServer):
 def test_start_serves_and_stop_is_idempotent_and_restartable():
     server = EchoOnce()
     with pytest.raises(RuntimeError, match="not running"):
-        server.port
+        _ = server.port
     for _ in range(2):  # a stopped server starts again
         with server:
             assert server.running and server.url_for("ws") == f"ws://127.0.0.1:{server.port}/"

@@ -178,7 +178,9 @@ def test_cli_no_replica_exits_nonzero_with_the_named_failure():
     with BadServer("refuse") as server:
         done = subprocess.run(
             [sys.executable, "-m", "wslab.challenge", server.url, "--no-replica", "--timeout", "2"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     assert done.returncode == 1
     assert "REFUSED" in done.stdout and "recusada" in done.stdout
@@ -226,7 +228,9 @@ def test_when_one_address_fails_the_next_is_tried(monkeypatch):
     with Replica() as replica:
         nobody_there = (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", replica.port, 0, 0))
         replica_address = socket.getaddrinfo("127.0.0.1", replica.port, type=socket.SOCK_STREAM)[0]
-        monkeypatch.setattr(client.socket, "getaddrinfo", lambda *a, **k: [nobody_there, replica_address])
+        monkeypatch.setattr(
+            client.socket, "getaddrinfo", lambda *a, **k: [nobody_there, replica_address]
+        )
         result = fetch_message(replica.url, timeout=3)
     assert result.message == RECORDED_MESSAGE
 

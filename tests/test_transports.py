@@ -1,4 +1,5 @@
 """wslab.transports: byte accounting checked by hand, receipt, shutdown, bad input."""
+
 from __future__ import annotations
 
 import http.client
@@ -24,7 +25,10 @@ from wslab.transports import (
 from wslab.transports.events import decode_batch, encode_batch
 from wslab.transports.experiment import percentile
 from wslab.transports.long_polling import LongPollingServer
-from wslab.transports.server_sent_events import ServerSentEventsServer, receive_by_server_sent_events
+from wslab.transports.server_sent_events import (
+    ServerSentEventsServer,
+    receive_by_server_sent_events,
+)
 from wslab.transports.short_polling import ShortPollingServer, get_events, receive_by_short_polling
 from wslab.transports.websocket_push import WebSocketServer
 
@@ -38,6 +42,7 @@ def crlf(line: str) -> int:
 
 
 # --- byte accounting, against counts made by hand ---------------------------------
+
 
 def test_counting_socket_counts_a_known_request_and_reply():
     request = b"GET /events?after=-1 HTTP/1.1\r\nHost: example\r\n\r\n"
@@ -71,15 +76,19 @@ def test_one_empty_short_poll_costs_what_the_headers_add_up_to():
         finally:
             conn.close()
     host = f"Host: {HOST}:{port}"
-    request = (crlf("GET /events?after=-1 HTTP/1.1") + crlf(host)
-               + crlf("Accept-Encoding: identity") + 2)
-    response = (crlf("HTTP/1.1 200 OK")                   # 15 + 2
-                + crlf("Server: wslab")                   # 13 + 2
-                + crlf("Date: Thu, 01 Jan 2026 00:00:00 GMT")  # IMF-fixdate: always 29 chars
-                + crlf("Content-Type: application/json")  # 30 + 2
-                + crlf("Cache-Control: no-store")         # 23 + 2
-                + crlf("Content-Length: 2")               # 17 + 2
-                + 2 + len("[]"))
+    request = (
+        crlf("GET /events?after=-1 HTTP/1.1") + crlf(host) + crlf("Accept-Encoding: identity") + 2
+    )
+    response = (
+        crlf("HTTP/1.1 200 OK")  # 15 + 2
+        + crlf("Server: wslab")  # 13 + 2
+        + crlf("Date: Thu, 01 Jan 2026 00:00:00 GMT")  # IMF-fixdate: always 29 chars
+        + crlf("Content-Type: application/json")  # 30 + 2
+        + crlf("Cache-Control: no-store")  # 23 + 2
+        + crlf("Content-Length: 2")  # 17 + 2
+        + 2
+        + len("[]")
+    )
     assert request == 83 + len(str(port)) - 5
     assert response == 149
     assert (counter.sent, counter.received) == (request, response)
@@ -93,15 +102,25 @@ def test_websocket_handshake_frames_and_close_counted_by_hand():
         try:
             ws = websocket.create_connection(f"ws://{HOST}:{server.port}/", socket=sock, timeout=2)
             address = f"{HOST}:{server.port}"
-            upgrade_request = (crlf("GET / HTTP/1.1") + crlf("Upgrade: websocket")
-                               + crlf(f"Host: {address}") + crlf(f"Origin: http://{address}")
-                               + crlf("Sec-WebSocket-Key: " + "k" * 24)  # 16 random bytes in base64
-                               + crlf("Sec-WebSocket-Version: 13") + crlf("Connection: Upgrade") + 2)
-            switching = (crlf("HTTP/1.1 101 Switching Protocols")
-                         + crlf("Date: Thu, 01 Jan 2026 00:00:00 GMT")
-                         + crlf("Upgrade: websocket") + crlf("Connection: Upgrade")
-                         + crlf("Sec-WebSocket-Accept: " + "a" * 28)  # SHA-1 digest in base64
-                         + crlf("Server: wslab") + 2)
+            upgrade_request = (
+                crlf("GET / HTTP/1.1")
+                + crlf("Upgrade: websocket")
+                + crlf(f"Host: {address}")
+                + crlf(f"Origin: http://{address}")
+                + crlf("Sec-WebSocket-Key: " + "k" * 24)  # 16 random bytes in base64
+                + crlf("Sec-WebSocket-Version: 13")
+                + crlf("Connection: Upgrade")
+                + 2
+            )
+            switching = (
+                crlf("HTTP/1.1 101 Switching Protocols")
+                + crlf("Date: Thu, 01 Jan 2026 00:00:00 GMT")
+                + crlf("Upgrade: websocket")
+                + crlf("Connection: Upgrade")
+                + crlf("Sec-WebSocket-Accept: " + "a" * 28)  # SHA-1 digest in base64
+                + crlf("Server: wslab")
+                + 2
+            )
             assert (upgrade_request, switching) == (186 + 2 * (len(str(server.port)) - 5), 181)
             assert counter.snapshot() == (upgrade_request, switching)
 
@@ -143,7 +162,10 @@ def test_sse_bytes_per_event_are_the_chunk_and_the_block():
 
 # --- receipt: every event once, in order ------------------------------------------
 
-@pytest.mark.parametrize("transport", default_transports(poll_intervals=(0.003, 0.03)), ids=lambda t: t.name)
+
+@pytest.mark.parametrize(
+    "transport", default_transports(poll_intervals=(0.003, 0.03)), ids=lambda t: t.name
+)
 def test_every_event_arrives_once_and_in_order(transport):
     m = run_transport(transport, count=25, rate=250)
     assert m.in_order_once, m.seqs
@@ -173,6 +195,7 @@ def test_sse_resumes_after_last_event_id():
 
 # --- servers always stop --------------------------------------------------------
 
+
 def _open_client(server_class, port):
     """Leave a connection open in the middle of a stream (or a held request)."""
     if server_class is WebSocketServer:
@@ -191,12 +214,11 @@ def test_server_stops_when_the_with_body_raises(server_class):
     source = TickSchedule(1000, 1)  # a long stream: handlers would wait a long time
     started = time.monotonic()
     client = None
-    with pytest.raises(RuntimeError, match="boom"):
-        with server_class(source) as server:
-            port = server.port
-            client = _open_client(server_class, port)
-            source.start()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), server_class(source) as server:
+        port = server.port
+        client = _open_client(server_class, port)
+        source.start()
+        raise RuntimeError("boom")
     elapsed = time.monotonic() - started
     client.close()
     assert elapsed < 3, "stopping must not wait for the stream or the held request"
@@ -211,10 +233,11 @@ def test_server_stops_when_the_with_body_raises(server_class):
 @pytest.mark.parametrize("server_class", SERVERS, ids=lambda c: c.__name__)
 def test_port_is_an_error_outside_the_with_block(server_class):
     with pytest.raises(RuntimeError, match="not running"):
-        server_class(TickSchedule(1, 1)).port
+        _ = server_class(TickSchedule(1, 1)).port
 
 
 # --- bad input gets a clear error -------------------------------------------------
+
 
 @pytest.mark.parametrize("path", ["/events?after=abc", "/events?after=-5"])
 def test_polling_rejects_a_bad_after(path):
@@ -239,7 +262,9 @@ def test_unknown_path_is_404():
             conn.close()
 
 
-@pytest.mark.parametrize("count, rate", [(0, 1), (1, 0), (1, -2), (2.5, 1), (10**6, 1), (100, 0.001)])
+@pytest.mark.parametrize(
+    "count, rate", [(0, 1), (1, 0), (1, -2), (2.5, 1), (10**6, 1), (100, 0.001)]
+)
 def test_event_source_rejects_bad_arguments(count, rate):
     with pytest.raises(ValueError):
         TickSchedule(count, rate)
@@ -253,7 +278,7 @@ def test_short_polling_rejects_a_non_positive_interval():
 def test_event_source_is_started_once():
     source = TickSchedule(1, 1)
     with pytest.raises(RuntimeError, match="not started"):
-        source.origin
+        _ = source.origin
     source.start()
     with pytest.raises(RuntimeError, match="already started"):
         source.start()
@@ -271,6 +296,7 @@ def test_decode_batch_rejects_a_non_array():
 
 
 # --- the pure parts: encoding, schedule, percentile --------------------------------
+
 
 @given(st.integers(0, 999_999), st.floats(0, 9_999, allow_nan=False))
 def test_event_encoding_has_fixed_width_and_round_trips(seq, offset):
@@ -314,7 +340,11 @@ def test_wait_for_returns_false_when_stopped_or_out_of_time():
 
 def test_percentile_is_nearest_rank():
     values = list(range(1, 101))
-    assert (percentile(values, 50), percentile(values, 95), percentile(values, 100)) == (50, 95, 100)
+    assert (percentile(values, 50), percentile(values, 95), percentile(values, 100)) == (
+        50,
+        95,
+        100,
+    )
     assert percentile([3.0], 50) == 3.0
     with pytest.raises(ValueError):
         percentile([], 50)

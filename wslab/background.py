@@ -110,12 +110,16 @@ class BackgroundServer:
                     return
                 raise
             if not bound.is_set():
-                outcome.append(RuntimeError(f"{type(self).__name__}._serve returned before ready()"))
+                outcome.append(
+                    RuntimeError(f"{type(self).__name__}._serve returned before ready()")
+                )
                 bound.set()
 
         self.stopping.clear()
         self._port = None
-        self._thread = threading.Thread(target=run, name=f"wslab-{type(self).__name__}", daemon=True)
+        self._thread = threading.Thread(
+            target=run, name=f"wslab-{type(self).__name__}", daemon=True
+        )
         self._thread.start()
         if not bound.wait(timeout):
             self.stop(timeout)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import inspect
 
 from . import minimal
-from .result import FetchResult
 from .provenance import PROVENANCE, RECORDED_MESSAGE
+from .result import FetchResult
 
 
 def part2_answer(live: FetchResult, capture: dict | None = None) -> str:
@@ -39,5 +39,8 @@ def part2_answer(live: FetchResult, capture: dict | None = None) -> str:
                 f"A última execução com rede que alcançou o servidor, em {capture['received_at']} "
                 f"(UTC), recebeu: `{capture['message']}`.",
             ]
-    lines += ["", "Para rodar: `python -m wslab.challenge` (sem rede, ele avisa e usa a réplica local)."]
+    lines += [
+        "",
+        "Para rodar: `python -m wslab.challenge` (sem rede, ele avisa e usa a réplica local).",
+    ]
     return "\n".join(lines)

@@ -16,8 +16,15 @@ def main(argv: list[str] | None = None) -> int:
         description="Conecta ao servidor WebSocket do teste e mostra a mensagem que ele envia.",
     )
     parser.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"padrão: {DEFAULT_URL}")
-    parser.add_argument("--no-replica", action="store_true", help="não recorrer à réplica local em caso de falha")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="limite da tentativa inteira, em segundos")
+    parser.add_argument(
+        "--no-replica", action="store_true", help="não recorrer à réplica local em caso de falha"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="limite da tentativa inteira, em segundos",
+    )
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         parser.error("--timeout deve ser positivo")
@@ -35,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if live.ok:
         print(f"Mensagem: {live.message}")
-        print(f"Origem: servidor ao vivo ({live.url}), recebida em {live.received_at} UTC, em {live.elapsed:.2f} s.")
+        print(
+            f"Origem: servidor ao vivo ({live.url}), recebida em {live.received_at} UTC, em {live.elapsed:.2f} s."
+        )
         return 0
     print(f"Falha ({live.failure.name}): {live.explanation}")
     if local is None:
@@ -43,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     if not local.ok:
         print(f"A réplica local também falhou: {local.explanation}")
         return 1
-    print("ATENÇÃO: o servidor do teste não entregou a mensagem; a mensagem abaixo veio da RÉPLICA LOCAL.")
+    print(
+        "ATENÇÃO: o servidor do teste não entregou a mensagem; a mensagem abaixo veio da RÉPLICA LOCAL."
+    )
     print(f"Mensagem: {local.message}")
     print(f"Origem: réplica local ({local.url}), que reproduz a mensagem registrada: {PROVENANCE}.")
     return 0

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import websocket
@@ -143,13 +143,19 @@ def fetch_message(
     failed: AttemptFailed | None = None
     try:
         addresses = _resolve(target, min(DNS_TIMEOUT, timeout), clock)
-        progress(f"{target.host} resolvido; conectando (até {timeout:g} s, o servidor pode estar acordando)")
+        progress(
+            f"{target.host} resolvido; conectando (até {timeout:g} s, o servidor pode estar acordando)"
+        )
         while message is None:
             attempts += 1
             try:
                 exchange, message = _attempt(
-                    target, addresses, deadline=deadline, read_timeout=read_timeout,
-                    cafile=cafile, clock=clock,
+                    target,
+                    addresses,
+                    deadline=deadline,
+                    read_timeout=read_timeout,
+                    cafile=cafile,
+                    clock=clock,
                 )
             except AttemptFailed as error:
                 exchange = error.exchange or exchange
@@ -189,7 +195,9 @@ def live_attempt(url: str = DEFAULT_URL, **options) -> FetchResult:
     """
     if os.environ.get(LIVE_SWITCH) == "0":
         return FetchResult(
-            url=url, source="live", failure=Failure.NOT_TRIED,
+            url=url,
+            source="live",
+            failure=Failure.NOT_TRIED,
             explanation=Failure.NOT_TRIED.explain(variable=LIVE_SWITCH),
         )
     return fetch_message(url, **options)
@@ -268,15 +276,16 @@ def _attempt(
             raise
         finally:
             sock.deadline = None
-            try:
+            # the peer may be gone or broken; the socket is closed below anyway
+            with contextlib.suppress(websocket.WebSocketException, OSError):
                 ws.close(timeout=min(1.0, max(0.05, deadline - time.perf_counter())))
-            except (websocket.WebSocketException, OSError):
-                pass  # the peer is gone or broken; the socket is closed below anyway
     finally:
         sock.close()
 
 
-def _connect(target: Target, addresses: list[Address], deadline: float, clock: Stopwatch) -> TappedSocket:
+def _connect(
+    target: Target, addresses: list[Address], deadline: float, clock: Stopwatch
+) -> TappedSocket:
     """TCP to the first address that accepts, in resolver order (IPv6 may come first)."""
     host, port = target.host, target.port
     failure = None
@@ -327,7 +336,9 @@ def _handshake(
     wait = _left(deadline)
     try:
         with clock.phase("handshake"):
-            ws = websocket.create_connection(url, socket=sock, timeout=wait, enable_multithread=False)
+            ws = websocket.create_connection(
+                url, socket=sock, timeout=wait, enable_multithread=False
+            )
     except websocket.WebSocketBadStatusException as error:
         failed = AttemptFailed(Failure.HTTP_STATUS, status=error.status_code)
         failed.exchange = _exchange(sock, error.status_code, error.resp_headers)
@@ -365,7 +376,7 @@ def _read_first_message(
         raise AttemptFailed(Failure.PROTOCOL, reason=error) from None
     return FirstMessage(
         text=frame.data.decode("utf-8"),  # websocket-client validated it
-        received_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        received_at=datetime.now(UTC).isoformat(timespec="seconds"),
         after_handshake=sock.received.partition(b"\r\n\r\n")[2],
     )
 
@@ -399,7 +410,11 @@ def _diagnose_bad_upgrade(exchange: Exchange) -> Failure:
 
 
 def _tls_reason(error: Exception) -> str:
-    return getattr(error, "verify_message", None) or getattr(error, "reason", None) or type(error).__name__
+    return (
+        getattr(error, "verify_message", None)
+        or getattr(error, "reason", None)
+        or type(error).__name__
+    )
 
 
 def _left(deadline: float) -> float:

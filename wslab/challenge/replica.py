@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 escolhe uma porta livre")
-    parser.add_argument("--tls", action="store_true", help="serve wss:// com certificado descartável")
+    parser.add_argument(
+        "--tls", action="store_true", help="serve wss:// com certificado descartável"
+    )
     args = parser.parse_args(argv)
     try:
         replica = Replica(args.host, args.port, tls=args.tls).start()

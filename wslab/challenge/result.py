@@ -26,11 +26,15 @@ class Failure(enum.Enum):
     HTTP_STATUS = "O servidor respondeu HTTP {status} em vez de 101 Switching Protocols: o endereço não aceita WebSocket agora."
     BAD_ACCEPT = "O servidor respondeu 101, mas o Sec-WebSocket-Accept não corresponde à chave enviada: o cliente recusou o handshake."
     BAD_UPGRADE = "O servidor respondeu 101 sem os cabeçalhos de upgrade exigidos: o cliente recusou o handshake."
-    HANDSHAKE_TIMEOUT = "O servidor aceitou a conexão, mas não respondeu ao pedido de upgrade em {waited:.1f} s."
+    HANDSHAKE_TIMEOUT = (
+        "O servidor aceitou a conexão, mas não respondeu ao pedido de upgrade em {waited:.1f} s."
+    )
     CLOSED_EARLY = "O servidor fechou a conexão (código {code}) antes de enviar qualquer mensagem."
     DROPPED = "A conexão caiu antes de qualquer mensagem chegar."
     NO_MESSAGE = "Nenhuma mensagem chegou em {waited:.1f} s depois do handshake."
-    UNREACHABLE = "Não foi possível chegar a {host}:{port} ({reason}): a rede não tem rota até o servidor."
+    UNREACHABLE = (
+        "Não foi possível chegar a {host}:{port} ({reason}): a rede não tem rota até o servidor."
+    )
     PROTOCOL = "O servidor enviou um frame inválido antes da mensagem ({reason}): o cliente encerrou a conexão."
     NOT_TRIED = "A tentativa ao vivo foi desligada nesta execução ({variable}=0, como em `make test`, cujos testes não acessam a internet)."
 

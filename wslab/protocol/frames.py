@@ -11,6 +11,7 @@ Errors (see :mod:`wslab.protocol.errors`):
     for it and raises ``ProtocolError(TRUNCATED)`` only at end of stream, when a
     truncated frame can no longer be completed.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -93,7 +94,9 @@ class Rule(enum.Enum):
     UNKNOWN_OPCODE = "the opcode must be one of 0x0, 0x1, 0x2, 0x8, 0x9, 0xA (5.2)"
     CONTROL_TOO_LONG = "a control frame payload must be 125 bytes or less (5.5)"
     CONTROL_FRAGMENTED = "a control frame must not be fragmented (FIN must be 1) (5.5)"
-    UNMASKED_CLIENT_FRAME = "a server must close on a frame from the client that is not masked (5.1)"
+    UNMASKED_CLIENT_FRAME = (
+        "a server must close on a frame from the client that is not masked (5.1)"
+    )
     MASKED_SERVER_FRAME = "a client must close on a frame from the server that is masked (5.1)"
     NON_MINIMAL_LENGTH = "the payload length must use the minimal number of bytes (5.2)"
     LENGTH_HIGH_BIT = "the most significant bit of a 64-bit length must be 0 (5.2)"
@@ -128,7 +131,7 @@ def _check_head(fin: bool, rsv: tuple[bool, bool, bool], opcode: int, length: in
             CONTROL_FRAGMENTED).
     """
     if any(rsv):
-        bits = [name for name, bit in zip(("rsv1", "rsv2", "rsv3"), rsv) if bit]
+        bits = [name for name, bit in zip(("rsv1", "rsv2", "rsv3"), rsv, strict=True) if bit]
         raise ProtocolError(Rule.RESERVED_BITS, "set: " + ", ".join(bits))
     try:
         checked = Opcode(opcode)
@@ -313,9 +316,7 @@ def parse_header(
         key = bytes(data[offset : offset + 4])
         offset += 4
 
-    return FrameHeader(
-        fin, rsv1, rsv2, rsv3, raw_opcode, masked, length_code, length, key, offset
-    )
+    return FrameHeader(fin, rsv1, rsv2, rsv3, raw_opcode, masked, length_code, length, key, offset)
 
 
 def decode_frame(
@@ -376,7 +377,9 @@ class FrameDecoder:
             ProtocolError(TRUNCATED): if the stream ended in the middle of a frame.
             ProtocolError: as ``parse_header``.
         """
-        decoded = decode_frame(self._buffer, expect_masked=self.expect_masked, max_size=self.max_size)
+        decoded = decode_frame(
+            self._buffer, expect_masked=self.expect_masked, max_size=self.max_size
+        )
         if isinstance(decoded, NeedData):
             if self._eof and self._buffer:
                 raise ProtocolError(
@@ -514,7 +517,8 @@ class MessageAssembler:
             size = self._size
             self._reset()
             raise ProtocolError(
-                Rule.PAYLOAD_TOO_BIG, f"message of {size}+ bytes, maximum is {self.max_message_size}"
+                Rule.PAYLOAD_TOO_BIG,
+                f"message of {size}+ bytes, maximum is {self.max_message_size}",
             )
         if self._opcode is Opcode.TEXT:
             try:

@@ -13,6 +13,7 @@ Errors (see :mod:`wslab.protocol.errors`):
     the HTTP status to answer with. The parsers return ``NeedData`` while the blank
     line that ends the head has not arrived yet.
 """
+
 from __future__ import annotations
 
 import base64
@@ -67,7 +68,9 @@ class HandshakeRule(enum.Enum):
     MISSING_ACCEPT = "the response needs Sec-WebSocket-Accept (4.1)"
     BAD_ACCEPT = "Sec-WebSocket-Accept must be base64(SHA-1(key + GUID)) (4.1)"
     UNEXPECTED_EXTENSION = "the server may not select an extension the client did not offer (4.1)"
-    UNEXPECTED_SUBPROTOCOL = "the server may not select a subprotocol the client did not offer (4.1)"
+    UNEXPECTED_SUBPROTOCOL = (
+        "the server may not select a subprotocol the client did not offer (4.1)"
+    )
 
 
 def accept_key(key: str) -> str:
@@ -96,7 +99,9 @@ def _check_key(key: str, status: int | None = None) -> None:
     try:
         raw = base64.b64decode(key.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError):
-        raise HandshakeError(HandshakeRule.BAD_KEY, f"{key!r} is not base64", status=status) from None
+        raise HandshakeError(
+            HandshakeRule.BAD_KEY, f"{key!r} is not base64", status=status
+        ) from None
     if len(raw) != 16:
         raise HandshakeError(
             HandshakeRule.BAD_KEY, f"{key!r} decodes to {len(raw)} bytes", status=status
@@ -260,9 +265,7 @@ def check_response(
         raise HandshakeError(HandshakeRule.MISSING_ACCEPT)
     expected = accept_key(key)
     if accept.strip() != expected:
-        raise HandshakeError(
-            HandshakeRule.BAD_ACCEPT, f"expected {expected}, got {accept.strip()}"
-        )
+        raise HandshakeError(HandshakeRule.BAD_ACCEPT, f"expected {expected}, got {accept.strip()}")
     if not offered_extensions and response.get("Sec-WebSocket-Extensions"):
         raise HandshakeError(
             HandshakeRule.UNEXPECTED_EXTENSION, response.get("Sec-WebSocket-Extensions") or ""
@@ -327,11 +330,15 @@ def check_request(request: Request) -> str:
 
 def switching_protocols(key: str) -> Response:
     """The 101 response that completes the handshake opened with ``key`` (4.2.2)."""
-    return Response(101, "Switching Protocols", (
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Accept", accept_key(key)),
-    ))
+    return Response(
+        101,
+        "Switching Protocols",
+        (
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(key)),
+        ),
+    )
 
 
 _REASONS = {400: "Bad Request", 426: "Upgrade Required"}

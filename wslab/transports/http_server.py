@@ -4,8 +4,10 @@ Shared by the short polling, long polling and SSE servers. Used as a context man
 it always stops: on exit it wakes handlers that wait for events, closes open
 keep-alive connections and joins every thread, even when the ``with`` body raised.
 """
+
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,10 +48,8 @@ class _TrackingHTTPServer(ThreadingHTTPServer):
         with self._open_lock:
             requests = list(self._open)
         for request in requests:
-            try:
+            with contextlib.suppress(OSError):  # already closed by the peer
                 request.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed by the peer
 
 
 class EventHandler(BaseHTTPRequestHandler):

@@ -1,4 +1,5 @@
 """What a client observed: which events arrived, how late, and after how many requests."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -6,12 +6,14 @@ client closes it when done, or the server stops. A client that reconnects sends
 ``Last-Event-ID`` and the server resumes after it, which is how the browser's
 ``EventSource`` recovers from a dropped connection.
 """
+
 from __future__ import annotations
 
 from .accounting import ByteCounter, CountingHTTPConnection
-from .receipt import Receipt
 from .events import CLIENT_TIMEOUT, Event, TickSchedule, stream_deadline
 from .http_server import HOLD, HOST, BackgroundHTTPServer, EventHandler
+from .receipt import Receipt
+
 
 def format_event(event: Event) -> bytes:
     """One SSE block: ``id: N``, ``data: <json>``, blank line (WHATWG HTML, server-sent events)."""
@@ -59,7 +61,11 @@ class ServerSentEventsServer(BackgroundHTTPServer):
 
 
 def receive_by_server_sent_events(
-    port: int, source: TickSchedule, counter: ByteCounter, *, timeout: float = CLIENT_TIMEOUT,
+    port: int,
+    source: TickSchedule,
+    counter: ByteCounter,
+    *,
+    timeout: float = CLIENT_TIMEOUT,
 ) -> Receipt:
     """Open ``/stream`` on ``127.0.0.1:port``, start the stream, read every event, close.
 
@@ -72,7 +78,9 @@ def receive_by_server_sent_events(
         conn.request("GET", "/stream", headers={"Accept": "text/event-stream"})
         response = conn.getresponse()
         if response.status != 200 or response.getheader("Content-Type") != "text/event-stream":
-            raise ConnectionError(f"SSE: expected a 200 text/event-stream, got HTTP {response.status}")
+            raise ConnectionError(
+                f"SSE: expected a 200 text/event-stream, got HTTP {response.status}"
+            )
         if not source.started:
             source.start()
         receipt = Receipt(origin=source.origin, requests=1, setup_bytes=counter.snapshot())
@@ -80,10 +88,14 @@ def receive_by_server_sent_events(
         data_lines: list[bytes] = []
         while len(receipt.seqs) < source.count:
             if source.clock() > deadline:
-                raise TimeoutError(f"SSE: {len(receipt.seqs)} of {source.count} events arrived in time")
+                raise TimeoutError(
+                    f"SSE: {len(receipt.seqs)} of {source.count} events arrived in time"
+                )
             line = response.readline()
             if not line:
-                raise ConnectionError(f"SSE: stream ended after {len(receipt.seqs)} of {source.count} events")
+                raise ConnectionError(
+                    f"SSE: stream ended after {len(receipt.seqs)} of {source.count} events"
+                )
             line = line.rstrip(b"\r\n")
             if not line:  # blank line: dispatch the event
                 if data_lines:

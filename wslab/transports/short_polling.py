@@ -4,15 +4,17 @@ The server answers at once with the events due so far (possibly none) as a JSON 
 over one keep-alive HTTP/1.1 connection. Latency is bounded by the polling interval;
 every poll, empty or not, pays a full request and response header.
 """
+
 from __future__ import annotations
 
 import http.client
 import time
 
 from .accounting import ByteCounter, CountingHTTPConnection
-from .receipt import Receipt
 from .events import CLIENT_TIMEOUT, Event, TickSchedule, decode_batch, encode_batch, stream_deadline
 from .http_server import HOST, BackgroundHTTPServer, EventHandler
+from .receipt import Receipt
+
 
 class ShortPollingHandler(EventHandler):
     """``GET /events?after=N`` returns every due event numbered above N, immediately."""
@@ -48,8 +50,13 @@ def get_events(conn: http.client.HTTPConnection, after: int) -> list[Event]:
 
 
 def poll_until_complete(
-    conn: CountingHTTPConnection, source: TickSchedule, counter: ByteCounter, *,
-    name: str, interval: float | None, timeout: float,
+    conn: CountingHTTPConnection,
+    source: TickSchedule,
+    counter: ByteCounter,
+    *,
+    name: str,
+    interval: float | None,
+    timeout: float,
 ) -> Receipt:
     """Ask for events until all arrived; start the stream once connected.
 
@@ -70,7 +77,9 @@ def poll_until_complete(
         after = -1
         while after < source.count - 1:
             if source.clock() > deadline:
-                raise TimeoutError(f"{name}: {len(receipt.seqs)} of {source.count} events arrived in time")
+                raise TimeoutError(
+                    f"{name}: {len(receipt.seqs)} of {source.count} events arrived in time"
+                )
             events = get_events(conn, after)
             now = source.clock()
             receipt.requests += 1
@@ -88,7 +97,11 @@ def poll_until_complete(
 
 
 def receive_by_short_polling(
-    port: int, source: TickSchedule, counter: ByteCounter, *, interval: float,
+    port: int,
+    source: TickSchedule,
+    counter: ByteCounter,
+    *,
+    interval: float,
     timeout: float = CLIENT_TIMEOUT,
 ) -> Receipt:
     """Poll ``127.0.0.1:port`` every ``interval`` s until all events arrived; start the stream.

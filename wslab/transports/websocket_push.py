@@ -5,6 +5,7 @@ runs beside a notebook kernel's own loop; the client is websocket-client over a
 :class:`~.accounting.CountingSocket`. Compression and keepalive pings are off so that
 every byte on the wire is an event frame, the handshake or the close handshake.
 """
+
 from __future__ import annotations
 
 import websocket  # websocket-client
@@ -14,9 +15,10 @@ from websockets.sync.server import Server, ServerConnection, serve
 from wslab.background import BackgroundServer
 
 from .accounting import ByteCounter, open_counting_socket
-from .receipt import Receipt
 from .events import CLIENT_TIMEOUT, Event, TickSchedule, stream_deadline
 from .http_server import HOLD, HOST
+from .receipt import Receipt
+
 
 class WebSocketServer(BackgroundServer):
     """Push every event of ``source`` to each client that connects (context manager)."""
@@ -38,8 +40,13 @@ class WebSocketServer(BackgroundServer):
 
     def _serve(self, ready) -> None:
         self._server = serve(
-            self._handle, self.host, self.requested_port, compression=None, ping_interval=None,
-            server_header="wslab", close_timeout=0.5,
+            self._handle,
+            self.host,
+            self.requested_port,
+            compression=None,
+            ping_interval=None,
+            server_header="wslab",
+            close_timeout=0.5,
         )
         ready(self._server.socket.getsockname()[1])
         self._server.serve_forever()
@@ -50,7 +57,11 @@ class WebSocketServer(BackgroundServer):
 
 
 def receive_by_websocket(
-    port: int, source: TickSchedule, counter: ByteCounter, *, timeout: float = CLIENT_TIMEOUT,
+    port: int,
+    source: TickSchedule,
+    counter: ByteCounter,
+    *,
+    timeout: float = CLIENT_TIMEOUT,
 ) -> Receipt:
     """Connect to ``ws://127.0.0.1:port/``, start the stream, read every event, close cleanly.
 
@@ -63,11 +74,15 @@ def receive_by_websocket(
         ws = websocket.create_connection(f"ws://{HOST}:{port}/", socket=sock, timeout=timeout)
         if not source.started:
             source.start()
-        receipt = Receipt(origin=source.origin, requests=1, setup_bytes=counter.snapshot())  # the Upgrade request
+        receipt = Receipt(
+            origin=source.origin, requests=1, setup_bytes=counter.snapshot()
+        )  # the Upgrade request
         deadline = stream_deadline(source, timeout)
         while len(receipt.seqs) < source.count:
             if source.clock() > deadline:
-                raise TimeoutError(f"WebSocket: {len(receipt.seqs)} of {source.count} events arrived in time")
+                raise TimeoutError(
+                    f"WebSocket: {len(receipt.seqs)} of {source.count} events arrived in time"
+                )
             receipt.receive(Event.decode(ws.recv()), source.clock())
         receipt.stream_end_bytes = counter.snapshot()
         ws.close(timeout=timeout)  # close handshake: our close frame, then the server's
