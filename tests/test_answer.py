@@ -1,16 +1,21 @@
 """The Parte 2 answer tells where the message came from, and never claims more."""
 
-from wslab.answer import part2_answer
-from wslab.challenge import Failure, FetchResult
-from wslab.replica import RECORDED_MESSAGE
+from wslab.challenge.answer import part2_answer
+from wslab.challenge.provenance import RECORDED_MESSAGE
+from wslab.challenge.result import Failure, FetchResult
 
 OFFLINE = FetchResult(
-    url="wss://websocket-fh6l.onrender.com", source="live", failure=Failure.DNS,
+    url="wss://websocket-fh6l.onrender.com",
+    source="live",
+    failure=Failure.DNS,
     explanation="O nome websocket-fh6l.onrender.com não foi resolvido.",
 )
 ONLINE = FetchResult(
-    url="wss://websocket-fh6l.onrender.com", source="live", message="Olá mundo! LTIS 2025",
-    status=101, received_at="2026-11-26T10:00:00+00:00",
+    url="wss://websocket-fh6l.onrender.com",
+    source="live",
+    message="Olá mundo! LTIS 2025",
+    status=101,
+    received_at="2026-11-26T10:00:00+00:00",
 )
 
 

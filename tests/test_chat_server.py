@@ -18,8 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 import wslab.chat.server as server_module
-
-from wslab.handshake import build_request, generate_key
+from wslab.protocol.handshake import build_request, generate_key
 
 from chatclient import WAIT, chat_server, closed_with, hello, nothing_more, receive, say
 

@@ -1,6 +1,6 @@
 """The README's answer to Parte 2, written from a run rather than typed by hand.
 
-The answer shows the program (wslab/minimal.py as it is on disk) and the message,
+The answer shows the program (wslab/challenge/minimal.py as it is on disk) and the message,
 with its provenance: received live, at a UTC time, when this run reached the server;
 otherwise the recorded message, saying that the live check could not run in this
 build and quoting the last live capture if an earlier online run left one.
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import inspect
 
-import wslab.minimal
-from wslab.challenge import FetchResult
-from wslab.replica import PROVENANCE, RECORDED_MESSAGE
+from . import minimal
+from .provenance import PROVENANCE, RECORDED_MESSAGE
+from .result import FetchResult
 
 
 def part2_answer(live: FetchResult, capture: dict | None = None) -> str:
     """Markdown for the Parte 2 answer, from this run's live attempt and the last capture."""
-    program = inspect.getsource(wslab.minimal).strip()
+    program = inspect.getsource(minimal).strip()
     lines = [f"```python\n{program}\n```", ""]
     if live.ok:
         lines.append(
@@ -39,5 +39,8 @@ def part2_answer(live: FetchResult, capture: dict | None = None) -> str:
                 f"A última execução com rede que alcançou o servidor, em {capture['received_at']} "
                 f"(UTC), recebeu: `{capture['message']}`.",
             ]
-    lines += ["", "Para rodar: `python -m wslab.challenge` (sem rede, ele avisa e usa a réplica local)."]
+    lines += [
+        "",
+        "Para rodar: `python -m wslab.challenge` (sem rede, ele avisa e usa a réplica local).",
+    ]
     return "\n".join(lines)
