@@ -91,6 +91,15 @@ def test_summary_takes_the_first_sentence_of_each_short_answer():
     )
 
 
+def test_a_sentence_does_not_end_inside_code_nor_after_one_word():
+    assert readme.first_sentence("A mensagem é `Olá mundo! LTIS` e chega logo. Depois.") == (
+        "A mensagem é `Olá mundo! LTIS` e chega logo."
+    )
+    assert readme.first_sentence("Sim. Eu usaria o Centrifugo por três razões. Mais.") == (
+        "Sim. Eu usaria o Centrifugo por três razões."
+    )
+
+
 def test_index_links_each_notebook_and_its_exports():
     notebook = new_notebook(cells=[new_markdown_cell("# 03 · Desafio\n\ntext")])
     index = readme.index_block({"03_desafio": notebook})

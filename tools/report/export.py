@@ -1,12 +1,14 @@
 """The exported/ renderings: one HTML and one Markdown file per notebook, and a contents page.
 
-Each export links its own siblings (see ``links``), leaves out the input of cells
+Cells tagged ``figure:NAME`` also leave their figure in exported/figures/. Each
+export links its own siblings (see ``links``), leaves out the input of cells
 tagged ``hide-input`` (long plotting code, kept in the notebook) and gives every
 figure the alt text its cell carries in ``metadata["alt"]``.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import html
 from pathlib import Path
@@ -20,6 +22,7 @@ from tools.report.readme import title
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 HIDE_INPUT_TAG = "hide-input"
+FIGURE_TAG = "figure:"  # figure:NAME saves the cell's figure as exported/figures/NAME.png
 
 
 def _for(notebook: nbformat.NotebookNode, place: str) -> nbformat.NotebookNode:
@@ -53,6 +56,18 @@ def exports(name: str, notebook: nbformat.NotebookNode, root: Path) -> dict[Path
     }
     for figure, data in resources.get("outputs", {}).items():
         files[root / "exported" / "markdown" / figure] = data
+    return files
+
+
+def figures(notebooks: dict[str, nbformat.NotebookNode], root: Path) -> dict[Path, bytes]:
+    """The PNG of each cell tagged ``figure:NAME``, for the README to embed."""
+    files = {}
+    for notebook in notebooks.values():
+        for cell in notebook.cells:
+            for tag in cell.get("metadata", {}).get("tags", []):
+                if tag.startswith(FIGURE_TAG):
+                    png = next(o["data"]["image/png"] for o in cell.outputs if "image/png" in o.get("data", {}))
+                    files[root / "exported" / "figures" / f"{tag[len(FIGURE_TAG):]}.png"] = base64.b64decode(png)
     return files
 
 

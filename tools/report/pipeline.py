@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from tools.report.export import contents_page, exports
+from tools.report.export import contents_page, exports, figures
 from tools.report.readme import readme_blocks, render_readme
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -48,8 +48,8 @@ def expected_readme(notebooks: dict[str, nbformat.NotebookNode]) -> str:
 
 
 def expected_exports(notebooks: dict[str, nbformat.NotebookNode]) -> dict[Path, bytes]:
-    """Every file exported/html and exported/markdown should hold."""
-    files = {CONTENTS: contents_page(notebooks).encode("utf-8")}
+    """Every file exported/html, exported/markdown and exported/figures should hold."""
+    files = {CONTENTS: contents_page(notebooks).encode("utf-8"), **figures(notebooks, ROOT)}
     for name, notebook in notebooks.items():
         files.update(exports(name, notebook, ROOT))
     return files
@@ -72,7 +72,7 @@ def stale() -> list[str]:
 
 
 def exported_files() -> list[Path]:
-    return [p for d in ("html", "markdown") for p in (EXPORTED / d).rglob("*") if p.is_file()]
+    return [p for d in ("html", "markdown", "figures") for p in (EXPORTED / d).rglob("*") if p.is_file()]
 
 
 def build(only: list[str] | None = None) -> None:

@@ -37,7 +37,6 @@ _BLOCK = re.compile(
     r"(<!-- BEGIN generated:(?P<key>[\w.-]+) -->\n)(?P<body>.*?)(<!-- END generated:(?P=key) -->)",
     re.DOTALL,
 )
-_SENTENCE = re.compile(r"^(.+?[.!?])(?=\s|$)", re.DOTALL)
 
 
 def answer_blocks(notebooks: dict[str, nbformat.NotebookNode]) -> dict[str, str]:
@@ -84,11 +83,21 @@ def _answer_text(cell) -> list[str]:
     ]
 
 
-def first_sentence(markdown: str) -> str:
-    """The first sentence of the first paragraph (the short answers open with their gist)."""
+def first_sentence(markdown: str, min_words: int = 6) -> str:
+    """The first sentence of the first paragraph (the short answers open with their gist).
+
+    A sentence ends at . ! or ? followed by a space, outside `code`; one shorter than
+    ``min_words`` ("Sim.") runs on into the next.
+    """
     paragraph = markdown.strip().split("\n\n", 1)[0].replace("\n", " ")
-    match = _SENTENCE.match(paragraph)
-    return match.group(1) if match else paragraph
+    in_code = False
+    for i, char in enumerate(paragraph):
+        if char == "`":
+            in_code = not in_code
+        elif (char in ".!?" and not in_code and paragraph[i + 1 : i + 2] in ("", " ")
+              and len(paragraph[: i + 1].split()) >= min_words):
+            return paragraph[: i + 1]
+    return paragraph
 
 
 def summary_block(blocks: dict[str, str]) -> str:
