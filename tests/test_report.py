@@ -85,9 +85,11 @@ def test_the_answer_module_splits_where_the_pipeline_does():
 
 
 def test_summary_takes_the_first_sentence_of_each_short_answer():
-    blocks = {"p1-what": "WebSocket é um protocolo. Mais coisas.\n\n<details>x</details>", "p2": "A mensagem é `x`."}
+    blocks = {"p1-what": "WebSocket é um protocolo de mensagens. Mais coisas.\n\n<details>x</details>",
+              "p2": "A mensagem do servidor é `x` hoje."}
     assert readme.summary_block(blocks) == (
-        "- **O que são.** WebSocket é um protocolo.\n- **A mensagem do servidor.** A mensagem é `x`."
+        "- **O que são.** WebSocket é um protocolo de mensagens.\n"
+        "- **A mensagem do servidor.** A mensagem do servidor é `x` hoje."
     )
 
 
