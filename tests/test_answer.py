@@ -1,8 +1,8 @@
 """The Parte 2 answer tells where the message came from, and never claims more."""
 
-from wslab.answer import CONSOLE_CHECK, DETAILS_MARK, part2_answer
-from wslab.challenge import Failure, FetchResult
-from wslab.replica import RECORDED_MESSAGE
+from wslab.challenge.answer import CONSOLE_CHECK, DETAILS_MARK, part2_answer
+from wslab.challenge.result import Failure, FetchResult
+from wslab.challenge.provenance import RECORDED_MESSAGE
 
 OFFLINE = FetchResult(
     url="wss://websocket-fh6l.onrender.com", source="live", failure=Failure.DNS,

@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 
 import wslab.chat.server as server_module
 from wslab.chat.server import ChatServer
-from wslab.handshake import build_request, generate_key
+from wslab.protocol.handshake import build_request, generate_key
 
 WAIT = 3.0
 

@@ -11,14 +11,15 @@ from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode as WsOpcode
 from websockets.streams import StreamReader
 
-from wslab.frames import (
+from wslab.errors import WslabError
+from wslab.protocol.frames import (
     Close,
     CloseCode,
     Frame,
     FrameDecoder,
-    Incomplete,
     Message,
     MessageAssembler,
+    NeedData,
     Opcode,
     ProtocolError,
     Rule,
@@ -351,20 +352,17 @@ def test_mask_key_must_be_four_bytes():
 
 
 @pytest.mark.parametrize("cut", [0, 1, 3, 5, 6, 10])
-def test_truncated_input_is_incomplete_not_invalid(cut):
+def test_truncated_input_needs_data_and_is_not_an_error(cut):
     wire = Frame(Opcode.BINARY, bytes(200)).encode(RFC_MASK)  # 2 + 2 + 4 + 200 bytes
-    with pytest.raises(Incomplete) as info:
-        decode_frame(wire[:cut])
-    assert not isinstance(info.value, ProtocolError)
-    assert cut < info.value.needed <= len(wire)
+    need = decode_frame(wire[:cut])
+    assert isinstance(need, NeedData)
+    assert cut < need.needed <= len(wire)
     # ``needed`` is honest: with that many bytes the decoder finishes or asks for more
-    prefix = wire[: info.value.needed]
-    if info.value.needed == len(wire):
-        assert decode_frame(prefix)[1] == len(wire)
+    again = decode_frame(wire[: need.needed])
+    if need.needed == len(wire):
+        assert again[1] == len(wire)
     else:
-        with pytest.raises(Incomplete) as again:
-            decode_frame(prefix)
-        assert again.value.needed > info.value.needed
+        assert isinstance(again, NeedData) and again.needed > need.needed
 
 
 def test_streaming_decoder_raises_on_truncated_stream_end():
@@ -372,5 +370,21 @@ def test_streaming_decoder_raises_on_truncated_stream_end():
     decoder.feed(Frame(Opcode.TEXT, b"Hello").encode()[:4])
     assert decoder.next_frame() is None  # still waiting: not an error yet
     decoder.feed_eof()
-    with pytest.raises(Incomplete):
+    with pytest.raises(ProtocolError) as info:
         decoder.next_frame()
+    assert info.value.rule is Rule.TRUNCATED and info.value.close_code is None
+
+
+def test_errors_carry_the_close_code_to_send():
+    def close_code_of(call, *args):
+        with pytest.raises(ProtocolError) as info:
+            call(*args)
+        assert isinstance(info.value, WslabError) and not isinstance(info.value, ValueError)
+        return info.value.close_code
+
+    assert close_code_of(decode_frame, bytes([0xC1, 0x00])) == CloseCode.PROTOCOL_ERROR
+    too_big = bytes([0x81, 0x7E, 0x01, 0x00])
+    assert close_code_of(lambda: decode_frame(too_big, max_size=10)) == CloseCode.MESSAGE_TOO_BIG
+    assert close_code_of(MessageAssembler().receive, Frame(Opcode.TEXT, b"\xff")) == (
+        CloseCode.INVALID_DATA
+    )

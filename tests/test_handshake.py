@@ -11,15 +11,22 @@ from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 from websockets.utils import accept_key as ws_accept_key
 
-from wslab.frames import Incomplete
-from wslab.handshake import (
+from wslab.protocol import NeedData
+from websockets.client import ClientProtocol
+from websockets.http11 import Response as WsResponse
+from websockets.uri import parse_uri
+
+from wslab.protocol.handshake import (
     HandshakeError,
     HandshakeRule,
     Response,
+    accept,
     accept_key,
     build_request,
+    check_request,
     check_response,
     generate_key,
+    parse_request,
     parse_response,
 )
 
@@ -118,9 +125,8 @@ def test_parse_response_and_leftover_frame():
 
 
 @given(st.integers(0, len(RESPONSE) - 1))
-def test_truncated_response_is_incomplete(cut):
-    with pytest.raises(Incomplete):
-        parse_response(RESPONSE[:cut])
+def test_truncated_response_needs_data(cut):
+    assert isinstance(parse_response(RESPONSE[:cut]), NeedData)
 
 
 def test_response_head_too_large():
@@ -180,3 +186,74 @@ def test_accept_is_for_this_key_only():
         check_response(response, generate_key(bytes(16)))
     assert info.value.rule is HandshakeRule.BAD_ACCEPT
     assert RFC_ACCEPT in str(info.value)
+
+
+# -- server side ----------------------------------------------------------------------
+
+REQUEST = build_request("ws://example.test/chat", RFC_KEY)
+
+
+def test_parse_request_and_leftover_frame():
+    request, used = parse_request(REQUEST + b"\x81\x80abcd")
+    assert used == len(REQUEST)
+    assert (request.method, request.target) == ("GET", "/chat")
+    assert request.get("sec-websocket-key") == RFC_KEY
+    assert check_request(request) == RFC_KEY
+
+
+@given(st.integers(0, len(REQUEST) - 1))
+def test_truncated_request_needs_data(cut):
+    assert isinstance(parse_request(REQUEST[:cut]), NeedData)
+
+
+def test_our_101_agrees_with_ours_and_with_websockets_client():
+    request, _ = parse_request(REQUEST)
+    wire = accept(request).serialize()
+    response, used = parse_response(wire)
+    assert used == len(wire) and response.status == 101
+    check_response(response, RFC_KEY)
+    # websockets' sans-I/O client checks the same 101 for a key of its own
+    client = ClientProtocol(parse_uri("ws://example.test/"))
+    theirs = client.connect()
+    ours, _ = parse_request(theirs.serialize())
+    client.receive_data(accept(ours).serialize())
+    [event] = client.events_received()
+    assert isinstance(event, WsResponse) and client.handshake_exc is None
+
+
+def request_with(header: bytes, new: bytes | None) -> bytes:
+    lines = [line for line in REQUEST.split(b"\r\n") if not line.startswith(header + b":")]
+    if new is not None:
+        lines.insert(1, new)
+    return b"\r\n".join(lines)
+
+
+@pytest.mark.parametrize("wire, rule, status", [
+    (request_with(b"Host", None), HandshakeRule.MISSING_HOST, 400),
+    (request_with(b"Upgrade", b"Upgrade: h2c"), HandshakeRule.MISSING_UPGRADE, 400),
+    (request_with(b"Connection", b"Connection: close"), HandshakeRule.MISSING_CONNECTION, 400),
+    (request_with(b"Sec-WebSocket-Key", None), HandshakeRule.BAD_KEY, 400),
+    (request_with(b"Sec-WebSocket-Key", b"Sec-WebSocket-Key: c2hvcnQ="), HandshakeRule.BAD_KEY, 400),
+    (request_with(b"Sec-WebSocket-Version", b"Sec-WebSocket-Version: 8"),
+     HandshakeRule.BAD_VERSION, 426),
+])
+def test_check_request_rules_and_the_answer(wire, rule, status):
+    request, _ = parse_request(wire)
+    with pytest.raises(HandshakeError) as info:
+        check_request(request)
+    assert (info.value.rule, info.value.status) == (rule, status)
+    response, _ = parse_response(accept(request).serialize())
+    assert response.status == status
+    assert (response.get("Sec-WebSocket-Version") == "13") == (status == 426)
+
+
+@pytest.mark.parametrize("head", [
+    b"POST / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET / HTTP/1.0\r\nHost: h\r\n\r\n",
+    b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+])
+def test_malformed_request(head):
+    with pytest.raises(HandshakeError) as info:
+        parse_request(head)
+    assert (info.value.rule, info.value.status) == (HandshakeRule.MALFORMED_REQUEST, 400)

@@ -8,10 +8,11 @@ import sys
 import pytest
 import websocket
 
-from wslab.badservers import BadServer
-from wslab.frames import Close, CloseCode, Frame, Opcode, decode_frame
-from wslab.handshake import build_request, generate_key
-from wslab.replica import RECORDED_MESSAGE, Replica
+from wslab.challenge.badservers import BadServer
+from wslab.protocol.frames import Close, CloseCode, Frame, Opcode, decode_frame
+from wslab.protocol.handshake import build_request, generate_key
+from wslab.challenge.provenance import RECORDED_MESSAGE
+from wslab.challenge.replica import Replica
 
 
 def test_greets_each_client_with_the_recorded_message():

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-import wslab.answer
+import wslab.challenge.answer
 from tools.report import links, pipeline, readme
 from tools.report.__main__ import STALE_HINT
 from tools.report.export import contents_page, exports
@@ -81,7 +81,7 @@ def test_depth_is_folded_after_the_short_answer_with_a_link_to_its_chapter():
 
 
 def test_the_answer_module_splits_where_the_pipeline_does():
-    assert wslab.answer.DETAILS_MARK == readme.DETAILS_MARK
+    assert wslab.challenge.answer.DETAILS_MARK == readme.DETAILS_MARK
 
 
 def test_summary_takes_the_first_sentence_of_each_short_answer():

@@ -157,22 +157,24 @@ class _RawRelay(asyncio.Protocol):
         self.clients.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
-        from wslab.frames import Frame, Opcode, apply_mask
-        from wslab.handshake import accept_key
+        from wslab.protocol.frames import Frame, Opcode, apply_mask
+        from wslab.protocol import NeedData
+        from wslab.protocol.handshake import accept, parse_request
 
         self.buffer += data
         if not self.upgraded:
-            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-            if not sep:
+            parsed = parse_request(self.buffer)
+            if isinstance(parsed, NeedData):
                 return
-            key = next(line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
-            self.transport.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
-                + Frame(Opcode.TEXT, b'{"type": "ready"}').encode())
+            request, used = parsed
+            response = accept(request)
+            if response.status != 101:
+                self.transport.write(response.serialize())
+                self.transport.close()
+                return
+            self.transport.write(response.serialize() + Frame(Opcode.TEXT, b'{"type": "ready"}').encode())
             self.clients.add(self.transport)
-            self.upgraded, self.buffer = True, rest
+            self.upgraded, self.buffer = True, self.buffer[used:]
         while len(self.buffer) >= 6:
             length = self.buffer[1] & 0x7F
             start = 2 if length < 126 else 4

@@ -3,8 +3,8 @@
 The short part states the message with its true status in one sentence (received
 live, at a UTC time, when this run reached the server; otherwise the recorded
 message and its provenance) and a ten-second way to check it in a browser. The
-depth, after ``DETAILS_MARK``, shows the program (wslab/minimal.py as it is on
-disk), why the live check could not run in this build, and the last live capture
+depth, after ``DETAILS_MARK``, shows the program (wslab/challenge/minimal.py as it
+is on disk), why the live check could not run in this build, and the last live capture
 if an earlier online run left one. The report folds the depth into ``<details>``.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import inspect
 
-import wslab.minimal
-from wslab.challenge import FetchResult
-from wslab.replica import PROVENANCE, RECORDED_MESSAGE
+from . import minimal
+from .result import FetchResult
+from .provenance import PROVENANCE, RECORDED_MESSAGE
 
 DETAILS_MARK = "<!-- details -->"  # the report pipeline (tools.report.readme) splits here
 COLD_START_S = 50  # Render: the first request after a spin-down waits about this long, or more
@@ -41,7 +41,7 @@ def part2_answer(live: FetchResult, capture: dict | None = None) -> str:
         f"`{CONSOLE_CHECK}`. Se o servidor estiver dormindo (plano gratuito do Render), a "
         f"primeira conexão pode levar {COLD_START_S} s ou mais."
     )
-    program = inspect.getsource(wslab.minimal).strip()
+    program = inspect.getsource(minimal).strip()
     depth = [f"```python\n{program}\n```"]
     if not live.ok:
         depth.append(
