@@ -10,8 +10,13 @@ export PYTHONHASHSEED := 0
 
 .PHONY: report test lint lock lab bench browser
 
+# Rewrites notebooks/*.ipynb (outputs), exported/ and README.md's generated blocks,
+# and, when Chromium is present, exported/chat_screenshot.png. To discard a run:
+# git checkout -- notebooks exported README.md
 report: $(STAMP)
-	$(PYTHON) -m wslab.report build
+	$(PYTHON) -m tools.report build
+	@if command -v chromium >/dev/null 2>&1; then $(PYTHON) -m tools.screenshot; \
+	else echo "sem Chromium: mantida a captura de tela exported/chat_screenshot.png (make browser instala)"; fi
 
 # WSLAB_LIVE=0: re-running notebook 03 must not reach for the internet (nor record
 # a live capture); make report keeps the real live attempt.
@@ -32,9 +37,11 @@ lock: $(VENV)/bin/pip-compile
 	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
 		--output-file requirements.lock requirements.txt
 
-# Jupyter refuses to run as root unless told; containers often are root.
+# Jupyter refuses to run as root unless told; containers often are root. The root
+# is the repository (so the notebooks' links to ../README.md open), showing notebooks/.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The measurements at full size (several minutes); the notebooks run them small.
 bench: $(STAMP)
