@@ -35,3 +35,14 @@ def nothing_more(ws, within=0.2):
     with pytest.raises(TimeoutError):
         ws.recv(timeout=within)
     return True
+
+
+def chat_server(*, max_rate=20.0, burst=40, **options):
+    """A ChatServer for tests: secrets hashed cheaply (explicitly), limits as given."""
+    from wslab.chat.kdf import CHEAP
+    from wslab.chat.node import Limits
+    from wslab.chat.server import ChatServer
+
+    options.setdefault("kdf", CHEAP)
+    options.setdefault("limits", Limits(max_rate=max_rate, burst=burst))
+    return ChatServer(**options)

@@ -6,15 +6,15 @@ Clients are websockets' sync clients; every receive is bounded.
 
 import json
 
-from wslab.chat.server import ChatServer
 
-from chatclient import hello, receive, say
+
+from chatclient import chat_server, hello, receive, say
 
 WAIT = 3.0
 
 
 def test_a_lone_surrogate_is_refused_and_public_chat_carries_on(opened):
-    with ChatServer() as server:
+    with chat_server() as server:
         bystander = opened(server.ws_url)
         hello(bystander, "bia")
         attacker = opened(server.ws_url)
@@ -24,7 +24,7 @@ def test_a_lone_surrogate_is_refused_and_public_chat_carries_on(opened):
         assert error["type"] == "error" and "UTF-8" in error["text"]
         # Nothing was kept: a resume from 0 opens cleanly and replays nothing.
         again = opened(server.ws_url)
-        welcome = hello(again, "mallory", resume={"epoch": server.router.epoch, "offset": 0})
+        welcome = hello(again, "mallory", resume={"epoch": server.epoch, "offset": 0})
         assert welcome["recovered"] is True
         say(bystander, "ainda funciona")
         for ws in (bystander, attacker, again):

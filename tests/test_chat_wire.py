@@ -61,7 +61,7 @@ def test_hello_with_resume():
 def test_an_invalid_hello_is_refused_with_4000(frame):
     with pytest.raises(BadHello) as caught:
         parse_hello(frame)
-    assert caught.value.code == ChatCloseCode.BAD_HELLO == 4000
+    assert caught.value.close_code == ChatCloseCode.BAD_HELLO == 4000
     assert str(caught.value)  # a sentence for the close reason
 
 

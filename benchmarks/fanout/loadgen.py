@@ -9,7 +9,7 @@ Why it is written by hand. On two cores the server gets one and this process the
 other; if receiving cost as much as sending, every server would look the same (the
 load generator's ceiling). So receiving is as cheap as Python allows: sessions are
 opened with asyncio (one ``BufferedProtocol`` each, the opening handshake done with
-:mod:`wslab.handshake`), then measured with a ``select.epoll`` loop of our own that
+:mod:`wslab.protocol.handshake`), then measured with a ``select.epoll`` loop of our own that
 reads each ready socket with ``recv_into`` into one shared buffer. Server frames
 (unmasked, never fragmented here) are cut by their length field alone. A message
 is recognised by ``bytes.find`` of the marker ``"~`` that starts its text, followed
@@ -36,7 +36,7 @@ k + 1 without k) also frees k's slot in the window, so a lossy server is measure
 and reported as lossy instead of stalling the loop.
 
 Client frames are masked with a fresh key each (RFC 6455 5.3) through
-:class:`wslab.frames.Frame`; only the sender sends, at most a few thousand frames
+:class:`wslab.protocol.frames.Frame`; only the sender sends, at most a few thousand frames
 per second, so that costs little.
 """
 from __future__ import annotations
@@ -52,8 +52,9 @@ import time
 from array import array
 from collections.abc import Sequence
 
-from wslab.frames import Frame, Incomplete, Opcode, new_mask
-from wslab.handshake import HandshakeError, build_request, check_response, generate_key, parse_response
+from wslab.protocol import NeedData
+from wslab.protocol.frames import Frame, Opcode, new_mask
+from wslab.protocol.handshake import HandshakeError, build_request, check_response, generate_key, parse_response
 
 from . import ALL_KINDS, prepare_process
 
@@ -208,11 +209,12 @@ class Session(asyncio.BufferedProtocol):
 
     def _upgrade(self, data: bytes) -> bytes:
         try:
-            response, used = parse_response(data)
+            parsed = parse_response(data)
+            if isinstance(parsed, NeedData):
+                self.pending = data
+                return b""
+            response, used = parsed
             check_response(response, self.key)
-        except Incomplete:
-            self.pending = data
-            return b""
         except HandshakeError as exc:
             self._fail(f"o servidor recusou o handshake da sessão {self.user}: {exc}")
             self.transport.abort()

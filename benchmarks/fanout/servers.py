@@ -120,20 +120,29 @@ async def serve_socketio(host: str, port: int, ready: Callable[[int], None], sto
 
 async def serve_wslab(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event,
                       *, retention: int = 1000) -> None:
-    """Our chat server as ``python -m wslab.chat serve`` runs it (logging included),
-    but with no per-session rate limit: one sender at full speed is the workload."""
-    from wslab.chat.router import ChatRouter
+    """Our chat server as ``python -m wslab.chat serve`` runs it (logging included, the
+    SQLite default in a temporary file), but with no per-user rate limit (one sender at
+    full speed is the workload) and secrets hashed cheaply (the benchmark opens
+    thousands of sessions; login cost is measured by benchmarks.chat_login)."""
+    import tempfile
+
+    from wslab.chat.kdf import CHEAP
+    from wslab.chat.node import ChatNode, Limits
     from wslab.chat.server import ChatService
+    from wslab.chat.stores.sqlite import SqliteStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    service = ChatService(ChatRouter(retention), max_rate=None)
-    server = await service.serve(host, port, backlog=BACKLOG)
-    try:
-        ready(server.sockets[0].getsockname()[1])
-        await stop.wait()
-    finally:
-        await service.shut_down(server)
+    with tempfile.TemporaryDirectory(prefix="wslab-bench-") as folder:
+        store = SqliteStore(f"{folder}/chat.db", retention)
+        limits = Limits(max_rate=None, registrations_per_minute=None)
+        service = ChatService(ChatNode(store.log, store.credentials, kdf=CHEAP, limits=limits))
+        server = await service.serve(host, port, backlog=BACKLOG)
+        try:
+            ready(server.sockets[0].getsockname()[1])
+            await stop.wait()
+        finally:
+            await service.shut_down(server)
 
 
 class _RawRelay(asyncio.Protocol):
@@ -157,22 +166,24 @@ class _RawRelay(asyncio.Protocol):
         self.clients.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
-        from wslab.frames import Frame, Opcode, apply_mask
-        from wslab.handshake import accept_key
+        from wslab.protocol.frames import Frame, Opcode, apply_mask
+        from wslab.protocol import NeedData
+        from wslab.protocol.handshake import accept, parse_request
 
         self.buffer += data
         if not self.upgraded:
-            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-            if not sep:
+            parsed = parse_request(self.buffer)
+            if isinstance(parsed, NeedData):
                 return
-            key = next(line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
-            self.transport.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
-                + Frame(Opcode.TEXT, b'{"type": "ready"}').encode())
+            request, used = parsed
+            response = accept(request)
+            if response.status != 101:
+                self.transport.write(response.serialize())
+                self.transport.close()
+                return
+            self.transport.write(response.serialize() + Frame(Opcode.TEXT, b'{"type": "ready"}').encode())
             self.clients.add(self.transport)
-            self.upgraded, self.buffer = True, rest
+            self.upgraded, self.buffer = True, self.buffer[used:]
         while len(self.buffer) >= 6:
             length = self.buffer[1] & 0x7F
             start = 2 if length < 126 else 4

@@ -66,9 +66,11 @@ def address_key(address: str) -> str:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address[:64]
-    if ip.version == 6 and ip.ipv4_mapped is None:
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip.ipv4_mapped or ip)
+    return str(ip)
 
 
 class ChatNode:
@@ -240,7 +242,7 @@ class ChatNode:
                 if self._throttle:
                     self._throttle.failed(keys, self._clock())
                 raise AuthError(
-                    "Segredo incorreto para este nome: ele já está registrado com outro "
+                    "Segredo errado para este nome: ele já está registrado com outro "
                     "segredo."
                 )
             if self._throttle:

@@ -3,16 +3,15 @@
 Right after the opening handshake the replica sends one text message,
 ``RECORDED_MESSAGE``, then keeps the connection open until the client closes it.
 That message is what the real server sends as reported consistently by several
-independent public solutions of the same test; this project's machines cannot reach
-the host, so it is kept here as a recorded fact with that provenance, never as
-something observed by this project.
+independent public solutions of the same test (:mod:`.provenance`), never something
+observed by this project.
 
 What the replica does with what a client sends: it ignores text and binary messages
 (the real server's reaction to them is unknown, so the replica invents none); ping is
 answered with pong and the close handshake is completed by the websockets library.
 
-It runs the websockets library's threaded server, so it starts and stops the same
-way from a script, a test or a notebook kernel (which already runs an event loop).
+It runs the websockets library's threaded server in a :class:`wslab.background.BackgroundServer`,
+so it starts and stops the same way from a script, a test or a notebook kernel.
 Run ``python -m wslab.replica [--host H] [--port N] [--tls]`` to try it by hand.
 """
 
@@ -26,17 +25,14 @@ from pathlib import Path
 
 import trustme
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import ServerConnection, serve
+from websockets.sync.server import Server, ServerConnection, serve
 
-RECORDED_MESSAGE = "Olá mundo! LTIS 2025"
-PROVENANCE = (
-    "mensagem relatada de forma consistente por várias soluções públicas e "
-    "independentes deste mesmo teste; não observada por este projeto, cujas "
-    "máquinas não alcançam o servidor"
-)
+from wslab.background import BackgroundServer
+
+from .provenance import RECORDED_MESSAGE
 
 
-class Replica:
+class Replica(BackgroundServer):
     """A WebSocket server on loopback that greets each client with one message.
 
     Use it as a context manager; ``url`` is known once it has started. With
@@ -52,28 +48,17 @@ class Replica:
         tls: bool = False,
         message: str = RECORDED_MESSAGE,
     ) -> None:
-        self.host = host
+        super().__init__(host, port)
         self.message = message
         self.tls = tls
-        self._requested_port = port
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._server: Server | None = None
         self._ca: trustme.CA | None = None
         self._tmpdir: tempfile.TemporaryDirectory | None = None
         self.ca_file: str | None = None
 
     @property
-    def port(self) -> int:
-        """The port actually bound (an ephemeral one unless a port was asked)."""
-        if self._server is None:
-            raise RuntimeError("the replica is not running")
-        return self._server.socket.getsockname()[1]
-
-    @property
     def url(self) -> str:
-        scheme = "wss" if self.tls else "ws"
-        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 literal
-        return f"{scheme}://{host}:{self.port}/"
+        return self.url_for("wss" if self.tls else "ws")
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """An SSL context that trusts this replica's throwaway certificate."""
@@ -83,40 +68,36 @@ class Replica:
         self._ca.configure_trust(context)
         return context
 
-    def start(self) -> "Replica":
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every connection (1001) and the listening socket; idempotent."""
+        try:
+            super().stop(timeout)
+        finally:
+            self._remove_certificate()
+
+    def _serve(self, ready) -> None:
         try:
             self._server = serve(
                 self._greet,
                 self.host,
-                self._requested_port,
+                self.requested_port,
                 ssl=self._server_ssl_context() if self.tls else None,
                 open_timeout=5,
                 close_timeout=2,
             )
         except BaseException:
-            self.stop()  # remove the certificate directory a failed start may leave
+            self._remove_certificate()  # a failed start leaves no certificate directory
             raise
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="wslab-replica", daemon=True
-        )
-        self._thread.start()
-        return self
+        ready(self._server.socket.getsockname()[1])
+        self._server.serve_forever()
 
-    def stop(self) -> None:
-        """Close every connection (1001) and the listening socket; idempotent."""
-        if self._server is not None:
-            self._server.shutdown()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def _shutdown(self) -> None:
+        self._server.shutdown()
+
+    def _remove_certificate(self) -> None:
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
-
-    def __enter__(self) -> "Replica":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def _greet(self, connection: ServerConnection) -> None:
         try:
@@ -145,17 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 escolhe uma porta livre")
-    parser.add_argument("--tls", action="store_true", help="serve wss:// com certificado descartável")
+    parser.add_argument(
+        "--tls", action="store_true", help="serve wss:// com certificado descartável"
+    )
     args = parser.parse_args(argv)
     try:
         replica = Replica(args.host, args.port, tls=args.tls).start()
     except OSError as error:
         print(f"Não foi possível escutar em {args.host}:{args.port}: {error.strerror or error}.")
         return 1
-    print(f"Réplica escutando em {replica.url} (Ctrl-C encerra)")
-    if replica.ca_file:
-        print(f"Certificado da autoridade (para o cliente confiar): {replica.ca_file}")
-    try:
+    try:  # Ctrl-C may come at any moment once the replica listens
+        print(f"Réplica escutando em {replica.url} (Ctrl-C encerra)")
+        if replica.ca_file:
+            print(f"Certificado da autoridade (para o cliente confiar): {replica.ca_file}")
         threading.Event().wait()
     except KeyboardInterrupt:
         print("Encerrando a réplica.")

@@ -3,16 +3,15 @@
 Bytes in, frames out; frames in, bytes out. No sockets, clocks or threads, so the
 same code serves the notebooks, the adapters and the tests.
 
-Errors:
-    ``ProtocolError`` (a ``ValueError``) means the bytes break a rule of RFC 6455;
-    its ``rule`` attribute (a ``Rule``) names which one, so callers and tests can
-    tell them apart.
-    ``Incomplete`` (also a ``ValueError``, but *not* a ``ProtocolError``) means the
-    bytes seen so far are a valid beginning but more are needed. ``decode_frame``
-    raises it on a truncated buffer; the streaming ``FrameDecoder`` turns it into
-    "no frame yet" (``None``) and raises it only at end of stream, when a truncated
-    frame can no longer be completed.
+Errors (see :mod:`wslab.protocol.errors`):
+    ``ProtocolError`` means the bytes break a rule of RFC 6455; its ``rule`` (a
+    ``Rule``) names which one and its ``close_code`` is the code to close with.
+    "Need more bytes" is not an error: ``parse_header`` and ``decode_frame`` return
+    ``NeedData`` on a truncated buffer; the streaming ``FrameDecoder`` returns None
+    for it and raises ``ProtocolError(TRUNCATED)`` only at end of stream, when a
+    truncated frame can no longer be completed.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -21,12 +20,14 @@ import enum
 import os
 import struct
 
+from .errors import NeedData, ProtocolError
+
 __all__ = [
     "Opcode",
     "CloseCode",
     "Rule",
     "ProtocolError",
-    "Incomplete",
+    "NeedData",
     "Frame",
     "FrameHeader",
     "Close",
@@ -93,7 +94,9 @@ class Rule(enum.Enum):
     UNKNOWN_OPCODE = "the opcode must be one of 0x0, 0x1, 0x2, 0x8, 0x9, 0xA (5.2)"
     CONTROL_TOO_LONG = "a control frame payload must be 125 bytes or less (5.5)"
     CONTROL_FRAGMENTED = "a control frame must not be fragmented (FIN must be 1) (5.5)"
-    UNMASKED_CLIENT_FRAME = "a server must close on a frame from the client that is not masked (5.1)"
+    UNMASKED_CLIENT_FRAME = (
+        "a server must close on a frame from the client that is not masked (5.1)"
+    )
     MASKED_SERVER_FRAME = "a client must close on a frame from the server that is masked (5.1)"
     NON_MINIMAL_LENGTH = "the payload length must use the minimal number of bytes (5.2)"
     LENGTH_HIGH_BIT = "the most significant bit of a 64-bit length must be 0 (5.2)"
@@ -104,28 +107,43 @@ class Rule(enum.Enum):
     UNEXPECTED_CONTINUATION = "a continuation frame must follow a non-final data frame (5.4)"
     EXPECTED_CONTINUATION = "a fragmented message must continue with opcode 0x0 (5.4)"
     INVALID_MASK = "a masking key is exactly 4 bytes (5.3)"
+    TRUNCATED = "the stream ended inside a frame (5.2)"
+
+    @property
+    def close_code(self) -> CloseCode | None:
+        """The close code an endpoint sends for this rule (7.4.1); None when it sends none."""
+        if self is Rule.INVALID_UTF8:
+            return CloseCode.INVALID_DATA
+        if self is Rule.PAYLOAD_TOO_BIG:
+            return CloseCode.MESSAGE_TOO_BIG
+        if self is Rule.TRUNCATED:
+            return None  # the peer is gone: there is nobody to send a close frame to
+        return CloseCode.PROTOCOL_ERROR
 
 
-class ProtocolError(ValueError):
-    """Input that breaks a rule of RFC 6455; ``rule`` says which."""
+def _check_head(fin: bool, rsv: tuple[bool, bool, bool], opcode: int, length: int) -> Opcode:
+    """The rules one frame obeys on its own, whether built (``Frame.check``) or read
+    (``parse_header``); ``length`` is the payload length, or the 7-bit length field,
+    which exceeds 125 exactly when the length does. Returns the ``Opcode``.
 
-    def __init__(self, rule: Rule, detail: str = "") -> None:
-        self.rule = rule
-        self.detail = detail
-        message = f"{rule.name}: {rule.value}"
-        super().__init__(f"{message}; {detail}" if detail else message)
-
-
-class Incomplete(ValueError):
-    """A valid but truncated frame: ``needed`` bytes in total are required."""
-
-    def __init__(self, needed: int, available: int) -> None:
-        self.needed = needed
-        self.available = available
-        super().__init__(
-            f"truncated input: {available} bytes available, "
-            f"at least {needed} needed to go on"
-        )
+    Raises:
+        ProtocolError(RESERVED_BITS, UNKNOWN_OPCODE, CONTROL_TOO_LONG or
+            CONTROL_FRAGMENTED).
+    """
+    if any(rsv):
+        bits = [name for name, bit in zip(("rsv1", "rsv2", "rsv3"), rsv, strict=True) if bit]
+        raise ProtocolError(Rule.RESERVED_BITS, "set: " + ", ".join(bits))
+    try:
+        checked = Opcode(opcode)
+    except ValueError:
+        shown = f"0x{opcode:X}" if isinstance(opcode, int) else repr(opcode)
+        raise ProtocolError(Rule.UNKNOWN_OPCODE, f"got {shown}") from None
+    if checked.is_control:
+        if not fin:
+            raise ProtocolError(Rule.CONTROL_FRAGMENTED, checked.name)
+        if length > 125:
+            raise ProtocolError(Rule.CONTROL_TOO_LONG, f"{checked.name} is over 125 bytes")
+    return checked
 
 
 def apply_mask(data: bytes, key: bytes) -> bytes:
@@ -179,20 +197,8 @@ class Frame:
             ProtocolError(RESERVED_BITS, UNKNOWN_OPCODE, CONTROL_TOO_LONG or
                 CONTROL_FRAGMENTED).
         """
-        if self.rsv1 or self.rsv2 or self.rsv3:
-            bits = [name for name in ("rsv1", "rsv2", "rsv3") if getattr(self, name)]
-            raise ProtocolError(Rule.RESERVED_BITS, "set: " + ", ".join(bits))
-        try:
-            opcode = Opcode(self.opcode)
-        except ValueError:
-            raise ProtocolError(Rule.UNKNOWN_OPCODE, f"got {self.opcode!r}") from None
-        if opcode.is_control:
-            if len(self.payload) > 125:
-                raise ProtocolError(
-                    Rule.CONTROL_TOO_LONG, f"{opcode.name} carries {len(self.payload)} bytes"
-                )
-            if not self.fin:
-                raise ProtocolError(Rule.CONTROL_FRAGMENTED, opcode.name)
+        rsv = (self.rsv1, self.rsv2, self.rsv3)
+        _check_head(self.fin, rsv, self.opcode, len(self.payload))
 
     def encode(self, mask: bytes | None = None) -> bytes:
         """Serialize the frame; ``mask`` is the 4-byte key (clients) or None (servers).
@@ -251,8 +257,8 @@ def parse_header(
     *,
     expect_masked: bool | None = None,
     max_size: int | None = None,
-) -> FrameHeader:
-    """Read the header at the start of ``data``.
+) -> FrameHeader | NeedData:
+    """Read the header at the start of ``data``, or return ``NeedData`` if it ends inside it.
 
     ``expect_masked`` is True when reading as a server (client frames must be
     masked), False when reading as a client (server frames must not be), None to
@@ -260,33 +266,19 @@ def parse_header(
     the length is known, before waiting for the payload.
 
     Raises:
-        Incomplete: if ``data`` ends inside the header.
         ProtocolError(RESERVED_BITS, UNKNOWN_OPCODE, CONTROL_TOO_LONG,
             CONTROL_FRAGMENTED, UNMASKED_CLIENT_FRAME, MASKED_SERVER_FRAME,
             NON_MINIMAL_LENGTH, LENGTH_HIGH_BIT or PAYLOAD_TOO_BIG).
     """
     if len(data) < 2:
-        raise Incomplete(2, len(data))
+        return NeedData(2)
     head1, head2 = data[0], data[1]
     fin, rsv1, rsv2, rsv3 = (bool(head1 & bit) for bit in (0x80, 0x40, 0x20, 0x10))
     raw_opcode = head1 & 0x0F
     masked = bool(head2 & 0x80)
     length_code = head2 & 0x7F
 
-    if rsv1 or rsv2 or rsv3:
-        bits = [n for n, b in (("rsv1", rsv1), ("rsv2", rsv2), ("rsv3", rsv3)) if b]
-        raise ProtocolError(Rule.RESERVED_BITS, "set: " + ", ".join(bits))
-    try:
-        opcode = Opcode(raw_opcode)
-    except ValueError:
-        raise ProtocolError(Rule.UNKNOWN_OPCODE, f"got 0x{raw_opcode:X}") from None
-    if opcode.is_control:
-        if not fin:
-            raise ProtocolError(Rule.CONTROL_FRAGMENTED, opcode.name)
-        if length_code > 125:
-            raise ProtocolError(
-                Rule.CONTROL_TOO_LONG, f"{opcode.name} announces a 16/64-bit length"
-            )
+    opcode = _check_head(fin, (rsv1, rsv2, rsv3), raw_opcode, length_code)
     if expect_masked is True and not masked:
         raise ProtocolError(Rule.UNMASKED_CLIENT_FRAME, opcode.name)
     if expect_masked is False and masked:
@@ -295,14 +287,14 @@ def parse_header(
     offset = 2
     if length_code == 126:
         if len(data) < 4:
-            raise Incomplete(4, len(data))
+            return NeedData(4)
         (length,) = struct.unpack_from("!H", data, 2)
         offset = 4
         if length <= 125:
             raise ProtocolError(Rule.NON_MINIMAL_LENGTH, f"{length} in 16 bits")
     elif length_code == 127:
         if len(data) < 10:
-            raise Incomplete(10, len(data))
+            return NeedData(10)
         (length,) = struct.unpack_from("!Q", data, 2)
         offset = 10
         if length >> 63:
@@ -320,13 +312,11 @@ def parse_header(
     key = None
     if masked:
         if len(data) < offset + 4:
-            raise Incomplete(offset + 4, len(data))
+            return NeedData(offset + 4)
         key = bytes(data[offset : offset + 4])
         offset += 4
 
-    return FrameHeader(
-        fin, rsv1, rsv2, rsv3, raw_opcode, masked, length_code, length, key, offset
-    )
+    return FrameHeader(fin, rsv1, rsv2, rsv3, raw_opcode, masked, length_code, length, key, offset)
 
 
 def decode_frame(
@@ -334,19 +324,21 @@ def decode_frame(
     *,
     expect_masked: bool | None = None,
     max_size: int | None = None,
-) -> tuple[Frame, int]:
+) -> tuple[Frame, int] | NeedData:
     """Decode one frame at the start of ``data``; return it and the bytes it used.
 
     Bytes after the frame are left to the caller (they begin the next frame).
+    Returns ``NeedData`` if ``data`` ends before the frame does.
 
     Raises:
-        Incomplete: if ``data`` ends before the frame does.
         ProtocolError: as ``parse_header``.
     """
     header = parse_header(data, expect_masked=expect_masked, max_size=max_size)
+    if isinstance(header, NeedData):
+        return header
     end = header.header_length + header.payload_length
     if len(data) < end:
-        raise Incomplete(end, len(data))
+        return NeedData(end)
     payload = bytes(data[header.header_length : end])
     if header.masking_key is not None:
         payload = apply_mask(payload, header.masking_key)
@@ -359,7 +351,7 @@ class FrameDecoder:
 
     ``next_frame`` returns None while a frame is still incomplete, so a reader can
     simply wait for more bytes; ``feed_eof`` tells it the stream ended, after which
-    leftover bytes are a truncated frame and raise ``Incomplete``.
+    leftover bytes are a truncated frame and raise ``ProtocolError(TRUNCATED)``.
     """
 
     def __init__(self, *, expect_masked: bool | None = None, max_size: int | None = None):
@@ -382,17 +374,19 @@ class FrameDecoder:
         """The next whole frame, or None if more bytes are needed.
 
         Raises:
-            Incomplete: if the stream ended in the middle of a frame.
+            ProtocolError(TRUNCATED): if the stream ended in the middle of a frame.
             ProtocolError: as ``parse_header``.
         """
-        try:
-            frame, used = decode_frame(
-                self._buffer, expect_masked=self.expect_masked, max_size=self.max_size
-            )
-        except Incomplete:
+        decoded = decode_frame(
+            self._buffer, expect_masked=self.expect_masked, max_size=self.max_size
+        )
+        if isinstance(decoded, NeedData):
             if self._eof and self._buffer:
-                raise
+                raise ProtocolError(
+                    Rule.TRUNCATED, f"{len(self._buffer)} bytes left, {decoded.needed} needed"
+                )
             return None
+        frame, used = decoded
         del self._buffer[:used]
         return frame
 
@@ -523,7 +517,8 @@ class MessageAssembler:
             size = self._size
             self._reset()
             raise ProtocolError(
-                Rule.PAYLOAD_TOO_BIG, f"message of {size}+ bytes, maximum is {self.max_message_size}"
+                Rule.PAYLOAD_TOO_BIG,
+                f"message of {size}+ bytes, maximum is {self.max_message_size}",
             )
         if self._opcode is Opcode.TEXT:
             try:

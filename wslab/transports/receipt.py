@@ -1,4 +1,5 @@
 """What a client observed: which events arrived, how late, and after how many requests."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,7 +8,7 @@ from .events import Event
 
 
 @dataclass
-class Delivery:
+class Receipt:
     """Events as the client received them, in arrival order.
 
     ``origin`` is the clock time at which event 0 was due; the latency of an event

@@ -17,12 +17,13 @@ Each mode reproduces one failure a client of a real WebSocket server can meet:
 
 from __future__ import annotations
 
-import re
 import socket
 import struct
 import threading
 
-from wslab.handshake import accept_key
+from wslab.background import BackgroundServer
+from wslab.protocol import HandshakeError, NeedData
+from wslab.protocol.handshake import check_request, parse_request, reject, switching_protocols
 
 MODES = (
     "refuse",
@@ -38,7 +39,6 @@ MODES = (
     "drip",
 )
 
-_KEY = re.compile(rb"^sec-websocket-key:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
 _HTTP_ANSWERS = {
     "http-404": b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 9\r\nConnection: close\r\n\r\nNot Found",
@@ -50,108 +50,86 @@ _TEXT_WITH_RSV1 = b"\xc1\x02hi"  # FIN, RSV1 (no extension was negotiated), text
 DRIP_INTERVAL = 0.3  # seconds between two bytes of the dripped response
 
 
-def _switching_protocols(accept: str) -> bytes:
-    return (
-        "HTTP/1.1 101 Switching Protocols\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    ).encode("ascii")
-
-
-class BadServer:
+class BadServer(BackgroundServer):
     """A loopback server that misbehaves in one ``mode`` (see MODES); a context manager."""
 
     def __init__(self, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        super().__init__("127.0.0.1", 0)
         self.mode = mode
-        self._listener: socket.socket | None = None
         self._held: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/"
+        return self.url_for("ws")
 
-    def start(self) -> "BadServer":
+    def _serve(self, ready) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind(("127.0.0.1", 0))
-        self.port = listener.getsockname()[1]
+        listener.bind((self.host, 0))
+        port = listener.getsockname()[1]
         if self.mode == "refuse":
             listener.close()  # the port was free a moment ago and nobody listens now
-            return self
+            ready(port)
+            return self.stopping.wait()
         if self.mode == "blackhole":
             listener.listen(0)
-            filler = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-            self._held += [listener, filler]  # the queue is now full: later SYNs are dropped
-            return self
+            filler = socket.create_connection((self.host, port), timeout=2)
+            self._hold(listener, filler)  # the queue is now full: later SYNs are dropped
+            ready(port)
+            return self.stopping.wait()
         listener.listen(16)
         listener.settimeout(0.1)
-        self._listener = listener
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self._thread.start()
-        return self
+        ready(port)
+        with listener:
+            while not self.stopping.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                self._hold(conn)
+                threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def _shutdown(self) -> None:
         with self._lock:
             for sock in self._held:
                 sock.close()
             self._held.clear()
 
-    def __enter__(self) -> "BadServer":
-        return self.start()
+    def _hold(self, *socks: socket.socket) -> None:
+        with self._lock:
+            self._held += socks
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        with self._listener:
-            while not self._stopping.is_set():
-                try:
-                    conn, _ = self._listener.accept()
-                except TimeoutError:
-                    continue
-                with self._lock:
-                    self._held.append(conn)
-                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def _answer(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(5)
-            request = self._read_request(conn)
+            key = self._read_key(conn)
+            if key is None:
+                return
             if self.mode == "stall":
-                self._stopping.wait()
+                self.stopping.wait()
             elif self.mode in _HTTP_ANSWERS:
                 conn.sendall(_HTTP_ANSWERS[self.mode])
                 conn.shutdown(socket.SHUT_RDWR)
             else:
-                self._upgrade(conn, request)
-        except (OSError, ValueError):
-            pass  # the client went away first, or sent a key that is not ASCII
+                self._upgrade(conn, key)
+        except OSError:
+            pass  # the client went away first
 
-    def _upgrade(self, conn: socket.socket, request: bytes) -> None:
-        found = _KEY.search(request)
-        key = found.group(1).decode("latin-1") if found else ""
-        accept = accept_key(key)
-        if self.mode == "wrong-accept":
-            accept = accept_key(key + "x")
+    def _upgrade(self, conn: socket.socket, key: str) -> None:
+        # wrong-accept answers for another key: the accept cannot match the client's
+        response = switching_protocols(key + "x" if self.mode == "wrong-accept" else key)
         if self.mode == "drip":
-            for byte in _switching_protocols(accept):
-                if self._stopping.wait(DRIP_INTERVAL):
+            for byte in response.serialize():
+                if self.stopping.wait(DRIP_INTERVAL):
                     return
                 conn.sendall(bytes([byte]))
             return
-        conn.sendall(_switching_protocols(accept))
+        conn.sendall(response.serialize())
         if self.mode == "bad-frame":
             conn.sendall(_TEXT_WITH_RSV1)
-            self._stopping.wait()
+            self.stopping.wait()
         elif self.mode == "close-early":
             conn.sendall(_CLOSE_NORMAL)
             conn.recv(1024)  # the client's close frame, or nothing before the timeout
@@ -159,14 +137,23 @@ class BadServer:
         elif self.mode == "drop":
             conn.shutdown(socket.SHUT_RDWR)
         else:  # "silent" and "wrong-accept": say nothing more until stopped
-            self._stopping.wait()
+            self.stopping.wait()
 
     @staticmethod
-    def _read_request(conn: socket.socket) -> bytes:
+    def _read_key(conn: socket.socket) -> str | None:
+        """The client's Sec-WebSocket-Key; None, after answering 400, for a bad request.
+
+        Every mode reads the request first, as a real server would; the failure comes after.
+        """
         data = b""
-        while b"\r\n\r\n" not in data and len(data) < 16384:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        return data
+        try:
+            while isinstance(parsed := parse_request(data), NeedData):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return None
+                data += chunk
+            request, _ = parsed
+            return check_request(request)
+        except HandshakeError as error:
+            conn.sendall(reject(error).serialize())
+            return None
