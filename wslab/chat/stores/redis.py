@@ -31,6 +31,7 @@ Every Redis failure becomes :class:`StoreError` with one pt-BR sentence; every c
 bounded by socket timeouts (connect 1 s, reply 2 s) and at most one retry on a lost
 connection.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,7 +51,7 @@ from ..errors import StoreError
 from . import Deliver, LogState, Lost
 from .memory import check_retention
 
-__all__ = ["RedisCredentials", "RedisLog", "connect"]
+__all__ = ["RedisCredentials", "RedisLog", "RedisPresence", "connect"]
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def _delivery(entry_id: str, fields: dict[str, str]) -> Delivery:
 def _from_flat(entry: Sequence) -> Delivery:
     """A delivery from a Lua reply entry: [id, [field, value, ...]]."""
     entry_id, flat = entry
-    return _delivery(entry_id, dict(zip(flat[::2], flat[1::2])))
+    return _delivery(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)))
 
 
 class RedisLog:
@@ -235,9 +236,7 @@ class RedisLog:
         self._meta, self._log, self._done = f"{prefix}meta", f"{prefix}log", f"{prefix}done:"
         self._client = connect(url)
         # XREAD BLOCK holds its connection: the follower has its own client.
-        self._reader = connect(
-            url, reply_timeout=BLOCK_MS / 1000 + REPLY_TIMEOUT, single=True
-        )
+        self._reader = connect(url, reply_timeout=BLOCK_MS / 1000 + REPLY_TIMEOUT, single=True)
         self._reader_id: int | None = None  # its CLIENT ID, to unblock it on close
         self._append = self._client.register_script(APPEND)
         self._ensure = self._client.register_script(ENSURE_EPOCH)
@@ -446,7 +445,8 @@ class RedisLog:
                 self._hand(messages)
                 logger.warning(
                     "redis follower fell behind the stream: %d..%d trimmed",
-                    self._newest + 1, message.offset - 1,
+                    self._newest + 1,
+                    message.offset - 1,
                 )
                 self._newest = message.offset - 1
                 self._report_lost()
@@ -502,3 +502,111 @@ class RedisCredentials:
             return await call
         except _FAILURES as error:
             raise _failure(self._client, error, "não consegui consultar os usuários") from error
+
+
+# KEYS: the nodes zset. ARGV: the prefix of the per-node sets. The users of every node
+# whose heartbeat has not expired (read-only: the heartbeats prune the zset).
+ONLINE = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local names = {}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ms, '+inf')) do
+  for _, user in ipairs(redis.call('SMEMBERS', ARGV[1] .. node)) do
+    names[#names + 1] = user
+  end
+end
+return names
+"""
+
+
+class RedisPresence:
+    """Who is online on every node: each node rewrites the set of its users every
+    ``interval`` seconds with a TTL of ``ttl`` seconds, so the users of a node that
+    died (SIGKILL, lost network) leave :meth:`online` within ``ttl`` s, with no ghost.
+
+    Keys: ``{prefix}presence:<node>`` (a set of names, expiring) and ``{prefix}nodes``
+    (a sorted set: node -> expiry in ms, Redis's clock, for discovery).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        node: str | None = None,
+        *,
+        prefix: str = "wslab:chat:",
+        ttl: float = 10.0,
+        interval: float = 2.0,
+    ) -> None:
+        if not 0 < interval < ttl:
+            raise ValueError(f"need 0 < interval < ttl, not {interval!r}, {ttl!r}")
+        self.node = node or secrets.token_hex(6)
+        self.ttl, self.interval = ttl, interval
+        self._client = connect(url)
+        self._nodes = f"{prefix}nodes"
+        self._sets = f"{prefix}presence:"
+        self._online = self._client.register_script(ONLINE)
+        self._local = list
+        self._stop = asyncio.Event()
+        self._beat: asyncio.Task | None = None
+
+    async def start(self, local) -> None:
+        """Publish ``local()`` (the names online on this node) now and every
+        ``interval`` s until :meth:`close`.
+
+        Raises:
+            StoreError: the first heartbeat failed.
+        """
+        self._local = local
+        await self.heartbeat()
+        self._beat = asyncio.get_running_loop().create_task(self._beating(), name="wslab-presence")
+
+    async def heartbeat(self) -> None:
+        """Write this node's users once (the node may call it on a join or a leave)."""
+        key, ms = self._sets + self.node, int(self.ttl * 1000)
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                names = self._local()
+                if names:
+                    pipe.sadd(key, *names)
+                    pipe.pexpire(key, ms)
+                pipe.time()
+                reply = await pipe.execute()
+            seconds, micros = reply[-1]
+            now = seconds * 1000 + micros // 1000
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.zadd(self._nodes, {self.node: now + ms})
+                pipe.zremrangebyscore(self._nodes, "-inf", now)
+                await pipe.execute()
+        except _FAILURES as error:
+            raise _failure(self._client, error, "não consegui anunciar quem está online") from error
+
+    async def online(self) -> list[str]:
+        """Sorted names online on any live node."""
+        try:
+            names = await self._online(keys=[self._nodes], args=[self._sets])
+        except _FAILURES as error:
+            raise _failure(self._client, error, "não consegui ver quem está online") from error
+        return sorted(set(names))
+
+    async def close(self) -> None:
+        """Stop the heartbeat and withdraw this node's users at once."""
+        self._stop.set()
+        if self._beat is not None:
+            await asyncio.wait({self._beat}, timeout=2 * REPLY_TIMEOUT)
+            self._beat = None
+        with contextlib.suppress(*_FAILURES):
+            await self._client.delete(self._sets + self.node)
+            await self._client.zrem(self._nodes, self.node)
+        await self._client.aclose()
+
+    async def _beating(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval)
+            if self._stop.is_set():
+                return
+            try:
+                await self.heartbeat()
+            except StoreError as error:
+                logger.warning("presence heartbeat: %s", error)
