@@ -24,6 +24,7 @@ from wslab.chat.delivery import DeliveryKind
 from wslab.chat.errors import StoreError
 from wslab.chat.stores.memory import MemoryCredentials, MemoryLog
 from wslab.chat.stores.redis import RedisCredentials, RedisLog
+from wslab.chat.stores.sqlite import SqliteStore
 from wslab.chat.stores.valkey import free_port
 
 PUBLIC, PRIVATE = DeliveryKind.PUBLIC, DeliveryKind.PRIVATE
@@ -46,7 +47,17 @@ def redis_stores(request):
     return open_stores
 
 
-FACTORIES = [memory_stores, redis_stores]
+def sqlite_stores(request):
+    path = request.getfixturevalue("tmp_path") / "chat.db"
+
+    async def open_stores(retention):
+        store = SqliteStore(str(path), retention)
+        return store.log, store.credentials
+
+    return open_stores
+
+
+FACTORIES = [memory_stores, sqlite_stores, redis_stores]
 
 
 @pytest.fixture(params=FACTORIES, ids=lambda factory: factory.__name__.removesuffix("_stores"))
