@@ -2,8 +2,8 @@
 
 ``python -m benchmarks.fanout.loadgen KIND --port P --sessions N [...]`` opens N
 WebSocket sessions to the server of that kind, makes session 0 the sender, and prints
-one JSON object on stdout with what it measured (a :class:`~.record.RunRecord`; or one ``erro:`` line on stderr and
-exit status 1).
+one JSON object on stdout with what it measured, a :class:`~.record.RunRecord` (or
+one ``erro:`` line on stderr and exit status 1).
 
 Why it is written by hand. On two cores the server gets one and this process the
 other; if receiving cost as much as sending, every server would look the same (the
@@ -13,8 +13,8 @@ opened with asyncio (one ``BufferedProtocol`` each, the opening handshake done w
 reads each ready socket with ``recv_into`` into one shared buffer. Server frames
 (unmasked, never fragmented here) are cut by their length field alone. A message
 is recognised by ``bytes.find`` of the marker ``"~`` that starts its text, followed
-by a 9-digit sequence number: no UTF-8 decode, no JSON. Only setup frames (welcome, Engine.IO open and connect, ready) are parsed as
-JSON. The same code speaks to every server; both Socket.IO peers (Python and Node.js)
+by a 9-digit sequence number: no UTF-8 decode, no JSON. Only setup frames (welcome,
+Engine.IO open and connect, ready) are parsed as JSON. The same code speaks to every server; both Socket.IO peers (Python and Node.js)
 are Engine.IO v4 over the websocket transport, opened directly (``0{...}`` open,
 ``40{auth}`` connect, ``40{"sid"}`` accepted, ``42[...]`` events, ``2`` ping
 answered with ``3``).
@@ -374,6 +374,11 @@ class Run:
 
         Returns the measured fields of a :class:`RunRecord`.
 
+        The warm-up lasts until a first message has reached every session, and the
+        measurement until at least ``window`` more have (a slow server at 10,000
+        sessions may need longer than ``warmup`` or ``duration`` for one fan-out);
+        a stall of ``stall_timeout`` seconds ends either with an error.
+
         Called once every session is ready. From here on this process does nothing
         but this loop, so it leaves asyncio: each session's socket is taken off the
         event loop and polled with one ``select.epoll`` of our own, read with
@@ -387,9 +392,13 @@ class Run:
             for _ in range(self.window):
                 self.send_next()
             self._pump(warmup, stall_timeout)
+            while not self.done:  # at 10,000 sessions one fan-out may outlast the warm-up
+                self._pump(warmup, stall_timeout)
             i0, done0, t0 = len(self.latencies), self.done, time.perf_counter_ns()
             cpu0, srv0, sys0 = time.process_time(), procfs.cpu_seconds(server_pid), procfs.machine_cpu_seconds()
             self._pump(duration, stall_timeout)
+            while self.done - done0 < self.window:  # measure whole fan-outs, at least a window's
+                self._pump(duration / 4, stall_timeout)
             i1, done1, t1 = len(self.latencies), self.done, time.perf_counter_ns()
             cpu1, srv1, sys1 = time.process_time(), procfs.cpu_seconds(server_pid), procfs.machine_cpu_seconds()
             rss_load = procfs.memory_bytes(server_pid)

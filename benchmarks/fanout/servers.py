@@ -12,12 +12,12 @@ the message:
     Our chat server (:mod:`wslab.chat.server`) on ``/ws``: the ``welcome`` frame
     answers the hello.
 ``bare``
-    The ceiling of the transport in Python: the ``websockets`` asyncio server, each
+    The transport with no application: the ``websockets`` asyncio server, each
     received text frame relayed as is, bytes in, bytes out (``recv(decode=False)``,
     ``broadcast(..., text=True)``): no UTF-8 round trip, no JSON, no routing. Its
     first frame is ``{"type": "ready"}``, sent after the connection joined the set.
 ``socketio``
-    What most people would pick: ``python-socketio`` on aiohttp. The client's
+    Socket.IO in Python: ``python-socketio`` on aiohttp. The client's
     ``connect`` (auth ``{"user": ...}``) joins one room, the ``40`` reply says so;
     each ``say`` event becomes one ``message`` event emitted to the room, with the
     same fields as our message frame (the library encodes the packet once and sends
@@ -29,8 +29,9 @@ the message:
     dependencies come from the lock file, by :func:`install_node_peer`.
 
 ``raw``
-    Calibration, not a competitor: a hand-written asyncio relay that does the least
-    Python can per delivery, to show how much the load generator can absorb.
+    Calibration, not a competitor: a hand-written asyncio relay that writes
+    pre-framed bytes, the least Python can do per delivery, to show how much the
+    load generator can absorb.
 
 Connection logs go to stderr (ours logs each open/close); the runner keeps them out
 of the terminal.
