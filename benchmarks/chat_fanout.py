@@ -68,6 +68,7 @@ Run: ``python -m benchmarks.chat_fanout`` (full: N = 100, 1,000 and 10,000, 3
 repeats, several minutes on a quiet machine), or ``--quick`` (small N, short runs, a
 few seconds, results not written unless ``--output`` is given).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,10 +101,20 @@ TARGET_SESSIONS = (1000, 10000)
 TARGETS = (("raw", 0.75), ("bare", 1.3), ("socketio", 8.0), ("socketio-node", 1.0))
 #: Our server's resident memory per idle session (RSS / N), at most, at TARGET_SESSIONS.
 MEMORY_TARGET_BYTES = 32 * 1024
-LABELS = {"wslab": "wslab (nosso)", "bare": "websockets puro", "socketio": "python-socketio",
-          "socketio-node": "Socket.IO (Node.js)", "raw": "relay mínimo (calibração)"}
-COLORS = {"wslab": "#1f77b4", "bare": "#7f7f7f", "socketio": "#d62728", "socketio-node": "#2ca02c",
-          "raw": "#bcbd22"}
+LABELS = {
+    "wslab": "wslab (nosso)",
+    "bare": "websockets puro",
+    "socketio": "python-socketio",
+    "socketio-node": "Socket.IO (Node.js)",
+    "raw": "relay mínimo (calibração)",
+}
+COLORS = {
+    "wslab": "#1f77b4",
+    "bare": "#7f7f7f",
+    "socketio": "#d62728",
+    "socketio-node": "#2ca02c",
+    "raw": "#bcbd22",
+}
 SERVER_READY_TIMEOUT = 20.0
 NOISY_OTHER_CPU = 0.25  # cores used by other processes that make a run suspect
 SATURATED_CPU = 0.9  # a process above this share of its core is what bounds the run
@@ -153,8 +164,16 @@ def _cpus() -> tuple[int | None, int | None]:
 
 def _start_server(kind: str, cpu: int | None, params: Params, log) -> tuple[subprocess.Popen, int]:
     """Start one server process and wait for its ``READY <port>`` line."""
-    command = [sys.executable, "-m", "benchmarks.fanout.servers", kind,
-               "--retention", str(params.retention), "--loop", params.loop]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.fanout.servers",
+        kind,
+        "--retention",
+        str(params.retention),
+        "--loop",
+        params.loop,
+    ]
     if cpu is not None:
         command += ["--cpu", str(cpu)]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -169,8 +188,9 @@ def _start_server(kind: str, cpu: int | None, params: Params, log) -> tuple[subp
             line += chunk
     if not line.startswith("READY "):
         _stop(proc)
-        raise BenchmarkError(f"o servidor {kind} não ficou pronto em {SERVER_READY_TIMEOUT:g} s"
-                             f"{_tail(log)}")
+        raise BenchmarkError(
+            f"o servidor {kind} não ficou pronto em {SERVER_READY_TIMEOUT:g} s{_tail(log)}"
+        )
     return proc, int(line.split()[1])
 
 
@@ -207,25 +227,49 @@ def run_one(kind: str, sessions: int, params: Params) -> RunRecord:
         proc, port = _start_server(kind, server_cpu, params, log)
         try:
             command = [
-                sys.executable, "-m", "benchmarks.fanout.loadgen", kind,
-                "--port", str(port), "--sessions", str(sessions), "--window", str(window),
-                "--text-bytes", str(params.text_bytes), "--warmup", str(params.warmup),
-                "--duration", str(params.duration), "--setup-timeout", str(params.setup_timeout),
-                "--drain-timeout", str(params.drain_timeout), "--stall-timeout", str(params.stall_timeout),
-                "--server-pid", str(proc.pid),
+                sys.executable,
+                "-m",
+                "benchmarks.fanout.loadgen",
+                kind,
+                "--port",
+                str(port),
+                "--sessions",
+                str(sessions),
+                "--window",
+                str(window),
+                "--text-bytes",
+                str(params.text_bytes),
+                "--warmup",
+                str(params.warmup),
+                "--duration",
+                str(params.duration),
+                "--setup-timeout",
+                str(params.setup_timeout),
+                "--drain-timeout",
+                str(params.drain_timeout),
+                "--stall-timeout",
+                str(params.stall_timeout),
+                "--server-pid",
+                str(proc.pid),
             ]
             if loadgen_cpu is not None:
                 command += ["--cpu", str(loadgen_cpu)]
-            bound = params.setup_timeout + params.warmup + params.duration + params.drain_timeout + 30
+            bound = (
+                params.setup_timeout + params.warmup + params.duration + params.drain_timeout + 30
+            )
             try:
-                done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=bound)
+                done = subprocess.run(
+                    command, cwd=ROOT, capture_output=True, text=True, timeout=bound
+                )
             except subprocess.TimeoutExpired:
-                raise BenchmarkError(f"o gerador de carga não terminou em {bound:g} s "
-                                     f"({kind}, N={sessions})") from None
+                raise BenchmarkError(
+                    f"o gerador de carga não terminou em {bound:g} s ({kind}, N={sessions})"
+                ) from None
             if done.returncode != 0:
                 reason = done.stderr.strip().splitlines()[-1:] or ["sem mensagem"]
-                raise BenchmarkError(f"o gerador de carga falhou ({kind}, N={sessions}): {reason[0]}"
-                                     f"{_tail(log)}")
+                raise BenchmarkError(
+                    f"o gerador de carga falhou ({kind}, N={sessions}): {reason[0]}{_tail(log)}"
+                )
             if proc.poll() is not None:
                 raise BenchmarkError(f"o servidor {kind} morreu durante a medida{_tail(log)}")
         finally:
@@ -262,21 +306,29 @@ def run_all(params: Params, progress: Callable[[str], None] = _progress) -> list
                 for _ in range(1 + params.noisy_retries):
                     waited = _wait_for_quiet(params.quiet_wait)
                     if waited is not None and waited > 1:
-                        progress(f"  (waited {waited:.0f} s for other processes to leave the CPUs free)")
+                        progress(
+                            f"  (waited {waited:.0f} s for other processes to leave the CPUs free)"
+                        )
                     result = run_one(kind, sessions, params)
                     attempts.append(result)
-                    if (result.other_cpu or 0.0) <= NOISY_OTHER_CPU or len(attempts) > params.noisy_retries:
+                    if (result.other_cpu or 0.0) <= NOISY_OTHER_CPU or len(
+                        attempts
+                    ) > params.noisy_retries:
                         break
-                    progress(f"  [{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6} other processes "
-                             f"used {_pct(result.other_cpu).strip()} of a CPU: running it again")
+                    progress(
+                        f"  [{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6} other processes "
+                        f"used {_pct(result.other_cpu).strip()} of a CPU: running it again"
+                    )
                 result = min(attempts, key=lambda r: r.other_cpu or 0.0)
                 result = dataclasses.replace(result, repeat=repeat, attempts=len(attempts))
                 runs.append(result)
-                progress(f"  [{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6} "
-                         f"{result.deliveries_per_s:>9,.0f} deliveries/s  p50 {result.p50_ms:6.1f} ms"
-                         f"  p99 {result.p99_ms:6.1f} ms  cpu server {_pct(result.server_cpu)}"
-                         f" loadgen {_pct(result.loadgen_cpu)} other {_pct(result.other_cpu)}"
-                         f"  setup {result.setup_s:4.1f} s")
+                progress(
+                    f"  [{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6} "
+                    f"{result.deliveries_per_s:>9,.0f} deliveries/s  p50 {result.p50_ms:6.1f} ms"
+                    f"  p99 {result.p99_ms:6.1f} ms  cpu server {_pct(result.server_cpu)}"
+                    f" loadgen {_pct(result.loadgen_cpu)} other {_pct(result.other_cpu)}"
+                    f"  setup {result.setup_s:4.1f} s"
+                )
     return runs
 
 
@@ -289,7 +341,8 @@ def bound_by(server_cpu: float | None, loadgen_cpu: float | None) -> str:
     server = server_cpu is not None and server_cpu >= SATURATED_CPU
     loadgen = loadgen_cpu is not None and loadgen_cpu >= SATURATED_CPU
     return {(True, True): "both", (True, False): "server", (False, True): "loadgen"}.get(
-        (server, loadgen), "neither")
+        (server, loadgen), "neither"
+    )
 
 
 def _per_session(rss: int | None, sessions: int) -> float | None:
@@ -299,7 +352,9 @@ def _per_session(rss: int | None, sessions: int) -> float | None:
 def summarize(runs: Sequence[RunRecord]) -> list[dict]:
     """Median over the repeats of each (server, N); loss summed over them."""
     rows = []
-    keys = sorted({(r.sessions, r.server) for r in runs}, key=lambda k: (k[0], ALL_KINDS.index(k[1])))
+    keys = sorted(
+        {(r.sessions, r.server) for r in runs}, key=lambda k: (k[0], ALL_KINDS.index(k[1]))
+    )
     for sessions, kind in keys:
         mine = [r for r in runs if r.sessions == sessions and r.server == kind]
 
@@ -334,12 +389,15 @@ def summarize(runs: Sequence[RunRecord]) -> list[dict]:
             "rss_idle_per_session": _per_session(idle, sessions),
             "rss_load_per_session": median(_per_session(r.rss_load_bytes, sessions) for r in mine),
             # what one more session costs: the growth from no session to N idle ones
-            "rss_added_per_session": None if base is None or idle is None else (idle - base) / sessions,
+            "rss_added_per_session": None
+            if base is None or idle is None
+            else (idle - base) / sessions,
         }
         row["bound"] = bound_by(row["server_cpu"], row["loadgen_cpu"])
         # deliveries per second of the server's own CPU: what a run with the CPU taken away still tells
         row["deliveries_per_cpu_s"] = median(
-            r.deliveries_per_s / r.server_cpu if r.server_cpu else None for r in mine)
+            r.deliveries_per_s / r.server_cpu if r.server_cpu else None for r in mine
+        )
         # some repeat shared the CPUs with other work: its figures say more about that work
         row["suspect"] = any((r.other_cpu or 0.0) > NOISY_OTHER_CPU for r in mine)
         rows.append(row)
@@ -358,23 +416,35 @@ def targets(summary: Sequence[dict], sizes: Sequence[int] = TARGET_SESSIONS) -> 
             if reference not in by_server:
                 continue
             ratio = ours["deliveries_per_s"] / by_server[reference]["deliveries_per_s"]
-            out.append({
-                "measure": "deliveries_per_s", "reference": reference, "sessions": sessions,
-                "value": ratio, "ratio": ratio, "minimum": minimum, "met": ratio >= minimum,
-                # how far below the target, as a share of the target (0 when met)
-                "shortfall": max(0.0, 1 - ratio / minimum),
-                "reference_bound": by_server[reference]["bound"],
-                "suspect": ours["suspect"] or by_server[reference]["suspect"],
-            })
+            out.append(
+                {
+                    "measure": "deliveries_per_s",
+                    "reference": reference,
+                    "sessions": sessions,
+                    "value": ratio,
+                    "ratio": ratio,
+                    "minimum": minimum,
+                    "met": ratio >= minimum,
+                    # how far below the target, as a share of the target (0 when met)
+                    "shortfall": max(0.0, 1 - ratio / minimum),
+                    "reference_bound": by_server[reference]["bound"],
+                    "suspect": ours["suspect"] or by_server[reference]["suspect"],
+                }
+            )
         per_session = ours["rss_idle_per_session"]
         if per_session is not None:
-            out.append({
-                "measure": "rss_idle_per_session", "reference": None, "sessions": sessions,
-                "value": per_session, "maximum": MEMORY_TARGET_BYTES,
-                "met": per_session <= MEMORY_TARGET_BYTES,
-                "shortfall": max(0.0, per_session / MEMORY_TARGET_BYTES - 1),
-                "suspect": False,  # memory is read with every session idle: other work does not change it
-            })
+            out.append(
+                {
+                    "measure": "rss_idle_per_session",
+                    "reference": None,
+                    "sessions": sessions,
+                    "value": per_session,
+                    "maximum": MEMORY_TARGET_BYTES,
+                    "met": per_session <= MEMORY_TARGET_BYTES,
+                    "shortfall": max(0.0, per_session / MEMORY_TARGET_BYTES - 1),
+                    "suspect": False,  # memory is read with every session idle: other work does not change it
+                }
+            )
     return out
 
 
@@ -382,14 +452,19 @@ def target_lines(checks: Sequence[dict]) -> list[str]:
     lines = []
     for c in checks:
         verdict = ("met" if c["met"] else f"missed by {100 * c['shortfall']:.1f}%") + (
-            " (suspect: other processes took CPU)" if c["suspect"] else "")
+            " (suspect: other processes took CPU)" if c["suspect"] else ""
+        )
         if c["measure"] == "deliveries_per_s":
-            lines.append(f"wslab/{c['reference']} at N={c['sessions']}: {c['ratio']:.2f}x "
-                         f"(target >= {c['minimum']:.2f}x; {c['reference']} bound by "
-                         f"{c['reference_bound']}): {verdict}")
+            lines.append(
+                f"wslab/{c['reference']} at N={c['sessions']}: {c['ratio']:.2f}x "
+                f"(target >= {c['minimum']:.2f}x; {c['reference']} bound by "
+                f"{c['reference_bound']}): {verdict}"
+            )
         else:
-            lines.append(f"wslab memory per idle session at N={c['sessions']}: {c['value'] / 1024:.1f} KiB "
-                         f"(target <= {c['maximum'] / 1024:.0f} KiB): {verdict}")
+            lines.append(
+                f"wslab memory per idle session at N={c['sessions']}: {c['value'] / 1024:.1f} KiB "
+                f"(target <= {c['maximum'] / 1024:.0f} KiB): {verdict}"
+            )
     return lines
 
 
@@ -398,9 +473,11 @@ def _kib(x: float | None) -> str:
 
 
 def format_table(summary: Sequence[dict]) -> str:
-    head = (f"{'server':<14}{'N':>6}{'deliveries/s':>14}{'p50 ms':>8}{'p99 ms':>8}{'frame':>6}"
-            f"{'loss':>5}{'cpu srv':>8}{'cpu gen':>8}{'other':>6}  {'bound':<8}"
-            f"{'KiB/idle':>9}{'KiB/load':>9}{'KiB/added':>10}")
+    head = (
+        f"{'server':<14}{'N':>6}{'deliveries/s':>14}{'p50 ms':>8}{'p99 ms':>8}{'frame':>6}"
+        f"{'loss':>5}{'cpu srv':>8}{'cpu gen':>8}{'other':>6}  {'bound':<8}"
+        f"{'KiB/idle':>9}{'KiB/load':>9}{'KiB/added':>10}"
+    )
     lines = [head, "-" * len(head)]
     for r in summary:
         lines.append(
@@ -433,11 +510,20 @@ def machine_info() -> dict:
     model = None
     try:
         with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+            model = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None
+            )
     except OSError:
         pass
     versions = {}
-    for package in ("websockets", "python-socketio", "python-engineio", "aiohttp", "uvloop", "matplotlib"):
+    for package in (
+        "websockets",
+        "python-socketio",
+        "python-engineio",
+        "aiohttp",
+        "uvloop",
+        "matplotlib",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -471,9 +557,14 @@ def plot(summary: Sequence[dict], path: Path) -> None:
         rates = [r["deliveries_per_s"] / 1000 for r in rows]
         low = [(r["deliveries_per_s"] - r["deliveries_per_s_min"]) / 1000 for r in rows]
         high = [(r["deliveries_per_s_max"] - r["deliveries_per_s"]) / 1000 for r in rows]
-        style = {"color": COLORS[kind], "hatch": "//" if kind not in SERVER_KINDS else None,
-                 "edgecolor": "white" if kind not in SERVER_KINDS else None}
-        bars = ax_rate.bar(xs, rates, width, label=LABELS[kind], yerr=[low, high], capsize=3, **style)
+        style = {
+            "color": COLORS[kind],
+            "hatch": "//" if kind not in SERVER_KINDS else None,
+            "edgecolor": "white" if kind not in SERVER_KINDS else None,
+        }
+        bars = ax_rate.bar(
+            xs, rates, width, label=LABELS[kind], yerr=[low, high], capsize=3, **style
+        )
         ax_rate.bar_label(bars, labels=[f"{v:.0f}k" for v in rates], padding=2, fontsize=7)
         ax_lat.bar(xs, [r["p99_ms"] for r in rows], width, alpha=0.35, **style)
         ax_lat.bar(xs, [r["p50_ms"] for r in rows], width, **style)
@@ -485,8 +576,11 @@ def plot(summary: Sequence[dict], path: Path) -> None:
     ax_rate.set_ylabel("entregas por segundo (milhares)")
     ax_rate.set_title("Vazão (mediana; traço = mín. e máx.)")
     ax_lat.set_yscale("log")
-    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
-             if min(r["p50_ms"] for r in summary) / 2 <= t <= max(r["p99_ms"] for r in summary) * 2]
+    ticks = [
+        t
+        for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+        if min(r["p50_ms"] for r in summary) / 2 <= t <= max(r["p99_ms"] for r in summary) * 2
+    ]
     ax_lat.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax_lat.minorticks_off()
     ax_lat.set_ylabel("latência do envio à recepção (ms, escala log)")
@@ -495,8 +589,13 @@ def plot(summary: Sequence[dict], path: Path) -> None:
     ax_mem.axhline(MEMORY_TARGET_BYTES / 1024, color="black", linestyle=":", linewidth=1)
     ax_mem.set_ylabel("memória residente ÷ sessões, ociosas (KiB, log)")
     ax_mem.set_title("Memória do servidor por sessão (pontilhado: meta)")
-    fig.legend(*ax_rate.get_legend_handles_labels(), loc="lower center", ncol=len(servers), fontsize=9,
-               frameon=False)
+    fig.legend(
+        *ax_rate.get_legend_handles_labels(),
+        loc="lower center",
+        ncol=len(servers),
+        fontsize=9,
+        frameon=False,
+    )
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -538,52 +637,102 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = Params()
     parser.add_argument("--quick", action="store_true", help="small N and short runs: a smoke test")
-    parser.add_argument("--sizes", type=int, nargs="+",
-                        help=f"numbers of sessions (default: {' '.join(map(str, defaults.sizes))})")
-    parser.add_argument("--servers", nargs="+", choices=ALL_KINDS,
-                        help="servers to run (default: all, raw included)")
-    parser.add_argument("--repeats", type=int, help=f"runs of each configuration (default: {defaults.repeats})")
-    parser.add_argument("--duration", type=float, help=f"seconds measured per run (default: {defaults.duration:g})")
-    parser.add_argument("--window-deliveries", type=int,
-                        help=f"deliveries in flight (default: {defaults.window_deliveries})")
-    parser.add_argument("--quiet-wait", type=float,
-                        help=f"seconds to wait, at most, for a quiet machine before each run (default: {defaults.quiet_wait:g})")
-    parser.add_argument("--noisy-retries", type=int,
-                        help=f"reruns of a run that shared the CPUs with other work (default: {defaults.noisy_retries})")
-    parser.add_argument("--loop", choices=LOOPS, help=f"event loop of every Python server (default: {defaults.loop})")
-    parser.add_argument("--output", type=Path, help="directory for chat_fanout.json and .png "
-                        "(default: benchmarks/results, not written with --quick)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        help=f"numbers of sessions (default: {' '.join(map(str, defaults.sizes))})",
+    )
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=ALL_KINDS,
+        help="servers to run (default: all, raw included)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, help=f"runs of each configuration (default: {defaults.repeats})"
+    )
+    parser.add_argument(
+        "--duration", type=float, help=f"seconds measured per run (default: {defaults.duration:g})"
+    )
+    parser.add_argument(
+        "--window-deliveries",
+        type=int,
+        help=f"deliveries in flight (default: {defaults.window_deliveries})",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        help=f"seconds to wait, at most, for a quiet machine before each run (default: {defaults.quiet_wait:g})",
+    )
+    parser.add_argument(
+        "--noisy-retries",
+        type=int,
+        help=f"reruns of a run that shared the CPUs with other work (default: {defaults.noisy_retries})",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help=f"event loop of every Python server (default: {defaults.loop})",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="directory for chat_fanout.json and .png "
+        "(default: benchmarks/results, not written with --quick)",
+    )
     args = parser.parse_args(argv)
     params = QUICK if args.quick else defaults
-    overrides = {"sizes": tuple(args.sizes) if args.sizes else None,
-                 "servers": tuple(args.servers) if args.servers else None,
-                 "repeats": args.repeats, "duration": args.duration,
-                 "window_deliveries": args.window_deliveries, "loop": args.loop,
-                 "quiet_wait": args.quiet_wait, "noisy_retries": args.noisy_retries}
+    overrides = {
+        "sizes": tuple(args.sizes) if args.sizes else None,
+        "servers": tuple(args.servers) if args.servers else None,
+        "repeats": args.repeats,
+        "duration": args.duration,
+        "window_deliveries": args.window_deliveries,
+        "loop": args.loop,
+        "quiet_wait": args.quiet_wait,
+        "noisy_retries": args.noisy_retries,
+    }
     params = dataclasses.replace(params, **{k: v for k, v in overrides.items() if v is not None})
-    if (any(n < 2 for n in params.sizes) or params.repeats < 1 or params.duration <= 0
-            or params.quiet_wait < 0 or params.noisy_retries < 0):
-        parser.error("--sizes precisa de números >= 2, --repeats >= 1, --duration > 0, "
-                     "--quiet-wait e --noisy-retries >= 0")
+    if (
+        any(n < 2 for n in params.sizes)
+        or params.repeats < 1
+        or params.duration <= 0
+        or params.quiet_wait < 0
+        or params.noisy_retries < 0
+    ):
+        parser.error(
+            "--sizes precisa de números >= 2, --repeats >= 1, --duration > 0, "
+            "--quiet-wait e --noisy-retries >= 0"
+        )
     output = args.output if args.output is not None else (None if args.quick else RESULTS_DIR)
 
     server_cpu, loadgen_cpu = _cpus()
     if server_cpu is None:
-        print("aviso: menos de 2 CPUs disponíveis; servidor e gerador de carga vão disputar a mesma CPU",
-              file=sys.stderr)
+        print(
+            "aviso: menos de 2 CPUs disponíveis; servidor e gerador de carga vão disputar a mesma CPU",
+            file=sys.stderr,
+        )
     skipped = available(params.servers)
     for kind, reason in skipped.items():
         print(f"aviso: {kind} fica de fora: {reason}", file=sys.stderr)
-    params = dataclasses.replace(params, servers=tuple(k for k in params.servers if k not in skipped))
+    params = dataclasses.replace(
+        params, servers=tuple(k for k in params.servers if k not in skipped)
+    )
     load = machine_load()
     if load["busy_cpus"] is not None and load["busy_cpus"] > NOISY_OTHER_CPU:
-        print(f"aviso: a máquina já usa {load['busy_cpus']:.2f} CPU antes do benchmark; os números vão oscilar",
-              file=sys.stderr)
-    print(f"chat fan-out: N={list(params.sizes)}, {params.repeats} repeats, {params.duration:g} s measured "
-          f"after {params.warmup:g} s warm-up, text {params.text_bytes} chars, "
-          f"~{params.window_deliveries} deliveries in flight; Python servers on {params.loop}; "
-          f"server on CPU {server_cpu}, load generator on CPU {loadgen_cpu}; machine load before: "
-          f"{_pct(load['busy_cpus']).strip()} busy, loadavg {load['loadavg_1_5_15']}", flush=True)
+        print(
+            f"aviso: a máquina já usa {load['busy_cpus']:.2f} CPU antes do benchmark; os números vão oscilar",
+            file=sys.stderr,
+        )
+    print(
+        f"chat fan-out: N={list(params.sizes)}, {params.repeats} repeats, {params.duration:g} s measured "
+        f"after {params.warmup:g} s warm-up, text {params.text_bytes} chars, "
+        f"~{params.window_deliveries} deliveries in flight; Python servers on {params.loop}; "
+        f"server on CPU {server_cpu}, load generator on CPU {loadgen_cpu}; machine load before: "
+        f"{_pct(load['busy_cpus']).strip()} busy, loadavg {load['loadavg_1_5_15']}",
+        flush=True,
+    )
     started = time.monotonic()
     try:
         runs = run_all(params)
@@ -603,24 +752,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipped {kind}: {reason}")
     noisy = [r for r in runs if (r.other_cpu or 0) > NOISY_OTHER_CPU]
     if noisy:
-        print(f"warning: {len(noisy)} of {len(runs)} runs shared the machine with other work "
-              f"(> {NOISY_OTHER_CPU} CPU used by other processes): their figures are suspect")
+        print(
+            f"warning: {len(noisy)} of {len(runs)} runs shared the machine with other work "
+            f"(> {NOISY_OTHER_CPU} CPU used by other processes): their figures are suspect"
+        )
     lost = [r for r in runs if r.loss or r.sessions_closed]
     if lost:
-        print(f"LOSS: {len(lost)} runs did not deliver every message exactly once and in order "
-              f"to every session (see 'loss' and the JSON)")
+        print(
+            f"LOSS: {len(lost)} runs did not deliver every message exactly once and in order "
+            f"to every session (see 'loss' and the JSON)"
+        )
     print(f"wall time: {wall:.0f} s")
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
         document = {
             "benchmark": "chat_fanout",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(["python -m benchmarks.chat_fanout",
-                                 *(argv if argv is not None else sys.argv[1:])]).strip(),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "command": " ".join(
+                ["python -m benchmarks.chat_fanout", *(argv if argv is not None else sys.argv[1:])]
+            ).strip(),
             "machine": machine_info(),
-            "parameters": dataclasses.asdict(params) | {
+            "parameters": dataclasses.asdict(params)
+            | {
                 "windows": {str(n): params.window(n) for n in params.sizes},
-                "server_cpu": server_cpu, "loadgen_cpu": loadgen_cpu,
+                "server_cpu": server_cpu,
+                "loadgen_cpu": loadgen_cpu,
             },
             "load_before": load,
             "wall_seconds": wall,
@@ -633,8 +789,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         png_path = output / "chat_fanout.png"
         plot(summary, png_path)
-        print(f"wrote {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path} "
-              f"and {png_path.name}")
+        print(
+            f"wrote {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path} "
+            f"and {png_path.name}"
+        )
     return 1 if lost else 0
 
 

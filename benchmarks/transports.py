@@ -9,6 +9,7 @@ connections, for short polling (two intervals), long polling, SSE and WebSocket.
 Run: ``python -m benchmarks.transports`` (full sizes, about three minutes),
 ``--quick`` (the notebook's size), or ``--count N --rate R`` for one size of your own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,17 +38,28 @@ def ratios(measurements: Sequence[Measurement]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="only the notebook's size (60 events at 50/s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="only the notebook's size (60 events at 50/s)"
+    )
     parser.add_argument("--count", type=int, help="events per stream (with --rate: one size only)")
     parser.add_argument("--rate", type=float, help="events per second (with --count)")
-    parser.add_argument("--poll-ms", type=float, nargs="+", default=list(POLL_INTERVALS_MS),
-                        help="short polling intervals in milliseconds (default: 7 110)")
+    parser.add_argument(
+        "--poll-ms",
+        type=float,
+        nargs="+",
+        default=list(POLL_INTERVALS_MS),
+        help="short polling intervals in milliseconds (default: 7 110)",
+    )
     args = parser.parse_args(argv)
     if (args.count is None) != (args.rate is None):
         parser.error("--count e --rate vão juntos: informe os dois ou nenhum")
     if any(interval <= 0 for interval in args.poll_ms):
         parser.error("--poll-ms: os intervalos precisam ser positivos")
-    sizes = ((args.count, args.rate),) if args.count is not None else (QUICK_SIZES if args.quick else SIZES)
+    sizes = (
+        ((args.count, args.rate),)
+        if args.count is not None
+        else (QUICK_SIZES if args.quick else SIZES)
+    )
     transports = default_transports(tuple(interval / 1000 for interval in args.poll_ms))
     for count, rate in sizes:
         try:

@@ -1,30 +1,47 @@
 """The Parte 2 answer tells where the message came from, and never claims more."""
 
-from wslab.answer import part2_answer
-from wslab.challenge import Failure, FetchResult
-from wslab.replica import RECORDED_MESSAGE
+from wslab.challenge.answer import CONSOLE_CHECK, DETAILS_MARK, part2_answer
+from wslab.challenge.result import Failure, FetchResult
+from wslab.challenge.provenance import RECORDED_MESSAGE
+from wslab.challenge.result import Failure, FetchResult
 
 OFFLINE = FetchResult(
-    url="wss://websocket-fh6l.onrender.com", source="live", failure=Failure.DNS,
+    url="wss://websocket-fh6l.onrender.com",
+    source="live",
+    failure=Failure.DNS,
     explanation="O nome websocket-fh6l.onrender.com não foi resolvido.",
 )
 ONLINE = FetchResult(
-    url="wss://websocket-fh6l.onrender.com", source="live", message="Olá mundo! LTIS 2025",
-    status=101, received_at="2026-11-26T10:00:00+00:00",
+    url="wss://websocket-fh6l.onrender.com",
+    source="live",
+    message="Olá mundo! LTIS 2025",
+    status=101,
+    received_at="2026-11-26T10:00:00+00:00",
 )
 
 
-def test_shows_the_program_file():
-    answer = part2_answer(OFFLINE)
-    assert answer.startswith("```python\n") and "def read_first_message" in answer
+def _parts(answer):
+    short, _, depth = answer.partition(DETAILS_MARK)
+    return short, depth
+
+
+def test_the_program_file_is_in_the_depth():
+    short, depth = _parts(part2_answer(OFFLINE))
+    assert "```python\n" in depth and "def read_first_message" in depth
+    assert "```" not in short
+
+
+def test_the_short_part_gives_a_browser_check_and_the_cold_start():
+    short, _ = _parts(part2_answer(OFFLINE))
+    assert CONSOLE_CHECK in short and "Render" in short
 
 
 def test_offline_gives_the_recorded_message_with_its_provenance():
-    answer = part2_answer(OFFLINE)
-    assert f"`{RECORDED_MESSAGE}`" in answer
-    assert "soluções públicas" in answer and "não pôde ser feita nesta compilação" in answer
-    assert OFFLINE.explanation in answer
-    assert "ao vivo de" not in answer
+    short, depth = _parts(part2_answer(OFFLINE))
+    assert f"`{RECORDED_MESSAGE}`" in short
+    assert "soluções públicas" in short and "não a observou" in short
+    assert OFFLINE.explanation not in short and OFFLINE.explanation in depth
+    assert "recebida ao vivo" not in short + depth
 
 
 def test_offline_quotes_the_last_live_capture():
@@ -34,6 +51,6 @@ def test_offline_quotes_the_last_live_capture():
 
 
 def test_online_says_when_it_was_received_live():
-    answer = part2_answer(ONLINE)
-    assert "recebida ao vivo" in answer and "2026-11-26T10:00:00+00:00" in answer
-    assert "não pôde ser feita" not in answer
+    short, depth = _parts(part2_answer(ONLINE))
+    assert "recebida ao vivo" in short and "2026-11-26T10:00:00+00:00" in short
+    assert "não a observou" not in short and "falhou" not in depth

@@ -1,4 +1,4 @@
-"""wslab.challenge against local servers only: the success path and every named failure."""
+"""wslab.challenge.client against local servers only: the success path and every named failure."""
 
 import socket
 import subprocess
@@ -8,18 +8,20 @@ import time
 
 import pytest
 
-from wslab import challenge
-from wslab.badservers import BadServer
-from wslab.challenge import Failure, fetch_message, fetch_or_replica, load_capture, save_capture
-from wslab.handshake import accept_key
-from wslab.replica import RECORDED_MESSAGE, Replica
+from wslab.challenge import cli, client
+from wslab.challenge.badservers import BadServer
+from wslab.challenge.client import fetch_message, fetch_or_replica
+from wslab.challenge.provenance import RECORDED_MESSAGE
+from wslab.challenge.replica import Replica
+from wslab.challenge.result import CAPTURE_FIELDS, Failure, InvalidURL, load_capture, save_capture
+from wslab.protocol.handshake import accept_key
 
 
 def _no_dns(monkeypatch):
     def fail(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(challenge.socket, "getaddrinfo", fail)
+    monkeypatch.setattr(client.socket, "getaddrinfo", fail)
 
 
 def test_reads_the_first_message_over_ws():
@@ -109,7 +111,7 @@ def test_a_stuck_resolver_is_bounded(monkeypatch):
         release.wait(10)
         raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
 
-    monkeypatch.setattr(challenge.socket, "getaddrinfo", stuck)
+    monkeypatch.setattr(client.socket, "getaddrinfo", stuck)
     started = time.monotonic()
     try:
         result = fetch_message("wss://websocket-fh6l.onrender.com", timeout=60)
@@ -136,7 +138,7 @@ def test_a_definite_answer_is_not_retried():
 
 @pytest.mark.parametrize("url", ["http://example.com/", "websocket-fh6l.onrender.com", "ws://"])
 def test_a_url_that_is_not_websocket_is_refused(url):
-    with pytest.raises(ValueError, match="URL inválida"):
+    with pytest.raises(InvalidURL, match="URL inválida"):
         fetch_message(url)
 
 
@@ -161,7 +163,7 @@ def test_capture_round_trip(tmp_path):
     save_capture(result, path)
     capture = load_capture(path)
     assert capture["message"] == RECORDED_MESSAGE and capture["status"] == 101
-    assert set(capture) == set(challenge.CAPTURE_FIELDS)
+    assert set(capture) == set(CAPTURE_FIELDS)
 
 
 def test_a_replica_result_is_never_saved_as_a_live_capture(tmp_path):
@@ -176,7 +178,9 @@ def test_cli_no_replica_exits_nonzero_with_the_named_failure():
     with BadServer("refuse") as server:
         done = subprocess.run(
             [sys.executable, "-m", "wslab.challenge", server.url, "--no-replica", "--timeout", "2"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     assert done.returncode == 1
     assert "REFUSED" in done.stdout and "recusada" in done.stdout
@@ -185,7 +189,7 @@ def test_cli_no_replica_exits_nonzero_with_the_named_failure():
 
 def test_cli_falls_back_to_the_replica_and_says_so(capsys):
     with BadServer("http-404") as server:
-        code = challenge.main([server.url, "--timeout", "2"])
+        code = cli.main([server.url, "--timeout", "2"])
     out = capsys.readouterr().out
     assert code == 0
     assert "RÉPLICA LOCAL" in out and RECORDED_MESSAGE in out and "HTTP_STATUS" in out
@@ -193,13 +197,13 @@ def test_cli_falls_back_to_the_replica_and_says_so(capsys):
 
 def test_cli_prints_a_live_message(capsys):
     with Replica() as replica:
-        code = challenge.main([replica.url, "--no-replica", "--timeout", "5"])
+        code = cli.main([replica.url, "--no-replica", "--timeout", "5"])
     out = capsys.readouterr().out
     assert code == 0 and "servidor ao vivo" in out and RECORDED_MESSAGE in out
 
 
 def test_cli_rejects_a_bad_url_without_traceback(capsys):
-    assert challenge.main(["http://example.com/"]) == 2
+    assert cli.main(["http://example.com/"]) == 2
     assert "URL inválida" in capsys.readouterr().out
 
 
@@ -224,7 +228,9 @@ def test_when_one_address_fails_the_next_is_tried(monkeypatch):
     with Replica() as replica:
         nobody_there = (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", replica.port, 0, 0))
         replica_address = socket.getaddrinfo("127.0.0.1", replica.port, type=socket.SOCK_STREAM)[0]
-        monkeypatch.setattr(challenge.socket, "getaddrinfo", lambda *a, **k: [nobody_there, replica_address])
+        monkeypatch.setattr(
+            client.socket, "getaddrinfo", lambda *a, **k: [nobody_there, replica_address]
+        )
         result = fetch_message(replica.url, timeout=3)
     assert result.message == RECORDED_MESSAGE
 
@@ -233,21 +239,21 @@ def test_when_no_address_answers_the_last_failure_is_named(monkeypatch):
     def no_route(*args, **kwargs):
         raise OSError(101, "Network is unreachable")
 
-    monkeypatch.setattr(challenge.TappedSocket, "connect", no_route)
+    monkeypatch.setattr(client.TappedSocket, "connect", no_route)
     result = fetch_message("ws://127.0.0.1:9/", timeout=2)
     assert result.failure is Failure.UNREACHABLE
     assert "Network is unreachable" in result.explanation
 
 
 def test_a_bad_port_is_a_clear_error():
-    with pytest.raises(ValueError, match="porta deve ser um número"):
+    with pytest.raises(InvalidURL, match="porta deve ser um número"):
         fetch_message("ws://127.0.0.1:99999/")
 
 
 def test_live_attempt_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("WSLAB_LIVE", "0")
-    monkeypatch.setattr(challenge, "fetch_message", lambda *a, **k: pytest.fail("went online"))
-    result = challenge.live_attempt()
+    monkeypatch.setattr(client, "fetch_message", lambda *a, **k: pytest.fail("went online"))
+    result = client.live_attempt()
     assert result.failure is Failure.NOT_TRIED and "WSLAB_LIVE=0" in result.explanation
     assert result.source == "live" and not result.ok
 
@@ -255,5 +261,5 @@ def test_live_attempt_can_be_switched_off(monkeypatch):
 def test_live_attempt_goes_live_by_default(monkeypatch):
     monkeypatch.delenv("WSLAB_LIVE", raising=False)
     with Replica() as replica:
-        result = challenge.live_attempt(replica.url, timeout=5)
+        result = client.live_attempt(replica.url, timeout=5)
     assert result.message == RECORDED_MESSAGE

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
-
-from wslab.chat.server import ChatServer
+from chatclient import chat_server
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
 LAUNCH_ARGS = [
@@ -96,7 +95,7 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def server() -> Iterator[ChatServer]:
-    with ChatServer() as running:
+    with chat_server() as running:
         yield running
 
 
@@ -201,7 +200,7 @@ def test_private_reaches_every_tab_of_its_user_and_nobody_else(open_tab, server)
 
     private = {
         "offset": 2, "kind": "private", "from": "joao", "to": "ana",
-        "replayed": False, "text": "só para você", "epoch": server.router.epoch,
+        "replayed": False, "text": "só para você", "epoch": server.epoch,
     }
     for tab in (ana1, ana2, joao):
         assert tab.offsets() == [1, 2, 3]
@@ -261,7 +260,7 @@ def test_cut_tab_resumes_and_shows_missed_messages_once(open_tab, server):
     hellos = [json.loads(frame) for frame in ana.sent if '"hello"' in frame]
     assert [hello["resume"] for hello in hellos] == [
         None,
-        {"epoch": server.router.epoch, "offset": 1},
+        {"epoch": server.epoch, "offset": 1},
     ]
     ana.wait_offset(6)
 
@@ -285,7 +284,7 @@ def test_cut_tab_resumes_and_shows_missed_messages_once(open_tab, server):
     assert ana.messages()[-1]["replayed"] is False
     # The resume point is kept per tab.
     saved = ana.page.evaluate("JSON.parse(sessionStorage.getItem('wslab.chat.resume.ana'))")
-    assert saved == {"epoch": server.router.epoch, "offset": 7}
+    assert saved == {"epoch": server.epoch, "offset": 7}
     # The other tab of ana was never cut: everything live, nothing replayed.
     assert ana_other.offsets() == [1, 2, 3, 5, 6, 7]
     assert not any(m["replayed"] for m in ana_other.messages())
@@ -359,21 +358,21 @@ def test_server_restart_goes_away_with_1001_and_new_epoch_offsets_are_shown(open
     joao.send("antes do reinício 1")
     joao.send("antes do reinício 2")
     ana.wait_offset(2)
-    old_epoch, port = server.router.epoch, server.port
+    old_epoch, port = server.epoch, server.port
 
     server.stop()  # every connection closed with 1001: the pages keep trying
     expect(ana.status).to_have_attribute("data-state", "reconnecting")
     expect(ana.page.locator("#messages li[data-kind='local']")).to_contain_text("1001")
 
-    with ChatServer(port=port) as restarted:
-        assert restarted.router.epoch != old_epoch
+    with chat_server(port=port) as restarted:
+        assert restarted.epoch != old_epoch
         ana.wait_connected(timeout=RECONNECT_TIMEOUT_MS)
         joao.wait_connected(timeout=RECONNECT_TIMEOUT_MS)
         # The server says offsets started over; the page must not drop offset 1 of the
         # new epoch as a duplicate of offset 1 of the old one.
         expect(ana.page.locator("#messages li[data-kind='system']")).to_contain_text("época")
         joao.send("depois do reinício")
-        new_first = f"{MESSAGE_ITEMS}[data-epoch='{restarted.router.epoch}'][data-offset='1']"
+        new_first = f"{MESSAGE_ITEMS}[data-epoch='{restarted.epoch}'][data-offset='1']"
         ana.page.wait_for_selector(new_first)
         assert [(m["offset"], m["epoch"] == old_epoch) for m in ana.messages()] == [
             (1, True), (2, True), (1, False),

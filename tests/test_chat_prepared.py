@@ -4,6 +4,7 @@ Each test runs a websockets server on loopback; its handler hands the test the
 server side of every connection. Byte identity is read by a raw TCP client; the
 rest (messages, ping/pong, closing) by websockets' own client.
 """
+
 import asyncio
 import contextlib
 import logging
@@ -14,8 +15,8 @@ from websockets.asyncio.server import broadcast, serve
 from websockets.exceptions import ConnectionClosedOK
 
 from wslab.chat.prepared import PreparedText, prepare_text, write_prepared
-from wslab.frames import Incomplete
-from wslab.handshake import build_request, check_response, generate_key, parse_response
+from wslab.protocol import NeedData
+from wslab.protocol.handshake import build_request, check_response, generate_key, parse_response
 
 WAIT = 5.0  # bound on every wait, so a broken test fails instead of hanging
 
@@ -53,17 +54,15 @@ async def server(**options):
 
 async def raw_client(url):
     """A TCP client that does the opening handshake and then reads raw bytes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1].strip("/")))
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", int(url.rsplit(":", 1)[1].strip("/"))
+    )
     key = generate_key()
     writer.write(build_request(url, key))
-    data = b""
-    while True:
+    data = await reader.read(4096)
+    while isinstance(parsed := parse_response(data), NeedData):
         data += await reader.read(4096)
-        try:
-            response, used = parse_response(data)
-            break
-        except Incomplete:
-            continue
+    response, used = parsed
     check_response(response, key)
     return reader, writer, data[used:]
 
@@ -101,21 +100,30 @@ def test_bytes_written_equal_the_librarys_own(text):
 
 def test_a_client_receives_them_as_messages_then_ping_pong_and_close_work():
     async def scenario():
-        async with server(ping_interval=None) as (url, accepted):
-            async with connect(url, compression=None, ping_interval=None) as client:
-                connection = await accepted.get()
-                texts = list(TEXTS.values())
-                for text in texts:
-                    assert write_prepared([connection], prepare_text(text)) == 1
-                received = [await client.recv() for _ in texts]
-                await asyncio.wait_for(await client.ping(b"from client"), WAIT)
-                await asyncio.wait_for(await connection.ping(b"from server"), WAIT)
-                await client.send("and back")
-                echoed = await connection.recv()
-                await connection.close(1000, "tchau")
-                with pytest.raises(ConnectionClosedOK):
-                    await client.recv()
-                return texts, received, echoed, client.close_code, client.close_reason, connection.close_code
+        async with (
+            server(ping_interval=None) as (url, accepted),
+            connect(url, compression=None, ping_interval=None) as client,
+        ):
+            connection = await accepted.get()
+            texts = list(TEXTS.values())
+            for text in texts:
+                assert write_prepared([connection], prepare_text(text)) == 1
+            received = [await client.recv() for _ in texts]
+            await asyncio.wait_for(await client.ping(b"from client"), WAIT)
+            await asyncio.wait_for(await connection.ping(b"from server"), WAIT)
+            await client.send("and back")
+            echoed = await connection.recv()
+            await connection.close(1000, "tchau")
+            with pytest.raises(ConnectionClosedOK):
+                await client.recv()
+            return (
+                texts,
+                received,
+                echoed,
+                client.close_code,
+                client.close_reason,
+                connection.close_code,
+            )
 
     texts, received, echoed, code, reason, server_code = run(scenario())
     assert received == texts
@@ -160,7 +168,9 @@ def test_a_connection_with_permessage_deflate_gets_the_library_path():
             await accepted.put(connection)
             await connection.wait_closed()
 
-        async with serve(handler, "127.0.0.1", 0, compression="deflate", ping_interval=None) as ws_server:
+        async with serve(
+            handler, "127.0.0.1", 0, compression="deflate", ping_interval=None
+        ) as ws_server:
             port = ws_server.sockets[0].getsockname()[1]
             async with connect(f"ws://127.0.0.1:{port}/", compression="deflate") as client:
                 connection = await accepted.get()
@@ -183,10 +193,8 @@ def test_a_closing_connection_gets_nothing():
             data = leftover
             while len(data) < 2 or len(data) < 2 + data[1]:
                 data += await reader.read(4096)
-            try:  # nothing may follow the close frame
+            with contextlib.suppress(TimeoutError):  # nothing may follow the close frame
                 data += await asyncio.wait_for(reader.read(4096), 0.2)
-            except TimeoutError:
-                pass
             writer.close()
             closing.cancel()
             return count, data
@@ -198,24 +206,26 @@ def test_a_closing_connection_gets_nothing():
 
 def test_a_connection_sending_fragments_is_skipped_with_broadcasts_warning(caplog):
     async def scenario():
-        async with server(ping_interval=None) as (url, accepted):
-            async with connect(url, compression=None, ping_interval=None) as client:
-                connection = await accepted.get()
-                release = asyncio.Event()
+        async with (
+            server(ping_interval=None) as (url, accepted),
+            connect(url, compression=None, ping_interval=None) as client,
+        ):
+            connection = await accepted.get()
+            release = asyncio.Event()
 
-                async def fragments():
-                    yield "primeira parte, "
-                    await release.wait()
-                    yield "segunda parte"
+            async def fragments():
+                yield "primeira parte, "
+                await release.wait()
+                yield "segunda parte"
 
-                sending = asyncio.ensure_future(connection.send(fragments()))
-                while connection.send_in_progress is None:
-                    await asyncio.sleep(0)
-                count = write_prepared([connection], prepare_text("no meio"))
-                release.set()
-                await sending
-                write_prepared([connection], prepare_text("depois"))
-                return count, await client.recv(), await client.recv()
+            sending = asyncio.ensure_future(connection.send(fragments()))
+            while connection.send_in_progress is None:
+                await asyncio.sleep(0)
+            count = write_prepared([connection], prepare_text("no meio"))
+            release.set()
+            await sending
+            write_prepared([connection], prepare_text("depois"))
+            return count, await client.recv(), await client.recv()
 
     with caplog.at_level(logging.WARNING):
         count, first, second = run(scenario())

@@ -61,7 +61,7 @@ def test_hello_with_resume():
 def test_an_invalid_hello_is_refused_with_4000(frame):
     with pytest.raises(BadHello) as caught:
         parse_hello(frame)
-    assert caught.value.code == ChatCloseCode.BAD_HELLO == 4000
+    assert caught.value.close_code == ChatCloseCode.BAD_HELLO == 4000
     assert str(caught.value)  # a sentence for the close reason
 
 
@@ -128,3 +128,29 @@ def test_any_hello_round_trips(user, secret, offset):
     frame = json.dumps({"type": "hello", "user": user, "secret": secret,
                         "resume": {"epoch": "e", "offset": offset}})
     assert parse_hello(frame) == Hello(user, secret, ("e", offset))
+
+
+@pytest.mark.parametrize(
+    "frame, words",
+    [
+        ('{"type": "hello", "user": "ana", "secret": "\\ud800"}', "UTF-8"),
+        ('{"type": "hello", "user": "ana", "secret": "s", "resume": '
+         '{"epoch": "\\udfff", "offset": 1}}', "resume deve ser"),
+    ],
+)
+def test_a_hello_with_a_lone_surrogate_is_refused(frame, words):
+    with pytest.raises(BadHello, match=words):
+        parse_hello(frame)
+
+
+def test_a_say_with_a_lone_surrogate_never_reaches_the_router():
+    with pytest.raises(BadFrame, match="UTF-8"):
+        parse_frame('{"type": "say", "text": "oi \\ud83d"}')
+    # A surrogate pair is one real character (an emoji) and passes.
+    assert parse_frame('{"type": "say", "text": "\\ud83d\\ude00"}').text == "😀"
+
+
+@pytest.mark.parametrize("parse, error", [(parse_hello, BadHello), (parse_frame, BadFrame)])
+def test_json_nested_thousands_deep_is_just_invalid_json(parse, error):
+    with pytest.raises(error, match="JSON inválido"):
+        parse("[" * 8100 + "]" * 8100)

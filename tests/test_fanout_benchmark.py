@@ -51,13 +51,23 @@ def test_the_load_generator_counts_gaps_and_repeats():
 
 
 def _row(server, sessions, rate, idle_per_session=None, suspect=False):
-    return {"server": server, "sessions": sessions, "deliveries_per_s": rate, "bound": "server",
-            "suspect": suspect, "rss_idle_per_session": idle_per_session}
+    return {
+        "server": server,
+        "sessions": sessions,
+        "deliveries_per_s": rate,
+        "bound": "server",
+        "suspect": suspect,
+        "rss_idle_per_session": idle_per_session,
+    }
 
 
 def test_targets_follow_the_figures():
-    summary = [_row("wslab", 1000, 1300.0, MEMORY_TARGET_BYTES + 1), _row("bare", 1000, 1000.0),
-               _row("socketio-node", 1000, 1400.0, suspect=True), _row("wslab", 10000, 500.0, MEMORY_TARGET_BYTES)]
+    summary = [
+        _row("wslab", 1000, 1300.0, MEMORY_TARGET_BYTES + 1),
+        _row("bare", 1000, 1000.0),
+        _row("socketio-node", 1000, 1400.0, suspect=True),
+        _row("wslab", 10000, 500.0, MEMORY_TARGET_BYTES),
+    ]
     checks = {(c["sessions"], c["reference"]): c for c in targets(summary)}
     assert set(checks) == {(1000, "bare"), (1000, "socketio-node"), (1000, None), (10000, None)}
     assert checks[1000, "bare"]["met"] and checks[1000, "bare"]["ratio"] == pytest.approx(1.3)
@@ -93,6 +103,8 @@ def test_every_server_delivers_every_message_once_in_order(kind):
 
 
 def test_python_servers_also_run_on_asyncios_own_loop():
-    params = Params(sizes=(10,), repeats=1, window_deliveries=100, warmup=0.1, duration=0.3, loop="asyncio")
+    params = Params(
+        sizes=(10,), repeats=1, window_deliveries=100, warmup=0.1, duration=0.3, loop="asyncio"
+    )
     run = run_one("wslab", 10, params)
     assert run.loop == "asyncio" and run.loss == 0 and run.messages_complete == run.messages_sent

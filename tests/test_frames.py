@@ -1,4 +1,5 @@
 """Tests of the sans-I/O frame codec against RFC 6455 and the websockets library."""
+
 from __future__ import annotations
 
 import random
@@ -11,14 +12,15 @@ from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode as WsOpcode
 from websockets.streams import StreamReader
 
-from wslab.frames import (
+from wslab.errors import WslabError
+from wslab.protocol.frames import (
     Close,
     CloseCode,
     Frame,
     FrameDecoder,
-    Incomplete,
     Message,
     MessageAssembler,
+    NeedData,
     Opcode,
     ProtocolError,
     Rule,
@@ -78,14 +80,16 @@ RFC_EXAMPLES = [
 ]
 
 
-@pytest.mark.parametrize("frames, mask, wire", [e[1:] for e in RFC_EXAMPLES],
-                         ids=[e[0] for e in RFC_EXAMPLES])
+@pytest.mark.parametrize(
+    "frames, mask, wire", [e[1:] for e in RFC_EXAMPLES], ids=[e[0] for e in RFC_EXAMPLES]
+)
 def test_rfc_examples_encode_to_exact_bytes(frames, mask, wire):
     assert b"".join(f.encode(mask) for f in frames) == wire
 
 
-@pytest.mark.parametrize("frames, mask, wire", [e[1:] for e in RFC_EXAMPLES],
-                         ids=[e[0] for e in RFC_EXAMPLES])
+@pytest.mark.parametrize(
+    "frames, mask, wire", [e[1:] for e in RFC_EXAMPLES], ids=[e[0] for e in RFC_EXAMPLES]
+)
 def test_rfc_examples_decode_to_the_frames(frames, mask, wire):
     decoder = FrameDecoder(expect_masked=mask is not None)
     decoder.feed(wire)
@@ -108,10 +112,19 @@ def test_header_fields_of_masked_example():
     assert (header.payload_length, header.masking_key, header.header_length) == (5, RFC_MASK, 6)
 
 
-@pytest.mark.parametrize("size, masked, expected", [
-    (0, False, 2), (125, False, 2), (126, False, 4), (65535, False, 4),
-    (65536, False, 10), (125, True, 6), (126, True, 8), (65536, True, 14),
-])
+@pytest.mark.parametrize(
+    "size, masked, expected",
+    [
+        (0, False, 2),
+        (125, False, 2),
+        (126, False, 4),
+        (65535, False, 4),
+        (65536, False, 10),
+        (125, True, 6),
+        (126, True, 8),
+        (65536, True, 14),
+    ],
+)
 def test_header_length_matches_encoding(size, masked, expected):
     assert header_length(size, masked=masked) == expected
     wire = Frame(Opcode.BINARY, bytes(size)).encode(RFC_MASK if masked else None)
@@ -168,7 +181,9 @@ def frames(draw):
 @given(frames(), masks)
 def test_round_trip(frame, mask):
     wire = frame.encode(mask)
-    assert len(wire) == header_length(len(frame.payload), masked=mask is not None) + len(frame.payload)
+    assert len(wire) == header_length(len(frame.payload), masked=mask is not None) + len(
+        frame.payload
+    )
     decoded, used = decode_frame(wire + b"next", expect_masked=mask is not None)
     assert (decoded, used) == (frame, len(wire))
 
@@ -177,7 +192,10 @@ def test_round_trip(frame, mask):
 def test_websockets_parses_what_we_write(frame, mask):
     theirs = websockets_parse(frame.encode(mask), mask=mask is not None)
     assert (theirs.opcode.value, theirs.fin, bytes(theirs.data)) == (
-        frame.opcode.value, frame.fin, frame.payload)
+        frame.opcode.value,
+        frame.fin,
+        frame.payload,
+    )
     assert (theirs.rsv1, theirs.rsv2, theirs.rsv3) == (False, False, False)
 
 
@@ -186,7 +204,10 @@ def test_we_parse_what_websockets_writes(frame, mask):
     theirs = WsFrame(WsOpcode(frame.opcode.value), frame.payload, frame.fin)
     ours, used = decode_frame(theirs.serialize(mask=mask), expect_masked=mask)
     assert (ours.opcode.value, ours.fin, ours.payload) == (
-        theirs.opcode.value, theirs.fin, theirs.data)
+        theirs.opcode.value,
+        theirs.fin,
+        theirs.data,
+    )
     assert (ours.rsv1, ours.rsv2, ours.rsv3) == (theirs.rsv1, theirs.rsv2, theirs.rsv3)
 
 
@@ -339,10 +360,16 @@ def test_length_over_configured_maximum_is_refused_before_payload_arrives():
 
 def test_non_minimal_and_high_bit_lengths():
     # the largest lengths that still fit the shorter encoding
-    expect_rule(Rule.NON_MINIMAL_LENGTH, decode_frame,
-                bytes([0x82, 0x7E]) + struct.pack("!H", 125) + bytes(125))
-    expect_rule(Rule.NON_MINIMAL_LENGTH, decode_frame,
-                bytes([0x82, 0x7F]) + struct.pack("!Q", 65535) + bytes(65535))
+    expect_rule(
+        Rule.NON_MINIMAL_LENGTH,
+        decode_frame,
+        bytes([0x82, 0x7E]) + struct.pack("!H", 125) + bytes(125),
+    )
+    expect_rule(
+        Rule.NON_MINIMAL_LENGTH,
+        decode_frame,
+        bytes([0x82, 0x7F]) + struct.pack("!Q", 65535) + bytes(65535),
+    )
     expect_rule(Rule.LENGTH_HIGH_BIT, decode_frame, bytes([0x82, 0x7F]) + struct.pack("!Q", 2**63))
 
 
@@ -351,20 +378,17 @@ def test_mask_key_must_be_four_bytes():
 
 
 @pytest.mark.parametrize("cut", [0, 1, 3, 5, 6, 10])
-def test_truncated_input_is_incomplete_not_invalid(cut):
+def test_truncated_input_needs_data_and_is_not_an_error(cut):
     wire = Frame(Opcode.BINARY, bytes(200)).encode(RFC_MASK)  # 2 + 2 + 4 + 200 bytes
-    with pytest.raises(Incomplete) as info:
-        decode_frame(wire[:cut])
-    assert not isinstance(info.value, ProtocolError)
-    assert cut < info.value.needed <= len(wire)
+    need = decode_frame(wire[:cut])
+    assert isinstance(need, NeedData)
+    assert cut < need.needed <= len(wire)
     # ``needed`` is honest: with that many bytes the decoder finishes or asks for more
-    prefix = wire[: info.value.needed]
-    if info.value.needed == len(wire):
-        assert decode_frame(prefix)[1] == len(wire)
+    again = decode_frame(wire[: need.needed])
+    if need.needed == len(wire):
+        assert again[1] == len(wire)
     else:
-        with pytest.raises(Incomplete) as again:
-            decode_frame(prefix)
-        assert again.value.needed > info.value.needed
+        assert isinstance(again, NeedData) and again.needed > need.needed
 
 
 def test_streaming_decoder_raises_on_truncated_stream_end():
@@ -372,5 +396,21 @@ def test_streaming_decoder_raises_on_truncated_stream_end():
     decoder.feed(Frame(Opcode.TEXT, b"Hello").encode()[:4])
     assert decoder.next_frame() is None  # still waiting: not an error yet
     decoder.feed_eof()
-    with pytest.raises(Incomplete):
+    with pytest.raises(ProtocolError) as info:
         decoder.next_frame()
+    assert info.value.rule is Rule.TRUNCATED and info.value.close_code is None
+
+
+def test_errors_carry_the_close_code_to_send():
+    def close_code_of(call, *args):
+        with pytest.raises(ProtocolError) as info:
+            call(*args)
+        assert isinstance(info.value, WslabError) and not isinstance(info.value, ValueError)
+        return info.value.close_code
+
+    assert close_code_of(decode_frame, bytes([0xC1, 0x00])) == CloseCode.PROTOCOL_ERROR
+    too_big = bytes([0x81, 0x7E, 0x01, 0x00])
+    assert close_code_of(lambda: decode_frame(too_big, max_size=10)) == CloseCode.MESSAGE_TOO_BIG
+    assert close_code_of(MessageAssembler().receive, Frame(Opcode.TEXT, b"\xff")) == (
+        CloseCode.INVALID_DATA
+    )

@@ -8,10 +8,11 @@ import sys
 import pytest
 import websocket
 
-from wslab.badservers import BadServer
-from wslab.frames import Close, CloseCode, Frame, Opcode, decode_frame
-from wslab.handshake import build_request, generate_key
-from wslab.replica import RECORDED_MESSAGE, Replica
+from wslab.challenge.badservers import BadServer
+from wslab.challenge.provenance import RECORDED_MESSAGE
+from wslab.challenge.replica import Replica
+from wslab.protocol.frames import Close, CloseCode, Frame, Opcode, decode_frame
+from wslab.protocol.handshake import build_request, generate_key
 
 
 def test_greets_each_client_with_the_recorded_message():
@@ -50,7 +51,7 @@ def test_stop_closes_open_connections_with_going_away():
 
 def test_port_is_unknown_before_start():
     with pytest.raises(RuntimeError):
-        Replica().port
+        _ = Replica().port
 
 
 def test_bad_server_rejects_an_unknown_mode():
@@ -61,7 +62,8 @@ def test_bad_server_rejects_an_unknown_mode():
 def test_runs_in_the_foreground_from_the_command_line():
     process = subprocess.Popen(
         [sys.executable, "-u", "-m", "wslab.replica"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()

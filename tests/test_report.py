@@ -1,10 +1,16 @@
-"""The report pipeline: answers reach the README only from tagged cells, and stay fresh."""
+"""The report pipeline: answers reach the README only from tagged cells, links resolve, all stays fresh."""
+
+from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from wslab import report
+import wslab.challenge.answer
+from tools.report import links, pipeline, readme
+from tools.report.__main__ import STALE_HINT
+from tools.report.export import contents_page, exports
+from tools.report.words import visible_words
 
 TEMPLATE = """intro
 <!-- BEGIN generated:p1-what -->
@@ -23,25 +29,25 @@ def _tagged(cell, *tags):
 
 
 def test_blocks_are_replaced_and_the_rest_kept():
-    text = report.render_readme(TEMPLATE, {"p1-what": "**new** answer"})
+    text = readme.render_readme(TEMPLATE, {"p1-what": "**new** answer"})
     assert "old text" not in text
     assert "<!-- BEGIN generated:p1-what -->\n**new** answer\n<!-- END generated:p1-what -->" in text
     assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
 
 
 def test_a_question_without_an_answer_stays_empty():
-    text = report.render_readme(TEMPLATE, {})
+    text = readme.render_readme(TEMPLATE, {})
     assert "<!-- BEGIN generated:p1-what -->\n<!-- END generated:p1-what -->" in text
 
 
 def test_an_answer_without_a_place_is_an_error():
     with pytest.raises(ValueError, match="p3-tools"):
-        report.render_readme(TEMPLATE, {"p3-tools": "text"})
+        readme.render_readme(TEMPLATE, {"p3-tools": "text"})
 
 
 def test_rendering_twice_changes_nothing():
-    once = report.render_readme(TEMPLATE, {"p2": "a\n\nb"})
-    assert report.render_readme(once, {"p2": "a\n\nb"}) == once
+    once = readme.render_readme(TEMPLATE, {"p2": "a\n\nb"})
+    assert readme.render_readme(once, {"p2": "a\n\nb"}) == once
 
 
 def test_answers_come_from_tagged_markdown_and_markdown_outputs_in_order():
@@ -53,22 +59,120 @@ def test_answers_come_from_tagged_markdown_and_markdown_outputs_in_order():
         code,
         _tagged(new_markdown_cell("what"), "answer:p1-what"),
     ])
-    blocks = report.answer_blocks({"03_x": notebook})
+    blocks = readme.answer_blocks({"03_x": notebook})
     assert blocks == {"p2": "# Title\n\nfirst\n\nfrom a run", "p1-what": "what"}
+
+
+def test_depth_is_folded_after_the_short_answer_with_a_link_to_its_chapter():
+    code = _tagged(new_code_cell("display(...)"), "answer:p2")
+    code.outputs = [new_output("display_data", data={
+        "text/markdown": f"short from a run\n\n{readme.DETAILS_MARK}\n\ndepth from a run"})]
+    notebook = new_notebook(cells=[
+        new_markdown_cell("# 03 · Desafio\n\nintro"),
+        _tagged(new_markdown_cell("depth first, see [04](04_y.ipynb)"), "answer-details:p2"),
+        code,
+    ])
+    block = readme.answer_blocks({"03_x": notebook})["p2"]
+    short, _, folded = block.partition("<details>")
+    assert short.strip() == "short from a run"
+    assert folded.index("depth first") < folded.index("depth from a run")
+    assert "[04](notebooks/04_y.ipynb)" in folded  # links rewritten for the README's place
+    assert "[03 · Desafio](notebooks/03_x.ipynb)" in folded and folded.rstrip().endswith("</details>")
+
+
+def test_the_answer_module_splits_where_the_pipeline_does():
+    assert wslab.challenge.answer.DETAILS_MARK == readme.DETAILS_MARK
+
+
+def test_summary_takes_the_first_sentence_of_each_short_answer():
+    blocks = {"p1-what": "WebSocket é um protocolo de mensagens. Mais coisas.\n\n<details>x</details>",
+              "p2": "A mensagem do servidor é `x` hoje."}
+    assert readme.summary_block(blocks) == (
+        "- **O que são.** WebSocket é um protocolo de mensagens.\n"
+        "- **A mensagem do servidor.** A mensagem do servidor é `x` hoje."
+    )
+
+
+def test_a_sentence_does_not_end_inside_code_nor_after_one_word():
+    assert readme.first_sentence("A mensagem é `Olá mundo! LTIS` e chega logo. Depois.") == (
+        "A mensagem é `Olá mundo! LTIS` e chega logo."
+    )
+    assert readme.first_sentence("Sim. Eu usaria o Centrifugo por três razões. Mais.") == (
+        "Sim. Eu usaria o Centrifugo por três razões."
+    )
 
 
 def test_index_links_each_notebook_and_its_exports():
     notebook = new_notebook(cells=[new_markdown_cell("# 03 · Desafio\n\ntext")])
-    index = report.index_block({"03_desafio": notebook})
+    index = readme.index_block({"03_desafio": notebook})
     assert "| 03 · Desafio | [03_desafio.ipynb](notebooks/03_desafio.ipynb) " in index
     assert "(exported/html/03_desafio.html)" in index and "(exported/markdown/03_desafio.md)" in index
 
 
+@pytest.mark.parametrize("place, sibling, readme_link", [
+    ("html", "02_b.html", "../../README.md"),
+    ("markdown", "02_b.md", "../../README.md"),
+    ("readme", "notebooks/02_b.ipynb", "README.md"),
+])
+def test_links_are_rewritten_for_each_place(place, sibling, readme_link):
+    text = "[← 02](02_b.ipynb) · [Índice](../README.md) · [RFC](https://x.org/a.ipynb) · [s](#top)"
+    assert links.rewrite_markdown(text, place) == (
+        f"[← 02]({sibling}) · [Índice]({readme_link}) · [RFC](https://x.org/a.ipynb) · [s](#top)"
+    )
+
+
+def test_exports_hide_tagged_inputs_and_carry_alt_text():
+    plot = _tagged(new_code_cell("SECRET_PLOTTING_CODE = 1"), "hide-input")
+    plot.metadata["alt"] = "Duas curvas de latência"
+    plot.outputs = [new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "fig"})]
+    notebook = new_notebook(cells=[new_markdown_cell("# 01 · A\n\n[next](02_b.ipynb)"), plot])
+    files = exports("01_a", notebook, Path("/r"))
+    page = files[Path("/r/exported/html/01_a.html")].decode()
+    markdown = files[Path("/r/exported/markdown/01_a.md")].decode()
+    for text in (page, markdown):
+        assert "SECRET_PLOTTING_CODE" not in text and "Duas curvas de latência" in text
+    assert 'href="02_b.html"' in page and "(02_b.md)" in markdown
+    assert "No description has been provided" not in page
+
+
+def test_contents_page_lists_every_chapter_in_order():
+    chapters = {f"0{n}_c": new_notebook(cells=[new_markdown_cell(f"# 0{n} · Cap {n}\n\nResumo {n}.")]) for n in (1, 2)}
+    page = contents_page(chapters)
+    assert page.index('href="01_c.html"') < page.index('href="02_c.html"') and "Resumo 2." in page
+
+
 def test_html_export_is_self_contained():
-    notebook = nbformat.read(report.notebook_paths()[0], as_version=4)
-    html = next(data for path, data in report.exports("x", notebook).items() if path.suffix == ".html")
-    assert b"<script src=" not in html
+    notebook = nbformat.read(pipeline.notebook_paths()[0], as_version=4)
+    page = next(data for path, data in exports("x", notebook, Path("/r")).items() if path.suffix == ".html")
+    assert b"<script src=" not in page
+
+
+def test_every_figure_in_the_notebooks_has_alt_text():
+    missing = [
+        f"{path.name} cell {i}"
+        for path in pipeline.notebook_paths()
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells)
+        if any("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+        and not cell.metadata.get("alt")
+    ]
+    assert missing == []
+
+
+def test_every_relative_link_resolves():
+    root = pipeline.ROOT
+    files = [root / "README.md", *pipeline.notebook_paths(), *pipeline.exported_files()]
+    broken = {
+        str(path.relative_to(root)): links.broken_links(path)
+        for path in files
+        if path.suffix in (".md", ".ipynb", ".html") and links.broken_links(path)
+    }
+    assert broken == {}
+
+
+def test_words_outside_details_and_code_are_counted():
+    text = "one two\n\n```\nnot counted\n```\n<details>\nhidden words\n</details>\n<!-- x y -->\nthree — 4"
+    assert visible_words(text) == 4
 
 
 def test_readme_and_exports_match_the_committed_notebooks():
-    assert report.stale() == []
+    assert pipeline.stale() == [], STALE_HINT

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from wslab.handshake import build_request, generate_key
-from wslab.replica import Replica
-from wslab.tap import TAP_LIMIT, TappedSocket, tapped_tls_context
+from wslab.challenge.replica import Replica
+from wslab.challenge.tap import TAP_LIMIT, TappedSocket, tapped_tls_context
+from wslab.protocol.handshake import build_request, generate_key
 
 
 def _connected(replica) -> TappedSocket:

@@ -1,4 +1,5 @@
-"""wslab.transports: byte accounting checked by hand, delivery, shutdown, bad input."""
+"""wslab.transports: byte accounting checked by hand, receipt, shutdown, bad input."""
+
 from __future__ import annotations
 
 import http.client
@@ -15,7 +16,7 @@ from wslab.transports import (
     ByteCounter,
     CountingHTTPConnection,
     Event,
-    EventSource,
+    TickSchedule,
     default_transports,
     format_table,
     open_counting_socket,
@@ -24,7 +25,10 @@ from wslab.transports import (
 from wslab.transports.events import decode_batch, encode_batch
 from wslab.transports.experiment import percentile
 from wslab.transports.long_polling import LongPollingServer
-from wslab.transports.server_sent_events import ServerSentEventsServer, receive_by_server_sent_events
+from wslab.transports.server_sent_events import (
+    ServerSentEventsServer,
+    receive_by_server_sent_events,
+)
 from wslab.transports.short_polling import ShortPollingServer, get_events, receive_by_short_polling
 from wslab.transports.websocket_push import WebSocketServer
 
@@ -38,6 +42,7 @@ def crlf(line: str) -> int:
 
 
 # --- byte accounting, against counts made by hand ---------------------------------
+
 
 def test_counting_socket_counts_a_known_request_and_reply():
     request = b"GET /events?after=-1 HTTP/1.1\r\nHost: example\r\n\r\n"
@@ -61,7 +66,7 @@ def test_counting_socket_counts_a_known_request_and_reply():
 
 
 def test_one_empty_short_poll_costs_what_the_headers_add_up_to():
-    source = EventSource(3, 1)  # not started: nothing is due, the answer is "[]"
+    source = TickSchedule(3, 1)  # not started: nothing is due, the answer is "[]"
     counter = ByteCounter()
     with ShortPollingServer(source) as server:
         port = server.port
@@ -71,37 +76,51 @@ def test_one_empty_short_poll_costs_what_the_headers_add_up_to():
         finally:
             conn.close()
     host = f"Host: {HOST}:{port}"
-    request = (crlf("GET /events?after=-1 HTTP/1.1") + crlf(host)
-               + crlf("Accept-Encoding: identity") + 2)
-    response = (crlf("HTTP/1.1 200 OK")                   # 15 + 2
-                + crlf("Server: wslab")                   # 13 + 2
-                + crlf("Date: Thu, 01 Jan 2026 00:00:00 GMT")  # IMF-fixdate: always 29 chars
-                + crlf("Content-Type: application/json")  # 30 + 2
-                + crlf("Cache-Control: no-store")         # 23 + 2
-                + crlf("Content-Length: 2")               # 17 + 2
-                + 2 + len("[]"))
+    request = (
+        crlf("GET /events?after=-1 HTTP/1.1") + crlf(host) + crlf("Accept-Encoding: identity") + 2
+    )
+    response = (
+        crlf("HTTP/1.1 200 OK")  # 15 + 2
+        + crlf("Server: wslab")  # 13 + 2
+        + crlf("Date: Thu, 01 Jan 2026 00:00:00 GMT")  # IMF-fixdate: always 29 chars
+        + crlf("Content-Type: application/json")  # 30 + 2
+        + crlf("Cache-Control: no-store")  # 23 + 2
+        + crlf("Content-Length: 2")  # 17 + 2
+        + 2
+        + len("[]")
+    )
     assert request == 83 + len(str(port)) - 5
     assert response == 149
     assert (counter.sent, counter.received) == (request, response)
 
 
 def test_websocket_handshake_frames_and_close_counted_by_hand():
-    source = EventSource(1, 50)
+    source = TickSchedule(1, 50)
     counter = ByteCounter()
     with WebSocketServer(source) as server:
         sock = open_counting_socket(HOST, server.port, counter, timeout=2)
         try:
             ws = websocket.create_connection(f"ws://{HOST}:{server.port}/", socket=sock, timeout=2)
             address = f"{HOST}:{server.port}"
-            upgrade_request = (crlf("GET / HTTP/1.1") + crlf("Upgrade: websocket")
-                               + crlf(f"Host: {address}") + crlf(f"Origin: http://{address}")
-                               + crlf("Sec-WebSocket-Key: " + "k" * 24)  # 16 random bytes in base64
-                               + crlf("Sec-WebSocket-Version: 13") + crlf("Connection: Upgrade") + 2)
-            switching = (crlf("HTTP/1.1 101 Switching Protocols")
-                         + crlf("Date: Thu, 01 Jan 2026 00:00:00 GMT")
-                         + crlf("Upgrade: websocket") + crlf("Connection: Upgrade")
-                         + crlf("Sec-WebSocket-Accept: " + "a" * 28)  # SHA-1 digest in base64
-                         + crlf("Server: wslab") + 2)
+            upgrade_request = (
+                crlf("GET / HTTP/1.1")
+                + crlf("Upgrade: websocket")
+                + crlf(f"Host: {address}")
+                + crlf(f"Origin: http://{address}")
+                + crlf("Sec-WebSocket-Key: " + "k" * 24)  # 16 random bytes in base64
+                + crlf("Sec-WebSocket-Version: 13")
+                + crlf("Connection: Upgrade")
+                + 2
+            )
+            switching = (
+                crlf("HTTP/1.1 101 Switching Protocols")
+                + crlf("Date: Thu, 01 Jan 2026 00:00:00 GMT")
+                + crlf("Upgrade: websocket")
+                + crlf("Connection: Upgrade")
+                + crlf("Sec-WebSocket-Accept: " + "a" * 28)  # SHA-1 digest in base64
+                + crlf("Server: wslab")
+                + 2
+            )
             assert (upgrade_request, switching) == (186 + 2 * (len(str(server.port)) - 5), 181)
             assert counter.snapshot() == (upgrade_request, switching)
 
@@ -131,19 +150,22 @@ def test_measurement_splits_websocket_bytes_into_handshake_events_and_close():
 
 
 def test_sse_bytes_per_event_are_the_chunk_and_the_block():
-    source = EventSource(3, 200)
+    source = TickSchedule(3, 200)
     counter = ByteCounter()
     with ServerSentEventsServer(source) as server:
-        delivery = receive_by_server_sent_events(server.port, source, counter, timeout=2)
+        receipt = receive_by_server_sent_events(server.port, source, counter, timeout=2)
     # block "id: N\ndata: <44>\n\n" is 4+1+1 + 6+44+1 + 1 = 58 bytes for one-digit N,
     # sent as one chunk: "3a\r\n" + block + "\r\n" = 4 + 58 + 2 = 64
-    assert delivery.stream_end_bytes[1] - delivery.setup_bytes[1] == 3 * 64
-    assert delivery.stream_end_bytes[0] == delivery.setup_bytes[0]  # nothing sent after the request
+    assert receipt.stream_end_bytes[1] - receipt.setup_bytes[1] == 3 * 64
+    assert receipt.stream_end_bytes[0] == receipt.setup_bytes[0]  # nothing sent after the request
 
 
-# --- delivery: every event once, in order ------------------------------------------
+# --- receipt: every event once, in order ------------------------------------------
 
-@pytest.mark.parametrize("transport", default_transports(poll_intervals=(0.003, 0.03)), ids=lambda t: t.name)
+
+@pytest.mark.parametrize(
+    "transport", default_transports(poll_intervals=(0.003, 0.03)), ids=lambda t: t.name
+)
 def test_every_event_arrives_once_and_in_order(transport):
     m = run_transport(transport, count=25, rate=250)
     assert m.in_order_once, m.seqs
@@ -153,7 +175,7 @@ def test_every_event_arrives_once_and_in_order(transport):
 
 
 def test_sse_resumes_after_last_event_id():
-    source = EventSource(5, 1000)
+    source = TickSchedule(5, 1000)
     source.start(at=time.monotonic() - 1)  # everything is already due
     with ServerSentEventsServer(source) as server:
         conn = http.client.HTTPConnection(HOST, server.port, timeout=2)
@@ -173,6 +195,7 @@ def test_sse_resumes_after_last_event_id():
 
 # --- servers always stop --------------------------------------------------------
 
+
 def _open_client(server_class, port):
     """Leave a connection open in the middle of a stream (or a held request)."""
     if server_class is WebSocketServer:
@@ -188,15 +211,14 @@ def _open_client(server_class, port):
 @pytest.mark.parametrize("server_class", SERVERS, ids=lambda c: c.__name__)
 def test_server_stops_when_the_with_body_raises(server_class):
     threads_before = threading.active_count()
-    source = EventSource(1000, 1)  # a long stream: handlers would wait a long time
+    source = TickSchedule(1000, 1)  # a long stream: handlers would wait a long time
     started = time.monotonic()
     client = None
-    with pytest.raises(RuntimeError, match="boom"):
-        with server_class(source) as server:
-            port = server.port
-            client = _open_client(server_class, port)
-            source.start()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), server_class(source) as server:
+        port = server.port
+        client = _open_client(server_class, port)
+        source.start()
+        raise RuntimeError("boom")
     elapsed = time.monotonic() - started
     client.close()
     assert elapsed < 3, "stopping must not wait for the stream or the held request"
@@ -211,14 +233,15 @@ def test_server_stops_when_the_with_body_raises(server_class):
 @pytest.mark.parametrize("server_class", SERVERS, ids=lambda c: c.__name__)
 def test_port_is_an_error_outside_the_with_block(server_class):
     with pytest.raises(RuntimeError, match="not running"):
-        server_class(EventSource(1, 1)).port
+        _ = server_class(TickSchedule(1, 1)).port
 
 
 # --- bad input gets a clear error -------------------------------------------------
 
+
 @pytest.mark.parametrize("path", ["/events?after=abc", "/events?after=-5"])
 def test_polling_rejects_a_bad_after(path):
-    with ShortPollingServer(EventSource(1, 1)) as server:
+    with ShortPollingServer(TickSchedule(1, 1)) as server:
         conn = http.client.HTTPConnection(HOST, server.port, timeout=2)
         try:
             conn.request("GET", path)
@@ -230,7 +253,7 @@ def test_polling_rejects_a_bad_after(path):
 
 
 def test_unknown_path_is_404():
-    with LongPollingServer(EventSource(1, 1)) as server:
+    with LongPollingServer(TickSchedule(1, 1)) as server:
         conn = http.client.HTTPConnection(HOST, server.port, timeout=2)
         try:
             conn.request("GET", "/nope")
@@ -239,21 +262,23 @@ def test_unknown_path_is_404():
             conn.close()
 
 
-@pytest.mark.parametrize("count, rate", [(0, 1), (1, 0), (1, -2), (2.5, 1), (10**6, 1), (100, 0.001)])
+@pytest.mark.parametrize(
+    "count, rate", [(0, 1), (1, 0), (1, -2), (2.5, 1), (10**6, 1), (100, 0.001)]
+)
 def test_event_source_rejects_bad_arguments(count, rate):
     with pytest.raises(ValueError):
-        EventSource(count, rate)
+        TickSchedule(count, rate)
 
 
 def test_short_polling_rejects_a_non_positive_interval():
     with pytest.raises(ValueError, match="interval"):
-        receive_by_short_polling(1, EventSource(1, 1), ByteCounter(), interval=0)
+        receive_by_short_polling(1, TickSchedule(1, 1), ByteCounter(), interval=0)
 
 
 def test_event_source_is_started_once():
-    source = EventSource(1, 1)
+    source = TickSchedule(1, 1)
     with pytest.raises(RuntimeError, match="not started"):
-        source.origin
+        _ = source.origin
     source.start()
     with pytest.raises(RuntimeError, match="already started"):
         source.start()
@@ -272,6 +297,7 @@ def test_decode_batch_rejects_a_non_array():
 
 # --- the pure parts: encoding, schedule, percentile --------------------------------
 
+
 @given(st.integers(0, 999_999), st.floats(0, 9_999, allow_nan=False))
 def test_event_encoding_has_fixed_width_and_round_trips(seq, offset):
     event = Event(seq, offset)
@@ -289,7 +315,7 @@ def test_batch_round_trips(seqs):
 
 def test_ready_after_follows_the_schedule():
     now = [100.0]
-    source = EventSource(5, 10, clock=lambda: now[0])  # events due at +0.0, +0.1, ... +0.4 s
+    source = TickSchedule(5, 10, clock=lambda: now[0])  # events due at +0.0, +0.1, ... +0.4 s
     assert source.ready_after(-1) == []  # not started
     source.start()
     assert [e.seq for e in source.ready_after(-1)] == [0]
@@ -301,7 +327,7 @@ def test_ready_after_follows_the_schedule():
 
 
 def test_wait_for_returns_false_when_stopped_or_out_of_time():
-    source = EventSource(2, 0.01)  # event 1 is due 100 s after the start
+    source = TickSchedule(2, 0.01)  # event 1 is due 100 s after the start
     source.start()
     stop = threading.Event()
     assert source.wait_for(0, stop, timeout=1) is True
@@ -314,7 +340,11 @@ def test_wait_for_returns_false_when_stopped_or_out_of_time():
 
 def test_percentile_is_nearest_rank():
     values = list(range(1, 101))
-    assert (percentile(values, 50), percentile(values, 95), percentile(values, 100)) == (50, 95, 100)
+    assert (percentile(values, 50), percentile(values, 95), percentile(values, 100)) == (
+        50,
+        95,
+        100,
+    )
     assert percentile([3.0], 50) == 3.0
     with pytest.raises(ValueError):
         percentile([], 50)

@@ -10,6 +10,7 @@ user (on the wire, in the CLI) it is in pt-BR.
 Subpackages define their own subclasses next to the code that raises them and list
 them in their docstrings; this module holds only the roots.
 """
+
 from __future__ import annotations
 
 __all__ = ["WslabError"]

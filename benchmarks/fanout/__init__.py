@@ -6,6 +6,7 @@ what the load generator hands the driver; ``procfs`` reads /proc for both. The
 servers and the load generator start with :func:`prepare_process`, so each one
 owns a CPU and may open tens of thousands of sockets.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -53,5 +54,8 @@ def prepare_process(cpu: int | None) -> str:
                 notes.append(f"cpu={cpu}")
             except OSError as exc:
                 notes.append(f"not pinned ({exc.strerror})")
-                print(f"aviso: não consegui fixar o processo na CPU {cpu}: {exc.strerror}", file=sys.stderr)
+                print(
+                    f"aviso: não consegui fixar o processo na CPU {cpu}: {exc.strerror}",
+                    file=sys.stderr,
+                )
     return ", ".join(notes)

@@ -9,7 +9,7 @@ Why it is written by hand. On two cores the server gets one and this process the
 other; if receiving cost as much as sending, every server would look the same (the
 load generator's ceiling). So receiving is as cheap as Python allows: sessions are
 opened with asyncio (one ``BufferedProtocol`` each, the opening handshake done with
-:mod:`wslab.handshake`), then measured with a ``select.epoll`` loop of our own that
+:mod:`wslab.protocol.handshake`), then measured with a ``select.epoll`` loop of our own that
 reads each ready socket with ``recv_into`` into one shared buffer. Server frames
 (unmasked, never fragmented here) are cut by their length field alone. A message
 is recognised by ``bytes.find`` of the marker ``"~`` that starts its text, followed
@@ -41,9 +41,10 @@ k + 1 without k) also frees k's slot in the window, so a lossy server is measure
 and reported as lossy instead of stalling the loop.
 
 Client frames are masked with a fresh key each (RFC 6455 5.3) through
-:class:`wslab.frames.Frame`; only the sender sends, at most a few thousand frames
+:class:`wslab.protocol.frames.Frame`; only the sender sends, at most a few thousand frames
 per second, so that costs little.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,15 @@ import time
 from array import array
 from collections.abc import Sequence
 
-from wslab.frames import Frame, Incomplete, Opcode, new_mask
-from wslab.handshake import HandshakeError, build_request, check_response, generate_key, parse_response
+from wslab.protocol import NeedData
+from wslab.protocol.frames import Frame, Opcode, new_mask
+from wslab.protocol.handshake import (
+    HandshakeError,
+    build_request,
+    check_response,
+    generate_key,
+    parse_response,
+)
 
 from . import ALL_KINDS, prepare_process, procfs
 from .record import RunRecord
@@ -92,8 +100,13 @@ def sender_templates(kind: str, user: str, text_bytes: int) -> str:
     if kind == "wslab":
         return '{"type": "say", "text": "' + text + '"}'
     if kind in ("bare", "raw"):
-        return ('{"type":"message","offset":%d,"kind":"public","from":"' + user
-                + '","to":null,"text":"' + text + '","replayed":false}')
+        return (
+            '{"type":"message","offset":%d,"kind":"public","from":"'
+            + user
+            + '","to":null,"text":"'
+            + text
+            + '","replayed":false}'
+        )
     if kind in SOCKETIO_KINDS:
         return '42["say",{"text":"' + text + '"}]'
     raise ValueError(f"unknown server kind {kind!r}")
@@ -113,8 +126,20 @@ class Session(asyncio.BufferedProtocol):
     """
 
     __slots__ = (
-        "run", "index", "user", "key", "transport", "pending", "upgraded", "ready",
-        "expect", "gaps", "repeats", "frame_bytes", "closed", "sock",
+        "run",
+        "index",
+        "user",
+        "key",
+        "transport",
+        "pending",
+        "upgraded",
+        "ready",
+        "expect",
+        "gaps",
+        "repeats",
+        "frame_bytes",
+        "closed",
+        "sock",
     )
 
     def __init__(self, run: Run, index: int) -> None:
@@ -180,7 +205,7 @@ class Session(asyncio.BufferedProtocol):
             else:
                 if size - pos < 10:
                     break
-                length = int.from_bytes(data[pos + 2:pos + 10], "big")
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                 start = pos + 10
             end = start + length
             if end > size:
@@ -188,7 +213,7 @@ class Session(asyncio.BufferedProtocol):
             if data[pos] == 0x81:  # FIN + text: the common case
                 i = data.find(MARKER, start, end)
                 if i >= 0:
-                    seq = int(data[i + 2:i + 2 + SEQ_DIGITS])
+                    seq = int(data[i + 2 : i + 2 + SEQ_DIGITS])
                     if seq == self.expect:
                         self.expect = seq + 1
                     elif seq < self.expect:
@@ -216,11 +241,12 @@ class Session(asyncio.BufferedProtocol):
 
     def _upgrade(self, data: bytes) -> bytes:
         try:
-            response, used = parse_response(data)
+            parsed = parse_response(data)
+            if isinstance(parsed, NeedData):
+                self.pending = data
+                return b""
+            response, used = parsed
             check_response(response, self.key)
-        except Incomplete:
-            self.pending = data
-            return b""
         except HandshakeError as exc:
             self._fail(f"o servidor recusou o handshake da sessão {self.user}: {exc}")
             self.transport.abort()
@@ -237,7 +263,9 @@ class Session(asyncio.BufferedProtocol):
             self.write(Frame(Opcode.PONG, payload).encode(mask=new_mask()))
         elif opcode == Opcode.CLOSE:
             self.closed = True
-            self._fail(f"o servidor fechou a sessão {self.user}: {payload[2:].decode(errors='replace')!r}")
+            self._fail(
+                f"o servidor fechou a sessão {self.user}: {payload[2:].decode(errors='replace')!r}"
+            )
         elif opcode == Opcode.TEXT and head & 0x80:
             self._setup_text(payload)
         elif opcode != Opcode.PONG:
@@ -253,7 +281,9 @@ class Session(asyncio.BufferedProtocol):
             elif payload.startswith(b"40"):
                 self._ready()
             elif payload.startswith(b"44"):
-                self._fail(f"o socket.io recusou a sessão {self.user}: {payload.decode(errors='replace')}")
+                self._fail(
+                    f"o socket.io recusou a sessão {self.user}: {payload.decode(errors='replace')}"
+                )
             else:
                 self.run.note_unexpected(payload[:80].decode(errors="replace"))
             return
@@ -293,7 +323,9 @@ class Session(asyncio.BufferedProtocol):
 class Run:
     """The closed loop: what was sent when, how many sessions each message still misses."""
 
-    def __init__(self, kind: str, host: str, port: int, sessions: int, window: int, text_bytes: int) -> None:
+    def __init__(
+        self, kind: str, host: str, port: int, sessions: int, window: int, text_bytes: int
+    ) -> None:
         if sessions < 2:
             raise ValueError("são precisas pelo menos 2 sessões (uma envia, todas recebem)")
         if window < 1:
@@ -358,9 +390,11 @@ class Run:
         tasks = [asyncio.ensure_future(open_one(i)) for i in range(self.n)]
         try:
             await asyncio.wait_for(asyncio.gather(*tasks), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             opened = sum(1 for s in self.sessions if s is not None and s.ready.done())
-            raise SetupError(f"só {opened} de {self.n} sessões ficaram prontas em {timeout:g} s") from None
+            raise SetupError(
+                f"só {opened} de {self.n} sessões ficaram prontas em {timeout:g} s"
+            ) from None
         except OSError as exc:
             raise SetupError(f"não consegui conectar a {self.host}:{self.port}: {exc}") from None
         finally:
@@ -368,8 +402,14 @@ class Run:
                 t.cancel()
         return time.perf_counter() - start
 
-    def measure(self, warmup: float, duration: float, drain_timeout: float,
-                stall_timeout: float, server_pid: int | None) -> dict:
+    def measure(
+        self,
+        warmup: float,
+        duration: float,
+        drain_timeout: float,
+        stall_timeout: float,
+        server_pid: int | None,
+    ) -> dict:
         """Run the closed loop: warm up, measure, stop sending and drain.
 
         Returns the measured fields of a :class:`RunRecord`.
@@ -395,12 +435,20 @@ class Run:
             while not self.done:  # at 10,000 sessions one fan-out may outlast the warm-up
                 self._pump(warmup, stall_timeout)
             i0, done0, t0 = len(self.latencies), self.done, time.perf_counter_ns()
-            cpu0, srv0, sys0 = time.process_time(), procfs.cpu_seconds(server_pid), procfs.machine_cpu_seconds()
+            cpu0, srv0, sys0 = (
+                time.process_time(),
+                procfs.cpu_seconds(server_pid),
+                procfs.machine_cpu_seconds(),
+            )
             self._pump(duration, stall_timeout)
             while self.done - done0 < self.window:  # measure whole fan-outs, at least a window's
                 self._pump(duration / 4, stall_timeout)
             i1, done1, t1 = len(self.latencies), self.done, time.perf_counter_ns()
-            cpu1, srv1, sys1 = time.process_time(), procfs.cpu_seconds(server_pid), procfs.machine_cpu_seconds()
+            cpu1, srv1, sys1 = (
+                time.process_time(),
+                procfs.cpu_seconds(server_pid),
+                procfs.machine_cpu_seconds(),
+            )
             rss_load = procfs.memory_bytes(server_pid)
             rss_peak = procfs.memory_bytes(server_pid, "VmHWM")
             self.sending = False
@@ -416,7 +464,9 @@ class Run:
             steal = (sys1[1] - sys0[1]) / elapsed
         window = sorted(self.latencies[i0:i1])
         if not window:
-            raise SetupError(f"nenhuma entrega em {duration:g} s de medida: o servidor parou de entregar")
+            raise SetupError(
+                f"nenhuma entrega em {duration:g} s de medida: o servidor parou de entregar"
+            )
         return {
             "deliveries": i1 - i0,
             "seconds": elapsed,
@@ -486,9 +536,11 @@ class Run:
                 if until_drained:
                     return  # what is still missing is reported as missing deliveries
                 waiting = len(self.sent_ns) - self.done
-                raise SetupError(f"nenhuma mensagem chegou a todas as sessões em {stall_timeout:g} s "
-                                 f"({waiting} em voo, {sum(self.remaining)} entregas faltando): "
-                                 f"entregas perdidas ou servidor travado")
+                raise SetupError(
+                    f"nenhuma mensagem chegou a todas as sessões em {stall_timeout:g} s "
+                    f"({waiting} em voo, {sum(self.remaining)} entregas faltando): "
+                    f"entregas perdidas ou servidor travado"
+                )
             for fd, _ in poll(0.05):
                 recv_into, feed, session = readers[fd]
                 try:
@@ -524,13 +576,21 @@ async def _main(args: argparse.Namespace) -> RunRecord:
         setup_s = await run.open_sessions(args.setup_timeout)
         await asyncio.sleep(IDLE_SETTLE)
         rss_idle = procfs.memory_bytes(args.server_pid)
-        figures = run.measure(args.warmup, args.duration, args.drain_timeout,
-                              args.stall_timeout, args.server_pid)
+        figures = run.measure(
+            args.warmup, args.duration, args.drain_timeout, args.stall_timeout, args.server_pid
+        )
     finally:
         run.close()
-    return RunRecord(server=args.kind, sessions=args.sessions, window=args.window,
-                     text_bytes=args.text_bytes, setup_s=setup_s, rss_base_bytes=rss_base,
-                     rss_idle_bytes=rss_idle, **figures)
+    return RunRecord(
+        server=args.kind,
+        sessions=args.sessions,
+        window=args.window,
+        text_bytes=args.text_bytes,
+        setup_s=setup_s,
+        rss_base_bytes=rss_base,
+        rss_idle_bytes=rss_idle,
+        **figures,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -540,7 +600,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--sessions", type=int, required=True)
     parser.add_argument("--window", type=int, default=8, help="messages in flight")
-    parser.add_argument("--text-bytes", type=int, default=64, help="characters of each message's text")
+    parser.add_argument(
+        "--text-bytes", type=int, default=64, help="characters of each message's text"
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured")
     parser.add_argument("--setup-timeout", type=float, default=60.0)

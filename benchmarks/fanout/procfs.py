@@ -3,6 +3,7 @@
 Every function returns None where /proc (or the process) is not there, so the
 benchmark still runs elsewhere, with those columns empty.
 """
+
 from __future__ import annotations
 
 import os

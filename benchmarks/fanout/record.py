@@ -4,6 +4,7 @@ One dataclass, so both sides agree on the fields and their types; it travels as
 one JSON object on the load generator's stdout (:meth:`RunRecord.to_json`,
 :meth:`RunRecord.from_json`) and is kept whole in ``chat_fanout.json``'s ``runs``.
 """
+
 from __future__ import annotations
 
 import dataclasses

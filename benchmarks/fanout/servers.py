@@ -36,6 +36,7 @@ the message:
 Connection logs go to stderr (ours logs each open/close); the runner keeps them out
 of the terminal.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,7 +63,9 @@ NODE_PEER = Path(__file__).resolve().parent.parent / "socketio_node"
 NPM_TIMEOUT = 300.0
 
 
-async def serve_bare(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event) -> None:
+async def serve_bare(
+    host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event
+) -> None:
     """Relay every text frame received to every open connection, untouched."""
     from websockets.asyncio.server import broadcast, serve
     from websockets.exceptions import ConnectionClosed
@@ -86,7 +89,9 @@ async def serve_bare(host: str, port: int, ready: Callable[[int], None], stop: a
         await stop.wait()
 
 
-async def serve_socketio(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event) -> None:
+async def serve_socketio(
+    host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event
+) -> None:
     """python-socketio (aiohttp): one room, each ``say`` emitted to it as a ``message``."""
     import socketio
     from aiohttp import web
@@ -115,8 +120,15 @@ async def serve_socketio(host: str, port: int, ready: Callable[[int], None], sto
         if not isinstance(text, str):
             return
         offset += 1
-        message = {"type": "message", "offset": offset, "kind": "public", "from": users[sid],
-                   "to": None, "text": text, "replayed": False}
+        message = {
+            "type": "message",
+            "offset": offset,
+            "kind": "public",
+            "from": users[sid],
+            "to": None,
+            "text": text,
+            "replayed": False,
+        }
         await sio.emit("message", message, room=ROOM)
 
     app = web.Application()
@@ -132,22 +144,37 @@ async def serve_socketio(host: str, port: int, ready: Callable[[int], None], sto
         await runner.cleanup()
 
 
-async def serve_wslab(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event,
-                      *, retention: int = 1000) -> None:
-    """Our chat server as ``python -m wslab.chat serve`` runs it (logging included),
-    but with no per-session rate limit: one sender at full speed is the workload."""
-    from wslab.chat.router import ChatRouter
+async def serve_wslab(
+    host: str,
+    port: int,
+    ready: Callable[[int], None],
+    stop: asyncio.Event,
+    *,
+    retention: int = 1000,
+) -> None:
+    """Our chat server as ``python -m wslab.chat serve`` runs it (logging included, the
+    SQLite default in a temporary file), but with no per-user rate limit (one sender at
+    full speed is the workload) and secrets hashed cheaply (the benchmark opens
+    thousands of sessions; login cost is measured by benchmarks.chat_login)."""
+    import tempfile
+
+    from wslab.chat.kdf import CHEAP
+    from wslab.chat.node import ChatNode, Limits
     from wslab.chat.server import ChatService
+    from wslab.chat.stores.sqlite import SqliteStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    service = ChatService(ChatRouter(retention), max_rate=None)
-    server = await service.serve(host, port, backlog=BACKLOG)
-    try:
-        ready(server.sockets[0].getsockname()[1])
-        await stop.wait()
-    finally:
-        await service.shut_down(server)
+    with tempfile.TemporaryDirectory(prefix="wslab-bench-") as folder:
+        store = SqliteStore(f"{folder}/chat.db", retention)
+        limits = Limits(max_rate=None, registrations_per_minute=None)
+        service = ChatService(ChatNode(store.log, store.credentials, kdf=CHEAP, limits=limits))
+        server = await service.serve(host, port, backlog=BACKLOG)
+        try:
+            ready(server.sockets[0].getsockname()[1])
+            await stop.wait()
+        finally:
+            await service.shut_down(server)
 
 
 class _RawRelay(asyncio.Protocol):
@@ -171,22 +198,26 @@ class _RawRelay(asyncio.Protocol):
         self.clients.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
-        from wslab.frames import Frame, Opcode, apply_mask
-        from wslab.handshake import accept_key
+        from wslab.protocol import NeedData
+        from wslab.protocol.frames import Frame, Opcode, apply_mask
+        from wslab.protocol.handshake import accept, parse_request
 
         self.buffer += data
         if not self.upgraded:
-            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-            if not sep:
+            parsed = parse_request(self.buffer)
+            if isinstance(parsed, NeedData):
                 return
-            key = next(line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
+            request, used = parsed
+            response = accept(request)
+            if response.status != 101:
+                self.transport.write(response.serialize())
+                self.transport.close()
+                return
             self.transport.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
-                + Frame(Opcode.TEXT, b'{"type": "ready"}').encode())
+                response.serialize() + Frame(Opcode.TEXT, b'{"type": "ready"}').encode()
+            )
             self.clients.add(self.transport)
-            self.upgraded, self.buffer = True, rest
+            self.upgraded, self.buffer = True, self.buffer[used:]
         while len(self.buffer) >= 6:
             length = self.buffer[1] & 0x7F
             start = 2 if length < 126 else 4
@@ -194,10 +225,10 @@ class _RawRelay(asyncio.Protocol):
                 length = int.from_bytes(self.buffer[2:4], "big")
             if len(self.buffer) < start + 4 + length:
                 return
-            mask = self.buffer[start:start + 4]
-            payload = apply_mask(self.buffer[start + 4:start + 4 + length], mask)
+            mask = self.buffer[start : start + 4]
+            payload = apply_mask(self.buffer[start + 4 : start + 4 + length], mask)
             opcode = self.buffer[0] & 0x0F
-            self.buffer = self.buffer[start + 4 + length:]
+            self.buffer = self.buffer[start + 4 + length :]
             if opcode == Opcode.TEXT:
                 frame = Frame(Opcode.TEXT, payload).encode()
                 for transport in self.clients:
@@ -206,7 +237,9 @@ class _RawRelay(asyncio.Protocol):
                 self.transport.close()
 
 
-async def serve_raw(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event) -> None:
+async def serve_raw(
+    host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event
+) -> None:
     """Calibration relay (see :class:`_RawRelay`)."""
     server = await asyncio.get_running_loop().create_server(_RawRelay, host, port, backlog=BACKLOG)
     async with server:
@@ -237,8 +270,13 @@ def install_node_peer() -> str | None:
     if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
         return None
     try:
-        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_PEER,
-                              capture_output=True, text=True, timeout=NPM_TIMEOUT)
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE_PEER,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+        )
     except subprocess.TimeoutExpired:
         return f"npm ci não terminou em {NPM_TIMEOUT:g} s"
     if done.returncode != 0:
@@ -285,9 +323,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU")
-    parser.add_argument("--retention", type=int, default=1000, help="wslab: messages kept for resumes")
-    parser.add_argument("--loop", choices=LOOPS, default=default_loop(),
-                        help=f"event loop of a Python server (default: {default_loop()})")
+    parser.add_argument(
+        "--retention", type=int, default=1000, help="wslab: messages kept for resumes"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default=default_loop(),
+        help=f"event loop of a Python server (default: {default_loop()})",
+    )
     args = parser.parse_args(argv)
     prepare_process(args.cpu)
     try:
@@ -299,7 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"erro: o laço {args.loop} não está instalado: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"erro: o servidor {args.kind} não abriu {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(
+            f"erro: o servidor {args.kind} não abriu {args.host}:{args.port}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

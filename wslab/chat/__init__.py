@@ -1,11 +1,14 @@
-"""Parte 3's chat as a pure routing model: public and private messages, many
-sessions per user, drop and resume with offsets and an epoch.
+"""Parte 3's chat: public and private messages, many sessions per user, drop and
+resume with offsets and an epoch, on one node or several.
 
-``ChatRouter`` owns no I/O; :mod:`wslab.chat.server` is the network adapter that
-translates frames (:mod:`wslab.chat.wire`) to its calls and its deliveries to frames.
+- :mod:`.hub`: who receives what (pure); :mod:`.stores`: where messages and users are
+  kept (memory, SQLite); :mod:`.node`: the rules over the stores, with the limits;
+- :class:`ChatRouter`: the whole chat as one synchronous object over memory stores
+  (notebook 04, the simulation);
+- :mod:`.wire` and :mod:`.server`: the JSON protocol and the network adapter.
 """
-from .credentials import AuthError
-from .delivery import Delivery, DeliveryKind, Session
+from .delivery import Delivery, DeliveryKind, Outbound, Session
+from .errors import AuthError, Refusal
 from .router import ChatRouter
 
-__all__ = ["AuthError", "ChatRouter", "Delivery", "DeliveryKind", "Session"]
+__all__ = ["AuthError", "ChatRouter", "Delivery", "DeliveryKind", "Outbound", "Refusal", "Session"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import Rejected
 from .names import normalize_name
+from .text import checked_text
 
 __all__ = [
     "MAX_TEXT_LENGTH",
@@ -24,7 +26,7 @@ MAX_TEXT_LENGTH = 2000
 _MSG_USAGE = "Uso: /msg <usuário> <texto>"
 
 
-class CommandError(ValueError):
+class CommandError(Rejected):
     """A line that cannot be sent; ``str(error)`` is the sentence shown to the user."""
 
 
@@ -52,6 +54,11 @@ Command = PublicText | PrivateText | WhoQuery
 
 
 def _checked_text(text: str) -> str:
+    """The text of a public or private message: :func:`checked_text`, and not too long."""
+    try:
+        checked_text(text)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     if len(text) > MAX_TEXT_LENGTH:
         raise CommandError(
             f"Mensagem longa demais: {len(text)} caracteres; o limite é {MAX_TEXT_LENGTH}."
@@ -69,12 +76,14 @@ def parse_line(line: str) -> Command:
     """Parse one line typed by a user.
 
     Surrounding whitespace is dropped; a line starting with ``/`` is a command
-    (command names are case-insensitive). The text of a message is limited to
-    ``MAX_TEXT_LENGTH`` characters.
+    (command names are case-insensitive). The text of a message must pass
+    :func:`wslab.chat.text.checked_text` (no controls, bidi overrides, lone surrogates or
+    invisible-only text) and is limited to ``MAX_TEXT_LENGTH`` characters.
 
     Raises:
         TypeError: if ``line`` is not a string (a programming error, not user input).
-        CommandError: blank line, ``/msg`` without user or text, a malformed user
+        CommandError: blank or invisible line, a character :mod:`wslab.chat.text`
+            refuses, ``/msg`` without user or text, a malformed user
             name, an unknown command, ``/who`` with arguments, or text too long.
     """
     if not isinstance(line, str):

@@ -1,15 +1,16 @@
-"""What the router hands to a session: immutable deliveries and session handles.
+"""What the hub hands out: immutable deliveries, outbound items and session handles.
 
-A :class:`Delivery` is frozen so that one object can sit in many sessions' queues at
-once: a network adapter may serialize a public message once and send the same bytes
-to every recipient.
+A :class:`Delivery` is frozen so that one object can go to many sessions at once; an
+:class:`Outbound` says which sessions get it and whether it is a replay, so an adapter
+serializes it once and writes the same bytes to every recipient.
 """
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
 
-__all__ = ["Delivery", "DeliveryKind", "Session"]
+__all__ = ["Delivery", "DeliveryKind", "Outbound", "Session"]
 
 
 class DeliveryKind(enum.StrEnum):
@@ -66,3 +67,17 @@ class Session:
     id: str
     user: str
     recovered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One delivery for a group of sessions, in the order the hub decided.
+
+    ``peers`` are the objects the adapter attached to those sessions when it opened
+    them (a connection, a queue): the hub never looks inside them. ``replayed`` is
+    True for messages re-sent because of a resume or a history request.
+    """
+
+    delivery: Delivery
+    peers: Collection[object]
+    replayed: bool = False

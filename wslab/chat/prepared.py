@@ -24,6 +24,7 @@ logging of frames. A connection that is open but fails one of the last four goes
 through ``broadcast`` itself. There's no backpressure, as with ``broadcast``: the
 caller checks each connection's write buffer first (the chat sheds slow readers).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -69,9 +70,14 @@ def write_prepared(connections: Iterable[ServerConnection], prepared: PreparedTe
     frame = prepared.frame
     for connection in connections:
         protocol = connection.protocol
-        if (protocol.state is not OPEN or connection.send_in_progress is not None
-                or protocol.extensions or protocol.side is not SERVER or protocol.writes
-                or protocol.debug):
+        if (
+            protocol.state is not OPEN
+            or connection.send_in_progress is not None
+            or protocol.extensions
+            or protocol.side is not SERVER
+            or protocol.writes
+            or protocol.debug
+        ):
             library.append(connection)  # broadcast skips it or sends it its own way
             continue
         try:

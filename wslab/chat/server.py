@@ -1,64 +1,71 @@
-"""The chat on the network: a websockets (asyncio) server around :class:`ChatRouter`.
+"""The chat on the network: a websockets (asyncio) server around a :class:`ChatNode`.
 
-The server owns no routing logic. It turns frames into router calls
-(:mod:`wslab.chat.wire` parses them) and the router's deliveries into frames; a
-public message is serialized once and written to all its recipients with
-:func:`websockets.asyncio.server.broadcast` (compression is off, so every recipient
+The server owns no routing logic: it turns frames into node calls (:mod:`.wire`
+parses them) and writes the :class:`Outbound` items the node returns or emits, each
+encoded once and written to all its peers (compression is off, so every recipient
 gets the very same bytes).
 
-HTTP (:mod:`wslab.chat.web`): ``/`` and the other files of ``wslab/chat/static`` are
-the browser client; ``/ws`` is the WebSocket endpoint, refused with 403 when the
-``Host`` header does not name this server (DNS rebinding) or an ``Origin`` header is
-present and is not this server's own (cross-site WebSocket hijacking).
+HTTP (:mod:`.web`): ``/`` and the other files of ``wslab/chat/static`` are the browser
+client; ``/ws`` is the WebSocket endpoint. A ``Host`` that does not name this server
+(DNS rebinding) gets 403, on the page too, with the reason; on ``/ws`` so does an
+``Origin`` of another site (cross-site WebSocket hijacking).
 
-One bad client never disturbs the others:
+One bad client never disturbs the others, and each one's cost is capped:
 
-- an invalid first frame closes that connection with 4000, a wrong secret with 4001,
-  and a hello that does not come within ``hello_timeout`` seconds with 4000;
-- after the hello, malformed JSON, an unknown type or a binary frame get an error frame
-  and the connection stays up; a frame above 16 KiB closes with 1009 (websockets'
-  ``max_size``);
-- a session may send ``max_rate`` lines per second on average (bursts of ``burst``);
-  a line above that gets an error frame and is not sent, so one client cannot flood
-  the others' connections;
-- keepalive pings find dead peers; a client that does not read, so that more than
-  ``max_pending`` bytes wait in its write buffer, is closed with 1013 and its session
-  ended: it can reconnect and resume from its last offset, without anything lost;
-- every closing handshake, whoever starts it, ends within ``close_timeout``: after
-  that the TCP connection is cut (see :func:`close_within`).
+- connections: at most ``caps.max_connections`` in all and ``caps.max_per_address``
+  per address; of those still waiting for their session (handshake and hello to come)
+  ``caps.max_waiting`` and ``caps.max_waiting_per_address``. A refusal is answered, the
+  moment TCP is accepted, with 503 or 429 and one sentence; the handshake must end
+  within ``open_timeout`` and the hello come within ``hello_timeout``;
+- an invalid hello closes with 4000, a wrong secret with 4001, too many wrong secrets
+  with 4029, too many new names with 4003 (the node's rules, :mod:`.node`);
+- after the hello, malformed JSON, an unknown type, a binary frame or a line over the
+  rate limit get an error frame and the connection stays up; a frame above 16 KiB
+  closes with 1009;
+- output: a client that leaves more than ``max_pending`` bytes unread is closed with
+  1013 and stops being read (pings it sends are not answered into a full buffer);
+  a replay is written in chunks, waiting for the client to read each, under the same
+  limit, so a resume from offset 0 neither blocks the loop nor buffers megabytes;
+- every closing handshake ends within ``close_timeout`` (:func:`close_within`).
 
-Not bounded here: how many connections are open at once (each waits at most 10 s for
-its handshake and ``hello_timeout`` for its hello) and how many names get registered;
-a deployment limits those in front of the server.
+Memory per connection is bounded by ``max_pending`` (unread output) plus websockets'
+read buffer (``max_queue`` frames of at most 16 KiB) plus ~30 KiB of fixed state; with
+the defaults, at most ~1.4 MiB, and the total at most that times
+``caps.max_connections``. Every client-supplied value in a log line is cut and
+escaped, and repeated log lines are counted (:mod:`.logs`).
 
-Every connection is served on one event loop and each router call runs to completion
-between two awaits, so the router needs no locks. ``python -m wslab.chat serve`` runs
-it from the command line; :class:`ChatServer` runs it in a background thread, for
-tests and notebooks.
+Every connection is served on one event loop; each node call runs to completion
+between two awaits of its own, so the hub needs no locks. ``python -m wslab.chat
+serve`` runs it from the command line; :class:`ChatServer` runs it in a background
+thread, for tests and notebooks.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from http import HTTPStatus
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from .credentials import AuthError
-from .delivery import Delivery
-from .ratelimit import TokenBucket
-from .router import ChatRouter
-from .web import StaticFiles, handshake_refusal
+from .delivery import DeliveryKind, Outbound
+from .errors import Refusal
+from .gate import Caps, Gate
+from .kdf import SCRYPT, Scrypt
+from .logs import shown
+from .node import ChatNode, Limits
+from .stores.memory import MemoryCredentials, MemoryLog
+from .web import StaticFiles, handshake_refusal, refusal_page
 from .wire import (
     MAX_FRAME_BYTES,
     BadFrame,
-    BadHello,
     ChatCloseCode,
     encode_delivery,
     encode_error,
@@ -67,14 +74,15 @@ from .wire import (
     parse_hello,
 )
 
-__all__ = ["ChatServer", "ChatService", "WS_PATH"]
+__all__ = ["ChatServer", "ChatService", "WS_PATH", "close_within"]
 
 WS_PATH = "/ws"
 HELLO_TIMEOUT = 10.0
+OPEN_TIMEOUT = 5.0  # the HTTP handshake; websockets' default is 10 s
 CLOSE_TIMEOUT = 10.0  # websockets' default
 MAX_PENDING_BYTES = 1 << 20
-MAX_RATE = 20.0  # lines per second a session may send, on average
-BURST = 40  # ... and at once
+MAX_QUEUE = 4  # frames websockets reads ahead per connection (4 x 16 KiB at most)
+REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
 
 logger = logging.getLogger("wslab.chat.server")
 
@@ -94,264 +102,326 @@ async def close_within(
     """
     try:
         async with asyncio.timeout(connection.close_timeout or CLOSE_TIMEOUT):
-            await connection.close(code, reason)
+            await connection.close(code, _close_reason(reason))
     except TimeoutError:
         connection.transport.abort()
 
 
-class _BoundedClosing(ServerConnection):
-    """A server connection whose closing is bounded in every case.
+class _Connection(ServerConnection):
+    """A server connection with the chat's guards on the transport itself.
 
-    When data from the peer moves the connection to CLOSING (its close frame, or a
-    frame that fails the connection, like one over ``max_size``: 1009), websockets
-    sends the close frame and then waits for the peer to end TCP; it enforces
-    ``close_timeout`` only while some coroutine awaits the connection, and the
-    handler's ``recv`` does not. A peer that then neither reads nor closes would keep
-    its session open. Here a bounded close starts at that moment.
+    - at ``connection_made`` it asks the service's :class:`Gate` to admit it, and
+      answers a refusal with its HTTP status before reading anything;
+    - when data from the peer moves it to CLOSING (its close frame, or a frame over
+      ``max_size``: 1009), a bounded close starts at once: websockets enforces
+      ``close_timeout`` only while a coroutine awaits the connection;
+    - after each read, if the peer left more than ``max_pending`` bytes unread (pongs
+      to a ping flood pile up there too), reading stops and the client is shed.
     """
 
-    _closing: asyncio.Task | None = None
+    def __init__(self, *args, service: ChatService, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.service = service
+        self.address = "?"
+        self.admitted = False
+        self.seated = False
+        self.client: _Client | None = None
+        self._closing: asyncio.Task | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else "?"
+        refusal = self.service.gate.admit(self.address)
+        if refusal is None:
+            self.admitted = True
+            return
+        status, sentence = refusal
+        self.service.note("recusada %s: %d %s", self.address, status, sentence)
+        body = (sentence + "\n").encode()
+        transport.write(
+            f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: text/plain; "
+            f"charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+            f"Retry-After: 5\r\n\r\n".encode() + body
+        )
+        transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.admitted:
+            self.admitted = False
+            self.service.gate.left(self.address, seated=self.seated)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._closing is None and self.protocol.state is State.CLOSING:
+        if self.transport.get_write_buffer_size() > self.service.max_pending:
+            self.transport.pause_reading()
+            self.service.shed_connection(self)
+        elif self._closing is None and self.protocol.state is State.CLOSING:
             self._closing = self.loop.create_task(close_within(self))
 
 
-def _peer(connection: ServerConnection) -> str:
-    address = connection.remote_address
-    return f"{address[0]}:{address[1]}" if address else "?"
+class _Client:
+    """The peer the hub holds for one session: its connection and its session id."""
+
+    __slots__ = ("connection", "session_id")
+
+    def __init__(self, connection: _Connection) -> None:
+        self.connection = connection
+        self.session_id = ""
 
 
 class ChatService:
-    """Serves one :class:`ChatRouter` over WebSocket connections on one event loop.
+    """Serves one :class:`ChatNode` over WebSocket connections on one event loop.
 
     Args:
-        router: the routing model; the service only calls it.
+        node: the chat's rules and stores; the service starts and closes it.
         hello_timeout: seconds a new connection has to send its hello.
-        max_pending: bytes a connection may leave unread in its write buffer before
-            it is closed with 1013 as too slow.
-        max_rate, burst: lines per second a session may send on average, and at
-            once; ``max_rate=None`` lifts the limit (the fan-out benchmark does).
+        max_pending: bytes a connection may leave unread before it is closed with 1013.
         allowed_hosts: names, besides ``localhost`` and the server's addresses, that
-            the ``Host`` header of a ``/ws`` request may carry.
+            the ``Host`` header may carry (a server reached by a DNS name).
+        caps: connection caps (:class:`Caps`).
     """
 
     def __init__(
         self,
-        router: ChatRouter,
+        node: ChatNode,
         *,
         hello_timeout: float = HELLO_TIMEOUT,
         max_pending: int = MAX_PENDING_BYTES,
-        max_rate: float | None = MAX_RATE,
-        burst: int = BURST,
         allowed_hosts: Collection[str] = (),
+        caps: Caps = Caps(),
     ) -> None:
-        self.router = router
+        self.node = node
         self.hello_timeout = hello_timeout
         self.max_pending = max_pending
-        self.max_rate = max_rate
-        self.burst = burst
         self.allowed_hosts = tuple(allowed_hosts)
+        self.gate = Gate(caps)
         self._static = StaticFiles()
-        self._shedding: set[asyncio.Task] = set()  # 1013 closes under way
-        # Open sessions and their connections. A session id is here exactly while
-        # the router has it open: both change together, between two awaits.
-        self._connections: dict[str, ServerConnection] = {}
-        self._all: set[ServerConnection] = set()  # with or without a session yet
+        self._tasks: set[asyncio.Task] = set()  # 1013 closes under way
+        self._clients: dict[str, _Client] = {}  # open sessions, in opening order
+        self._all: set[_Connection] = set()  # with or without a session yet
 
     def session_ids(self) -> list[str]:
-        """Ids of the open sessions, in connection order."""
-        return list(self._connections)
+        """Ids of the open sessions, in opening order."""
+        return list(self._clients)
 
     def connection(self, session_id: str) -> ServerConnection:
         """The connection serving a session (``KeyError`` if it is not open)."""
-        return self._connections[session_id]
+        return self._clients[session_id].connection
+
+    @property
+    def epoch(self) -> str:
+        return self.node.epoch
 
     async def serve(self, host: str, port: int, **options) -> Server:
-        """Start listening; ``options`` go to websockets' ``serve`` (ping_interval...)."""
+        """Start the node and listen; ``options`` go to websockets' ``serve``.
+
+        Raises:
+            StoreError: the store cannot be opened.
+        """
+        await self.node.start(self.send)
+        options.setdefault("open_timeout", OPEN_TIMEOUT)
+        options.setdefault("max_queue", MAX_QUEUE)
         return await serve(
             self._handle,
             host,
             port,
             process_request=self._process_request,
             max_size=MAX_FRAME_BYTES,
-            create_connection=_BoundedClosing,
+            create_connection=functools.partial(_Connection, service=self),
             compression=None,
             **options,
         )
 
     async def shut_down(self, server: Server) -> None:
-        """Stop listening and close every connection with 1001, each one bounded."""
+        """Stop listening, close every connection with 1001 (bounded), close the node."""
         server.close(close_connections=False)
-        await asyncio.gather(
-            *(close_within(c, CloseCode.GOING_AWAY) for c in list(self._all))
-        )
+        await asyncio.gather(*(close_within(c, CloseCode.GOING_AWAY) for c in list(self._all)))
         await server.wait_closed()
+        await self.node.close()
+
+    def note(self, message: str, *args) -> None:
+        logger.info(message, *args)
 
     # -- HTTP: static files, and who may open /ws (wslab.chat.web) ------------------------
 
-    def _process_request(
-        self, connection: ServerConnection, request: Request
-    ) -> Response | None:
+    def _process_request(self, connection: _Connection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
-        if path != WS_PATH:
-            response = self._static.response(path)
-            if response is None:
-                return connection.respond(HTTPStatus.NOT_FOUND, "Não encontrado.\n")
-            return response
-        local_address = connection.local_address[0] if connection.local_address else ""
-        refusal = handshake_refusal(request.headers, local_address, self.allowed_hosts)
+        local = connection.local_address
+        refusal = handshake_refusal(
+            request.headers,
+            local[0] if local else "",
+            self.allowed_hosts,
+            local_port=local[1] if local else None,
+            check_origin=path == WS_PATH,
+        )
         if refusal is not None:
-            logger.info("recusada %s: %s", _peer(connection), refusal)
-            return connection.respond(HTTPStatus.FORBIDDEN, refusal + "\n")
-        return None
+            self.note("recusada %s %s: %s", connection.address, shown(path, 40), refusal)
+            body = refusal_page(refusal)
+            headers = Headers([("Content-Type", "text/html; charset=utf-8"),
+                               ("Content-Length", str(len(body)))])
+            return Response(HTTPStatus.FORBIDDEN, "Forbidden", headers, body)
+        if path == WS_PATH:
+            return None
+        response = self._static.response(path)
+        if response is None:
+            return connection.respond(HTTPStatus.NOT_FOUND, "Não encontrado.\n")
+        return response
 
     # -- WebSocket ---------------------------------------------------------------------
 
-    async def _handle(self, connection: ServerConnection) -> None:
+    async def _handle(self, connection: _Connection) -> None:
         self._all.add(connection)
         try:
-            session_id = await self._open(connection)
-            if session_id is not None:
-                await self._serve_session(session_id, connection)
+            client = await self._open(connection)
+            if client is not None:
+                await self._serve_session(client)
         finally:
             self._all.discard(connection)
 
-    async def _serve_session(self, session_id: str, connection: ServerConnection) -> None:
-        loop = asyncio.get_running_loop()
-        bucket = (
-            TokenBucket(self.max_rate, self.burst, loop.time()) if self.max_rate else None
+    async def _open(self, connection: _Connection) -> _Client | None:
+        """Read the hello, log in, write the replay; on failure close and return None.
+
+        All or nothing: the session is registered with the service only once its
+        replay is written and it is live; any failure before closes it in the node.
+        """
+        try:
+            first = await asyncio.wait_for(connection.recv(), self.hello_timeout)
+        except TimeoutError:
+            return await self._refuse(connection, Refusal(
+                f"O hello não chegou em {self.hello_timeout:g} s.", ChatCloseCode.BAD_HELLO
+            ))
+        except ConnectionClosed:
+            return None
+        client = _Client(connection)
+        try:
+            hello = parse_hello(first)
+            session, items = await self.node.login(
+                hello.user, hello.secret, client, address=connection.address,
+                resume=hello.resume, history=hello.history,
+            )
+        except Refusal as refusal:
+            return await self._refuse(connection, refusal)
+        client.session_id = session.id
+        try:
+            self._write(connection, encode_welcome(session, self.node.epoch))
+            replayed = await self._replay(connection, items)
+            self.send(self.node.go_live(session.id))  # what came while replaying
+        except Refusal as refusal:  # the buffer overflowed: go_live closed the session
+            return await self._refuse(connection, refusal)
+        except BaseException:
+            self.node.leave(session.id)
+            raise
+        if connection.state is not State.OPEN:
+            self.node.leave(session.id)
+            return None
+        self._clients[session.id] = client
+        connection.client = client
+        connection.seated = True
+        self.gate.seated(connection.address)
+        self.note(
+            "aberta %s %s de %s (recuperada=%s, %d reenviadas)",
+            session.id, session.user, connection.address, session.recovered, replayed,
         )
+        return client
+
+    async def _replay(self, connection: _Connection, items: list[Outbound]) -> int:
+        """Write a session's first items in chunks of ``REPLAY_CHUNK`` bytes, waiting
+        (at most ``close_timeout``) for the client to read each. Returns how many."""
+        written = 0
+        for item in items:
+            if connection.state is not State.OPEN:
+                break
+            self._write(connection, encode_delivery(item.delivery, replayed=item.replayed))
+            written += 1
+            buffered = connection.transport.get_write_buffer_size()
+            if buffered > self.max_pending:
+                raise Refusal(
+                    "Cliente lento demais: reconecte e retome do último offset.",
+                    CloseCode.TRY_AGAIN_LATER,
+                )
+            if buffered > REPLAY_CHUNK:
+                try:
+                    async with asyncio.timeout(connection.close_timeout or CLOSE_TIMEOUT):
+                        while connection.transport.get_write_buffer_size() > REPLAY_CHUNK // 2:
+                            await asyncio.sleep(0.005)
+                            if connection.state is not State.OPEN:
+                                break
+                except TimeoutError:
+                    raise Refusal(
+                        "Cliente lento demais: reconecte e retome do último offset.",
+                        CloseCode.TRY_AGAIN_LATER,
+                    ) from None
+        return written
+
+    async def _serve_session(self, client: _Client) -> None:
+        connection, session_id = client.connection, client.session_id
         try:
             async for frame in connection:
-                if session_id not in self._connections:
+                if session_id not in self._clients:
                     break  # shed as too slow while this frame was in flight
-                if bucket is not None and not bucket.allow(loop.time()):
-                    self._reply(session_id, connection, encode_error(
-                        f"Devagar: limite de ritmo excedido (em média {self.max_rate:g} "
-                        "por segundo); esta linha não foi enviada."
-                    ))
-                    continue
                 try:
                     say = parse_frame(frame)
                 except BadFrame as error:
-                    self._reply(session_id, connection, encode_error(str(error)))
+                    self.send([self.node.hub.reply(session_id, DeliveryKind.ERROR, str(error))])
                     continue
-                self._flush(self.router.submit(session_id, say.text))
+                self.send(await self.node.say(session_id, say.text, address=connection.address))
         except ConnectionClosed:
             pass  # 1009, a lost peer...: the close code is logged below
         finally:
             self._forget(session_id)
-            logger.info(
-                "fechada %s (%s): %s %r",
-                session_id,
-                _peer(connection),
-                connection.close_code,
-                connection.close_reason or "",
+            self.note(
+                "fechada %s (%s): %s %s", session_id, connection.address,
+                connection.close_code, shown(connection.close_reason or "", 80),
             )
 
-    async def _open(self, connection: ServerConnection) -> str | None:
-        """Read the hello and open a session; on failure close and return None."""
-        try:
-            first = await asyncio.wait_for(connection.recv(), self.hello_timeout)
-        except TimeoutError:
-            return await self._refuse(
-                connection,
-                ChatCloseCode.BAD_HELLO,
-                f"O hello não chegou em {self.hello_timeout:g} s.",
-            )
-        except ConnectionClosed:
-            logger.info("fechada antes do hello %s", _peer(connection))
-            return None
-        try:
-            hello = parse_hello(first)
-            session = self.router.connect(hello.user, hello.secret, hello.resume)
-        except BadHello as error:
-            return await self._refuse(connection, error.code, str(error))
-        except AuthError:
-            return await self._refuse(
-                connection, ChatCloseCode.BAD_SECRET, "Segredo errado para este nome."
-            )
-        except ValueError as error:  # the router's rules: name, offset
-            return await self._refuse(connection, ChatCloseCode.BAD_HELLO, str(error))
-
-        # Welcome, replay and registration happen with no await in between, so no
-        # other message can overtake the replay or reach the client before welcome.
-        frames = [encode_welcome(session, self.router.epoch)]
-        frames += [encode_delivery(d, replayed=d.kept) for d in self.router.take(session.id)]
-        for frame in frames:
-            broadcast([connection], frame)
-        self._connections[session.id] = connection
-        logger.info(
-            "aberta %s %s de %s (recuperada=%s, %d reenviadas)",
-            session.id,
-            session.user,
-            _peer(connection),
-            session.recovered,
-            len(frames) - 1,
-        )
-        return session.id
-
-    async def _refuse(self, connection: ServerConnection, code: int, reason: str) -> None:
-        logger.info("recusada %s: %d %s", _peer(connection), code, reason)
-        await close_within(connection, code, _close_reason(reason))
+    async def _refuse(self, connection: _Connection, refusal: Refusal) -> None:
+        self.note("recusada %s: %d %s", connection.address, refusal.close_code, refusal)
+        await close_within(connection, refusal.close_code, str(refusal))
         return None
 
-    def _too_slow(self, session_id: str, connection: ServerConnection) -> bool:
-        """Shed the session if its client left more than ``max_pending`` bytes unread."""
-        if connection.transport.get_write_buffer_size() <= self.max_pending:
-            return False
-        self._shed(session_id, connection)
-        return True
+    # -- writing -----------------------------------------------------------------------
 
-    def _reply(self, session_id: str, connection: ServerConnection, frame: str) -> None:
-        """Answer one session alone (an error notice), unless its client is too slow."""
-        if not self._too_slow(session_id, connection):
-            broadcast([connection], frame)
+    def _write(self, connection: ServerConnection, frame: str) -> None:
+        broadcast([connection], frame)
 
-    def _flush(self, session_ids: list[str]) -> None:
-        """Send what the router queued for these sessions.
+    def send(self, items: Iterable[Outbound]) -> None:
+        """Write each item, encoded once, to each of its peers that is open and keeps
+        up; a peer over ``max_pending`` is shed instead. One peer's failure never
+        stops the others' deliveries."""
+        for item in items:
+            frame = encode_delivery(item.delivery, replayed=item.replayed).encode()
+            ready = []
+            for client in item.peers:
+                connection = client.connection
+                if connection.transport.get_write_buffer_size() > self.max_pending:
+                    self.shed_connection(connection)
+                elif connection.protocol.state is State.OPEN:
+                    ready.append(connection)
+            broadcast(ready, frame, text=True)
 
-        The router puts the same delivery object in every queue, so the connections
-        are grouped by delivery: each one is encoded once and written to its whole
-        group with one ``broadcast`` call.
-        """
-        groups: dict[int, tuple[Delivery, list[ServerConnection]]] = {}
-        for session_id in session_ids:
-            connection = self._connections[session_id]
-            deliveries = self.router.take(session_id)
-            if self._too_slow(session_id, connection):
-                continue
-            if len(deliveries) != 1:  # never after one submit; kept in order anyway
-                for delivery in deliveries:
-                    broadcast([connection], encode_delivery(delivery))
-                continue
-            delivery = deliveries[0]
-            group = groups.get(id(delivery))
-            if group is None:
-                group = groups[id(delivery)] = (delivery, [])
-            group[1].append(connection)
-        for delivery, connections in groups.values():
-            broadcast(connections, encode_delivery(delivery))
+    # -- shedding ----------------------------------------------------------------------
 
-    def _shed(self, session_id: str, connection: ServerConnection) -> None:
+    def shed_connection(self, connection: _Connection) -> None:
         """End the session of a client too slow to read; it may resume later."""
-        logger.info("lenta %s (%s): fechando com 1013", session_id, _peer(connection))
-        self._forget(session_id)
-        task = asyncio.get_running_loop().create_task(
-            close_within(
-                connection,
-                CloseCode.TRY_AGAIN_LATER,
-                "Cliente lento demais: reconecte e retome do último offset.",
-            )
-        )
-        self._shedding.add(task)  # a reference, so the task is not collected midway
-        task.add_done_callback(self._shedding.discard)
+        client = connection.client
+        if client is not None and client.session_id in self._clients:
+            self.note("lenta %s (%s): fechando com 1013", client.session_id, connection.address)
+            self._forget(client.session_id)
+        elif connection._closing is not None or connection.state is not State.OPEN:
+            return
+        task = asyncio.get_running_loop().create_task(close_within(
+            connection, CloseCode.TRY_AGAIN_LATER,
+            "Cliente lento demais: reconecte e retome do último offset.",
+        ))
+        connection._closing = task
+        self._tasks.add(task)  # a reference, so the task is not collected midway
+        task.add_done_callback(self._tasks.discard)
 
     def _forget(self, session_id: str) -> None:
-        self._connections.pop(session_id, None)
-        self.router.disconnect(session_id)
+        self._clients.pop(session_id, None)
+        self.node.leave(session_id)
 
 
 class ChatServer:
@@ -362,12 +432,17 @@ class ChatServer:
 
     Args:
         host, port: where to listen; port 0 picks a free one.
-        retention: history size of the router created when ``router`` is omitted.
-        router: an existing router to serve.
+        retention: history size of the stores created when ``node`` is omitted (in
+            memory unless ``db`` names a SQLite file).
+        db: a SQLite database path (``wslab.chat.stores.sqlite``); None keeps
+            everything in memory.
+        kdf: cost of stored secrets (tests lower it explicitly).
+        limits: the node's limits (:class:`wslab.chat.node.Limits`).
+        node: an existing node to serve instead.
         ping_interval, ping_timeout, close_timeout: websockets' keepalive and
             closing handshake bounds, in seconds.
-        service_options: ``hello_timeout``, ``max_pending``, ``max_rate``, ``burst``,
-            ``allowed_hosts``: see :class:`ChatService`.
+        service_options: ``hello_timeout``, ``max_pending``, ``allowed_hosts``,
+            ``caps``: see :class:`ChatService`.
     """
 
     def __init__(
@@ -376,16 +451,19 @@ class ChatServer:
         port: int = 0,
         *,
         retention: int = 1000,
-        router: ChatRouter | None = None,
+        db: str | None = None,
+        kdf: Scrypt = SCRYPT,
+        limits: Limits = Limits(),
+        node: ChatNode | None = None,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         close_timeout: float | None = CLOSE_TIMEOUT,
         **service_options,
     ) -> None:
         self.host = host
-        self.service = ChatService(
-            router if router is not None else ChatRouter(retention), **service_options
-        )
+        if node is None:
+            node = ChatNode(*_stores(db, retention), kdf=kdf, limits=limits)
+        self.service = ChatService(node, **service_options)
         self._port = port
         self._options = {
             "ping_interval": ping_interval,
@@ -397,13 +475,17 @@ class ChatServer:
         self._thread: threading.Thread | None = None
 
     @property
-    def router(self) -> ChatRouter:
-        return self.service.router
+    def node(self) -> ChatNode:
+        return self.service.node
+
+    @property
+    def epoch(self) -> str:
+        return self.service.epoch
 
     @property
     def port(self) -> int:
         if self._server is None:
-            raise RuntimeError("o servidor de chat não está rodando")
+            raise RuntimeError("the chat server is not running")
         return self._server.sockets[0].getsockname()[1]
 
     @property
@@ -435,13 +517,14 @@ class ChatServer:
             ready.set()
             try:
                 loop.run_until_complete(self._server.wait_closed())
+                loop.run_until_complete(asyncio.sleep(0))
             finally:
                 loop.close()
 
         self._thread = threading.Thread(target=run, name="wslab-chat-server", daemon=True)
         self._thread.start()
         if not ready.wait(timeout):
-            raise TimeoutError(f"o servidor de chat não começou em {timeout:g} s")
+            raise TimeoutError(f"the chat server did not start within {timeout:g} s")
         if failure:
             raise failure[0]
         return self
@@ -459,7 +542,7 @@ class ChatServer:
         asyncio.run_coroutine_threadsafe(self.service.shut_down(self._server), self._loop)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            raise TimeoutError(f"o servidor de chat não parou em {timeout:g} s")
+            raise TimeoutError(f"the chat server did not stop within {timeout:g} s")
         self._server = None
 
     def __enter__(self) -> ChatServer:
@@ -470,7 +553,7 @@ class ChatServer:
 
     def _call(self, coroutine, timeout: float):
         if self._loop is None:
-            raise RuntimeError("o servidor de chat não está rodando")
+            raise RuntimeError("the chat server is not running")
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     def session_ids(self, timeout: float = 5.0) -> list[str]:
@@ -498,3 +581,13 @@ class ChatServer:
                     await asyncio.sleep(0.01)
 
         self._call(cut(), timeout)
+
+
+def _stores(db: str | None, retention: int):
+    """The (log, credentials) pair for ``db``: memory when None, else SQLite."""
+    if db is None:
+        return MemoryLog(retention), MemoryCredentials()
+    from .stores.sqlite import SqliteStore
+
+    store = SqliteStore(db, retention)
+    return store.log, store.credentials

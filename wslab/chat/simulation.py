@@ -16,7 +16,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .credentials import AuthError
+from .errors import AuthError
+from .kdf import CHEAP
 from .delivery import DeliveryKind
 from .router import ChatRouter
 
@@ -128,7 +129,9 @@ class _Run:
         self.texts = 0
 
     def _new_router(self) -> ChatRouter:
-        return self.router_cls(retention=self.retention, epoch=f"sim{self.seed}-{self.restarts}")
+        return self.router_cls(
+            retention=self.retention, epoch=f"sim{self.seed}-{self.restarts}", kdf=CHEAP
+        )
 
     def fail(self, what: str) -> None:
         self.violations.append(what)

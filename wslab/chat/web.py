@@ -4,10 +4,13 @@ Pure functions of the request, so each rule has a unit test without sockets.
 
 Who may open ``/ws``:
 
-- the ``Host`` header must name this server: ``localhost``, the address the client
-  connected to, or a name the operator allowed (``allowed_hosts``, for a server
-  reached by a DNS name). This stops DNS rebinding, where a hostile page makes its own
-  name resolve to this machine: the browser then sends that hostile name as ``Host``;
+- the ``Host`` header must name this server: ``localhost`` or the address the client
+  connected to, with this server's port, or a name the operator allowed
+  (``allowed_hosts``, for a server reached by a DNS name, any port: a proxy may sit in
+  front). This stops DNS rebinding, where a hostile page makes its own name resolve to
+  this machine: the browser then sends that hostile name as ``Host``. The page itself
+  is refused the same way, with the reason in the page, so a user who reached the
+  server by an unknown name reads why instead of a client that never connects;
 - the ``Origin`` header, when present, must be this same host, over http or https.
   This stops cross-site WebSocket hijacking, where a page of another site opens the
   socket with the user's cookies. Clients that send no ``Origin`` (scripts, not
@@ -16,20 +19,23 @@ Who may open ``/ws``:
 from __future__ import annotations
 
 from collections.abc import Collection
+from html import escape
 from importlib import resources
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-__all__ = ["StaticFiles", "handshake_refusal", "host_name"]
+__all__ = ["StaticFiles", "handshake_refusal", "host_name", "host_port", "refusal_page"]
 
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
 }
 _SECURITY_HEADERS = [
-    ("Content-Security-Policy", "default-src 'self'; connect-src 'self'"),
+    ("Content-Security-Policy", "default-src 'self'; connect-src 'self'; frame-ancestors 'none'"),
+    ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers that predate it
     ("X-Content-Type-Options", "nosniff"),
     ("Cache-Control", "no-store"),
 ]
@@ -71,30 +77,59 @@ def host_name(host_header: str) -> str:
     return host.rpartition(":")[0] if ":" in host else host
 
 
+def host_port(host_header: str) -> int | None:
+    """The port in a ``Host`` header, None when it names none (or not a number)."""
+    host = host_header.strip()
+    rest = host.rpartition("]")[2] if host.startswith("[") else host
+    port = rest.rpartition(":")[2] if ":" in rest else ""
+    return int(port) if port.isdigit() else None
+
+
 def handshake_refusal(
     headers: Headers,
     local_address: str,
     allowed_hosts: Collection[str] = (),
+    *,
+    local_port: int | None = None,
+    check_origin: bool = True,
 ) -> str | None:
-    """Why a request to ``/ws`` must get 403, in one pt-BR sentence; None to accept it.
+    """Why a request must get 403, in one pt-BR sentence; None to accept it.
 
-    ``local_address`` is the IP address the client connected to (the server side of
-    the socket); ``allowed_hosts`` are extra names this server answers to. A repeated
-    ``Host`` or ``Origin`` header is refused too: it could be read two ways.
+    ``local_address`` and ``local_port`` are where the client connected (the server
+    side of the socket; ``local_port=None`` skips the port check); ``allowed_hosts`` are
+    extra names this server answers to, on any port. A repeated ``Host`` or ``Origin``
+    header is refused too: it could be read two ways. ``check_origin=False`` checks the
+    ``Host`` only (the page's own files).
     """
     hosts, origins = headers.get_all("Host"), headers.get_all("Origin")
     if len(hosts) != 1 or len(origins) > 1:
         return "Cabeçalho Host ausente ou repetido, ou Origin repetido."
     host = hosts[0]
-    known = {"localhost", local_address.lower(), *(h.lower() for h in allowed_hosts)}
-    if host_name(host) not in known:
+    name = host_name(host)
+    allowed = {h.lower() for h in allowed_hosts}
+    if name not in {"localhost", local_address.lower(), *allowed}:
         return (
             f"Host não reconhecido: {host[:80]!r} não é um nome deste servidor "
             "(use o endereço dele, ou inicie-o com --allow-host)."
         )
+    if local_port is not None and name not in allowed and (host_port(host) or 80) != local_port:
+        return (
+            f"Host não reconhecido: {host[:80]!r} não é a porta deste servidor "
+            f"({local_port})."
+        )
+    if not check_origin:
+        return None
     if origins and origins[0].lower() not in (
         f"http://{host}".lower(),
         f"https://{host}".lower(),
     ):
         return f"Origem não permitida: {origins[0][:80]!r} não é a origem deste servidor."
     return None
+
+
+def refusal_page(reason: str) -> bytes:
+    """A small HTML page that shows ``reason`` (escaped) to whoever opened the chat."""
+    return (
+        '<!doctype html><html lang="pt-BR"><meta charset="utf-8"><title>wslab chat</title>'
+        f"<h1>O chat recusou este endereço</h1><p>{escape(reason)}</p></html>\n"
+    ).encode()

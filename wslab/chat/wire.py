@@ -5,7 +5,8 @@ server (:mod:`wslab.chat.server`) only moves frames.
 
 Client to server::
 
-    {"type": "hello", "user": "ana", "secret": "...", "resume": {"epoch": "...", "offset": 7} or null}
+    {"type": "hello", "user": "ana", "secret": "...",
+     "resume": {"epoch": "...", "offset": 7} or null, "history": 0 to 200 (optional)}
     {"type": "say", "text": "oi"}              # the line as typed: /msg and /who included
 
 Server to client::
@@ -16,19 +17,22 @@ Server to client::
     {"type": "system", "text": "..."}
     {"type": "error", "text": "..."}
 
-``replayed`` is true for messages re-sent because of a resume. Close codes are
-:class:`ChatCloseCode`; a frame above :data:`MAX_FRAME_BYTES` closes with 1009.
+``replayed`` is true for messages re-sent because of a resume or a ``history``
+request (the newest N messages the user may see, for a session that starts without a
+resume). Close codes are :class:`ChatCloseCode`; a frame above :data:`MAX_FRAME_BYTES`
+closes with 1009.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import IntEnum
 
 from .delivery import Delivery, DeliveryKind, Session
+from .errors import ChatCloseCode, Refusal, Rejected
 
 __all__ = [
     "MAX_FRAME_BYTES",
+    "MAX_HISTORY",
     "BadFrame",
     "BadHello",
     "ChatCloseCode",
@@ -39,27 +43,18 @@ __all__ = [
     "encode_welcome",
     "parse_frame",
     "parse_hello",
+    "resume_point",
 ]
 
 MAX_FRAME_BYTES = 16 * 1024
+MAX_HISTORY = 200
 
 
-class ChatCloseCode(IntEnum):
-    """Close codes of the application range (4000-4999) that this protocol defines."""
-
-    BAD_HELLO = 4000
-    BAD_SECRET = 4001
+class BadHello(Refusal):
+    """The first frame is not a valid hello: the server closes with 4000."""
 
 
-class BadHello(ValueError):
-    """The first frame is not a valid hello: the server closes with 4000 (or 4001)."""
-
-    def __init__(self, reason: str, code: ChatCloseCode = ChatCloseCode.BAD_HELLO) -> None:
-        super().__init__(reason)
-        self.code = code
-
-
-class BadFrame(ValueError):
+class BadFrame(Rejected):
     """A frame after the hello that cannot be handled: answered with an error frame."""
 
 
@@ -68,6 +63,7 @@ class Hello:
     user: str
     secret: str
     resume: tuple[str, int] | None
+    history: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +71,29 @@ class Say:
     text: str
 
 
-def _load_object(frame: str | bytes, error: type[ValueError]) -> dict:
+def _load_object(frame: str | bytes, error: type[Exception]) -> dict:
     if not isinstance(frame, str):
         raise error("Quadro binário: este protocolo usa apenas quadros de texto com JSON.")
     try:
         data = json.loads(frame)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         raise error("JSON inválido: cada quadro deve ser um objeto JSON.") from None
     if not isinstance(data, dict):
         raise error("JSON inválido: cada quadro deve ser um objeto JSON.")
     return data
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` can be encoded as UTF-8: JSON's ``\\ud800`` escape can make a
+    lone surrogate, which no frame could carry back out."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_NOT_UNICODE = "Texto inválido: contém um surrogate isolado, que não pode ser codificado em UTF-8."
 
 
 def parse_hello(frame: str | bytes) -> Hello:
@@ -94,8 +103,9 @@ def parse_hello(frame: str | bytes) -> Hello:
 
     Raises:
         BadHello: not a text frame, not a JSON object, not ``type: hello``, ``user``
-            or ``secret`` not strings, or ``resume`` neither null nor
-            ``{"epoch": str, "offset": int >= 0}``.
+            or ``secret`` not strings (or holding a lone surrogate), ``resume``
+            neither null nor ``{"epoch": str, "offset": int >= 0}``, or ``history`` not
+            an integer from 0 to :data:`MAX_HISTORY`.
     """
     data = _load_object(frame, BadHello)
     if data.get("type") != "hello":
@@ -103,19 +113,32 @@ def parse_hello(frame: str | bytes) -> Hello:
     user, secret = data.get("user"), data.get("secret")
     if not isinstance(user, str) or not isinstance(secret, str):
         raise BadHello("hello precisa de user e secret, ambos texto.")
+    if not (_is_unicode(user) and _is_unicode(secret)):
+        raise BadHello(_NOT_UNICODE)
+    history = data.get("history", 0)
+    if not _is_count(history) or history > MAX_HISTORY:
+        raise BadHello(f"history deve ser um inteiro de 0 a {MAX_HISTORY}.")
     resume = data.get("resume")
     if resume is None:
-        return Hello(user, secret, None)
-    epoch = resume.get("epoch") if isinstance(resume, dict) else None
-    offset = resume.get("offset") if isinstance(resume, dict) else None
-    if (
-        not isinstance(epoch, str)
-        or isinstance(offset, bool)
-        or not isinstance(offset, int)
-        or offset < 0
-    ):
+        return Hello(user, secret, None, history)
+    if not isinstance(resume, dict):
+        resume = {}
+    return Hello(user, secret, resume_point(resume.get("epoch"), resume.get("offset")), history)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def resume_point(epoch: object, offset: object) -> tuple[str, int]:
+    """``(epoch, offset)`` checked: a text epoch and an integer offset >= 0.
+
+    Raises:
+        BadHello: (4000) otherwise.
+    """
+    if not isinstance(epoch, str) or not _is_unicode(epoch) or not _is_count(offset):
         raise BadHello('resume deve ser null ou {"epoch": texto, "offset": inteiro >= 0}.')
-    return Hello(user, secret, (epoch, offset))
+    return epoch, offset
 
 
 def parse_frame(frame: str | bytes) -> Say:
@@ -131,6 +154,8 @@ def parse_frame(frame: str | bytes) -> Say:
     text = data.get("text")
     if not isinstance(text, str):
         raise BadFrame('"say" precisa de "text" com o texto da linha.')
+    if not _is_unicode(text):
+        raise BadFrame(_NOT_UNICODE)
     return Say(text)
 
 

@@ -5,16 +5,24 @@ same timestamped events (:mod:`.events`) to a client whose socket counts every b
 (:mod:`.accounting`); :mod:`.experiment` runs them and summarizes latency, bytes,
 requests and connections. Notebook 01 narrates the result.
 """
+
 from .accounting import ByteCounter, CountingHTTPConnection, CountingSocket, open_counting_socket
-from .events import Event, EventSource
-from .experiment import Measurement, Transport, default_transports, format_table, run_experiment, run_transport
+from .events import Event, TickSchedule
+from .experiment import (
+    Measurement,
+    Transport,
+    default_transports,
+    format_table,
+    run_experiment,
+    run_transport,
+)
 
 __all__ = [
     "ByteCounter",
     "CountingHTTPConnection",
     "CountingSocket",
     "Event",
-    "EventSource",
+    "TickSchedule",
     "Measurement",
     "Transport",
     "default_transports",

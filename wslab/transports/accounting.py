@@ -5,6 +5,7 @@ crosses the wire (TCP/IP headers excluded): request lines, headers, chunk sizes,
 frame headers and masks. Any library that reads through the socket (``http.client``
 via ``makefile``, ``websocket-client`` via ``send``/``recv``) is counted unchanged.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -54,7 +55,9 @@ class CountingSocket(socket.socket):
         return received
 
 
-def open_counting_socket(host: str, port: int, counter: ByteCounter, timeout: float) -> CountingSocket:
+def open_counting_socket(
+    host: str, port: int, counter: ByteCounter, timeout: float
+) -> CountingSocket:
     """Connect a :class:`CountingSocket` to ``(host, port)`` and count the connection.
 
     Every later operation times out after ``timeout`` seconds, so no wait is unbounded.

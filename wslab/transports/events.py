@@ -6,6 +6,7 @@ one is, so all four servers serve the very same stream. Each event is encoded as
 JSON object padded with spaces to a fixed width, so byte counts do not depend on the
 values of ``seq`` or of the timestamp, and the runs are comparable byte for byte.
 """
+
 from __future__ import annotations
 
 import json
@@ -85,20 +86,24 @@ def decode_batch(body: bytes) -> list[Event]:
     return [Event.from_object(item) for item in items]
 
 
-class EventSource:
+class TickSchedule:
     """``count`` events due at a fixed ``rate`` per second once :meth:`start` is called.
 
     Thread-safe: servers in several threads may query and wait at the same time.
     """
 
-    def __init__(self, count: int, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, count: int, rate: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         """Raises ``ValueError`` if ``count`` or ``rate`` is out of range."""
         if not isinstance(count, int) or not 1 <= count <= MAX_EVENTS:
             raise ValueError(f"count must be an integer in 1..{MAX_EVENTS}, got {count!r}")
         if not isinstance(rate, (int, float)) or not rate > 0:
             raise ValueError(f"rate must be a positive number of events per second, got {rate!r}")
         if (count - 1) / rate > MAX_OFFSET:
-            raise ValueError(f"the stream would last more than {MAX_OFFSET} s; raise rate or lower count")
+            raise ValueError(
+                f"the stream would last more than {MAX_OFFSET} s; raise rate or lower count"
+            )
         self.count = count
         self.rate = float(rate)
         self.clock = clock
@@ -174,6 +179,6 @@ class EventSource:
 CLIENT_TIMEOUT = 10.0  # seconds a client waits beyond the stream's own duration
 
 
-def stream_deadline(source: EventSource, timeout: float) -> float:
+def stream_deadline(source: TickSchedule, timeout: float) -> float:
     """Clock time by which a client must have every event: stream duration plus ``timeout``."""
     return source.clock() + (source.count - 1) / source.rate + timeout

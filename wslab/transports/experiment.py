@@ -5,6 +5,7 @@ direction counted at the client socket (headers, handshakes and closes included,
 the whole connection's bytes divided by the number of events), and the number of HTTP
 requests and TCP connections the client opened.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,14 +14,14 @@ from dataclasses import dataclass
 from functools import partial
 
 from .accounting import ByteCounter
-from .delivery import Delivery
-from .events import EventSource
+from .events import TickSchedule
 from .long_polling import LongPollingServer, receive_by_long_polling
+from .receipt import Receipt
 from .server_sent_events import ServerSentEventsServer, receive_by_server_sent_events
 from .short_polling import ShortPollingServer, receive_by_short_polling
 from .websocket_push import WebSocketServer, receive_by_websocket
 
-Receiver = Callable[[int, EventSource, ByteCounter], Delivery]
+Receiver = Callable[[int, TickSchedule, ByteCounter], Receipt]
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Transport:
     """A named pair: a server class (context manager over a source) and its client."""
 
     name: str
-    server: Callable[[EventSource], object]
+    server: Callable[[TickSchedule], object]
     receive: Receiver
 
 
@@ -39,8 +40,11 @@ def default_transports(poll_intervals: Sequence[float] = (0.007, 0.11)) -> list[
     phase between polls and events sweeps all values, as with independent clocks.
     """
     transports = [
-        Transport(f"short polling {interval * 1000:g} ms", ShortPollingServer,
-                  partial(receive_by_short_polling, interval=interval))
+        Transport(
+            f"short polling {interval * 1000:g} ms",
+            ShortPollingServer,
+            partial(receive_by_short_polling, interval=interval),
+        )
         for interval in poll_intervals
     ]
     return transports + [
@@ -82,8 +86,10 @@ class Measurement:
     @property
     def event_bytes(self) -> tuple[int, int]:
         """(up, down) between setup and closing: what carrying the events cost."""
-        return (self.bytes_up - self.setup_bytes[0] - self.closing_bytes[0],
-                self.bytes_down - self.setup_bytes[1] - self.closing_bytes[1])
+        return (
+            self.bytes_up - self.setup_bytes[0] - self.closing_bytes[0],
+            self.bytes_down - self.setup_bytes[1] - self.closing_bytes[1],
+        )
 
     @property
     def p50_ms(self) -> float:
@@ -123,41 +129,65 @@ def run_transport(transport: Transport, count: int, rate: float) -> Measurement:
     The server starts on an ephemeral loopback port and is stopped even if the client
     fails. Raises whatever the client raises (``TimeoutError``, ``ConnectionError``...).
     """
-    source = EventSource(count, rate)
+    source = TickSchedule(count, rate)
     counter = ByteCounter()
     with transport.server(source) as server:
-        delivery = transport.receive(server.port, source, counter)
+        receipt = transport.receive(server.port, source, counter)
     return Measurement(
         name=transport.name,
         count=count,
-        seqs=tuple(delivery.seqs),
-        latencies_ms=tuple(latency * 1000 for latency in delivery.latencies),
+        seqs=tuple(receipt.seqs),
+        latencies_ms=tuple(latency * 1000 for latency in receipt.latencies),
         bytes_up=counter.sent,
         bytes_down=counter.received,
-        requests=delivery.requests,
+        requests=receipt.requests,
         connections=counter.connections,
-        setup_bytes=delivery.setup_bytes,
-        closing_bytes=(counter.sent - delivery.stream_end_bytes[0],
-                       counter.received - delivery.stream_end_bytes[1]),
+        setup_bytes=receipt.setup_bytes,
+        closing_bytes=(
+            counter.sent - receipt.stream_end_bytes[0],
+            counter.received - receipt.stream_end_bytes[1],
+        ),
     )
 
 
-def run_experiment(count: int, rate: float, transports: Sequence[Transport] | None = None) -> list[Measurement]:
+def run_experiment(
+    count: int, rate: float, transports: Sequence[Transport] | None = None
+) -> list[Measurement]:
     """Run every transport back to back on a fresh stream of ``count`` events at ``rate``/s."""
     return [run_transport(t, count, rate) for t in (transports or default_transports())]
 
 
 def format_table(measurements: Sequence[Measurement]) -> str:
     """A plain-text table (pt-BR headers) of latency, bytes, requests and connections."""
-    header = ("transporte", "p50 ms", "p95 ms", "máx ms", "B/evento ↑", "B/evento ↓", "requisições", "conexões")
+    header = (
+        "transporte",
+        "p50 ms",
+        "p95 ms",
+        "máx ms",
+        "B/evento ↑",
+        "B/evento ↓",
+        "requisições",
+        "conexões",
+    )
     rows = [
-        (m.name, f"{m.p50_ms:.2f}", f"{m.p95_ms:.2f}", f"{m.max_ms:.2f}", f"{m.up_per_event:.1f}",
-         f"{m.down_per_event:.1f}", str(m.requests), str(m.connections))
+        (
+            m.name,
+            f"{m.p50_ms:.2f}",
+            f"{m.p95_ms:.2f}",
+            f"{m.max_ms:.2f}",
+            f"{m.up_per_event:.1f}",
+            f"{m.down_per_event:.1f}",
+            str(m.requests),
+            str(m.connections),
+        )
         for m in measurements
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -4,18 +4,21 @@ Shared by the short polling, long polling and SSE servers. Used as a context man
 it always stops: on exit it wakes handlers that wait for events, closes open
 keep-alive connections and joins every thread, even when the ``with`` body raised.
 """
+
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from .events import EventSource
+from wslab.background import BackgroundServer
+
+from .events import TickSchedule
 
 HOST = "127.0.0.1"
 HOLD = 25.0  # seconds a server waits for the next due event (below common proxy timeouts)
-JOIN_TIMEOUT = 5.0  # seconds; handlers wake on `stopping`, so joins return well before
 
 
 class _TrackingHTTPServer(ThreadingHTTPServer):
@@ -23,10 +26,10 @@ class _TrackingHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = False  # joined in server_close()
 
-    def __init__(self, address, handler, source: EventSource) -> None:
+    def __init__(self, address, handler, source: TickSchedule, stopping: threading.Event) -> None:
         super().__init__(address, handler)
         self.source = source
-        self.stopping = threading.Event()
+        self.stopping = stopping  # set by BackgroundServer.stop: handlers waiting for events wake
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
 
@@ -45,10 +48,8 @@ class _TrackingHTTPServer(ThreadingHTTPServer):
         with self._open_lock:
             requests = list(self._open)
         for request in requests:
-            try:
+            with contextlib.suppress(OSError):  # already closed by the peer
                 request.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed by the peer
 
 
 class EventHandler(BaseHTTPRequestHandler):
@@ -106,7 +107,7 @@ class EventHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class BackgroundHTTPServer:
+class BackgroundHTTPServer(BackgroundServer):
     """Serve ``handler_class`` for ``source`` on 127.0.0.1, ephemeral port, in a thread.
 
     Use as ``with ServerClass(source) as server: ... server.port ...``.
@@ -114,46 +115,22 @@ class BackgroundHTTPServer:
 
     handler_class: type[EventHandler] = EventHandler
 
-    def __init__(self, source: EventSource) -> None:
+    def __init__(self, source: TickSchedule) -> None:
+        super().__init__(HOST, 0)
         self.source = source
         self._httpd: _TrackingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def port(self) -> int:
-        """The ephemeral port chosen by the OS. Raises ``RuntimeError`` if not running."""
-        if self._httpd is None:
-            raise RuntimeError("the server is not running; use it in a with block")
-        return self._httpd.server_address[1]
-
-    def start(self) -> None:
-        """Bind and start serving in a background thread. Raises ``RuntimeError`` if running."""
-        if self._httpd is not None:
-            raise RuntimeError("the server is already running")
-        self._httpd = _TrackingHTTPServer((HOST, 0), self.handler_class, self.source)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"{type(self).__name__}-{self.port}", daemon=True,
+    def _serve(self, ready) -> None:
+        self._httpd = _TrackingHTTPServer(
+            (self.host, self.requested_port), self.handler_class, self.source, self.stopping
         )
-        self._thread.start()
+        ready(self._httpd.server_address[1])
+        self._httpd.serve_forever(poll_interval=0.05)
 
-    def stop(self) -> None:
-        """Stop serving, close every connection, join every thread. Idempotent."""
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        httpd.stopping.set()  # wake handlers waiting for events
-        if thread is not None and thread.is_alive():
-            httpd.shutdown()
+    def _shutdown(self) -> None:
+        """Stop serving, close every connection, join every handler thread."""
+        httpd = self._httpd
+        httpd.shutdown()
         httpd.close_open_connections()  # wake handlers blocked on a keep-alive read
         httpd.server_close()  # closes the listener and joins handler threads
-        if thread is not None:
-            thread.join(JOIN_TIMEOUT)
-        self._httpd = self._thread = None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+        self._httpd = None

@@ -4,13 +4,15 @@ The client re-asks as soon as an answer arrives, so an event waits only for the
 round trip; each event (or batch of events due together) still pays a full HTTP
 request and response header, over one keep-alive connection.
 """
+
 from __future__ import annotations
 
 from .accounting import ByteCounter, CountingHTTPConnection
-from .delivery import Delivery
-from .events import CLIENT_TIMEOUT, EventSource, encode_batch
+from .events import CLIENT_TIMEOUT, TickSchedule, encode_batch
 from .http_server import HOLD, HOST, BackgroundHTTPServer, EventHandler
+from .receipt import Receipt
 from .short_polling import poll_until_complete
+
 
 class LongPollingHandler(EventHandler):
     """``GET /events?after=N`` waits (at most ``HOLD`` s) for event N+1, then answers."""
@@ -28,14 +30,18 @@ class LongPollingHandler(EventHandler):
 
 
 class LongPollingServer(BackgroundHTTPServer):
-    """Long polling server for an :class:`EventSource` (context manager)."""
+    """Long polling server for a :class:`TickSchedule` (context manager)."""
 
     handler_class = LongPollingHandler
 
 
 def receive_by_long_polling(
-    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = CLIENT_TIMEOUT,
-) -> Delivery:
+    port: int,
+    source: TickSchedule,
+    counter: ByteCounter,
+    *,
+    timeout: float = CLIENT_TIMEOUT,
+) -> Receipt:
     """Long-poll ``127.0.0.1:port`` until all events arrived; start the stream.
 
     Raises:

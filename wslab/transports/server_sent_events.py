@@ -6,12 +6,14 @@ client closes it when done, or the server stops. A client that reconnects sends
 ``Last-Event-ID`` and the server resumes after it, which is how the browser's
 ``EventSource`` recovers from a dropped connection.
 """
+
 from __future__ import annotations
 
 from .accounting import ByteCounter, CountingHTTPConnection
-from .delivery import Delivery
-from .events import CLIENT_TIMEOUT, Event, EventSource, stream_deadline
+from .events import CLIENT_TIMEOUT, Event, TickSchedule, stream_deadline
 from .http_server import HOLD, HOST, BackgroundHTTPServer, EventHandler
+from .receipt import Receipt
+
 
 def format_event(event: Event) -> bytes:
     """One SSE block: ``id: N``, ``data: <json>``, blank line (WHATWG HTML, server-sent events)."""
@@ -53,14 +55,18 @@ class ServerSentEventsHandler(EventHandler):
 
 
 class ServerSentEventsServer(BackgroundHTTPServer):
-    """SSE server for an :class:`EventSource` (context manager)."""
+    """SSE server for a :class:`TickSchedule` (context manager)."""
 
     handler_class = ServerSentEventsHandler
 
 
 def receive_by_server_sent_events(
-    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = CLIENT_TIMEOUT,
-) -> Delivery:
+    port: int,
+    source: TickSchedule,
+    counter: ByteCounter,
+    *,
+    timeout: float = CLIENT_TIMEOUT,
+) -> Receipt:
     """Open ``/stream`` on ``127.0.0.1:port``, start the stream, read every event, close.
 
     Raises:
@@ -72,28 +78,34 @@ def receive_by_server_sent_events(
         conn.request("GET", "/stream", headers={"Accept": "text/event-stream"})
         response = conn.getresponse()
         if response.status != 200 or response.getheader("Content-Type") != "text/event-stream":
-            raise ConnectionError(f"SSE: expected a 200 text/event-stream, got HTTP {response.status}")
+            raise ConnectionError(
+                f"SSE: expected a 200 text/event-stream, got HTTP {response.status}"
+            )
         if not source.started:
             source.start()
-        delivery = Delivery(origin=source.origin, requests=1, setup_bytes=counter.snapshot())
+        receipt = Receipt(origin=source.origin, requests=1, setup_bytes=counter.snapshot())
         deadline = stream_deadline(source, timeout)
         data_lines: list[bytes] = []
-        while len(delivery.seqs) < source.count:
+        while len(receipt.seqs) < source.count:
             if source.clock() > deadline:
-                raise TimeoutError(f"SSE: {len(delivery.seqs)} of {source.count} events arrived in time")
+                raise TimeoutError(
+                    f"SSE: {len(receipt.seqs)} of {source.count} events arrived in time"
+                )
             line = response.readline()
             if not line:
-                raise ConnectionError(f"SSE: stream ended after {len(delivery.seqs)} of {source.count} events")
+                raise ConnectionError(
+                    f"SSE: stream ended after {len(receipt.seqs)} of {source.count} events"
+                )
             line = line.rstrip(b"\r\n")
             if not line:  # blank line: dispatch the event
                 if data_lines:
-                    delivery.receive(Event.decode(b"\n".join(data_lines)), source.clock())
+                    receipt.receive(Event.decode(b"\n".join(data_lines)), source.clock())
                     data_lines = []
                 continue
             name, _, value = line.partition(b":")
             if name == b"data":
                 data_lines.append(value[1:] if value.startswith(b" ") else value)
-        delivery.stream_end_bytes = counter.snapshot()
-        return delivery
+        receipt.stream_end_bytes = counter.snapshot()
+        return receipt
     finally:
         conn.close()

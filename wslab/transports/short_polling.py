@@ -4,15 +4,17 @@ The server answers at once with the events due so far (possibly none) as a JSON 
 over one keep-alive HTTP/1.1 connection. Latency is bounded by the polling interval;
 every poll, empty or not, pays a full request and response header.
 """
+
 from __future__ import annotations
 
 import http.client
 import time
 
 from .accounting import ByteCounter, CountingHTTPConnection
-from .delivery import Delivery
-from .events import CLIENT_TIMEOUT, Event, EventSource, decode_batch, encode_batch, stream_deadline
+from .events import CLIENT_TIMEOUT, Event, TickSchedule, decode_batch, encode_batch, stream_deadline
 from .http_server import HOST, BackgroundHTTPServer, EventHandler
+from .receipt import Receipt
+
 
 class ShortPollingHandler(EventHandler):
     """``GET /events?after=N`` returns every due event numbered above N, immediately."""
@@ -27,7 +29,7 @@ class ShortPollingHandler(EventHandler):
 
 
 class ShortPollingServer(BackgroundHTTPServer):
-    """Short polling server for an :class:`EventSource` (context manager)."""
+    """Short polling server for a :class:`TickSchedule` (context manager)."""
 
     handler_class = ShortPollingHandler
 
@@ -48,9 +50,14 @@ def get_events(conn: http.client.HTTPConnection, after: int) -> list[Event]:
 
 
 def poll_until_complete(
-    conn: CountingHTTPConnection, source: EventSource, counter: ByteCounter, *,
-    name: str, interval: float | None, timeout: float,
-) -> Delivery:
+    conn: CountingHTTPConnection,
+    source: TickSchedule,
+    counter: ByteCounter,
+    *,
+    name: str,
+    interval: float | None,
+    timeout: float,
+) -> Receipt:
     """Ask for events until all arrived; start the stream once connected.
 
     With an ``interval`` the polls keep a fixed-rate schedule (poll k at the first
@@ -64,33 +71,39 @@ def poll_until_complete(
         conn.connect()
         if not source.started:
             source.start()
-        delivery = Delivery(origin=source.origin, setup_bytes=counter.snapshot())
+        receipt = Receipt(origin=source.origin, setup_bytes=counter.snapshot())
         deadline = stream_deadline(source, timeout)
         first_poll = source.clock()
         after = -1
         while after < source.count - 1:
             if source.clock() > deadline:
-                raise TimeoutError(f"{name}: {len(delivery.seqs)} of {source.count} events arrived in time")
+                raise TimeoutError(
+                    f"{name}: {len(receipt.seqs)} of {source.count} events arrived in time"
+                )
             events = get_events(conn, after)
             now = source.clock()
-            delivery.requests += 1
+            receipt.requests += 1
             for event in events:
-                delivery.receive(event, now)
+                receipt.receive(event, now)
                 after = event.seq
             if interval is not None and after < source.count - 1:
-                pause = first_poll + delivery.requests * interval - source.clock()
+                pause = first_poll + receipt.requests * interval - source.clock()
                 if pause > 0:
                     time.sleep(pause)
-        delivery.stream_end_bytes = counter.snapshot()
-        return delivery
+        receipt.stream_end_bytes = counter.snapshot()
+        return receipt
     finally:
         conn.close()
 
 
 def receive_by_short_polling(
-    port: int, source: EventSource, counter: ByteCounter, *, interval: float,
+    port: int,
+    source: TickSchedule,
+    counter: ByteCounter,
+    *,
+    interval: float,
     timeout: float = CLIENT_TIMEOUT,
-) -> Delivery:
+) -> Receipt:
     """Poll ``127.0.0.1:port`` every ``interval`` s until all events arrived; start the stream.
 
     Raises:

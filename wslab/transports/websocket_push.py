@@ -5,34 +5,28 @@ runs beside a notebook kernel's own loop; the client is websocket-client over a
 :class:`~.accounting.CountingSocket`. Compression and keepalive pings are off so that
 every byte on the wire is an event frame, the handshake or the close handshake.
 """
-from __future__ import annotations
 
-import threading
+from __future__ import annotations
 
 import websocket  # websocket-client
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import ServerConnection, serve
+from websockets.sync.server import Server, ServerConnection, serve
+
+from wslab.background import BackgroundServer
 
 from .accounting import ByteCounter, open_counting_socket
-from .delivery import Delivery
-from .events import CLIENT_TIMEOUT, Event, EventSource, stream_deadline
-from .http_server import HOLD, HOST, JOIN_TIMEOUT
+from .events import CLIENT_TIMEOUT, Event, TickSchedule, stream_deadline
+from .http_server import HOLD, HOST
+from .receipt import Receipt
 
-class WebSocketServer:
+
+class WebSocketServer(BackgroundServer):
     """Push every event of ``source`` to each client that connects (context manager)."""
 
-    def __init__(self, source: EventSource) -> None:
+    def __init__(self, source: TickSchedule) -> None:
+        super().__init__(HOST, 0)
         self.source = source
-        self.stopping = threading.Event()
-        self._server = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        """The ephemeral port chosen by the OS. Raises ``RuntimeError`` if not running."""
-        if self._server is None:
-            raise RuntimeError("the server is not running; use it in a with block")
-        return self._server.socket.getsockname()[1]
+        self._server: Server | None = None
 
     def _handle(self, connection: ServerConnection) -> None:
         try:
@@ -44,42 +38,31 @@ class WebSocketServer:
             return  # the client left; returning ends this handler
         # returning closes the connection with code 1000 (normal closure)
 
-    def start(self) -> None:
-        """Bind and serve in a background thread. Raises ``RuntimeError`` if running."""
-        if self._server is not None:
-            raise RuntimeError("the server is already running")
-        self.stopping.clear()
+    def _serve(self, ready) -> None:
         self._server = serve(
-            self._handle, HOST, 0, compression=None, ping_interval=None,
-            server_header="wslab", close_timeout=0.5,
+            self._handle,
+            self.host,
+            self.requested_port,
+            compression=None,
+            ping_interval=None,
+            server_header="wslab",
+            close_timeout=0.5,
         )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"WebSocketServer-{self.port}", daemon=True
-        )
-        self._thread.start()
+        ready(self._server.socket.getsockname()[1])
+        self._server.serve_forever()
 
-    def stop(self) -> None:
-        """Wake waiting handlers, close connections (1001), join threads. Idempotent."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self.stopping.set()
-        server.shutdown()  # closes the listener and open connections, waits for handlers
-        if thread is not None:
-            thread.join(JOIN_TIMEOUT)
-        self._server = self._thread = None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+    def _shutdown(self) -> None:
+        """Closes the listener and open connections (1001), waits for handlers."""
+        self._server.shutdown()
 
 
 def receive_by_websocket(
-    port: int, source: EventSource, counter: ByteCounter, *, timeout: float = CLIENT_TIMEOUT,
-) -> Delivery:
+    port: int,
+    source: TickSchedule,
+    counter: ByteCounter,
+    *,
+    timeout: float = CLIENT_TIMEOUT,
+) -> Receipt:
     """Connect to ``ws://127.0.0.1:port/``, start the stream, read every event, close cleanly.
 
     Raises:
@@ -91,14 +74,18 @@ def receive_by_websocket(
         ws = websocket.create_connection(f"ws://{HOST}:{port}/", socket=sock, timeout=timeout)
         if not source.started:
             source.start()
-        delivery = Delivery(origin=source.origin, requests=1, setup_bytes=counter.snapshot())  # the Upgrade request
+        receipt = Receipt(
+            origin=source.origin, requests=1, setup_bytes=counter.snapshot()
+        )  # the Upgrade request
         deadline = stream_deadline(source, timeout)
-        while len(delivery.seqs) < source.count:
+        while len(receipt.seqs) < source.count:
             if source.clock() > deadline:
-                raise TimeoutError(f"WebSocket: {len(delivery.seqs)} of {source.count} events arrived in time")
-            delivery.receive(Event.decode(ws.recv()), source.clock())
-        delivery.stream_end_bytes = counter.snapshot()
+                raise TimeoutError(
+                    f"WebSocket: {len(receipt.seqs)} of {source.count} events arrived in time"
+                )
+            receipt.receive(Event.decode(ws.recv()), source.clock())
+        receipt.stream_end_bytes = counter.snapshot()
         ws.close(timeout=timeout)  # close handshake: our close frame, then the server's
-        return delivery
+        return receipt
     finally:
         sock.close()

@@ -1,0 +1,55 @@
+"""The chat's errors, under :class:`wslab.errors.WslabError`.
+
+- :class:`Refusal`: a connection is not let in (bad hello, wrong secret, bad name,
+  throttled, over a cap); it carries the close code, and its text is the close reason.
+  The server catches only this type when it opens a session.
+- :class:`Rejected`: one frame or line is not accepted (bad JSON, a command error, over
+  the rate limit, the store failed); the session stays open and its text is sent back
+  in an error frame.
+- :class:`StoreError`: a store (SQLite, Redis) failed; its text is one pt-BR sentence
+  for the log and the user, never a traceback.
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+
+from ..errors import WslabError
+
+__all__ = ["AuthError", "ChatCloseCode", "Refusal", "Rejected", "StoreError"]
+
+
+class ChatCloseCode(IntEnum):
+    """Close codes of the application range (4000-4999) that this protocol defines.
+
+    Standard codes the chat also uses: 1001 (the server stops), 1009 (frame too big),
+    1012 (service restart: the store lost its data or cannot be reached), 1013 (try
+    again later: too slow to read, or a cap is reached).
+    """
+
+    BAD_HELLO = 4000
+    BAD_SECRET = 4001
+    NAME_LIMIT = 4003  # too many new names registered from here, or in total
+    THROTTLED = 4029  # too many wrong secrets for this name or from this address
+
+
+class Refusal(WslabError):
+    """A connection refused: ``close_code`` to send and ``str(self)`` as the reason."""
+
+    def __init__(self, reason: str, close_code: int = ChatCloseCode.BAD_HELLO) -> None:
+        super().__init__(reason)
+        self.close_code = close_code
+
+
+class AuthError(Refusal):
+    """A registered name used with another secret (4001)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, ChatCloseCode.BAD_SECRET)
+
+
+class Rejected(WslabError):
+    """One frame or line not accepted; ``str(self)`` goes back in an error frame."""
+
+
+class StoreError(WslabError):
+    """A store could not do what was asked; ``str(self)`` says what, in pt-BR."""

@@ -1,0 +1,354 @@
+"""One chat node: the hub's rules over the stores, with the limits that keep one client
+from hurting the others. Async (it awaits the stores) but owns no sockets.
+
+The network adapter (:mod:`wslab.chat.server`) calls :meth:`ChatNode.login`,
+:meth:`ChatNode.go_live`, :meth:`ChatNode.say` and :meth:`ChatNode.leave`, and writes
+the :class:`Outbound` items they return; items for messages committed by the log (this
+node's and, with a shared store, other nodes') reach the ``emit`` callback given to
+:meth:`ChatNode.start`. The synchronous :class:`wslab.chat.router.ChatRouter` drives
+the same node over the in-memory stores, so there is one implementation of the rules.
+
+Rules enforced here, each a setting of :class:`Limits`:
+
+- a wrong secret counts against the name and the address; after ``login_free`` in a
+  row, each next attempt waits twice as long (from 1 s up to 5 min), refused with 4029;
+- new names: at most ``registrations_per_minute`` per address and ``max_users`` in
+  all (4003);
+- secrets are hashed off the event loop, at most ``kdf_workers`` at a time, with at
+  most ``max_pending_logins`` waiting (1013 beyond);
+- lines: ``max_rate`` per second on average (bursts of ``burst``) per user, across
+  all its sessions and reconnects, and 5 times that per address.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from websockets.frames import CloseCode
+
+from .commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
+from .delivery import Delivery, DeliveryKind, Outbound, Session
+from .errors import AuthError, ChatCloseCode, Refusal, StoreError
+from .hub import Hub, Recovery
+from .kdf import SCRYPT, Scrypt
+from .names import normalize_name
+from .ratelimit import KeyedBuckets, LoginThrottle
+from .stores import CredentialStore, MessageLog
+
+__all__ = ["ChatNode", "Limits", "Presence", "address_key"]
+
+Emit = Callable[[list[Outbound]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The node's limits; ``max_rate=None`` lifts the line rate limit (benchmarks)."""
+
+    max_rate: float | None = 20.0
+    burst: int = 40
+    login_free: int | None = 5  # None: no throttle (the in-memory model)
+    login_cap: float = 300.0
+    registrations_per_minute: int | None = 10  # None: no cap per address
+    max_users: int = 100_000
+    kdf_workers: int = 2
+    max_pending_logins: int = 64
+
+
+def address_key(address: str) -> str:
+    """The key an address is limited under: the IPv4 address, or the IPv6 /64 (one
+    host usually owns a whole /64, so single IPv6 addresses cost an attacker nothing)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+class Presence(Protocol):
+    """Who is online across the nodes of a shared store (e.g.
+    :class:`wslab.chat.stores.redis.RedisPresence`): the node publishes its own users
+    through ``local`` from :meth:`start` to :meth:`close`."""
+
+    async def start(self, local: Callable[[], list[str]]) -> None: ...
+
+    async def online(self) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+class ChatNode:
+    """The hub, the stores and the limits of one node.
+
+    Args:
+        log, credentials: the stores (:mod:`wslab.chat.stores`).
+        kdf: cost of new secret records (verification uses each record's own cost).
+        limits: see :class:`Limits`.
+        offload: runs a CPU-heavy function off the event loop and awaits it; by
+            default a thread pool of ``limits.kdf_workers``. ``None`` runs it inline
+            (the synchronous router).
+        clock: monotonic seconds, for the limits.
+        presence: who is online on the other nodes of a shared store (see
+            :class:`Presence`); ``/who`` then lists them with this node's users.
+    """
+
+    def __init__(
+        self,
+        log: MessageLog,
+        credentials: CredentialStore,
+        *,
+        kdf: Scrypt = SCRYPT,
+        limits: Limits = Limits(),
+        offload: Callable | None | str = "threads",
+        clock: Callable[[], float] = time.monotonic,
+        hub: Hub | None = None,
+        presence: Presence | None = None,
+    ) -> None:
+        self.log = log
+        self.presence = presence
+        self.credentials = credentials
+        self.kdf = kdf
+        self.limits = limits
+        self.hub = hub if hub is not None else Hub()
+        self._clock = clock
+        self._emit: Emit = lambda items: None
+        self._pool: ThreadPoolExecutor | None = None
+        if offload == "threads":
+            self._pool = ThreadPoolExecutor(limits.kdf_workers, "wslab-kdf")
+            offload = self._in_pool
+        self._offload = offload
+        self._pending_logins = 0
+        self._throttle = (
+            LoginThrottle(free=limits.login_free, cap=limits.login_cap)
+            if limits.login_free is not None else None
+        )
+        per_minute = limits.registrations_per_minute
+        self._registrations = KeyedBuckets(per_minute / 60.0, per_minute) if per_minute else None
+        self._lines = (
+            KeyedBuckets(limits.max_rate, limits.burst) if limits.max_rate else None
+        )
+        self._address_lines = (
+            KeyedBuckets(5 * limits.max_rate, 5 * limits.burst) if limits.max_rate else None
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, emit: Emit) -> None:
+        """Start the log; committed messages now reach ``emit`` as outbound items."""
+        self._emit = emit
+        await self.log.start(self._committed)
+        if self.presence is not None:
+            await self.presence.start(self.hub.online)
+
+    async def close(self) -> None:
+        if self.presence is not None:
+            await self.presence.close()
+        await self.log.close()
+        await self.credentials.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def epoch(self) -> str:
+        return self.log.state.epoch
+
+    def _committed(self, messages: Sequence[Delivery]) -> None:
+        items = self.hub.route(messages)
+        if items:
+            self._emit(items)
+
+    async def _in_pool(self, function: Callable, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+
+    async def _cpu(self, function: Callable, *args):
+        if self._offload is None:
+            return function(*args)
+        return await self._offload(function, *args)
+
+    # -- sessions --------------------------------------------------------------------
+
+    async def login(
+        self,
+        user: str,
+        secret: str,
+        peer: object,
+        *,
+        address: str = "",
+        resume: tuple[str, int] | None = None,
+        history: int = 0,
+    ) -> tuple[Session, list[Outbound]]:
+        """Authenticate (registering a new name), open a session and plan its replay.
+
+        All or nothing: when this raises, no session is open and nothing is queued.
+        The session then buffers live messages until :meth:`go_live`.
+
+        Raises:
+            Refusal: with the close code to send (bad name or secret, throttled, a cap,
+                the store failing).
+        """
+        try:
+            name = normalize_name(user)
+        except ValueError as error:
+            raise Refusal(str(error)) from None
+        if not isinstance(secret, str) or not secret:
+            raise Refusal("O segredo (senha) deve ser um texto não vazio.")
+        await self._authenticate(name, secret, address_key(address))
+        session_id = self.hub.open(name, peer)
+        try:
+            recovery = await self._read_for(name, resume, history)
+            return self.hub.recover(session_id, recovery)
+        except StoreError as error:
+            self.hub.close(session_id)
+            raise Refusal(str(error), CloseCode.SERVICE_RESTART) from None
+        except BaseException:
+            self.hub.close(session_id)
+            raise
+
+    def go_live(self, session_id: str) -> list[Outbound]:
+        """What the session buffered since :meth:`login`; live delivery from now on.
+
+        Raises:
+            Refusal: (1013) the buffer overflowed; the session is closed.
+        """
+        return self.hub.go_live(session_id)
+
+    def leave(self, session_id: str) -> None:
+        """Close a session (unknown ids are ignored)."""
+        self.hub.close(session_id)
+
+    async def _read_for(
+        self, user: str, resume: tuple[str, int] | None, history: int
+    ) -> Recovery:
+        state = self.log.state
+        if resume is not None and resume[0] == state.epoch and resume[1] <= state.newest:
+            state, messages = await self.log.read_after(resume[1])
+        elif resume is not None or history:
+            count = history if resume is None else (history or self.log.retention)
+            state, messages = await self.log.recent(user, min(count, self.log.retention))
+        else:
+            messages = []
+        return Recovery(resume, state, messages, self.log.retention)
+
+    async def _authenticate(self, name: str, secret: str, address: str) -> None:
+        now = self._clock()
+        keys = (f"name:{name}", f"addr:{address}")
+        wait = self._throttle.wait(keys, now) if self._throttle else 0.0
+        if wait > 0:
+            raise Refusal(
+                f"Muitas tentativas com segredo errado: tente de novo em {math.ceil(wait)} s.",
+                ChatCloseCode.THROTTLED,
+            )
+        if self._pending_logins >= self.limits.max_pending_logins:
+            raise Refusal(
+                "Servidor ocupado com outros logins: tente de novo em instantes.",
+                CloseCode.TRY_AGAIN_LATER,
+            )
+        self._pending_logins += 1
+        try:
+            record = await self._stored(self.credentials.lookup(name))
+            if record is None:
+                record = await self._register(name, secret, address)
+                if record is None:
+                    return  # registered by this call
+            if not await self._cpu(Scrypt.verify, secret, record):
+                if self._throttle:
+                    self._throttle.failed(keys, self._clock())
+                raise AuthError(
+                    "Segredo errado para este nome: ele já está registrado com outro "
+                    "segredo."
+                )
+            if self._throttle:
+                self._throttle.succeeded(keys)
+        finally:
+            self._pending_logins -= 1
+
+    async def _register(self, name: str, secret: str, address: str) -> str | None:
+        """Register ``name``; None on success, else the record of whoever won the race."""
+        if self._registrations and not self._registrations.allow((address,), self._clock()):
+            raise Refusal(
+                "Nomes novos demais a partir deste endereço: tente de novo em um minuto.",
+                ChatCloseCode.NAME_LIMIT,
+            )
+        if await self._stored(self.credentials.count()) >= self.limits.max_users:
+            raise Refusal(
+                "O servidor atingiu o limite de usuários registrados: entre com um nome "
+                "existente.",
+                ChatCloseCode.NAME_LIMIT,
+            )
+        record = await self._cpu(self.kdf.hash, secret)
+        if await self._stored(self.credentials.register(name, record)):
+            return None
+        return await self._stored(self.credentials.lookup(name))
+
+    @staticmethod
+    async def _stored(call):
+        try:
+            return await call
+        except StoreError as error:
+            raise Refusal(str(error), CloseCode.SERVICE_RESTART) from None
+
+    # -- lines -----------------------------------------------------------------------
+
+    async def say(self, session_id: str, text: str, *, address: str = "") -> list[Outbound]:
+        """Handle one line typed in a session; returns replies for that session only.
+
+        A message is answered through the log: its echo to the sender, with its
+        offset, and every delivery come from ``emit`` once it is committed. A line that
+        is refused (over the rate limit, a command error, the store failing) gets one
+        error item and keeps nothing.
+
+        Raises:
+            KeyError: if the session is not open.
+        """
+        user = self.hub.user_of(session_id)
+        if self._lines is not None:
+            now = self._clock()
+            if not (
+                self._lines.allow((user,), now)
+                and self._address_lines.allow((address_key(address),), now)
+            ):
+                return self._error(session_id, (
+                    f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
+                    "linhas por segundo por usuário); esta linha não foi enviada."
+                ))
+        try:
+            command = parse_line(text)
+            if isinstance(command, PrivateText) and not self.hub.is_online(command.to):
+                if await self.credentials.lookup(command.to) is None:
+                    raise CommandError(
+                        f"O usuário '{command.to}' não existe: ninguém entrou com esse nome."
+                    )
+            if isinstance(command, WhoQuery):
+                names = ", ".join(await self._online())
+                return [self.hub.reply(session_id, DeliveryKind.SYSTEM, f"Online agora: {names}.")]
+            if isinstance(command, PublicText):
+                await self.log.append(DeliveryKind.PUBLIC, user, None, command.text)
+            else:
+                await self.log.append(DeliveryKind.PRIVATE, user, command.to, command.text)
+        except (CommandError, StoreError) as error:
+            return self._error(session_id, str(error))
+        return []
+
+    async def _online(self) -> list[str]:
+        """This node's users, and with a shared presence every node's (StoreError when
+        it cannot be read)."""
+        if self.presence is None:
+            return self.hub.online()
+        return sorted(set(self.hub.online()) | set(await self.presence.online()))
+
+    def _error(self, session_id: str, text: str) -> list[Outbound]:
+        """An error item for the session, if it is still open (a store await may have
+        outlasted it)."""
+        try:
+            return [self.hub.reply(session_id, DeliveryKind.ERROR, text)]
+        except KeyError:
+            return []

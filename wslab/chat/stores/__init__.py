@@ -1,0 +1,106 @@
+"""Where the chat keeps what must outlive a connection: the message log and the
+registered users, behind two small interfaces.
+
+- :class:`MessageLog` assigns offsets, keeps the newest ``retention`` messages and
+  hands every committed message, once and in offset order, to the callback given to
+  :meth:`MessageLog.start`. Routing (who sees what) is not its business: the hub
+  (:mod:`wslab.chat.hub`) decides that.
+- :class:`CredentialStore` keeps one encoded secret record per user name, registered
+  once: the first writer of a name wins.
+
+Implementations: :mod:`.memory` (notebooks, simulation, property tests), :mod:`.sqlite`
+(one node, the embedded default), :mod:`.redis` (several nodes sharing one Redis or
+Valkey; :mod:`.valkey` starts a local server for tests). One contract suite
+(tests/test_chat_stores.py) runs against every implementation. Methods are coroutines
+so that a store may do I/O; the in-memory ones never suspend.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
+
+from ..delivery import Delivery, DeliveryKind
+
+__all__ = ["CredentialStore", "Deliver", "LogState", "Lost", "MessageLog"]
+
+Deliver = Callable[[Sequence[Delivery]], None]
+"""Receives committed messages, oldest first, on the event loop that started the log."""
+
+Lost = Callable[[str], None]
+"""Told the epoch in force when the log can no longer vouch that ``deliver`` got every
+message in order (a shared store lost its data, or this node fell too far behind);
+the caller should end its sessions so that they resume (see :meth:`MessageLog.start`)."""
+
+
+class LogState(NamedTuple):
+    """What a read saw: the epoch, the newest offset (0 before the first message) and
+    the oldest offset still kept (``newest + 1`` when none is kept)."""
+
+    epoch: str
+    newest: int
+    oldest: int
+
+
+class MessageLog(Protocol):
+    """The shared history: offsets from one source, an epoch, bounded retention."""
+
+    @property
+    def retention(self) -> int:
+        """How many of the newest messages are kept for resumes and history."""
+
+    @property
+    def state(self) -> LogState:
+        """The state as of the newest message handed to the callback."""
+
+    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
+        """Begin handing committed messages to ``deliver``; returns the state then.
+
+        ``lost`` (optional) is called with the epoch now in force when delivery had to
+        skip messages: a shared store that lost its data starts a new epoch, or a node
+        that fell behind further than the store keeps. Delivery then goes on with
+        messages committed after that point; live sessions should be closed so that
+        they resume (and learn, from the epoch or the gap, what they lost). Stores of
+        one process never call it.
+
+        Raises:
+            StoreError: the store cannot be opened (one pt-BR sentence says why).
+        """
+
+    async def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> int:
+        """Store one message and return its offset once it is committed.
+
+        ``deliver`` gets the message too, in offset order (before or after this
+        returns, depending on the store). Raises StoreError when nothing was stored.
+        """
+
+    async def read_after(self, offset: int) -> tuple[LogState, list[Delivery]]:
+        """Every kept message with an offset above ``offset``, oldest first.
+
+        The state and the messages describe one snapshot. Every message a read
+        returns has been handed to ``deliver`` when the read returns (a shared store
+        waits, bounded, for its follower), so a replay never runs ahead of the live
+        messages the hub gets.
+        """
+
+    async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
+        """The newest ``count`` kept messages ``user`` may see, oldest first (one
+        snapshot, as :meth:`read_after`)."""
+
+    async def close(self) -> None:
+        """Release the store; appends after this fail."""
+
+
+class CredentialStore(Protocol):
+    """Registered users: name -> encoded secret record (see :mod:`wslab.chat.kdf`)."""
+
+    async def lookup(self, user: str) -> str | None:
+        """The record of ``user``, or None if the name is free."""
+
+    async def register(self, user: str, record: str) -> bool:
+        """Register ``user`` unless the name is taken; True if this call registered it."""
+
+    async def count(self) -> int:
+        """How many names are registered."""
+
+    async def close(self) -> None:
+        """Release the store."""

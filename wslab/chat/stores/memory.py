@@ -1,0 +1,95 @@
+"""The in-memory stores: today's behaviour for notebooks, the simulation and the
+property tests. Nothing survives the process; every coroutine returns without
+suspending, so a synchronous caller can drive them (see :mod:`wslab.chat.router`)."""
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections import deque
+
+from ..delivery import Delivery, DeliveryKind
+from . import Deliver, LogState, Lost
+
+__all__ = ["MemoryCredentials", "MemoryLog", "check_retention"]
+
+
+def check_retention(retention: object) -> int:
+    """``retention`` if it is an integer >= 0 (``ValueError`` otherwise)."""
+    if isinstance(retention, bool) or not isinstance(retention, int) or retention < 0:
+        raise ValueError(f"retention must be an integer >= 0, not {retention!r}")
+    return retention
+
+
+class MemoryLog:
+    """A bounded deque of the newest messages; offsets are contiguous from 1.
+
+    Args:
+        retention: how many messages are kept.
+        epoch: identity of this log's offsets; a fresh random one when omitted.
+    """
+
+    def __init__(self, retention: int = 1000, *, epoch: str | None = None) -> None:
+        if epoch is None:
+            epoch = secrets.token_hex(16)
+        elif not isinstance(epoch, str) or not epoch:
+            raise ValueError(f"epoch must be a non-empty string, not {epoch!r}")
+        self._retention = check_retention(retention)
+        self._epoch = epoch
+        self._history: deque[Delivery] = deque(maxlen=retention)
+        self._newest = 0
+        self._deliver: Deliver | None = None
+
+    @property
+    def retention(self) -> int:
+        return self._retention
+
+    @property
+    def state(self) -> LogState:
+        return LogState(self._epoch, self._newest, self._newest - len(self._history) + 1)
+
+    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
+        """``lost`` is never called: nothing is lost behind this log's back."""
+        self._deliver = deliver
+        return self.state
+
+    async def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> int:
+        self._newest += 1
+        message = Delivery(kind, self._newest, sender, to, text)
+        self._history.append(message)
+        if self._deliver is not None:
+            self._deliver((message,))
+        return message.offset
+
+    async def read_after(self, offset: int) -> tuple[LogState, list[Delivery]]:
+        kept = max(0, min(self._newest - offset, len(self._history)))
+        replay = list(itertools.islice(reversed(self._history), kept))
+        replay.reverse()
+        return self.state, replay
+
+    async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
+        visible = (m for m in reversed(self._history) if m.visible_to(user))
+        found = list(itertools.islice(visible, count))
+        found.reverse()
+        return self.state, found
+
+    async def close(self) -> None:
+        self._deliver = None
+
+
+class MemoryCredentials:
+    """Registered users in a dict."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, str] = {}
+
+    async def lookup(self, user: str) -> str | None:
+        return self._records.get(user)
+
+    async def register(self, user: str, record: str) -> bool:
+        return self._records.setdefault(user, record) is record
+
+    async def count(self) -> int:
+        return len(self._records)
+
+    async def close(self) -> None:
+        pass

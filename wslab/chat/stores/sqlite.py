@@ -1,0 +1,299 @@
+"""The embedded default: the log and the users in one SQLite file (standard library).
+
+Durability rule: a message is handed to the hub (its echo to the sender, with its
+offset, and every delivery) only after the transaction that stored it has committed.
+The file runs in WAL mode with ``synchronous=FULL``: each commit waits for the WAL to
+reach the disk, so a message whose echo anyone received survives a SIGKILL of the
+server and a power cut alike (as far as the disk honours fsync). ``synchronous=NORMAL``
+would survive a crash of the process but could lose the last commits on a power cut;
+we pay the fsync once per group instead.
+
+Group commit: appends made while a commit is running wait together and go in the next
+transaction, so one fsync serves a whole event-loop's worth of senders.
+
+One process owns a file: the connection takes SQLite's exclusive lock at start
+(``locking_mode=EXCLUSIVE``), so a second server on the same file is refused with a
+clear sentence instead of handing out the same offsets twice.
+
+All SQLite work runs in one worker thread (the event loop never waits on the disk).
+Every failure becomes :class:`StoreError` with one pt-BR sentence: at start-up (a file
+that cannot be opened or written, a corrupted file, a schema from a newer version), or
+for one append (a full disk: the sender gets an error frame and nothing is echoed).
+
+Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`): ``meta(key, value)`` holds the
+epoch, created with the database, and the newest offset (offsets are never reused, even
+when retention trimmed every row); ``messages(offset, kind, sender, recipient, text)``
+the newest ``retention`` messages; ``users(name, record)`` the scrypt records.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+
+from ..delivery import Delivery, DeliveryKind
+from ..errors import StoreError
+from . import Deliver, LogState, Lost
+from .memory import check_retention
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE messages (
+    offset INTEGER PRIMARY KEY, kind TEXT NOT NULL, sender TEXT NOT NULL,
+    recipient TEXT, text TEXT NOT NULL
+);
+CREATE TABLE users (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+"""
+_COLUMNS = "offset, kind, sender, recipient, text"
+
+
+def _sentence(path: str, error: sqlite3.Error) -> str:
+    """One pt-BR sentence for a SQLite failure, saying what to do."""
+    text = str(error).lower()
+    if "locked" in text or "busy" in text:
+        return f"O banco '{path}' está em uso por outro processo (outro servidor?): pare-o ou use outro --db."
+    if "full" in text:
+        return f"Disco cheio: o banco '{path}' não pôde guardar a mensagem; libere espaço."
+    if "readonly" in text or "read-only" in text:
+        return f"O banco '{path}' é somente leitura: dê permissão de escrita ou use outro --db."
+    if "unable to open" in text:
+        return f"Não consegui abrir o banco '{path}': a pasta existe e tem permissão de escrita?"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return f"O banco '{path}' está corrompido (ou não é um banco SQLite): restaure uma cópia ou use outro --db."
+    return f"Falha no banco '{path}': {error}."
+
+
+class SqliteStore:
+    """A SQLite file with the chat's log and users.
+
+    ``store.log`` and ``store.credentials`` are the two interfaces of
+    :mod:`wslab.chat.stores`; both use this one connection and worker thread.
+
+    Args:
+        path: the database file (created on first start), or ``":memory:"`` for a
+            throwaway store with a new epoch each time.
+        retention: how many of the newest messages are kept.
+    """
+
+    def __init__(self, path: str, retention: int = 1000) -> None:
+        self.path = path
+        self.retention = check_retention(retention)
+        self._worker = ThreadPoolExecutor(1, "wslab-sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._epoch = ""
+        self._newest = 0  # newest offset committed
+        self.log = SqliteLog(self)
+        self.credentials = SqliteCredentials(self)
+
+    # -- the worker thread -------------------------------------------------------------
+
+    async def run(self, function, *args):
+        """Run ``function(db, *args)`` in the worker thread; SQLite errors become
+        :class:`StoreError`."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._worker, self._call, function, args)
+        except sqlite3.Error as error:
+            raise StoreError(_sentence(self.path, error)) from None
+        except RuntimeError as error:  # the worker was shut down: the store is closed
+            raise StoreError(f"O banco '{self.path}' já foi fechado.") from error
+
+    def _call(self, function, args):
+        if self._db is None:
+            self._open()
+        return function(self._db, *args)
+
+    def _open(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("BEGIN IMMEDIATE")  # takes the exclusive lock now, or fails
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                db.execute("ROLLBACK")
+                raise StoreError(
+                    f"O banco '{self.path}' tem o esquema versão {version}, mais novo que "
+                    f"o desta versão do wslab ({SCHEMA_VERSION}): atualize o wslab ou use "
+                    "outro --db."
+                )
+            if version == 0:
+                for statement in _SCHEMA.strip().split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("epoch", secrets.token_hex(16)), ("newest", "0")],
+                )
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            meta = dict(db.execute("SELECT key, value FROM meta"))
+            db.execute("COMMIT")
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+        self._epoch, self._newest = meta["epoch"], int(meta["newest"])
+
+    def state(self, newest: int) -> LogState:
+        return LogState(self._epoch, newest, newest - min(newest, self.retention) + 1)
+
+    async def close(self) -> None:
+        def close(db: sqlite3.Connection) -> None:
+            db.close()
+
+        if self._db is not None:
+            try:
+                await self.run(close)
+            except StoreError:
+                pass
+            self._db = None
+        self._worker.shutdown(wait=False)
+
+
+class SqliteLog:
+    """The message log of a :class:`SqliteStore` (see the module docstring)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._deliver: Deliver | None = None
+        self._delivered = 0  # newest offset handed to deliver
+        self._pending: list[tuple] = []  # (kind, sender, to, text, future)
+        self._flusher: asyncio.Task | None = None
+
+    @property
+    def retention(self) -> int:
+        return self._store.retention
+
+    @property
+    def state(self) -> LogState:
+        return self._store.state(self._delivered)
+
+    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
+        """``lost`` is never called: the file is this process's own; it cannot be
+        emptied or replaced under a running server."""
+        await self._store.run(lambda db: None)  # opens the file, or raises StoreError
+        self._deliver = deliver
+        self._delivered = self._store._newest
+        return self.state
+
+    async def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> int:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((kind, sender, to, text, future))
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        """Commit what is pending, one transaction per group, in order; then hand the
+        group to ``deliver`` and resolve its appends."""
+        try:
+            while self._pending:
+                group, self._pending = self._pending, []
+                rows = [(str(kind), sender, to, text) for kind, sender, to, text, _ in group]
+                try:
+                    first = await self._store.run(self._commit, rows, self._store.retention)
+                except StoreError as error:
+                    for *_, future in group:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                messages = [
+                    Delivery(DeliveryKind(kind), first + i, sender, to, text)
+                    for i, (kind, sender, to, text) in enumerate(rows)
+                ]
+                self._delivered = messages[-1].offset
+                if self._deliver is not None:
+                    self._deliver(messages)
+                for message, (*_, future) in zip(messages, group):
+                    if not future.done():
+                        future.set_result(message.offset)
+        finally:
+            self._flusher = None
+
+    def _commit(self, db: sqlite3.Connection, rows: list[tuple], retention: int) -> int:
+        """Store ``rows`` in one transaction; returns the first offset given."""
+        store = self._store
+        first = store._newest + 1
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                [(first + i, *row) for i, row in enumerate(rows)],
+            )
+            newest = first + len(rows) - 1
+            db.execute("UPDATE meta SET value = ? WHERE key = 'newest'", (str(newest),))
+            db.execute("DELETE FROM messages WHERE offset <= ?", (newest - retention,))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        store._newest = newest
+        return first
+
+    async def read_after(self, offset: int) -> tuple[LogState, list[Delivery]]:
+        def read(db: sqlite3.Connection):
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE offset > ? ORDER BY offset", (offset,)
+            ).fetchall()
+            return self._store._newest, rows
+
+        newest, rows = await self._store.run(read)
+        return self._store.state(newest), [_message(row) for row in rows]
+
+    async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
+        def read(db: sqlite3.Connection):
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE kind = 'public' OR sender = ? "
+                "OR recipient = ? ORDER BY offset DESC LIMIT ?",
+                (user, user, count),
+            ).fetchall()
+            return self._store._newest, rows
+
+        newest, rows = await self._store.run(read)
+        return self._store.state(newest), [_message(row) for row in reversed(rows)]
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.wait([self._flusher], timeout=5.0)
+        await self._store.close()
+
+
+class SqliteCredentials:
+    """The users of a :class:`SqliteStore`."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def lookup(self, user: str) -> str | None:
+        def read(db: sqlite3.Connection):
+            row = db.execute("SELECT record FROM users WHERE name = ?", (user,)).fetchone()
+            return row[0] if row else None
+
+        return await self._store.run(read)
+
+    async def register(self, user: str, record: str) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO users (name, record) VALUES (?, ?)", (user, record)
+            )
+            return cursor.rowcount == 1
+
+        return await self._store.run(write)
+
+    async def count(self) -> int:
+        return await self._store.run(lambda db: db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+    async def close(self) -> None:
+        await self._store.close()
+
+
+def _message(row: tuple) -> Delivery:
+    offset, kind, sender, recipient, text = row
+    return Delivery(DeliveryKind(kind), offset, sender, recipient, text)
