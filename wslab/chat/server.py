@@ -83,6 +83,7 @@ CLOSE_TIMEOUT = 10.0  # websockets' default
 MAX_PENDING_BYTES = 1 << 20
 MAX_QUEUE = 4  # frames websockets reads ahead per connection (4 x 16 KiB at most)
 REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
+LOST_REASON = "O servidor perdeu parte do histórico: reconecte e retome do último offset."
 
 logger = logging.getLogger("wslab.chat.server")
 
@@ -220,7 +221,7 @@ class ChatService:
         Raises:
             StoreError: the store cannot be opened.
         """
-        await self.node.start(self.send)
+        await self.node.start(self.send, self.restart_sessions)
         options.setdefault("open_timeout", OPEN_TIMEOUT)
         options.setdefault("max_queue", MAX_QUEUE)
         return await serve(
@@ -243,6 +244,25 @@ class ChatService:
 
     def note(self, message: str, *args) -> None:
         logger.info(message, *args)
+
+    # -- the store lost messages (a new epoch): every session resumes -------------------
+
+    def restart_sessions(self, epoch: str) -> None:
+        """Close every open connection with 1012 at once (no more live delivery to
+        them), so that each client resumes and is told, by the new epoch or the gap,
+        what it may have lost."""
+        self.note("o histórico perdeu mensagens (época %s): fechando as sessões com 1012", epoch)
+        for connection in list(self._all):
+            if connection.state is not State.OPEN or connection._closing is not None:
+                continue
+            if connection.client is not None:
+                self._forget(connection.client.session_id)
+            task = asyncio.get_running_loop().create_task(
+                close_within(connection, CloseCode.SERVICE_RESTART, LOST_REASON)
+            )
+            connection._closing = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # -- HTTP: static files, and who may open /ws (wslab.chat.web) ------------------------
 
