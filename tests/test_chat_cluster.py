@@ -17,8 +17,9 @@ from chatclient import WAIT, closed_with, hello, nothing_more, receive, say
 TTL = 2.0  # --presence-ttl: a killed node's users leave /who within this (plus a beat)
 
 
-def _start(url):
-    """A node on ``url``: (process, ws url); its stderr is drained by a thread."""
+def _start(url, *options):
+    """A node on ``url``: (process, ws url); its stderr is drained by a thread.
+    ``options`` are more ``serve`` options (a later ``--port`` wins)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -35,6 +36,7 @@ def _start(url):
             url,
             "--presence-ttl",
             str(TTL),
+            *options,
         ],
         stderr=subprocess.PIPE,
         text=True,

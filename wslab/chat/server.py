@@ -62,7 +62,7 @@ from .kdf import SCRYPT, Scrypt
 from .logs import shown
 from .node import ChatNode, Limits
 from .stores.memory import MemoryCredentials, MemoryLog
-from .web import StaticFiles, handshake_refusal, refusal_page
+from .web import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
 from .wire import (
     MAX_FRAME_BYTES,
     BadFrame,
@@ -182,6 +182,10 @@ class ChatService:
         allowed_hosts: names, besides ``localhost`` and the server's addresses, that
             the ``Host`` header may carry (a server reached by a DNS name).
         caps: connection caps (:class:`Caps`).
+        peers: origins (``http://HOST:PORT``) of the other nodes of the chat: the
+            welcome lists them (as WebSocket URLs, after this node's own) so a browser
+            can fail over, the page may connect to them, and their pages may open /ws.
+        allowed_origins: more origins whose pages may open /ws (a name in front).
     """
 
     def __init__(
@@ -192,13 +196,18 @@ class ChatService:
         max_pending: int = MAX_PENDING_BYTES,
         allowed_hosts: Collection[str] = (),
         caps: Caps = Caps(),
+        peers: Collection[str] = (),
+        allowed_origins: Collection[str] = (),
     ) -> None:
         self.node = node
+        self.peers = tuple(parse_origin(peer) for peer in peers)
+        self.allowed_origins = (*self.peers, *(parse_origin(o) for o in allowed_origins))
+        self.nodes: tuple[str, ...] = ()  # WebSocket URLs for the welcome, set by serve()
         self.hello_timeout = hello_timeout
         self.max_pending = max_pending
         self.allowed_hosts = tuple(allowed_hosts)
         self.gate = Gate(caps)
-        self._static = StaticFiles()
+        self._static = StaticFiles(tuple(socket_url(peer) for peer in self.peers))
         self._tasks: set[asyncio.Task] = set()  # 1013 closes under way
         self._clients: dict[str, _Client] = {}  # open sessions, in opening order
         self._all: set[_Connection] = set()  # with or without a session yet
@@ -224,7 +233,7 @@ class ChatService:
         await self.node.start(self.send, self.restart_sessions)
         options.setdefault("open_timeout", OPEN_TIMEOUT)
         options.setdefault("max_queue", MAX_QUEUE)
-        return await serve(
+        server = await serve(
             self._handle,
             host,
             port,
@@ -234,6 +243,13 @@ class ChatService:
             compression=None,
             **options,
         )
+        if self.peers:  # a cluster: the welcome names every node, this one first
+            bound = server.sockets[0].getsockname()
+            own = () if bound[0] in ("0.0.0.0", "::") else (
+                socket_url(f"http://{f'[{bound[0]}]' if ':' in bound[0] else bound[0]}:{bound[1]}"),
+            )
+            self.nodes = (*own, *(socket_url(peer) for peer in self.peers))
+        return server
 
     async def shut_down(self, server: Server) -> None:
         """Stop listening, close every connection with 1001 (bounded), close the node."""
@@ -275,6 +291,7 @@ class ChatService:
             self.allowed_hosts,
             local_port=local[1] if local else None,
             check_origin=path == WS_PATH,
+            allowed_origins=self.allowed_origins,
         )
         if refusal is not None:
             self.note("recusada %s %s: %s", connection.address, shown(path, 40), refusal)
@@ -325,7 +342,7 @@ class ChatService:
             return await self._refuse(connection, refusal)
         client.session_id = session.id
         try:
-            self._write(connection, encode_welcome(session, self.node.epoch))
+            self._write(connection, encode_welcome(session, self.node.epoch, self.nodes))
             replayed = await self._replay(connection, items)
             self.send(self.node.go_live(session.id))  # what came while replaying
         except Refusal as refusal:  # the buffer overflowed: go_live closed the session
