@@ -17,8 +17,9 @@ from chatclient import WAIT, closed_with, hello, nothing_more, receive, say
 TTL = 2.0  # --presence-ttl: a killed node's users leave /who within this (plus a beat)
 
 
-def _start(url):
-    """A node on ``url``: (process, ws url); its stderr is drained by a thread."""
+def _start(url, *options):
+    """A node on ``url``: (process, ws url); its stderr is drained by a thread.
+    ``options`` are more ``serve`` options (a later ``--port`` wins)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -35,6 +36,7 @@ def _start(url):
             url,
             "--presence-ttl",
             str(TTL),
+            *options,
         ],
         stderr=subprocess.PIPE,
         text=True,
@@ -197,3 +199,37 @@ def test_redis_back_empty_is_a_new_epoch_and_a_resume_is_not_recovered(nodes, op
     assert back["recovered"] is False and back["epoch"] != welcome["epoch"]
     notice = receive(again)
     assert notice["type"] == "system" and "época" in notice["text"]
+
+
+def closed_within(ws, within):
+    """The close code and reason of ``ws``, skipping frames, waiting at most ``within`` s."""
+    from websockets.exceptions import ConnectionClosed
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None, closed.rcvd.reason if closed.rcvd else ""
+
+
+def test_redis_back_empty_closes_open_sessions_with_1012_and_they_resume(nodes, opened, valkey):
+    (_, a), (_, b) = nodes
+    ana, joao = opened(a), opened(b)
+    welcome = hello(ana, "ana")
+    hello(joao, "joao")
+    say(joao, "perdida")
+    seen = receive(ana)["offset"]
+    receive(joao)
+    valkey.restart(keep_data=False)
+    for ws in (ana, joao):  # every open session, on both nodes
+        code, reason = closed_within(ws, 6 * WAIT)
+        assert code == 1012 and "reconecte" in reason, (code, reason)
+    back = opened(a)
+    resumed = hello(back, "ana", resume={"epoch": welcome["epoch"], "offset": seen})
+    assert resumed["recovered"] is False and resumed["epoch"] != welcome["epoch"]
+    notice = receive(back)
+    assert notice["type"] == "system" and "época" in notice["text"]
+    say(back, "de volta")
+    message = receive(back)
+    assert (message["offset"], message["text"]) == (1, "de volta")  # offsets start over

@@ -24,6 +24,7 @@ from .node import ChatNode, Limits
 from .server import HELLO_TIMEOUT, MAX_PENDING_BYTES, ChatService
 from .stores.redis import RedisCredentials, RedisLog, RedisPresence
 from .stores.sqlite import SqliteStore
+from .web import parse_origin
 
 DEFAULT_DB = "wslab-chat.db"
 FD_MARGIN = 64  # descriptors kept for the listening socket, the database, the log...
@@ -58,6 +59,7 @@ async def _serve(args: argparse.Namespace, caps: Caps) -> None:
     service = ChatService(
         node, hello_timeout=args.hello_timeout, max_pending=args.max_pending,
         allowed_hosts=args.allow_host, caps=caps,
+        peers=args.peer, allowed_origins=args.allow_origin,
     )
     server = await service.serve(args.host, args.port, backlog=1024)
     bound = server.sockets[0].getsockname()
@@ -105,6 +107,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _origin(text: str) -> str:
+    try:
+        return parse_origin(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m wslab.chat", description="O chat do wslab na rede.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +141,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--allow-host", action="append", default=[], metavar="NOME",
         help="um nome DNS pelo qual o servidor é acessado (além de localhost e do IP)",
+    )
+    serve.add_argument(
+        "--peer", action="append", default=[], type=_origin, metavar="URL",
+        help="com --redis: http://HOST:PORTA de outro nó do mesmo chat (repita para cada "
+        "um); o navegador que perde este nó continua noutro, e as páginas dele podem abrir /ws",
+    )
+    serve.add_argument(
+        "--allow-origin", action="append", default=[], type=_origin, metavar="ORIGEM",
+        help="http(s)://HOST:PORTA de outra página que pode abrir /ws (além deste nó e dos --peer)",
     )
     limits = serve.add_argument_group("limites por cliente")
     defaults, caps = Limits(), Caps()

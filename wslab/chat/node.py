@@ -142,10 +142,14 @@ class ChatNode:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self, emit: Emit) -> None:
-        """Start the log; committed messages now reach ``emit`` as outbound items."""
+    async def start(self, emit: Emit, lost: Callable[[str], None] | None = None) -> None:
+        """Start the log; committed messages now reach ``emit`` as outbound items.
+
+        ``lost(epoch)``: the store lost messages (a shared store came back empty, or
+        this node fell behind it); the caller closes its sessions so that they resume.
+        """
         self._emit = emit
-        await self.log.start(self._committed)
+        await self.log.start(self._committed, lost)
         if self.presence is not None:
             await self.presence.start(self.hub.online)
 

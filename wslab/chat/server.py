@@ -62,7 +62,7 @@ from .kdf import SCRYPT, Scrypt
 from .logs import shown
 from .node import ChatNode, Limits
 from .stores.memory import MemoryCredentials, MemoryLog
-from .web import StaticFiles, handshake_refusal, refusal_page
+from .web import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
 from .wire import (
     MAX_FRAME_BYTES,
     BadFrame,
@@ -83,6 +83,7 @@ CLOSE_TIMEOUT = 10.0  # websockets' default
 MAX_PENDING_BYTES = 1 << 20
 MAX_QUEUE = 4  # frames websockets reads ahead per connection (4 x 16 KiB at most)
 REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
+LOST_REASON = "O servidor perdeu parte do histórico: reconecte e retome do último offset."
 
 logger = logging.getLogger("wslab.chat.server")
 
@@ -181,6 +182,10 @@ class ChatService:
         allowed_hosts: names, besides ``localhost`` and the server's addresses, that
             the ``Host`` header may carry (a server reached by a DNS name).
         caps: connection caps (:class:`Caps`).
+        peers: origins (``http://HOST:PORT``) of the other nodes of the chat: the
+            welcome lists them (as WebSocket URLs, after this node's own) so a browser
+            can fail over, the page may connect to them, and their pages may open /ws.
+        allowed_origins: more origins whose pages may open /ws (a name in front).
     """
 
     def __init__(
@@ -191,13 +196,18 @@ class ChatService:
         max_pending: int = MAX_PENDING_BYTES,
         allowed_hosts: Collection[str] = (),
         caps: Caps = Caps(),
+        peers: Collection[str] = (),
+        allowed_origins: Collection[str] = (),
     ) -> None:
         self.node = node
+        self.peers = tuple(parse_origin(peer) for peer in peers)
+        self.allowed_origins = (*self.peers, *(parse_origin(o) for o in allowed_origins))
+        self.nodes: tuple[str, ...] = ()  # WebSocket URLs for the welcome, set by serve()
         self.hello_timeout = hello_timeout
         self.max_pending = max_pending
         self.allowed_hosts = tuple(allowed_hosts)
         self.gate = Gate(caps)
-        self._static = StaticFiles()
+        self._static = StaticFiles(tuple(socket_url(peer) for peer in self.peers))
         self._tasks: set[asyncio.Task] = set()  # 1013 closes under way
         self._clients: dict[str, _Client] = {}  # open sessions, in opening order
         self._all: set[_Connection] = set()  # with or without a session yet
@@ -220,10 +230,10 @@ class ChatService:
         Raises:
             StoreError: the store cannot be opened.
         """
-        await self.node.start(self.send)
+        await self.node.start(self.send, self.restart_sessions)
         options.setdefault("open_timeout", OPEN_TIMEOUT)
         options.setdefault("max_queue", MAX_QUEUE)
-        return await serve(
+        server = await serve(
             self._handle,
             host,
             port,
@@ -233,6 +243,13 @@ class ChatService:
             compression=None,
             **options,
         )
+        if self.peers:  # a cluster: the welcome names every node, this one first
+            bound = server.sockets[0].getsockname()
+            own = () if bound[0] in ("0.0.0.0", "::") else (
+                socket_url(f"http://{f'[{bound[0]}]' if ':' in bound[0] else bound[0]}:{bound[1]}"),
+            )
+            self.nodes = (*own, *(socket_url(peer) for peer in self.peers))
+        return server
 
     async def shut_down(self, server: Server) -> None:
         """Stop listening, close every connection with 1001 (bounded), close the node."""
@@ -243,6 +260,25 @@ class ChatService:
 
     def note(self, message: str, *args) -> None:
         logger.info(message, *args)
+
+    # -- the store lost messages (a new epoch): every session resumes -------------------
+
+    def restart_sessions(self, epoch: str) -> None:
+        """Close every open connection with 1012 at once (no more live delivery to
+        them), so that each client resumes and is told, by the new epoch or the gap,
+        what it may have lost."""
+        self.note("o histórico perdeu mensagens (época %s): fechando as sessões com 1012", epoch)
+        for connection in list(self._all):
+            if connection.state is not State.OPEN or connection._closing is not None:
+                continue
+            if connection.client is not None:
+                self._forget(connection.client.session_id)
+            task = asyncio.get_running_loop().create_task(
+                close_within(connection, CloseCode.SERVICE_RESTART, LOST_REASON)
+            )
+            connection._closing = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # -- HTTP: static files, and who may open /ws (wslab.chat.web) ------------------------
 
@@ -255,6 +291,7 @@ class ChatService:
             self.allowed_hosts,
             local_port=local[1] if local else None,
             check_origin=path == WS_PATH,
+            allowed_origins=self.allowed_origins,
         )
         if refusal is not None:
             self.note("recusada %s %s: %s", connection.address, shown(path, 40), refusal)
@@ -305,7 +342,7 @@ class ChatService:
             return await self._refuse(connection, refusal)
         client.session_id = session.id
         try:
-            self._write(connection, encode_welcome(session, self.node.epoch))
+            self._write(connection, encode_welcome(session, self.node.epoch, self.nodes))
             replayed = await self._replay(connection, items)
             self.send(self.node.go_live(session.id))  # what came while replaying
         except Refusal as refusal:  # the buffer overflowed: go_live closed the session

@@ -14,18 +14,32 @@ Who may open ``/ws``:
 - the ``Origin`` header, when present, must be this same host, over http or https.
   This stops cross-site WebSocket hijacking, where a page of another site opens the
   socket with the user's cookies. Clients that send no ``Origin`` (scripts, not
-  browsers) are allowed.
+  browsers) are allowed. Several nodes of one chat (``serve --peer``) admit each
+  other's origins, and any the operator names (``allowed_origins``), since a page
+  served by one node reconnects to another; every other origin is still refused.
+
+The page's Content-Security-Policy lets it open WebSockets to its own server and to
+the other nodes (``connect_sources``), nowhere else.
 """
 from __future__ import annotations
 
 from collections.abc import Collection
 from html import escape
 from importlib import resources
+from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-__all__ = ["StaticFiles", "handshake_refusal", "host_name", "host_port", "refusal_page"]
+__all__ = [
+    "StaticFiles",
+    "handshake_refusal",
+    "host_name",
+    "host_port",
+    "parse_origin",
+    "refusal_page",
+    "socket_url",
+]
 
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -34,17 +48,57 @@ _CONTENT_TYPES = {
     ".svg": "image/svg+xml",
 }
 _SECURITY_HEADERS = [
-    ("Content-Security-Policy", "default-src 'self'; connect-src 'self'; frame-ancestors 'none'"),
     ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers that predate it
     ("X-Content-Type-Options", "nosniff"),
     ("Cache-Control", "no-store"),
 ]
 
 
-class StaticFiles:
-    """The files of ``wslab/chat/static``, read once; ``/`` is ``index.html``."""
+def parse_origin(text: str) -> str:
+    """The origin (``scheme://host[:port]``, lowercased) of an http(s) URL such as
+    ``http://10.0.0.2:8765/``, as a browser writes it in ``Origin``.
 
-    def __init__(self) -> None:
+    Raises:
+        ValueError: (a pt-BR sentence, shown by the CLI) not an http(s) URL with a
+            host and at most a ``/`` path, or a port that is not a number.
+    """
+    url = urlsplit(text.strip())
+    try:
+        port = url.port
+    except ValueError:
+        port = -1
+    if (
+        url.scheme.lower() not in ("http", "https")
+        or not url.hostname
+        or url.path not in ("", "/")
+        or url.query
+        or url.fragment
+        or url.username is not None
+        or port == -1
+    ):
+        raise ValueError(
+            f"{text[:80]!r} não é uma origem: use http://HOST:PORTA (ou https://), sem caminho."
+        )
+    return f"{url.scheme.lower()}://{url.netloc.lower()}"
+
+
+def socket_url(origin: str) -> str:
+    """The chat's WebSocket URL at an origin: ``http://h:p`` -> ``ws://h:p/ws``."""
+    scheme, _, rest = parse_origin(origin).partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws"
+
+
+class StaticFiles:
+    """The files of ``wslab/chat/static``, read once; ``/`` is ``index.html``.
+
+    ``connect_sources``: the other nodes' WebSocket URLs (:func:`socket_url`), which
+    the page's CSP lets it connect to besides its own server.
+    """
+
+    def __init__(self, connect_sources: Collection[str] = ()) -> None:
+        connect = " ".join(["'self'", *connect_sources])
+        policy = f"default-src 'self'; connect-src {connect}; frame-ancestors 'none'"
+        security = [("Content-Security-Policy", policy), *_SECURITY_HEADERS]
         self._files: dict[str, tuple[list[tuple[str, str]], bytes]] = {}
         for entry in resources.files("wslab.chat").joinpath("static").iterdir():
             content_type = _CONTENT_TYPES.get("." + entry.name.rpartition(".")[2])
@@ -52,7 +106,7 @@ class StaticFiles:
                 continue
             body = entry.read_bytes()
             headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-            self._files["/" + entry.name] = (headers + _SECURITY_HEADERS, body)
+            self._files["/" + entry.name] = (headers + security, body)
         if "/index.html" in self._files:
             self._files["/"] = self._files["/index.html"]
 
@@ -92,6 +146,7 @@ def handshake_refusal(
     *,
     local_port: int | None = None,
     check_origin: bool = True,
+    allowed_origins: Collection[str] = (),
 ) -> str | None:
     """Why a request must get 403, in one pt-BR sentence; None to accept it.
 
@@ -99,7 +154,9 @@ def handshake_refusal(
     side of the socket; ``local_port=None`` skips the port check); ``allowed_hosts`` are
     extra names this server answers to, on any port. A repeated ``Host`` or ``Origin``
     header is refused too: it could be read two ways. ``check_origin=False`` checks the
-    ``Host`` only (the page's own files).
+    ``Host`` only (the page's own files). ``allowed_origins`` are other origins
+    (:func:`parse_origin` form) whose pages may open ``/ws``: the other nodes of the
+    chat.
     """
     hosts, origins = headers.get_all("Host"), headers.get_all("Origin")
     if len(hosts) != 1 or len(origins) > 1:
@@ -122,6 +179,7 @@ def handshake_refusal(
     if origins and origins[0].lower() not in (
         f"http://{host}".lower(),
         f"https://{host}".lower(),
+        *(o.lower() for o in allowed_origins),
     ):
         return f"Origem não permitida: {origins[0][:80]!r} não é a origem deste servidor."
     return None

@@ -11,7 +11,8 @@ Client to server::
 
 Server to client::
 
-    {"type": "welcome", "session": "s3", "user": "ana", "epoch": "...", "recovered": false}
+    {"type": "welcome", "session": "s3", "user": "ana", "epoch": "...", "recovered": false,
+     "nodes": ["ws://10.0.0.1:8765/ws", "ws://10.0.0.2:8765/ws"]}   # nodes: see below
     {"type": "message", "offset": 8, "kind": "public" or "private", "from": "ana",
      "to": null or "joao", "text": "oi", "replayed": false}
     {"type": "system", "text": "..."}
@@ -19,8 +20,12 @@ Server to client::
 
 ``replayed`` is true for messages re-sent because of a resume or a ``history``
 request (the newest N messages the user may see, for a session that starts without a
-resume). Close codes are :class:`ChatCloseCode`; a frame above :data:`MAX_FRAME_BYTES`
-closes with 1009.
+resume). ``nodes`` is present only on a node started with ``--peer``: the WebSocket URLs
+of every node of the chat, this one first; a client that loses its connection may
+resume on any of them with the same resume point, since they share one log (a browser
+page may connect to them: the nodes admit each other's origins). Close codes are :class:`ChatCloseCode`; a frame above :data:`MAX_FRAME_BYTES`
+closes with 1009. A node whose store lost messages (Redis came back empty: a new epoch)
+closes every session with 1012 (service restart): resume, and the epoch tells what was lost.
 """
 from __future__ import annotations
 
@@ -163,16 +168,18 @@ def _dumps(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def encode_welcome(session: Session, epoch: str) -> str:
-    return _dumps(
-        {
-            "type": "welcome",
-            "session": session.id,
-            "user": session.user,
-            "epoch": epoch,
-            "recovered": session.recovered,
-        }
-    )
+def encode_welcome(session: Session, epoch: str, nodes: tuple[str, ...] = ()) -> str:
+    """The welcome; ``nodes`` (the cluster's WebSocket URLs) only when there are some."""
+    welcome = {
+        "type": "welcome",
+        "session": session.id,
+        "user": session.user,
+        "epoch": epoch,
+        "recovered": session.recovered,
+    }
+    if nodes:
+        welcome["nodes"] = list(nodes)
+    return _dumps(welcome)
 
 
 def encode_error(text: str) -> str:

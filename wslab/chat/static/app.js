@@ -6,7 +6,12 @@
 //
 // State a test can read lives in the DOM, not in globals:
 //   #status          data-state="connecting|connected|reconnecting|closed",
-//                    data-session (id from the last welcome), data-attempt (retries so far)
+//                    data-session (id from the last welcome), data-attempt (retries so far),
+//                    data-node (the WebSocket URL of the last connection)
+//
+// Several nodes: a welcome may list the chat's nodes ("nodes", WebSocket URLs). After a
+// close the page retries on the next node of that list (this page's own server first),
+// with the same backoff and the same resume point: the nodes share one log.
 //   #messages > li   data-kind="public|private|system|error|local"; chat messages also
 //                    carry data-offset, data-epoch, data-from, data-to and
 //                    data-replayed="true|false"
@@ -28,6 +33,7 @@
   const CloseCode = Object.freeze({
     NORMAL: 1000,
     GOING_AWAY: 1001,
+    SERVICE_RESTART: 1012,
     MESSAGE_TOO_BIG: 1009,
     BAD_HELLO: 4000,
     BAD_SECRET: 4001,
@@ -66,6 +72,9 @@
   let countdownTimer = null;
   let welcomeTimer = null;
   let stableTimer = null;
+  // The chat's nodes: this page's server first, then those the welcome names.
+  let nodes = [ownSocketUrl()];
+  let nodeIndex = 0;
 
   // -- resume point ------------------------------------------------------------------
 
@@ -196,6 +205,7 @@
       // offsets we already passed. Take what it sends; shownBefore() still dedupes.
       lastOffset = 0;
     }
+    if (Array.isArray(frame.nodes)) learnNodes(frame.nodes);
     if (typeof frame.user === "string") {
       user = frame.user;
       ui.me.textContent = frame.user;
@@ -250,18 +260,32 @@
     retryTimer = countdownTimer = welcomeTimer = stableTimer = null;
   }
 
-  function socketUrl() {
+  function ownSocketUrl() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     return `${scheme}//${location.host}/ws`;
+  }
+
+  // Keep the node in use where it is; add the welcome's ws(s):// URLs not known yet.
+  function learnNodes(urls) {
+    const current = nodes[nodeIndex];
+    const known = [ownSocketUrl()];
+    for (const url of urls) {
+      if (typeof url === "string" && /^wss?:\/\/[^\s/]+\/ws$/.test(url) && !known.includes(url)) {
+        known.push(url);
+      }
+    }
+    nodes = known;
+    nodeIndex = Math.max(0, nodes.indexOf(current));
   }
 
   function connect() {
     clearTimers();
     welcomed = false;
     setStatus(attempt === 0 ? "connecting" : "reconnecting");
+    ui.status.dataset.node = nodes[nodeIndex];
     let ws;
     try {
-      ws = new WebSocket(socketUrl());
+      ws = new WebSocket(nodes[nodeIndex]);
     } catch (error) {
       scheduleReconnect();
       return;
@@ -320,6 +344,11 @@
         addNotice("local", "O servidor está saindo do ar (código 1001); " +
           "tentando de novo em instantes.");
         break;
+      case CloseCode.SERVICE_RESTART:
+        // The server's history lost messages: resume; the welcome says what was lost.
+        addNotice("local", `${reason || "O servidor reiniciou o histórico"} (código 1012); ` +
+          "reconectando.");
+        break;
       default:
         if (welcomed) addNotice("local", "A conexão caiu; reconectando sozinho.");
         break;
@@ -329,6 +358,8 @@
 
   function scheduleReconnect() {
     clearTimers();
+    // The next node (the same one when there is one): the node just lost may be down.
+    nodeIndex = (nodeIndex + 1) % nodes.length;
     // Exponential backoff with jitter: a random delay in the upper half of the ceiling,
     // so many tabs cut at once do not come back at the same instant.
     const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
