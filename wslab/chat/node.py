@@ -11,13 +11,19 @@ the same node over the in-memory stores, so there is one implementation of the r
 Rules enforced here, each a setting of :class:`Limits`:
 
 - a wrong secret counts against the name and the address; after ``login_free`` in a
-  row, each next attempt waits twice as long (from 1 s up to 5 min), refused with 4029;
+  row, each next attempt waits twice as long (from 1 s up to 5 min), refused with 4029.
+  The name's delay holds for every address (a guesser with many addresses is slowed
+  all the same), except one from which this name logged in before: there only the
+  address's own count applies, so its owner is not locked out by someone else's
+  guesses;
 - new names: at most ``registrations_per_minute`` per address and ``max_users`` in
   all (4003);
 - secrets are hashed off the event loop, at most ``kdf_workers`` at a time, with at
   most ``max_pending_logins`` waiting (1013 beyond);
 - lines: ``max_rate`` per second on average (bursts of ``burst``) per user, across
-  all its sessions and reconnects, and 5 times that per address.
+  all its sessions and reconnects, and ``address_share`` times that per address (a
+  few people behind one NAT); every frame counts, a malformed one too. A line over the
+  limit is dropped, and told so at most once a second.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import asyncio
 import ipaddress
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +58,7 @@ class Limits:
 
     max_rate: float | None = 20.0
     burst: int = 40
+    address_share: float = 5.0  # an address may send as much as this many users
     login_free: int | None = 5  # None: no throttle (the in-memory model)
     login_cap: float = 300.0
     registrations_per_minute: int | None = 10  # None: no cap per address
@@ -119,9 +127,13 @@ class ChatNode:
         self._lines = (
             KeyedBuckets(limits.max_rate, limits.burst) if limits.max_rate else None
         )
+        share = limits.address_share
         self._address_lines = (
-            KeyedBuckets(5 * limits.max_rate, 5 * limits.burst) if limits.max_rate else None
+            KeyedBuckets(share * limits.max_rate, max(1, round(share * limits.burst)))
+            if limits.max_rate else None
         )
+        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()  # (name, address)
+        self._told: dict[str, float] = {}  # session -> when it was last told "slow down"
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -202,6 +214,7 @@ class ChatNode:
 
     def leave(self, session_id: str) -> None:
         """Close a session (unknown ids are ignored)."""
+        self._told.pop(session_id, None)
         self.hub.close(session_id)
 
     async def _read_for(
@@ -219,7 +232,8 @@ class ChatNode:
 
     async def _authenticate(self, name: str, secret: str, address: str) -> None:
         now = self._clock()
-        keys = (f"name:{name}", f"addr:{address}")
+        known = (name, address) in self._known
+        keys = (f"addr:{address}",) if known else (f"name:{name}", f"addr:{address}")
         wait = self._throttle.wait(keys, now) if self._throttle else 0.0
         if wait > 0:
             raise Refusal(
@@ -237,6 +251,7 @@ class ChatNode:
             if record is None:
                 record = await self._register(name, secret, address)
                 if record is None:
+                    self._remember(name, address)
                     return  # registered by this call
             if not await self._cpu(Scrypt.verify, secret, record):
                 if self._throttle:
@@ -247,8 +262,16 @@ class ChatNode:
                 )
             if self._throttle:
                 self._throttle.succeeded(keys)
+                self._remember(name, address)
         finally:
             self._pending_logins -= 1
+
+    def _remember(self, name: str, address: str, max_pairs: int = 100_000) -> None:
+        """Note that ``name`` logged in from ``address`` (least recent out first)."""
+        self._known[(name, address)] = None
+        self._known.move_to_end((name, address))
+        if len(self._known) > max_pairs:
+            self._known.popitem(last=False)
 
     async def _register(self, name: str, secret: str, address: str) -> str | None:
         """Register ``name``; None on success, else the record of whoever won the race."""
@@ -277,7 +300,9 @@ class ChatNode:
 
     # -- lines -----------------------------------------------------------------------
 
-    async def say(self, session_id: str, text: str, *, address: str = "") -> list[Outbound]:
+    async def say(
+        self, session_id: str, text: str, *, address: str = "", charged: bool = False
+    ) -> list[Outbound]:
         """Handle one line typed in a session; returns replies for that session only.
 
         A message is answered through the log: its echo to the sender, with its
@@ -285,20 +310,15 @@ class ChatNode:
         is refused (over the rate limit, a command error, the store failing) gets one
         error item and keeps nothing.
 
+        ``charged``: the caller already charged this frame to the rate (:meth:`spend`).
+
         Raises:
             KeyError: if the session is not open.
         """
+        over = None if charged else self.spend(session_id, address)
+        if over is not None:
+            return over
         user = self.hub.user_of(session_id)
-        if self._lines is not None:
-            now = self._clock()
-            if not (
-                self._lines.allow((user,), now)
-                and self._address_lines.allow((address_key(address),), now)
-            ):
-                return self._error(session_id, (
-                    f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
-                    "linhas por segundo por usuário); esta linha não foi enviada."
-                ))
         try:
             command = parse_line(text)
             if isinstance(command, PrivateText) and not self.hub.is_online(command.to):
@@ -316,6 +336,30 @@ class ChatNode:
         except (CommandError, StoreError) as error:
             return self._error(session_id, str(error))
         return []
+
+    def spend(self, session_id: str, address: str = "") -> list[Outbound] | None:
+        """Charge one frame of the session to its user's and its address's rate;
+        None if allowed, else what to answer (an error at most once a second, else
+        nothing: a flood is not echoed back).
+
+        Raises:
+            KeyError: if the session is not open.
+        """
+        user = self.hub.user_of(session_id)
+        if self._lines is None:
+            return None
+        now = self._clock()
+        if self._lines.allow((user,), now) and self._address_lines.allow(
+            (address_key(address),), now
+        ):
+            return None
+        if now - self._told.get(session_id, -math.inf) < 1.0:
+            return []
+        self._told[session_id] = now
+        return self._error(session_id, (
+            f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
+            "linhas por segundo por usuário); linhas acima dele não são enviadas."
+        ))
 
     def _error(self, session_id: str, text: str) -> list[Outbound]:
         """An error item for the session, if it is still open (a store await may have
