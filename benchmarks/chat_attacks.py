@@ -197,7 +197,7 @@ def ws_connect(port: int, address: str = "127.0.0.1", **options):
     """websockets' sync client from ``address``."""
     sock = raw_socket(port, address)
     return connect(f"ws://127.0.0.1:{port}/ws", sock=sock, open_timeout=5, close_timeout=1,
-                   **options)
+                   legacy=True, **options)
 
 
 def refusal_of(ws) -> str:
@@ -212,9 +212,10 @@ def refusal_of(ws) -> str:
 
 
 def epoch_of(port: int) -> str:
+    """The server's epoch (a login: under a flood of logins it may wait its turn)."""
     with ws_connect(port, "127.0.0.250") as ws:
         ws.send(hello_frame("epoca"))
-        return json.loads(ws.recv(timeout=5))["epoch"]
+        return json.loads(ws.recv(timeout=30))["epoch"]
 
 
 # -- the bystander -----------------------------------------------------------------------
@@ -504,11 +505,12 @@ def slow_handshake(port: int, seconds: float, sockets: int = 60, addresses: int 
     while live and time.monotonic() < end:
         position += 1
         for raw, opened in list(live):
-            try:
-                raw.send(request[position % len(request): position % len(request) + 1])
-                status = _status_of(raw)
-            except OSError:
-                status = "cortada"
+            status = _status_of(raw)  # a refusal, or a cut, already there?
+            if status is None:
+                try:
+                    raw.send(request[position % len(request): position % len(request) + 1])
+                except OSError:
+                    status = "cortada"
             if status is not None:
                 seen[status] += 1
                 seen[f"cortada após {round(time.monotonic() - opened)} s"] += status == "cortada"

@@ -20,6 +20,10 @@ Rules enforced here, each a setting of :class:`Limits`:
   all (4003);
 - secrets are hashed off the event loop, at most ``kdf_workers`` at a time, with at
   most ``max_pending_logins`` waiting (1013 beyond);
+- a resume's history is read at most ``max_replays`` at a time (a read may be
+  megabytes, and it shares the store with the appends of everyone else), with at
+  most ``max_pending_logins`` waiting, and at most ``replays_per_second`` per address
+  (bursts of 5: the tabs of a browser after a restart), 1013 beyond;
 - lines: ``max_rate`` per second on average (bursts of ``burst``) per user, across
   all its sessions and reconnects, and ``address_share`` times that per address (a
   few people behind one NAT); every frame counts, a malformed one too. A line over the
@@ -65,6 +69,8 @@ class Limits:
     max_users: int = 100_000
     kdf_workers: int = 2
     max_pending_logins: int = 64
+    max_replays: int = 2  # history reads at once (each may be megabytes); others wait
+    replays_per_second: float | None = 1.0  # per address, bursts of 5 (None: no limit)
 
 
 def address_key(address: str) -> str:
@@ -118,6 +124,11 @@ class ChatNode:
             offload = self._in_pool
         self._offload = offload
         self._pending_logins = 0
+        self._replays: asyncio.Semaphore | None = None  # made on the loop, when first needed
+        self._waiting_replays = 0
+        self._replay_rate = (
+            KeyedBuckets(limits.replays_per_second, 5) if limits.replays_per_second else None
+        )
         self._throttle = (
             LoginThrottle(free=limits.login_free, cap=limits.login_cap)
             if limits.login_free is not None else None
@@ -192,10 +203,24 @@ class ChatNode:
             raise Refusal(str(error)) from None
         if not isinstance(secret, str) or not secret:
             raise Refusal("O segredo (senha) deve ser um texto não vazio.")
+        if resume is not None or history:
+            if self._waiting_replays >= self.limits.max_pending_logins:
+                raise Refusal(
+                    "Servidor ocupado com outras retomadas: tente de novo em instantes.",
+                    CloseCode.TRY_AGAIN_LATER,
+                )
+            if self._replay_rate and not self._replay_rate.allow(
+                (address_key(address),), self._clock()
+            ):
+                raise Refusal(
+                    "Retomadas demais a partir do seu endereço: tente de novo em alguns "
+                    "segundos.",
+                    CloseCode.TRY_AGAIN_LATER,
+                )
         await self._authenticate(name, secret, address_key(address))
         session_id = self.hub.open(name, peer)
         try:
-            recovery = await self._read_for(name, resume, history)
+            recovery = await self._read_bounded(name, resume, history)
             return self.hub.recover(session_id, recovery)
         except StoreError as error:
             self.hub.close(session_id)
@@ -216,6 +241,20 @@ class ChatNode:
         """Close a session (unknown ids are ignored)."""
         self._told.pop(session_id, None)
         self.hub.close(session_id)
+
+    async def _read_bounded(
+        self, user: str, resume: tuple[str, int] | None, history: int
+    ) -> Recovery:
+        if resume is None and not history:
+            return await self._read_for(user, resume, history)
+        if self._replays is None:
+            self._replays = asyncio.Semaphore(self.limits.max_replays)
+        self._waiting_replays += 1
+        try:
+            async with self._replays:
+                return await self._read_for(user, resume, history)
+        finally:
+            self._waiting_replays -= 1
 
     async def _read_for(
         self, user: str, resume: tuple[str, int] | None, history: int

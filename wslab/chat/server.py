@@ -42,6 +42,7 @@ thread, for tests and notebooks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Collection, Iterable
@@ -84,7 +85,7 @@ CLOSE_TIMEOUT = 10.0  # websockets' default
 MAX_PENDING_BYTES = 1 << 20
 MAX_QUEUE = 4  # frames websockets reads ahead per connection (4 x 16 KiB at most)
 REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
-READ_SIZE = 64 * 1024  # bytes read from a socket at once (asyncio's default: 256 KiB)
+READ_SIZE = 16 * 1024  # bytes read from a socket at once (asyncio's default: 256 KiB)
 # What one connection may send, in frames of any kind (pings included) and in bytes,
 # per second on average and at once; beyond that its socket is not read for a while,
 # so TCP slows the sender down and its frames cost the loop no more than this.
@@ -192,6 +193,21 @@ class _Connection(ServerConnection):
             self._closing = self.loop.create_task(close_within(self))
         else:
             self._spend(bytes_=len(data))
+
+    def send_data(self) -> None:
+        """websockets' ``send_data``, but nothing is written once the transport is
+        closing: a peer that reset the connection while pongs to its pings were queued
+        would otherwise make asyncio log "socket.send() raised exception." per pong."""
+        for data in self.protocol.data_to_send():
+            if self.transport.is_closing():
+                continue  # the peer is gone: drop what was for it
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                with contextlib.suppress(Exception):
+                    self.transport.write_eof()
+            else:
+                self.transport.close()
 
     def process_event(self, event) -> None:
         super().process_event(event)
