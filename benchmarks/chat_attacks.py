@@ -26,7 +26,6 @@ import re
 import resource
 import select
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -676,10 +675,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "history.db")
         prefill(db, args.history, args.size)
-        with Served(db=db) as served:  # register the bystander, with the default KDF
-            with ws_connect(served.port, BYSTANDER_ADDRESS) as ws:
-                ws.send(hello_frame("bia", SECRET))
-                assert refusal_of(ws) == "welcome"
+        # The bystander registers once, with the default KDF.
+        with Served(db=db) as served, ws_connect(served.port, BYSTANDER_ADDRESS) as ws:
+            ws.send(hello_frame("bia", SECRET))
+            assert refusal_of(ws) == "welcome"
         for name in args.only or ATTACKS:
             row = run_attack(name, args.seconds, db, files=args.files)
             rows.append(row)

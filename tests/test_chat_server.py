@@ -14,13 +14,11 @@ import sys
 import time
 
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
+from chatclient import WAIT, chat_server, closed_with, hello, nothing_more, receive, say
+from websockets.exceptions import InvalidStatus
 
 import wslab.chat.server as server_module
 from wslab.protocol.handshake import build_request, generate_key
-
-from chatclient import WAIT, chat_server, closed_with, hello, nothing_more, receive, say
 
 
 @pytest.fixture

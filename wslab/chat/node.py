@@ -360,11 +360,14 @@ class ChatNode:
         user = self.hub.user_of(session_id)
         try:
             command = parse_line(text)
-            if isinstance(command, PrivateText) and not self.hub.is_online(command.to):
-                if await self.credentials.lookup(command.to) is None:
-                    raise CommandError(
-                        f"O usuário '{command.to}' não existe: ninguém entrou com esse nome."
-                    )
+            if (
+                isinstance(command, PrivateText)
+                and not self.hub.is_online(command.to)
+                and await self.credentials.lookup(command.to) is None
+            ):
+                raise CommandError(
+                    f"O usuário '{command.to}' não existe: ninguém entrou com esse nome."
+                )
             if isinstance(command, WhoQuery):
                 names = ", ".join(self.hub.online())
                 return [self.hub.reply(session_id, DeliveryKind.SYSTEM, f"Online agora: {names}.")]

@@ -20,19 +20,34 @@ One bad client never disturbs the others, and each one's cost is capped:
 - an invalid hello closes with 4000, a wrong secret with 4001, too many wrong secrets
   with 4029, too many new names with 4003 (the node's rules, :mod:`.node`);
 - after the hello, malformed JSON, an unknown type, a binary frame or a line over the
-  rate limit get an error frame and the connection stays up; a frame above 16 KiB
-  closes with 1009;
+  rate limit get an error frame (over the rate, once a second: every frame counts
+  against it) and the connection stays up; a frame above 16 KiB closes with 1009;
 - output: a client that leaves more than ``max_pending`` bytes unread is closed with
   1013 and stops being read (pings it sends are not answered into a full buffer);
   a replay is written in chunks, waiting for the client to read each, under the same
   limit, so a resume from offset 0 neither blocks the loop nor buffers megabytes;
-- every closing handshake ends within ``close_timeout`` (:func:`close_within`).
+- every closing handshake ends within ``close_timeout`` (:func:`close_within`);
+- input: each connection may send ``FRAMES_PER_SECOND`` frames (pings included) and
+  ``BYTES_PER_SECOND`` bytes on average; past that its socket is not read until the
+  budget refills, so TCP slows the sender and a flood costs the loop a bounded share;
+  each read takes at most ``READ_SIZE`` bytes, so a busy socket never holds the loop;
+- nothing is written to a transport that is closing (a peer that reset the
+  connection), so asyncio never logs "socket.send() raised exception." for it.
 
-Memory per connection is bounded by ``max_pending`` (unread output) plus websockets'
-read buffer (``max_queue`` frames of at most 16 KiB) plus ~30 KiB of fixed state; with
-the defaults, at most ~1.4 MiB, and the total at most that times
-``caps.max_connections``. Every client-supplied value in a log line is cut and
-escaped, and repeated log lines are counted (:mod:`.logs`).
+Memory, with the defaults. Per connection, in this process: at most ``max_pending``
+(1 MiB) of unread output, plus one frame written past it (16 KiB), plus websockets'
+read side (``MAX_QUEUE`` frames of 16 KiB, one ``READ_SIZE`` read, one frame being
+parsed: about 100 KiB), plus ~30 KiB of fixed state: about 1.2 MiB. Shared: a history
+read holds at most ``retention`` messages (1,000 x 16 KiB = 16 MiB) and at most
+``Limits.max_replays`` (2) run at once; a scrypt hash needs 16 MiB and at most
+``Limits.kdf_workers`` (2) run at once. In total, at most about 1.2 MiB x
+``caps.max_connections`` + 64 MiB (``python -m wslab.chat serve`` cuts
+``max_connections`` to the limit of open files minus 64: with the usual 1,024, 960
+connections, about 1.2 GiB in the worst case, when every one of them is a client that
+stops reading at the worst moment). The kernel's socket buffers come on top, outside
+the process. ``python -m benchmarks.chat_attacks`` measures the RSS under each attack.
+Every client-supplied value in a log line is cut and escaped, and repeated log lines
+are counted (:mod:`.logs`).
 
 Every connection is served on one event loop; each node call runs to completion
 between two awaits of its own, so the hub needs no locks. ``python -m wslab.chat
@@ -70,7 +85,6 @@ from .wire import (
     BadFrame,
     ChatCloseCode,
     encode_delivery,
-    encode_error,
     encode_welcome,
     parse_frame,
     parse_hello,
@@ -267,13 +281,13 @@ class ChatService:
         hello_timeout: float = HELLO_TIMEOUT,
         max_pending: int = MAX_PENDING_BYTES,
         allowed_hosts: Collection[str] = (),
-        caps: Caps = Caps(),
+        caps: Caps | None = None,
     ) -> None:
         self.node = node
         self.hello_timeout = hello_timeout
         self.max_pending = max_pending
         self.allowed_hosts = tuple(allowed_hosts)
-        self.gate = Gate(caps)
+        self.gate = Gate(caps if caps is not None else Caps())
         self.open_timeout: float | None = OPEN_TIMEOUT
         self._static = StaticFiles()
         self._tasks: set[asyncio.Task] = set()  # 1013 closes under way
@@ -545,7 +559,7 @@ class ChatServer(BackgroundServer):
         retention: int = 1000,
         db: str | None = None,
         kdf: Scrypt = SCRYPT,
-        limits: Limits = Limits(),
+        limits: Limits | None = None,
         node: ChatNode | None = None,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
@@ -555,7 +569,7 @@ class ChatServer(BackgroundServer):
     ) -> None:
         super().__init__(host, port)
         if node is None:
-            node = ChatNode(*_stores(db, retention), kdf=kdf, limits=limits)
+            node = ChatNode(*_stores(db, retention), kdf=kdf, limits=limits or Limits())
         self.service = ChatService(node, **service_options)
         self._options = {
             "ping_interval": ping_interval,
