@@ -48,6 +48,8 @@ bench: $(STAMP)
 	$(PYTHON) -m benchmarks.transports
 	$(PYTHON) -m benchmarks.chat_routing
 	$(PYTHON) -m benchmarks.chat_fanout
+	$(PYTHON) -m benchmarks.chat_ingest --fsyncs
+	$(PYTHON) -m benchmarks.chat_login
 
 # Debian's Chromium, for the browser test of the chat client (make test skips that
 # test, saying why, when no Chromium is found). Installs through apt-get as root.

@@ -42,3 +42,26 @@ def join(opened):
         return ws, hello(ws, user, secret, resume)
 
     return join_as
+
+
+@pytest.fixture(scope="module")
+def valkey(tmp_path_factory):
+    """One real Valkey server per test module (wslab.chat.stores.valkey), stopped after
+    it; tests that restart or kill it leave it running again."""
+    from wslab.chat.stores.valkey import LocalValkey
+
+    server = LocalValkey(tmp_path_factory.mktemp("valkey")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def valkey_url(valkey):
+    """The module's Valkey, running and empty (FLUSHALL) for this test."""
+    import redis
+
+    if not valkey.running():
+        valkey.start()
+    with redis.Redis.from_url(valkey.url, socket_timeout=5) as client:
+        client.flushall()
+    return valkey.url

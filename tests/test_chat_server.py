@@ -359,7 +359,7 @@ def test_stop_is_bounded_even_with_a_client_that_reads_nothing(join):
 
 def test_ctrl_c_closes_every_connection_with_1001_and_exits_0(opened):
     process = subprocess.Popen(
-        [sys.executable, "-m", "wslab.chat", "serve", "--port", "0"],
+        [sys.executable, "-m", "wslab.chat", "serve", "--port", "0", "--db", ":memory:"],
         stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -1,7 +1,9 @@
 """``python -m wslab.chat serve``: the chat server and its browser client on one port.
 
 History and users live in a SQLite file (``--db``, default ``wslab-chat.db`` in the
-working directory), so a restart, or a crash, loses nothing that was acknowledged.
+working directory), so a restart, or a crash, loses nothing that was acknowledged; or,
+with ``--redis redis://HOST:PORT/DB``, in a Redis (or Valkey) that any number of nodes
+share, with presence, to form one chat (:mod:`wslab.chat.stores.redis`).
 Ctrl-C (or SIGTERM) closes every connection with 1001 and exits with status 0; a store
 that cannot be opened ends the start with one sentence and status 1.
 """
@@ -20,6 +22,7 @@ from .kdf import Scrypt
 from .logs import quiet_libraries
 from .node import ChatNode, Limits
 from .server import HELLO_TIMEOUT, MAX_PENDING_BYTES, OPEN_TIMEOUT, ChatService
+from .stores.redis import RedisCredentials, RedisLog, RedisPresence
 from .stores.sqlite import SqliteStore
 
 DEFAULT_DB = "wslab-chat.db"
@@ -37,9 +40,15 @@ def _raise_fd_limit() -> int:
 
 
 async def _serve(args: argparse.Namespace, caps: Caps) -> None:
-    store = SqliteStore(args.db, args.retention)
+    if args.redis:
+        log_store, credentials = RedisLog(args.redis, args.retention), RedisCredentials(args.redis)
+        presence = RedisPresence(args.redis, ttl=args.presence_ttl, interval=args.presence_ttl / 5)
+        where = f"redis {args.redis}"
+    else:
+        store = SqliteStore(args.db, args.retention)
+        log_store, credentials, presence, where = store.log, store.credentials, None, f"banco {args.db}"
     node = ChatNode(
-        store.log, store.credentials,
+        log_store, credentials, presence=presence,
         kdf=Scrypt(n=args.kdf_n),
         limits=Limits(
             max_rate=args.max_rate or None, burst=args.burst, address_share=args.address_share,
@@ -56,8 +65,8 @@ async def _serve(args: argparse.Namespace, caps: Caps) -> None:
     bound = server.sockets[0].getsockname()
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     log.info(
-        "servindo o chat em http://%s:%d/ (WebSocket em /ws; banco %s, época %s); "
-        "Ctrl-C para parar", shown, bound[1], args.db, node.epoch,
+        "servindo o chat em http://%s:%d/ (WebSocket em /ws; %s, época %s); "
+        "Ctrl-C para parar", shown, bound[1], where, node.epoch,
     )
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
@@ -107,9 +116,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="endereço onde escutar")
     serve.add_argument("--port", type=_port, default=8765, help="porta (0 escolhe uma livre)")
-    serve.add_argument(
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument(
         "--db", default=DEFAULT_DB, metavar="ARQUIVO",
         help="banco SQLite com o histórico e os usuários (':memory:' não guarda nada)",
+    )
+    where.add_argument(
+        "--redis", metavar="URL",
+        help="redis://HOST:PORTA/BANCO: histórico, usuários e presença num Redis (ou "
+        "Valkey) compartilhado; vários nós no mesmo Redis formam um só chat",
+    )
+    serve.add_argument(
+        "--presence-ttl", type=_positive, default=10.0, metavar="SEGUNDOS",
+        help="com --redis: em quanto tempo os usuários de um nó que morreu saem do /who",
     )
     serve.add_argument("--retention", type=_count, default=1000, help="mensagens guardadas para retomadas")
     serve.add_argument(

@@ -39,6 +39,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from websockets.frames import CloseCode
 
@@ -51,7 +52,7 @@ from .names import normalize_name
 from .ratelimit import KeyedBuckets, LoginThrottle
 from .stores import CredentialStore, MessageLog
 
-__all__ = ["ChatNode", "Limits", "address_key"]
+__all__ = ["ChatNode", "Limits", "Presence", "address_key"]
 
 Emit = Callable[[list[Outbound]], None]
 
@@ -87,6 +88,18 @@ def address_key(address: str) -> str:
     return str(ip)
 
 
+class Presence(Protocol):
+    """Who is online across the nodes of a shared store (e.g.
+    :class:`wslab.chat.stores.redis.RedisPresence`): the node publishes its own users
+    through ``local`` from :meth:`start` to :meth:`close`."""
+
+    async def start(self, local: Callable[[], list[str]]) -> None: ...
+
+    async def online(self) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
 class ChatNode:
     """The hub, the stores and the limits of one node.
 
@@ -98,6 +111,8 @@ class ChatNode:
             default a thread pool of ``limits.kdf_workers``. ``None`` runs it inline
             (the synchronous router).
         clock: monotonic seconds, for the limits.
+        presence: who is online on the other nodes of a shared store (see
+            :class:`Presence`); ``/who`` then lists them with this node's users.
     """
 
     def __init__(
@@ -110,8 +125,10 @@ class ChatNode:
         offload: Callable | None | str = "threads",
         clock: Callable[[], float] = time.monotonic,
         hub: Hub | None = None,
+        presence: Presence | None = None,
     ) -> None:
         self.log = log
+        self.presence = presence
         self.credentials = credentials
         self.kdf = kdf
         self.limits = limits
@@ -152,8 +169,12 @@ class ChatNode:
         """Start the log; committed messages now reach ``emit`` as outbound items."""
         self._emit = emit
         await self.log.start(self._committed)
+        if self.presence is not None:
+            await self.presence.start(self.hub.online)
 
     async def close(self) -> None:
+        if self.presence is not None:
+            await self.presence.close()
         await self.log.close()
         await self.credentials.close()
         if self._pool is not None:
@@ -369,7 +390,7 @@ class ChatNode:
                     f"O usuário '{command.to}' não existe: ninguém entrou com esse nome."
                 )
             if isinstance(command, WhoQuery):
-                names = ", ".join(self.hub.online())
+                names = ", ".join(await self._online())
                 return [self.hub.reply(session_id, DeliveryKind.SYSTEM, f"Online agora: {names}.")]
             if isinstance(command, PublicText):
                 await self.log.append(DeliveryKind.PUBLIC, user, None, command.text)
@@ -402,6 +423,13 @@ class ChatNode:
             f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
             "linhas por segundo por usuário); linhas acima dele não são enviadas."
         ))
+
+    async def _online(self) -> list[str]:
+        """This node's users, and with a shared presence every node's (StoreError when
+        it cannot be read)."""
+        if self.presence is None:
+            return self.hub.online()
+        return sorted(set(self.hub.online()) | set(await self.presence.online()))
 
     def _error(self, session_id: str, text: str) -> list[Outbound]:
         """An error item for the session, if it is still open (a store await may have

@@ -13,9 +13,12 @@
 "use strict";
 
 (() => {
+  // Copies of the server's protocol constants (wslab.chat.commands, wire, names, errors);
+  // tests/test_chat_static.py holds each equal to its Python original.
   const MAX_TEXT_LENGTH = 2000; // characters (code points), as the server counts them
   const MAX_FRAME_BYTES = 16 * 1024; // the server's frame limit
   const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
+  const HISTORY = 50; // messages a fresh tab asks for (the server allows up to 200)
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_CAP_MS = 10000;
   const WELCOME_TIMEOUT_MS = 10000; // an opened socket that never says welcome is retried
@@ -26,8 +29,10 @@
     NORMAL: 1000,
     GOING_AWAY: 1001,
     MESSAGE_TOO_BIG: 1009,
-    INVALID_HELLO: 4000,
-    WRONG_SECRET: 4001,
+    BAD_HELLO: 4000,
+    BAD_SECRET: 4001,
+    NAME_LIMIT: 4003,
+    THROTTLED: 4029,
   });
 
   const $ = (id) => document.getElementById(id);
@@ -51,6 +56,7 @@
   let secret = null;
   // Resume point of this tab: {epoch, lastOffset}, mirrored to sessionStorage (per tab).
   let epoch = null;
+  let resumed = false; // whether the last hello carried a resume point
   let lastOffset = 0;
   // Connection.
   let socket = null; // the current WebSocket; events from older ones are ignored
@@ -182,9 +188,13 @@
     clearTimeout(stableTimer);
     stableTimer = setTimeout(() => { attempt = 0; }, STABLE_MS);
     if (typeof frame.epoch === "string" && frame.epoch !== epoch) {
-      // Another epoch (first login, or the server restarted): its offsets start over.
+      // Another epoch (first login, or the server lost its history): offsets start over.
       lastOffset = 0;
       epoch = frame.epoch;
+    } else if (frame.recovered === false && resumed) {
+      // Same epoch but not recovered: the server's history may be an older copy whose
+      // offsets we already passed. Take what it sends; shownBefore() still dedupes.
+      lastOffset = 0;
     }
     if (typeof frame.user === "string") {
       user = frame.user;
@@ -198,10 +208,18 @@
     const offset = frame.offset;
     if (!Number.isInteger(offset)) return;
     // Defensive dedupe: a message is shown once, even if a resume sends it again.
-    if (offset <= lastOffset) return;
+    if (offset <= lastOffset || shownBefore(frame)) return;
     lastOffset = offset;
     saveResume();
     addMessage(frame);
+  }
+
+  function shownBefore(frame) {
+    for (const item of ui.messages.querySelectorAll(`li[data-offset="${frame.offset}"]`)) {
+      if (item.dataset.epoch === epoch && item.dataset.from === frame.from &&
+          item.querySelector(".text")?.textContent === frame.text) return true;
+    }
+    return false;
   }
 
   function onFrame(data) {
@@ -251,8 +269,11 @@
     socket = ws;
     ws.onopen = () => {
       if (socket !== ws) return;
-      const resume = epoch === null ? null : { epoch, offset: lastOffset };
-      ws.send(JSON.stringify({ type: "hello", user, secret, resume }));
+      // A fresh tab asks for the recent history; a returning one resumes from its offset.
+      resumed = epoch !== null;
+      const resume = resumed ? { epoch, offset: lastOffset } : null;
+      const history = resumed ? 0 : HISTORY;
+      ws.send(JSON.stringify({ type: "hello", user, secret, resume, history }));
     };
     ws.onmessage = (event) => {
       if (socket === ws) onFrame(event.data);
@@ -276,12 +297,17 @@
     clearTimeout(stableTimer);
     const reason = event.reason;
     switch (event.code) {
-      case CloseCode.WRONG_SECRET:
+      case CloseCode.BAD_SECRET:
         // Retrying cannot help: the name belongs to someone with another secret.
         backToLogin(`${reason || "Segredo errado para este nome (código 4001)."} ` +
           "Confira o segredo ou escolha outro nome.");
         return;
-      case CloseCode.INVALID_HELLO:
+      case CloseCode.THROTTLED:
+      case CloseCode.NAME_LIMIT:
+        // Retrying now would only be refused again: the reason says when to try.
+        backToLogin(reason || `O servidor recusou a entrada (código ${event.code}).`);
+        return;
+      case CloseCode.BAD_HELLO:
         // The server refused what we sent (bad name, bad resume point): no retry.
         forgetResume();
         backToLogin(reason || "O servidor recusou a entrada (código 4000).");

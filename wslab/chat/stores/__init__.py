@@ -9,9 +9,10 @@ registered users, behind two small interfaces.
   once: the first writer of a name wins.
 
 Implementations: :mod:`.memory` (notebooks, simulation, property tests), :mod:`.sqlite`
-(one node, the embedded default). One contract suite (tests/test_chat_stores.py) runs
-against every implementation. Methods are coroutines so that a store may do I/O; the
-in-memory ones never suspend.
+(one node, the embedded default), :mod:`.redis` (several nodes sharing one Redis or
+Valkey; :mod:`.valkey` starts a local server for tests). One contract suite
+(tests/test_chat_stores.py) runs against every implementation. Methods are coroutines
+so that a store may do I/O; the in-memory ones never suspend.
 """
 from __future__ import annotations
 
@@ -20,10 +21,15 @@ from typing import NamedTuple, Protocol
 
 from ..delivery import Delivery, DeliveryKind
 
-__all__ = ["CredentialStore", "Deliver", "LogState", "MessageLog"]
+__all__ = ["CredentialStore", "Deliver", "LogState", "Lost", "MessageLog"]
 
 Deliver = Callable[[Sequence[Delivery]], None]
 """Receives committed messages, oldest first, on the event loop that started the log."""
+
+Lost = Callable[[str], None]
+"""Told the epoch in force when the log can no longer vouch that ``deliver`` got every
+message in order (a shared store lost its data, or this node fell too far behind);
+the caller should end its sessions so that they resume (see :meth:`MessageLog.start`)."""
 
 
 class LogState(NamedTuple):
@@ -46,8 +52,15 @@ class MessageLog(Protocol):
     def state(self) -> LogState:
         """The state as of the newest message handed to the callback."""
 
-    async def start(self, deliver: Deliver) -> LogState:
+    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
         """Begin handing committed messages to ``deliver``; returns the state then.
+
+        ``lost`` (optional) is called with the epoch now in force when delivery had to
+        skip messages: a shared store that lost its data starts a new epoch, or a node
+        that fell behind further than the store keeps. Delivery then goes on with
+        messages committed after that point; live sessions should be closed so that
+        they resume (and learn, from the epoch or the gap, what they lost). Stores of
+        one process never call it.
 
         Raises:
             StoreError: the store cannot be opened (one pt-BR sentence says why).
@@ -61,10 +74,17 @@ class MessageLog(Protocol):
         """
 
     async def read_after(self, offset: int) -> tuple[LogState, list[Delivery]]:
-        """Every kept message with an offset above ``offset``, oldest first."""
+        """Every kept message with an offset above ``offset``, oldest first.
+
+        The state and the messages describe one snapshot. Every message a read
+        returns has been handed to ``deliver`` when the read returns (a shared store
+        waits, bounded, for its follower), so a replay never runs ahead of the live
+        messages the hub gets.
+        """
 
     async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
-        """The newest ``count`` kept messages ``user`` may see, oldest first."""
+        """The newest ``count`` kept messages ``user`` may see, oldest first (one
+        snapshot, as :meth:`read_after`)."""
 
     async def close(self) -> None:
         """Release the store; appends after this fail."""

@@ -8,7 +8,7 @@ import secrets
 from collections import deque
 
 from ..delivery import Delivery, DeliveryKind
-from . import Deliver, LogState
+from . import Deliver, LogState, Lost
 
 __all__ = ["MemoryCredentials", "MemoryLog", "check_retention"]
 
@@ -47,7 +47,8 @@ class MemoryLog:
     def state(self) -> LogState:
         return LogState(self._epoch, self._newest, self._newest - len(self._history) + 1)
 
-    async def start(self, deliver: Deliver) -> LogState:
+    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
+        """``lost`` is never called: nothing is lost behind this log's back."""
         self._deliver = deliver
         return self.state
 

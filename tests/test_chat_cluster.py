@@ -1,0 +1,199 @@
+"""Several nodes over one Redis, as real processes: one Valkey (per module) and two
+``python -m wslab.chat serve --redis`` nodes per test. Delivery across nodes, ``/who``
+across nodes, shared registration, SIGKILL failover with an exact resume, presence
+expiry, Redis restarted with and without its data."""
+
+import json
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from chatclient import WAIT, closed_with, hello, nothing_more, receive, say
+
+TTL = 2.0  # --presence-ttl: a killed node's users leave /who within this (plus a beat)
+
+
+def _start(url):
+    """A node on ``url``: (process, ws url); its stderr is drained by a thread."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wslab.chat",
+            "serve",
+            "--port",
+            "0",
+            "--max-rate",
+            "0",
+            "--kdf-n",
+            "1024",
+            "--redis",
+            url,
+            "--presence-ttl",
+            str(TTL),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 4 * WAIT
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stderr], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        line = process.stderr.readline()
+        if "servindo o chat em http://127.0.0.1:" in line:
+            port = int(line.split("127.0.0.1:")[1].split("/")[0])
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            return process, f"ws://127.0.0.1:{port}/ws"
+        if not line:
+            break
+    process.kill()
+    raise AssertionError(f"o nó não começou: {process.stderr.read()}")
+
+
+@pytest.fixture
+def nodes(valkey_url):
+    """Two nodes on the module's (flushed) Valkey: [(process, ws url), ...]."""
+    started = []
+    try:
+        for _ in range(2):
+            started.append(_start(valkey_url))
+        yield started
+    finally:
+        for process, _ in started:
+            process.kill()
+            process.wait(timeout=WAIT)
+
+
+def who(ws, until, within=4 * TTL):
+    """Ask /who until ``until(names)`` holds (presence is published every TTL/5 s)."""
+    deadline = time.monotonic() + within
+    while True:
+        say(ws, "/who")
+        reply = receive(ws)
+        assert reply["type"] == "system", reply
+        names = reply["text"].removeprefix("Online agora: ").rstrip(".").split(", ")
+        if until(names) or time.monotonic() > deadline:
+            return names
+        time.sleep(0.1)
+
+
+def test_delivery_who_and_registration_across_nodes(nodes, opened):
+    (_, a), (_, b) = nodes
+    ana, bia = opened(a), opened(a)
+    joao, ana_b = opened(b), opened(b)
+    hello(ana, "ana")
+    hello(bia, "bia")
+    hello(joao, "joao")
+    hello(ana_b, "ana")  # the same user, a second session on the other node
+    say(ana, "oi de A")
+    got = [receive(ws) for ws in (ana, bia, joao, ana_b)]
+    assert {(m["kind"], m["from"], m["text"], m["offset"]) for m in got} == {
+        ("public", "ana", "oi de A", 1)
+    }
+    say(joao, "/msg ana só pra você")
+    for ws in (joao, ana, ana_b):
+        message = receive(ws)
+        assert (message["kind"], message["from"], message["to"], message["offset"]) == (
+            "private",
+            "joao",
+            "ana",
+            2,
+        )
+    assert nothing_more(bia)
+    names = who(joao, lambda names: names == ["ana", "bia", "joao"])
+    assert names == ["ana", "bia", "joao"]
+    intruder = opened(b)
+    intruder.send(json.dumps({"type": "hello", "user": "bia", "secret": "outro"}))
+    assert closed_with(intruder)[0] == 4001  # registered on A, refused on B
+
+
+def test_sigkill_failover_resumes_exactly_on_the_other_node(nodes, opened):
+    (process_a, a), (_, b) = nodes
+    ana, joao = opened(a), opened(b)
+    welcome = hello(ana, "ana")
+    hello(joao, "joao")
+    say(joao, "antes")
+    seen = receive(ana)["offset"]
+    receive(joao)
+    process_a.send_signal(signal.SIGKILL)
+    process_a.wait(timeout=WAIT)
+    say(joao, "/msg ana enquanto A morria")
+    say(joao, "público enquanto A morria")
+    receive(joao), receive(joao)
+    back_on_b = opened(b)
+    back = hello(back_on_b, "ana", resume={"epoch": welcome["epoch"], "offset": seen})
+    assert back["recovered"] is True and back["epoch"] == welcome["epoch"]
+    got = [receive(back_on_b), receive(back_on_b)]
+    assert [(m["offset"], m["text"], m.get("replayed")) for m in got] == [
+        (seen + 1, "enquanto A morria", True),
+        (seen + 2, "público enquanto A morria", True),
+    ]
+    assert nothing_more(back_on_b)
+
+
+def test_the_users_of_a_killed_node_leave_who(nodes, opened):
+    (process_a, a), (_, b) = nodes
+    ana, joao = opened(a), opened(b)
+    hello(ana, "ana")
+    hello(joao, "joao")
+    assert who(joao, lambda names: "ana" in names) == ["ana", "joao"]
+    process_a.send_signal(signal.SIGKILL)
+    process_a.wait(timeout=WAIT)
+    killed = time.monotonic()
+    assert who(joao, lambda names: names == ["joao"], within=30) == ["joao"]
+    assert time.monotonic() - killed < TTL + 2  # the TTL, not some other timer
+
+
+def test_redis_restarted_with_its_data_keeps_the_chat_going(nodes, opened, valkey):
+    (_, a), (_, b) = nodes
+    ana, joao = opened(a), opened(b)
+    welcome = hello(ana, "ana")
+    hello(joao, "joao")
+    say(joao, "antes")
+    assert receive(ana)["offset"] == 1
+    receive(joao)
+    valkey.restart(keep_data=True)
+    deadline = time.monotonic() + 4 * WAIT
+    while True:  # a line may be refused while the nodes reconnect; never echoed then
+        say(joao, "depois")
+        reply = receive(joao)
+        if reply["type"] == "message" or time.monotonic() > deadline:
+            break
+        assert reply["type"] == "error", reply
+    assert (reply["offset"], reply["text"]) == (2, "depois")
+    message = receive(ana)
+    assert (message["offset"], message["text"]) == (2, "depois")
+    again = opened(b)
+    back = hello(again, "ana", resume={"epoch": welcome["epoch"], "offset": 0})
+    assert back["recovered"] is True and back["epoch"] == welcome["epoch"]
+
+
+def test_redis_back_empty_is_a_new_epoch_and_a_resume_is_not_recovered(nodes, opened, valkey):
+    (_, a), (_, b) = nodes
+    ana = opened(a)
+    welcome = hello(ana, "ana")
+    say(ana, "perdida")
+    seen = receive(ana)["offset"]
+    valkey.restart(keep_data=False)
+    deadline = time.monotonic() + 4 * WAIT
+    while True:
+        again = opened(b)
+        try:
+            back = hello(again, "ana", resume={"epoch": welcome["epoch"], "offset": seen})
+        except Exception:  # refused while the node learns the new epoch: retry
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
+        if back["epoch"] != welcome["epoch"] or time.monotonic() > deadline:
+            break
+        again.close()
+        time.sleep(0.2)
+    assert back["recovered"] is False and back["epoch"] != welcome["epoch"]
+    notice = receive(again)
+    assert notice["type"] == "system" and "época" in notice["text"]

@@ -1,0 +1,32 @@
+"""The browser client's copies of the protocol's constants equal the server's."""
+
+import re
+from importlib import resources
+
+from wslab.chat.commands import MAX_TEXT_LENGTH
+from wslab.chat.errors import ChatCloseCode
+from wslab.chat.names import MAX_NAME_LENGTH
+from wslab.chat.wire import MAX_FRAME_BYTES, MAX_HISTORY
+
+APP = resources.files("wslab.chat").joinpath("static/app.js").read_text()
+
+
+def _const(name):
+    return re.search(rf"const {name} = ([^;]+);", APP).group(1).split("//")[0].strip()
+
+
+def test_text_frame_and_history_limits_match():
+    assert int(_const("MAX_TEXT_LENGTH")) == MAX_TEXT_LENGTH
+    assert eval(_const("MAX_FRAME_BYTES")) == MAX_FRAME_BYTES  # "16 * 1024"
+    assert 0 < int(_const("HISTORY")) <= MAX_HISTORY
+
+
+def test_the_name_rule_matches():
+    assert _const("NAME_PATTERN") == f"/^[A-Za-z0-9_.-]{{1,{MAX_NAME_LENGTH}}}$/"
+
+
+def test_every_application_close_code_has_the_same_name_and_number():
+    block = re.search(r"const CloseCode = Object.freeze\(\{(.*?)\}\);", APP, re.S).group(1)
+    codes = dict(re.findall(r"(\w+): (\d+)", block))
+    for code in ChatCloseCode:
+        assert int(codes[code.name]) == code.value, code
