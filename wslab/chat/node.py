@@ -23,11 +23,12 @@ Rules enforced here, each a setting of :class:`Limits`:
 - a resume's history is read at most ``max_replays`` at a time (a read may be
   megabytes, and it shares the store with the appends of everyone else), with at
   most ``max_pending_logins`` waiting, and at most ``replays_per_second`` per address
-  (bursts of 5: the tabs of a browser after a restart), 1013 beyond;
+  (bursts of 5: the tabs of a browser after a restart), 1013 beyond (a caller that
+  gives no address, the in-process model, has no rate);
 - lines: ``max_rate`` per second on average (bursts of ``burst``) per user, across
   all its sessions and reconnects, and ``address_share`` times that per address (a
   few people behind one NAT); every frame counts, a malformed one too. A line over the
-  limit is dropped, and told so at most once a second.
+  limit gets an error and is not sent.
 """
 from __future__ import annotations
 
@@ -161,7 +162,6 @@ class ChatNode:
             if limits.max_rate else None
         )
         self._known: OrderedDict[tuple[str, str], None] = OrderedDict()  # (name, address)
-        self._told: dict[str, float] = {}  # session -> when it was last told "slow down"
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -230,7 +230,7 @@ class ChatNode:
                     "Servidor ocupado com outras retomadas: tente de novo em instantes.",
                     CloseCode.TRY_AGAIN_LATER,
                 )
-            if self._replay_rate and not self._replay_rate.allow(
+            if address and self._replay_rate and not self._replay_rate.allow(
                 (address_key(address),), self._clock()
             ):
                 raise Refusal(
@@ -260,7 +260,6 @@ class ChatNode:
 
     def leave(self, session_id: str) -> None:
         """Close a session (unknown ids are ignored)."""
-        self._told.pop(session_id, None)
         self.hub.close(session_id)
 
     async def _read_bounded(
@@ -402,8 +401,8 @@ class ChatNode:
 
     def spend(self, session_id: str, address: str = "") -> list[Outbound] | None:
         """Charge one frame of the session to its user's and its address's rate;
-        None if allowed, else what to answer (an error at most once a second, else
-        nothing: a flood is not echoed back).
+        None if allowed, else the error to answer (a flood of them is bounded by the
+        server's read budget per connection).
 
         Raises:
             KeyError: if the session is not open.
@@ -416,12 +415,9 @@ class ChatNode:
             (address_key(address),), now
         ):
             return None
-        if now - self._told.get(session_id, -math.inf) < 1.0:
-            return []
-        self._told[session_id] = now
         return self._error(session_id, (
             f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
-            "linhas por segundo por usuário); linhas acima dele não são enviadas."
+            "linhas por segundo por usuário); esta linha não foi enviada."
         ))
 
     async def _online(self) -> list[str]:

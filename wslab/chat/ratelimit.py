@@ -88,9 +88,9 @@ class KeyedBuckets:
 
 
 class LoginThrottle:
-    """Wrong secrets per key (a name, an address): ``free`` failures in a row cost
-    nothing; after the ``free``-th, each next attempt must wait ``base * 2**k`` seconds
-    (k = failures past ``free``), up to ``cap``. A success clears the key.
+    """Wrong secrets per key (a name, an address): after ``free`` failures in a row,
+    each next attempt must wait ``base * 2**k`` seconds (k = failures past ``free``),
+    up to ``cap``. A success clears the key.
 
     At most ``max_keys`` keys are kept, least recently failed first out.
     """
@@ -111,7 +111,7 @@ class LoginThrottle:
     def failed(self, keys: Iterable[str], now: float) -> None:
         for key in keys:
             count = self._failures.pop(key, (0, now))[0] + 1
-            past = count - self.free  # the free-th failure already costs ``base``
+            past = count - self.free - 1
             delay = 0.0 if past < 0 else min(self.cap, self.base * 2.0 ** min(past, 64))
             self._failures[key] = (count, now + delay)
             if len(self._failures) > self.max_keys:

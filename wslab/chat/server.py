@@ -20,8 +20,8 @@ One bad client never disturbs the others, and each one's cost is capped:
 - an invalid hello closes with 4000, a wrong secret with 4001, too many wrong secrets
   with 4029, too many new names with 4003 (the node's rules, :mod:`.node`);
 - after the hello, malformed JSON, an unknown type, a binary frame or a line over the
-  rate limit get an error frame (over the rate, once a second: every frame counts
-  against it) and the connection stays up; a frame above 16 KiB closes with 1009;
+  rate limit get an error frame (every frame counts against the rate) and the
+  connection stays up; a frame above 16 KiB closes with 1009;
 - output: a client that leaves more than ``max_pending`` bytes unread is closed with
   1013 and stops being read (pings it sends are not answered into a full buffer);
   a replay is written in chunks, waiting for the client to read each, under the same
@@ -99,6 +99,7 @@ CLOSE_TIMEOUT = 10.0  # websockets' default
 MAX_PENDING_BYTES = 1 << 20
 MAX_QUEUE = 4  # frames websockets reads ahead per connection (4 x 16 KiB at most)
 REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
+REFUSAL_LINGER = 0.5  # seconds a refused connection is kept half-closed
 READ_SIZE = 16 * 1024  # bytes read from a socket at once (asyncio's default: 256 KiB)
 # What one connection may send, in frames of any kind (pings included) and in bytes,
 # per second on average and at once; beyond that its socket is not read for a while,
@@ -181,7 +182,13 @@ class _Connection(ServerConnection):
             f"charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
             f"Retry-After: 5\r\n\r\n".encode() + body
         )
-        transport.close()
+        # Half-close and discard what the client sends for a moment: closing a socket
+        # with its request unread would reset it, and the client could lose the answer.
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.loop.call_later(REFUSAL_LINGER, transport.close)
+        else:
+            transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
