@@ -21,6 +21,7 @@ from benchmarks.chat_attacks import (
     BYSTANDER_ADDRESS,
     Bystander,
     Served,
+    bad_frames,
     brute_force,
     hello_frame,
     left_replay,
@@ -236,6 +237,20 @@ def test_malformed_frames_count_against_the_rate(opened):
         assert [f["text"][:12] for f in frames] == ["JSON inválid"] * 3 + ["Devagar: lim"] * 2
         say(ws, "agora uma linha")  # the bucket is still empty
         assert "Devagar" in receive(ws)["text"]
+
+
+def test_a_session_that_reads_is_still_answered_no_faster_than_its_frame_budget():
+    """benchmarks.chat_attacks.bad_frames: bad frames as fast as the answers are read
+    (each one an error, since every frame costs). The read budget holds for data
+    frames too, even when websockets' own queue would resume reading."""
+    from wslab.chat.server import FRAME_BURST, FRAMES_PER_SECOND
+
+    with chat_server(max_rate=None) as server:
+        started = time.monotonic()
+        seen = bad_frames(server.port, 2.0)
+        elapsed = time.monotonic() - started
+        answered = seen["error"] + seen["message"]
+        assert 0 < answered <= FRAME_BURST + FRAMES_PER_SECOND * (elapsed + 0.5) + 20, seen
 
 
 # -- medium: resume amplification, ping flood, caps, slow handshakes, logs ----------------

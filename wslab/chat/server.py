@@ -170,6 +170,9 @@ class _Connection(ServerConnection):
             self.admitted = True
             if hasattr(transport, "max_size"):  # asyncio's selector transports
                 transport.max_size = READ_SIZE
+            # websockets resumes reading when its queue of messages drains: not while
+            # this connection waits for its budget.
+            self.recv_messages.resume = self._resume_unless_throttled
             now = self.loop.time()
             self._frames = TokenBucket(FRAMES_PER_SECOND, FRAME_BURST, now)
             self._bytes = TokenBucket(BYTES_PER_SECOND, BYTE_BURST, now)
@@ -245,6 +248,10 @@ class _Connection(ServerConnection):
             self.transport.pause_reading()
             wait = max(b.seconds_until(b.burst / 2) for b in (self._frames, self._bytes))
             self._resume = self.loop.call_later(wait, self._resume_reading)
+
+    def _resume_unless_throttled(self) -> None:
+        if self._resume is None and self._closing is None:
+            self.transport.resume_reading()
 
     def _resume_reading(self) -> None:
         self._resume = None
