@@ -160,6 +160,7 @@ async def serve_wslab(
 
     from wslab.chat.kdf import CHEAP
     from wslab.chat.node import ChatNode, Limits
+    from wslab.chat.__main__ import PIPELINE
     from wslab.chat.server import ChatService
     from wslab.chat.stores.sqlite import SqliteStore
 
@@ -168,7 +169,8 @@ async def serve_wslab(
     with tempfile.TemporaryDirectory(prefix="wslab-bench-") as folder:
         store = SqliteStore(f"{folder}/chat.db", retention)
         limits = Limits(max_rate=None, registrations_per_minute=None)
-        service = ChatService(ChatNode(store.log, store.credentials, kdf=CHEAP, limits=limits))
+        node = ChatNode(store.log, store.credentials, kdf=CHEAP, limits=limits)
+        service = ChatService(node, pipeline=PIPELINE)  # as `serve` runs it on SQLite
         server = await service.serve(host, port, backlog=BACKLOG)
         try:
             ready(server.sockets[0].getsockname()[1])

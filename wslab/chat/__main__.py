@@ -27,6 +27,7 @@ from .stores.sqlite import SqliteStore
 from .web import parse_origin
 
 DEFAULT_DB = "wslab-chat.db"
+PIPELINE = 32  # lines of one connection waiting for their commit at once (SQLite)
 FD_MARGIN = 64  # descriptors kept for the listening socket, the database, the log...
 
 log = logging.getLogger("wslab.chat.server")
@@ -61,6 +62,9 @@ async def _serve(args: argparse.Namespace, caps: Caps) -> None:
         node, hello_timeout=args.hello_timeout, max_pending=args.max_pending,
         allowed_hosts=args.allow_host, caps=caps,
         peers=args.peer, allowed_origins=args.allow_origin,
+        # SQLite stores appends in call order, so one sender may fill a group commit;
+        # Redis scripts from one node may run in any order: one line at a time.
+        pipeline=1 if args.redis else PIPELINE,
     )
     server = await service.serve(
         args.host, args.port, backlog=1024, open_timeout=args.open_timeout)
@@ -125,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="endereço onde escutar")
     serve.add_argument("--port", type=_port, default=8765, help="porta (0 escolhe uma livre)")
+    serve.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default=_default_loop(),
+        help="o event loop (uvloop, mais rápido, onde instala)",
+    )
     where = serve.add_mutually_exclusive_group()
     where.add_argument(
         "--db", default=DEFAULT_DB, metavar="ARQUIVO",
@@ -188,6 +196,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run(coroutine, loop: str) -> None:
+    """``asyncio.run`` on uvloop (the default where it installs) or asyncio's own loop."""
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(coroutine)
+    else:
+        asyncio.run(coroutine)
+
+
+def _default_loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -210,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     caps = Caps(max_connections, args.max_per_address, max_waiting, args.max_waiting_per_address)
     try:
-        asyncio.run(_serve(args, caps))
+        _run(_serve(args, caps), args.loop)
     except StoreError as error:
         print(error, file=sys.stderr)
         return 1

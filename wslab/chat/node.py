@@ -33,6 +33,7 @@ Rules enforced here, each a setting of :class:`Limits`:
 from __future__ import annotations
 
 import asyncio
+import logging
 import ipaddress
 import math
 import time
@@ -52,6 +53,8 @@ from .kdf import SCRYPT, Scrypt
 from .names import normalize_name
 from .ratelimit import KeyedBuckets, LoginThrottle
 from .stores import CredentialStore, MessageLog
+
+logger = logging.getLogger("wslab.chat.server")
 
 __all__ = ["ChatNode", "Limits", "Presence", "address_key"]
 
@@ -142,6 +145,9 @@ class ChatNode:
             offload = self._in_pool
         self._offload = offload
         self._pending_logins = 0
+        # Names known to be registered (never removed: a name, once taken, stays). A
+        # /msg to one of them needs no lookup, so awaits_store and say agree.
+        self._registered: set[str] = set()
         self._replays: asyncio.Semaphore | None = None  # made on the loop, when first needed
         self._waiting_replays = 0
         self._replay_rate = (
@@ -315,6 +321,7 @@ class ChatNode:
                 record = await self._register(name, secret, address)
                 if record is None:
                     self._remember(name, address)
+                    self._registered.add(name)
                     return  # registered by this call
             if not await self._cpu(Scrypt.verify, secret, record):
                 if self._throttle:
@@ -326,6 +333,7 @@ class ChatNode:
             if self._throttle:
                 self._throttle.succeeded(keys)
                 self._remember(name, address)
+            self._registered.add(name)
         finally:
             self._pending_logins -= 1
 
@@ -384,14 +392,12 @@ class ChatNode:
         user = self.hub.user_of(session_id)
         try:
             command = parse_line(text)
-            if (
-                isinstance(command, PrivateText)
-                and not self.hub.is_online(command.to)
-                and await self.credentials.lookup(command.to) is None
-            ):
-                raise CommandError(
-                    f"O usuário '{command.to}' não existe: ninguém entrou com esse nome."
-                )
+            if isinstance(command, PrivateText) and not self._exists_here(command.to):
+                if await self.credentials.lookup(command.to) is None:
+                    raise CommandError(
+                        f"O usuário '{command.to}' não existe: ninguém entrou com esse nome."
+                    )
+                self._registered.add(command.to)
             if isinstance(command, WhoQuery):
                 names = ", ".join(await self._online())
                 return [self.hub.reply(session_id, DeliveryKind.SYSTEM, f"Online agora: {names}.")]
@@ -399,9 +405,29 @@ class ChatNode:
                 await self.log.append(DeliveryKind.PUBLIC, user, None, command.text)
             else:
                 await self.log.append(DeliveryKind.PRIVATE, user, command.to, command.text)
-        except (CommandError, StoreError) as error:
+        except CommandError as error:
+            return self._error(session_id, str(error))
+        except StoreError as error:
+            logger.warning("armazenamento falhou para %s: %s", session_id, error)
             return self._error(session_id, str(error))
         return []
+
+    def awaits_store(self, text: str) -> bool:
+        """Whether :meth:`say` would await a store before it appends ``text``: a
+        ``/msg`` to a name this node does not know to be registered (it is looked up)
+        or ``/who`` with a shared presence. A pipelining caller waits for earlier lines
+        first. Known names only grow, so a line judged not to await never does."""
+        try:
+            command = parse_line(text)
+        except CommandError:
+            return False
+        if isinstance(command, PrivateText):
+            return not self._exists_here(command.to)
+        return isinstance(command, WhoQuery) and self.presence is not None
+
+    def _exists_here(self, name: str) -> bool:
+        """Whether ``name`` is known to be registered without asking the store."""
+        return name in self._registered or self.hub.is_online(name)
 
     def spend(self, session_id: str, address: str = "") -> list[Outbound] | None:
         """Charge one frame of the session to its user's and its address's rate;

@@ -20,7 +20,9 @@ from .wire import resume_point
 __all__ = ["ChatRouter"]
 
 # The model has no addresses and no clock: no throttle, no caps, no rate limit.
-_MODEL_LIMITS = Limits(max_rate=None, login_free=None, registrations_per_minute=None)
+_MODEL_LIMITS = Limits(
+    max_rate=None, login_free=None, registrations_per_minute=None, replays_per_second=None
+)
 
 
 def _now(coroutine: Coroutine):

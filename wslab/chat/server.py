@@ -77,6 +77,7 @@ from .gate import Caps, Gate
 from .kdf import SCRYPT, Scrypt
 from .logs import shown
 from .node import ChatNode, Limits
+from .prepared import prepare_text, write_prepared
 from .ratelimit import TokenBucket
 from .stores.memory import MemoryCredentials, MemoryLog
 from .web import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
@@ -291,6 +292,13 @@ class ChatService:
             welcome lists them (as WebSocket URLs, after this node's own) so a browser
             can fail over, the page may connect to them, and their pages may open /ws.
         allowed_origins: more origins whose pages may open /ws (a name in front).
+        pipeline: lines of one connection that may wait for their commit at once.
+            With 1, a connection's next frame is read only after its line is stored;
+            more lets one sender fill a group commit. Only for a log that stores
+            appends in the order they are made (memory, SQLite; not Redis, whose
+            concurrent scripts may run in any order). A line whose checks await the
+            store (``/msg`` to someone offline, ``/who``) first waits for the earlier
+            ones, so a connection's lines are always stored in the order sent.
     """
 
     def __init__(
@@ -303,8 +311,10 @@ class ChatService:
         caps: Caps | None = None,
         peers: Collection[str] = (),
         allowed_origins: Collection[str] = (),
+        pipeline: int = 1,
     ) -> None:
         self.node = node
+        self.pipeline = max(1, pipeline)
         self.peers = tuple(parse_origin(peer) for peer in peers)
         self.allowed_origins = (*self.peers, *(parse_origin(o) for o in allowed_origins))
         self.nodes: tuple[str, ...] = ()  # WebSocket URLs for the welcome, set by serve()
@@ -502,6 +512,7 @@ class ChatService:
 
     async def _serve_session(self, client: _Client) -> None:
         connection, session_id = client.connection, client.session_id
+        in_flight: set[asyncio.Task] = set()  # lines waiting for their commit (pipeline)
         try:
             async for frame in connection:
                 if session_id not in self._clients:
@@ -515,8 +526,19 @@ class ChatService:
                 except BadFrame as error:
                     self.send([self.node.hub.reply(session_id, DeliveryKind.ERROR, str(error))])
                     continue
-                self.send(await self.node.say(
-                    session_id, say.text, address=connection.address, charged=True))
+                line = self.node.say(
+                    session_id, say.text, address=connection.address, charged=True)
+                if self.pipeline == 1 or self.node.awaits_store(say.text):
+                    if in_flight:
+                        await asyncio.wait(in_flight)
+                    self.send(await line)
+                    continue
+                while len(in_flight) >= self.pipeline:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                task = asyncio.get_running_loop().create_task(line)
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                task.add_done_callback(self._said)
         except ConnectionClosed:
             pass  # 1009, a lost peer...: the close code is logged below
         finally:
@@ -534,6 +556,15 @@ class ChatService:
         await close_within(connection, refusal.close_code, str(refusal))
         return None
 
+    def _said(self, task: asyncio.Task) -> None:
+        """A pipelined line was stored or refused: send its replies (an error, if any)."""
+        if task.cancelled():
+            return
+        try:
+            self.send(task.result())
+        except KeyError:
+            pass  # the session closed meanwhile: nobody to answer
+
     # -- writing -----------------------------------------------------------------------
 
     def _write(self, connection: ServerConnection, frame: str) -> None:
@@ -545,7 +576,7 @@ class ChatService:
         up; a peer over ``max_pending`` is shed instead. One peer's failure never
         stops the others' deliveries."""
         for item in items:
-            frame = encode_delivery(item.delivery, replayed=item.replayed).encode()
+            prepared = prepare_text(encode_delivery(item.delivery, replayed=item.replayed))
             ready = []
             for client in item.peers:
                 connection = client.connection
@@ -553,7 +584,7 @@ class ChatService:
                     self.shed_connection(connection)
                 elif _writable(connection):
                     ready.append(connection)
-            broadcast(ready, frame, text=True)
+            write_prepared(ready, prepared)  # the frame's bytes, encoded once for all
 
     # -- shedding ----------------------------------------------------------------------
 
