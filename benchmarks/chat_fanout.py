@@ -1,53 +1,56 @@
-"""Fan-out of public chat messages: our server against the bare transport and python-socketio.
+"""Fan-out of public chat messages: our server against bare websockets, python-socketio and Socket.IO on Node.js.
 
-N sessions (100 and 1000) on loopback, every public message delivered to all of them.
-Three servers face the same load generator, in the same run, on the same workload:
+N sessions (100, 1,000 and 10,000) on loopback, every public message delivered to
+all of them. Four servers face the same load generator, in the same run, on the
+same workload, plus a calibration relay:
 
 - ``wslab``: our chat server (``wslab.chat.server``), the system under test;
 - ``bare``: a ``websockets`` server that relays each frame to every connection with
-  ``broadcast`` and nothing else: the ceiling of this transport in Python;
-- ``socketio``: ``python-socketio`` on aiohttp with one room, what most people would
-  pick instead;
-- ``raw`` (calibration, not a competitor): a hand-written asyncio relay doing the
-  least Python can per delivery. If it goes well past ``bare`` with the same load
-  generator, the load generator was not what held ``bare`` (nor ours) back.
+  ``broadcast`` and nothing else: the transport in Python with no application;
+- ``socketio``: ``python-socketio`` on aiohttp with one room;
+- ``socketio-node``: Socket.IO 4 on Node.js with one room, the server most people
+  pick; installed with ``npm ci`` from ``benchmarks/socketio_node/package-lock.json``
+  and skipped, with the reason printed and recorded, where node or npm is missing;
+- ``raw`` (calibration, not a competitor): a hand-written asyncio relay that writes
+  pre-framed bytes, the least Python can do per delivery: it marks what the load
+  generator can absorb on this machine.
 
-Targets at 1000 sessions: at least 70% of ``bare``'s deliveries per second and at
-least twice ``socketio``'s.
+Every Python server runs on the same event loop (``--loop``: uvloop by default where
+it is installed, else asyncio's); the table and the JSON say which.
+
+Targets at 1,000 and 10,000 sessions, on deliveries per second: at least 0.75x the
+calibration relay, 1.3x bare websockets, 8x python-socketio, and ahead of Socket.IO
+on Node; and at most 32 KiB of server memory per idle session.
 
 How it is measured, and why (details in ``benchmarks.fanout.loadgen``):
 
 - Each server runs in its own process, started afresh for every run, pinned to CPU 0;
   the load generator is another process, pinned to CPU 1. On a 2-core machine they
-  then never compete for a core, and the load generator cannot slow the server down
-  by sharing its CPU. Both raise RLIMIT_NOFILE to the hard limit.
+  then never compete for a core. Both raise RLIMIT_NOFILE to the hard limit (10,000
+  sessions take 10,000 descriptors on each side) and the servers listen with a
+  backlog of 4,096.
 - The load generator holds all N sessions in one process and receives as cheaply as
   Python allows (raw sockets, frames cut by length, the sequence number found with
-  ``bytes.find``, no JSON). It reports its own CPU use beside the server's: a server
-  near 100% of its core while the load generator has room left means the server is
-  the bottleneck, which is what this benchmark must measure. It also reports CPU used
-  by anything else on the machine during the measurement (``other``), so a noisy run
-  shows itself.
-- Payloads are the same size on the wire for all three: the text is ``text_bytes``
+  ``bytes.find``, no JSON). It reports its own CPU use beside the server's: the
+  process near 100% of its core is what bounds the run (the ``bound`` column). It
+  also reports CPU used by anything else on the machine during the measurement
+  (``other``), so a noisy run shows itself.
+- Payloads are the same size on the wire for all: the text is ``text_bytes``
   characters; ``bare``'s sender writes exactly the frame our server would deliver
-  (the bare server relays it as is); socket.io adds its ``42["message",...]`` envelope.
-  The table shows the frame size each server delivered.
-- One session sends, all N receive (the sender gets its echo). Closed loop: ``window``
-  messages in flight, the next sent when one has reached all N sessions, so no
-  server is flooded beyond what it can drain and latency stays a measure of the
-  server, not of an unbounded queue. The window is counted in deliveries in flight
-  (``window_deliveries`` / N messages, at least 2: 40 messages at N = 100, 4 at
-  N = 1000), so every N keeps about the same amount of work queued: the server
-  always has the next message waiting when it finishes a fan-out, even with a
-  virtual machine's slow wake-ups (with 2,000 the servers already sat at 100% of
-  their CPU; 4,000 leaves a margin), while latency stays a few fan-outs deep. In a
-  closed loop at saturation, latency is mostly that queue (Little's law: about
-  ``window_deliveries`` / deliveries per second), so p50 follows throughput; p99
-  over p50 shows the spread of one fan-out and the jitter.
+  (the bare server relays it as is); Socket.IO adds its ``42["message",...]``
+  envelope. The table shows the frame size each server delivered.
+- One session sends, all N receive (the sender gets its echo). Closed loop: about
+  ``window_deliveries`` deliveries in flight (``window_deliveries`` / N messages, at
+  least 2), the next message sent when one has reached all N sessions, so no
+  server is flooded beyond what it can drain. In a closed loop at saturation,
+  latency is mostly that queue (Little's law: about ``window_deliveries`` /
+  deliveries per second), so p50 follows throughput; p99 over p50 shows the spread
+  of one fan-out and the jitter.
 - Measured: deliveries read per second during ``duration`` seconds after a
   ``warmup``; latency per delivery from the write of the message to the read of its
   copy, both clocks in the load generator; p50 and p99 over all deliveries of the
-  measurement.
+  measurement. The server's resident memory (``VmRSS``) before any session, with
+  all N open and idle, and at the end of the load; per session it is divided by N.
 - Correctness: every session must get every message exactly once and in order;
   repeats, gaps and deliveries missing after the drain are counted as ``loss``.
 - Each configuration runs ``repeats`` times; the order of the servers rotates from one
@@ -56,14 +59,16 @@ How it is measured, and why (details in ``benchmarks.fanout.loadgen``):
   shared: before each run the benchmark waits (bounded) for other processes to
   leave the CPUs idle, and a run during which they took more than a quarter of a
   CPU is done again (twice at most; the quietest attempt is kept and flagged).
+  The machine's load before the whole run is recorded too.
 
-Writes ``benchmarks/results/chat_fanout.json`` (every run, medians, targets, machine and
-parameters) and ``benchmarks/results/chat_fanout.png``.
+Writes ``benchmarks/results/chat_fanout.json`` (every run, medians, targets, machine,
+load and parameters) and ``benchmarks/results/chat_fanout.png``.
 
-Run: ``python -m benchmarks.chat_fanout`` (full: N = 100 and 1000, 3 repeats, about
-three minutes on a quiet machine), or ``--quick`` (small N, short runs, a few seconds, results not
-written unless ``--output`` is given).
+Run: ``python -m benchmarks.chat_fanout`` (full: N = 100, 1,000 and 10,000, 3
+repeats, several minutes on a quiet machine), or ``--quick`` (small N, short runs, a
+few seconds, results not written unless ``--output`` is given).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,39 +88,56 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.fanout import ALL_KINDS, SERVER_KINDS
+from benchmarks.fanout import ALL_KINDS, LOOPS, NODE_KINDS, SERVER_KINDS, default_loop, procfs
+from benchmarks.fanout.record import RunRecord
+from benchmarks.fanout.servers import NODE_PEER, install_node_peer
 
-__all__ = ["Params", "run_all", "summarize", "targets", "format_table", "plot", "main"]
+__all__ = ["Params", "run_one", "run_all", "summarize", "targets", "format_table", "plot", "main"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-TARGET_SESSIONS = 1000
-#: (reference server, minimum ratio of our deliveries/s to its) at TARGET_SESSIONS.
-TARGETS = (("bare", 0.70), ("socketio", 2.0))
-LABELS = {"wslab": "wslab (nosso)", "bare": "websockets puro", "socketio": "python-socketio",
-          "raw": "relay mínimo (calibração)"}
-COLORS = {"wslab": "#1f77b4", "bare": "#7f7f7f", "socketio": "#d62728", "raw": "#bcbd22"}
+TARGET_SESSIONS = (1000, 10000)
+#: (reference server, minimum ratio of our deliveries/s to its), at each of TARGET_SESSIONS.
+TARGETS = (("raw", 0.75), ("bare", 1.3), ("socketio", 8.0), ("socketio-node", 1.0))
+#: Our server's resident memory per idle session (RSS / N), at most, at TARGET_SESSIONS.
+MEMORY_TARGET_BYTES = 32 * 1024
+LABELS = {
+    "wslab": "wslab (nosso)",
+    "bare": "websockets puro",
+    "socketio": "python-socketio",
+    "socketio-node": "Socket.IO (Node.js)",
+    "raw": "relay mínimo (calibração)",
+}
+COLORS = {
+    "wslab": "#1f77b4",
+    "bare": "#7f7f7f",
+    "socketio": "#d62728",
+    "socketio-node": "#2ca02c",
+    "raw": "#bcbd22",
+}
 SERVER_READY_TIMEOUT = 20.0
 NOISY_OTHER_CPU = 0.25  # cores used by other processes that make a run suspect
+SATURATED_CPU = 0.9  # a process above this share of its core is what bounds the run
 
 
 @dataclasses.dataclass(frozen=True)
 class Params:
     """What one benchmark run does; stored in the JSON beside the figures."""
 
-    sizes: tuple[int, ...] = (100, 1000)
+    sizes: tuple[int, ...] = (100, 1000, 10000)
     servers: tuple[str, ...] = ALL_KINDS
     repeats: int = 3
     window_deliveries: int = 4000
     text_bytes: int = 64
     warmup: float = 1.0
-    duration: float = 5.0
-    setup_timeout: float = 60.0
+    duration: float = 4.0
+    setup_timeout: float = 120.0
     drain_timeout: float = 10.0
     stall_timeout: float = 10.0
     retention: int = 1000
     noisy_retries: int = 2
     quiet_wait: float = 30.0
+    loop: str = default_loop()
 
     def window(self, sessions: int) -> int:
         """Messages in flight for N sessions: about ``window_deliveries`` deliveries."""
@@ -140,9 +162,18 @@ def _cpus() -> tuple[int | None, int | None]:
     return allowed[0], allowed[1]
 
 
-def _start_server(kind: str, cpu: int | None, retention: int, log) -> tuple[subprocess.Popen, int]:
+def _start_server(kind: str, cpu: int | None, params: Params, log) -> tuple[subprocess.Popen, int]:
     """Start one server process and wait for its ``READY <port>`` line."""
-    command = [sys.executable, "-m", "benchmarks.fanout.servers", kind, "--retention", str(retention)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.fanout.servers",
+        kind,
+        "--retention",
+        str(params.retention),
+        "--loop",
+        params.loop,
+    ]
     if cpu is not None:
         command += ["--cpu", str(cpu)]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -157,8 +188,9 @@ def _start_server(kind: str, cpu: int | None, retention: int, log) -> tuple[subp
             line += chunk
     if not line.startswith("READY "):
         _stop(proc)
-        raise BenchmarkError(f"o servidor {kind} não ficou pronto em {SERVER_READY_TIMEOUT:g} s"
-                             f"{_tail(log)}")
+        raise BenchmarkError(
+            f"o servidor {kind} não ficou pronto em {SERVER_READY_TIMEOUT:g} s{_tail(log)}"
+        )
     return proc, int(line.split()[1])
 
 
@@ -182,45 +214,82 @@ def _tail(log, lines: int = 5) -> str:
     return (":\n  " + "\n  ".join(text)) if text else ""
 
 
-def run_one(kind: str, sessions: int, params: Params) -> dict:
-    """One server process, one load generator run against it; the load generator's figures."""
+def loop_of(kind: str, params: Params) -> str:
+    """The event loop a server kind runs on: the chosen one for Python, libuv's for Node.js."""
+    return "node (libuv)" if kind in NODE_KINDS else params.loop
+
+
+def run_one(kind: str, sessions: int, params: Params) -> RunRecord:
+    """One server process, one load generator run against it; the load generator's record."""
     server_cpu, loadgen_cpu = _cpus()
     window = params.window(sessions)
     with tempfile.TemporaryFile() as log:
-        proc, port = _start_server(kind, server_cpu, params.retention, log)
+        proc, port = _start_server(kind, server_cpu, params, log)
         try:
             command = [
-                sys.executable, "-m", "benchmarks.fanout.loadgen", kind,
-                "--port", str(port), "--sessions", str(sessions), "--window", str(window),
-                "--text-bytes", str(params.text_bytes), "--warmup", str(params.warmup),
-                "--duration", str(params.duration), "--setup-timeout", str(params.setup_timeout),
-                "--drain-timeout", str(params.drain_timeout), "--stall-timeout", str(params.stall_timeout),
-                "--server-pid", str(proc.pid),
+                sys.executable,
+                "-m",
+                "benchmarks.fanout.loadgen",
+                kind,
+                "--port",
+                str(port),
+                "--sessions",
+                str(sessions),
+                "--window",
+                str(window),
+                "--text-bytes",
+                str(params.text_bytes),
+                "--warmup",
+                str(params.warmup),
+                "--duration",
+                str(params.duration),
+                "--setup-timeout",
+                str(params.setup_timeout),
+                "--drain-timeout",
+                str(params.drain_timeout),
+                "--stall-timeout",
+                str(params.stall_timeout),
+                "--server-pid",
+                str(proc.pid),
             ]
             if loadgen_cpu is not None:
                 command += ["--cpu", str(loadgen_cpu)]
-            bound = params.setup_timeout + params.warmup + params.duration + params.drain_timeout + 30
+            bound = (
+                params.setup_timeout + params.warmup + params.duration + params.drain_timeout + 30
+            )
             try:
-                done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=bound)
+                done = subprocess.run(
+                    command, cwd=ROOT, capture_output=True, text=True, timeout=bound
+                )
             except subprocess.TimeoutExpired:
-                raise BenchmarkError(f"o gerador de carga não terminou em {bound:g} s "
-                                     f"({kind}, N={sessions})") from None
+                raise BenchmarkError(
+                    f"o gerador de carga não terminou em {bound:g} s ({kind}, N={sessions})"
+                ) from None
             if done.returncode != 0:
                 reason = done.stderr.strip().splitlines()[-1:] or ["sem mensagem"]
-                raise BenchmarkError(f"o gerador de carga falhou ({kind}, N={sessions}): {reason[0]}"
-                                     f"{_tail(log)}")
+                raise BenchmarkError(
+                    f"o gerador de carga falhou ({kind}, N={sessions}): {reason[0]}{_tail(log)}"
+                )
             if proc.poll() is not None:
                 raise BenchmarkError(f"o servidor {kind} morreu durante a medida{_tail(log)}")
         finally:
             _stop(proc)
-    return json.loads(done.stdout)
+    return dataclasses.replace(RunRecord.from_json(done.stdout), loop=loop_of(kind, params))
+
+
+def available(servers: Sequence[str]) -> dict[str, str]:
+    """The servers that cannot run here, each with the reason (Node.js peers without node or npm)."""
+    if not any(kind in NODE_KINDS for kind in servers):
+        return {}
+    reason = install_node_peer()
+    return {} if reason is None else {kind: reason for kind in servers if kind in NODE_KINDS}
 
 
 def _progress(line: str) -> None:
     print(line, flush=True)
 
 
-def run_all(params: Params, progress: Callable[[str], None] = _progress) -> list[dict]:
+def run_all(params: Params, progress: Callable[[str], None] = _progress) -> list[RunRecord]:
     """Every (repeat, N, server), the servers' order rotating per repeat.
 
     A run during which other processes used more than ``NOISY_OTHER_CPU`` of a CPU
@@ -237,21 +306,29 @@ def run_all(params: Params, progress: Callable[[str], None] = _progress) -> list
                 for _ in range(1 + params.noisy_retries):
                     waited = _wait_for_quiet(params.quiet_wait)
                     if waited is not None and waited > 1:
-                        progress(f"  (waited {waited:.0f} s for other processes to leave the CPUs free)")
+                        progress(
+                            f"  (waited {waited:.0f} s for other processes to leave the CPUs free)"
+                        )
                     result = run_one(kind, sessions, params)
                     attempts.append(result)
-                    if (result["other_cpu"] or 0.0) <= NOISY_OTHER_CPU:
+                    if (result.other_cpu or 0.0) <= NOISY_OTHER_CPU or len(
+                        attempts
+                    ) > params.noisy_retries:
                         break
-                    progress(f"  [{repeat + 1}/{params.repeats}] {kind:<9} N={sessions:<5} other processes "
-                             f"used {_pct(result['other_cpu']).strip()} of a CPU: running it again")
-                result = min(attempts, key=lambda r: r["other_cpu"] or 0.0)
-                result["repeat"] = repeat
-                result["attempts"] = len(attempts)
+                    progress(
+                        f"  [{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6} other processes "
+                        f"used {_pct(result.other_cpu).strip()} of a CPU: running it again"
+                    )
+                result = min(attempts, key=lambda r: r.other_cpu or 0.0)
+                result = dataclasses.replace(result, repeat=repeat, attempts=len(attempts))
                 runs.append(result)
-                progress(f"  [{repeat + 1}/{params.repeats}] {kind:<9} N={sessions:<5} "
-                         f"{result['deliveries_per_s']:>9,.0f} deliveries/s  p50 {result['p50_ms']:6.1f} ms"
-                         f"  p99 {result['p99_ms']:6.1f} ms  cpu server {_pct(result['server_cpu'])}"
-                         f" loadgen {_pct(result['loadgen_cpu'])} other {_pct(result['other_cpu'])}")
+                progress(
+                    f"  [{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6} "
+                    f"{result.deliveries_per_s:>9,.0f} deliveries/s  p50 {result.p50_ms:6.1f} ms"
+                    f"  p99 {result.p99_ms:6.1f} ms  cpu server {_pct(result.server_cpu)}"
+                    f" loadgen {_pct(result.loadgen_cpu)} other {_pct(result.other_cpu)}"
+                    f"  setup {result.setup_s:4.1f} s"
+                )
     return runs
 
 
@@ -259,96 +336,194 @@ def _pct(x: float | None) -> str:
     return "  n/a" if x is None else f"{100 * x:4.0f}%"
 
 
-def _loss(run: dict) -> int:
-    return run["missing_deliveries"] + run["gaps"] + run["repeats"]
+def bound_by(server_cpu: float | None, loadgen_cpu: float | None) -> str:
+    """Which process saturated its core: ``server``, ``loadgen``, ``both`` or ``neither``."""
+    server = server_cpu is not None and server_cpu >= SATURATED_CPU
+    loadgen = loadgen_cpu is not None and loadgen_cpu >= SATURATED_CPU
+    return {(True, True): "both", (True, False): "server", (False, True): "loadgen"}.get(
+        (server, loadgen), "neither"
+    )
 
 
-def summarize(runs: Sequence[dict]) -> list[dict]:
+def _per_session(rss: int | None, sessions: int) -> float | None:
+    return None if rss is None else rss / sessions
+
+
+def summarize(runs: Sequence[RunRecord]) -> list[dict]:
     """Median over the repeats of each (server, N); loss summed over them."""
     rows = []
-    keys = sorted({(r["sessions"], r["server"]) for r in runs},
-                  key=lambda k: (k[0], ALL_KINDS.index(k[1])))
+    keys = sorted(
+        {(r.sessions, r.server) for r in runs}, key=lambda k: (k[0], ALL_KINDS.index(k[1]))
+    )
     for sessions, kind in keys:
-        mine = [r for r in runs if r["sessions"] == sessions and r["server"] == kind]
+        mine = [r for r in runs if r.sessions == sessions and r.server == kind]
 
-        def median(field: str) -> float | None:
-            values = [r[field] for r in mine if r[field] is not None]
+        def median(values) -> float | None:
+            values = [v for v in values if v is not None]
             return statistics.median(values) if values else None
 
-        rows.append({
+        base = median(r.rss_base_bytes for r in mine)
+        idle = median(r.rss_idle_bytes for r in mine)
+        row = {
             "server": kind,
+            "loop": mine[0].loop,
             "sessions": sessions,
-            "window": mine[0]["window"],
+            "window": mine[0].window,
             "runs": len(mine),
-            "deliveries_per_s": median("deliveries_per_s"),
-            "deliveries_per_s_min": min(r["deliveries_per_s"] for r in mine),
-            "deliveries_per_s_max": max(r["deliveries_per_s"] for r in mine),
-            "p50_ms": median("p50_ms"),
-            "p99_ms": median("p99_ms"),
-            "frame_bytes": mine[0]["frame_bytes"],
-            "loss": sum(_loss(r) for r in mine),
-            "sessions_closed": sum(r["sessions_closed"] for r in mine),
-            "server_cpu": median("server_cpu"),
-            "loadgen_cpu": median("loadgen_cpu"),
-            "other_cpu": median("other_cpu"),
-        })
+            "deliveries_per_s": median(r.deliveries_per_s for r in mine),
+            "deliveries_per_s_min": min(r.deliveries_per_s for r in mine),
+            "deliveries_per_s_max": max(r.deliveries_per_s for r in mine),
+            "p50_ms": median(r.p50_ms for r in mine),
+            "p99_ms": median(r.p99_ms for r in mine),
+            "frame_bytes": mine[0].frame_bytes,
+            "loss": sum(r.loss for r in mine),
+            "sessions_closed": sum(r.sessions_closed for r in mine),
+            "setup_s": median(r.setup_s for r in mine),
+            "server_cpu": median(r.server_cpu for r in mine),
+            "loadgen_cpu": median(r.loadgen_cpu for r in mine),
+            "other_cpu": median(r.other_cpu for r in mine),
+            "rss_base_bytes": base,
+            "rss_idle_bytes": idle,
+            "rss_load_bytes": median(r.rss_load_bytes for r in mine),
+            # the issue's measure: the whole resident set over the sessions
+            "rss_idle_per_session": _per_session(idle, sessions),
+            "rss_load_per_session": median(_per_session(r.rss_load_bytes, sessions) for r in mine),
+            # what one more session costs: the growth from no session to N idle ones
+            "rss_added_per_session": None
+            if base is None or idle is None
+            else (idle - base) / sessions,
+        }
+        row["bound"] = bound_by(row["server_cpu"], row["loadgen_cpu"])
+        # deliveries per second of the server's own CPU: what a run with the CPU taken away still tells
+        row["deliveries_per_cpu_s"] = median(
+            r.deliveries_per_s / r.server_cpu if r.server_cpu else None for r in mine
+        )
+        # some repeat shared the CPUs with other work: its figures say more about that work
+        row["suspect"] = any((r.other_cpu or 0.0) > NOISY_OTHER_CPU for r in mine)
+        rows.append(row)
     return rows
 
 
-def targets(summary: Sequence[dict], sessions: int = TARGET_SESSIONS) -> list[dict]:
-    """Our deliveries/s over each reference's at ``sessions``, against its minimum ratio."""
-    by_server = {r["server"]: r for r in summary if r["sessions"] == sessions}
+def targets(summary: Sequence[dict], sizes: Sequence[int] = TARGET_SESSIONS) -> list[dict]:
+    """Our deliveries/s over each reference's, and our memory per idle session, at ``sizes``."""
     out = []
-    if "wslab" not in by_server:
-        return out
-    ours = by_server["wslab"]["deliveries_per_s"]
-    for reference, minimum in TARGETS:
-        if reference not in by_server:
+    for sessions in sizes:
+        by_server = {r["server"]: r for r in summary if r["sessions"] == sessions}
+        if "wslab" not in by_server:
             continue
-        ratio = ours / by_server[reference]["deliveries_per_s"]
-        out.append({
-            "reference": reference,
-            "sessions": sessions,
-            "ratio": ratio,
-            "minimum": minimum,
-            "met": ratio >= minimum,
-            # how far below the target, as a share of the target (0 when met)
-            "shortfall": max(0.0, 1 - ratio / minimum),
-        })
+        ours = by_server["wslab"]
+        for reference, minimum in TARGETS:
+            if reference not in by_server:
+                continue
+            ratio = ours["deliveries_per_s"] / by_server[reference]["deliveries_per_s"]
+            out.append(
+                {
+                    "measure": "deliveries_per_s",
+                    "reference": reference,
+                    "sessions": sessions,
+                    "value": ratio,
+                    "ratio": ratio,
+                    "minimum": minimum,
+                    "met": ratio >= minimum,
+                    # how far below the target, as a share of the target (0 when met)
+                    "shortfall": max(0.0, 1 - ratio / minimum),
+                    "reference_bound": by_server[reference]["bound"],
+                    "suspect": ours["suspect"] or by_server[reference]["suspect"],
+                }
+            )
+        per_session = ours["rss_idle_per_session"]
+        if per_session is not None:
+            out.append(
+                {
+                    "measure": "rss_idle_per_session",
+                    "reference": None,
+                    "sessions": sessions,
+                    "value": per_session,
+                    "maximum": MEMORY_TARGET_BYTES,
+                    "met": per_session <= MEMORY_TARGET_BYTES,
+                    "shortfall": max(0.0, per_session / MEMORY_TARGET_BYTES - 1),
+                    "suspect": False,  # memory is read with every session idle: other work does not change it
+                }
+            )
     return out
 
 
 def target_lines(checks: Sequence[dict]) -> list[str]:
     lines = []
     for c in checks:
-        verdict = "met" if c["met"] else f"missed by {100 * c['shortfall']:.1f}%"
-        lines.append(f"wslab/{c['reference']} at N={c['sessions']}: {c['ratio']:.2f}x "
-                     f"(target >= {c['minimum']:.2f}x): {verdict}")
+        verdict = ("met" if c["met"] else f"missed by {100 * c['shortfall']:.1f}%") + (
+            " (suspect: other processes took CPU)" if c["suspect"] else ""
+        )
+        if c["measure"] == "deliveries_per_s":
+            lines.append(
+                f"wslab/{c['reference']} at N={c['sessions']}: {c['ratio']:.2f}x "
+                f"(target >= {c['minimum']:.2f}x; {c['reference']} bound by "
+                f"{c['reference_bound']}): {verdict}"
+            )
+        else:
+            lines.append(
+                f"wslab memory per idle session at N={c['sessions']}: {c['value'] / 1024:.1f} KiB "
+                f"(target <= {c['maximum'] / 1024:.0f} KiB): {verdict}"
+            )
     return lines
 
 
+def _kib(x: float | None) -> str:
+    return "n/a" if x is None else f"{x / 1024:.1f}"
+
+
 def format_table(summary: Sequence[dict]) -> str:
-    head = (f"{'server':<10}{'N':>6}{'window':>7}{'deliveries/s':>14}{'p50 ms':>9}{'p99 ms':>9}"
-            f"{'frame B':>9}{'loss':>6}{'cpu srv':>9}{'cpu gen':>9}{'other':>7}")
+    head = (
+        f"{'server':<14}{'N':>6}{'deliveries/s':>14}{'p50 ms':>8}{'p99 ms':>8}{'frame':>6}"
+        f"{'loss':>5}{'cpu srv':>8}{'cpu gen':>8}{'other':>6}  {'bound':<8}"
+        f"{'KiB/idle':>9}{'KiB/load':>9}{'KiB/added':>10}"
+    )
     lines = [head, "-" * len(head)]
     for r in summary:
         lines.append(
-            f"{r['server']:<10}{r['sessions']:>6}{r['window']:>7}{r['deliveries_per_s']:>14,.0f}"
-            f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['frame_bytes']:>9}{r['loss']:>6}"
-            f"{_pct(r['server_cpu']):>9}{_pct(r['loadgen_cpu']):>9}{_pct(r['other_cpu']):>7}"
+            f"{r['server']:<14}{r['sessions']:>6}{r['deliveries_per_s']:>14,.0f}"
+            f"{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['frame_bytes']:>6}{r['loss']:>5}"
+            f"{_pct(r['server_cpu']):>8}{_pct(r['loadgen_cpu']):>8}{_pct(r['other_cpu']):>6}  {r['bound']:<8}"
+            f"{_kib(r['rss_idle_per_session']):>9}{_kib(r['rss_load_per_session']):>9}"
+            f"{_kib(r['rss_added_per_session']):>10}"
         )
     return "\n".join(lines)
+
+
+def _node_versions() -> dict:
+    """node's version and the Socket.IO the lock file installs (None where missing)."""
+    versions: dict[str, str | None] = {"node": None, "socket.io": None}
+    try:
+        done = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10)
+        versions["node"] = done.stdout.strip().lstrip("v") or None
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    try:
+        lock = json.loads((NODE_PEER / "package-lock.json").read_text())
+        versions["socket.io"] = lock["packages"]["node_modules/socket.io"]["version"]
+    except (OSError, KeyError, ValueError):
+        pass
+    return versions
 
 
 def machine_info() -> dict:
     model = None
     try:
         with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+            model = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None
+            )
     except OSError:
         pass
     versions = {}
-    for package in ("websockets", "python-socketio", "python-engineio", "aiohttp", "matplotlib"):
+    for package in (
+        "websockets",
+        "python-socketio",
+        "python-engineio",
+        "aiohttp",
+        "uvloop",
+        "matplotlib",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -359,12 +534,12 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
-        "libraries": versions,
+        "libraries": versions | _node_versions(),
     }
 
 
 def plot(summary: Sequence[dict], path: Path) -> None:
-    """Deliveries per second (left) and latency p50/p99 (right), per server and N."""
+    """Deliveries per second, latency p50/p99 and memory per idle session, per server and N."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -374,55 +549,64 @@ def plot(summary: Sequence[dict], path: Path) -> None:
     servers = [k for k in ALL_KINDS if any(r["server"] == k for r in summary)]
     cell = {(r["server"], r["sessions"]): r for r in summary}
     width = 0.8 / len(servers)
-    fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(12, 5.2))
+    fig, (ax_rate, ax_lat, ax_mem) = plt.subplots(1, 3, figsize=(15, 5.2))
     for i, kind in enumerate(servers):
-        xs = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(sizes))]
-        rows = [cell[(kind, n)] for n in sizes]
+        present = [n for n in sizes if (kind, n) in cell]
+        xs = [sizes.index(n) + (i - (len(servers) - 1) / 2) * width for n in present]
+        rows = [cell[(kind, n)] for n in present]
         rates = [r["deliveries_per_s"] / 1000 for r in rows]
         low = [(r["deliveries_per_s"] - r["deliveries_per_s_min"]) / 1000 for r in rows]
         high = [(r["deliveries_per_s_max"] - r["deliveries_per_s"]) / 1000 for r in rows]
-        style = {"color": COLORS[kind], "hatch": "//" if kind not in SERVER_KINDS else None,
-                 "edgecolor": "white" if kind not in SERVER_KINDS else None}
-        bars = ax_rate.bar(xs, rates, width, label=LABELS[kind], yerr=[low, high], capsize=3, **style)
-        ax_rate.bar_label(bars, labels=[f"{v:.0f}k" for v in rates], padding=2, fontsize=8)
+        style = {
+            "color": COLORS[kind],
+            "hatch": "//" if kind not in SERVER_KINDS else None,
+            "edgecolor": "white" if kind not in SERVER_KINDS else None,
+        }
+        bars = ax_rate.bar(
+            xs, rates, width, label=LABELS[kind], yerr=[low, high], capsize=3, **style
+        )
+        ax_rate.bar_label(bars, labels=[f"{v:.0f}k" for v in rates], padding=2, fontsize=7)
         ax_lat.bar(xs, [r["p99_ms"] for r in rows], width, alpha=0.35, **style)
         ax_lat.bar(xs, [r["p50_ms"] for r in rows], width, **style)
-    for ax in (ax_rate, ax_lat):
-        ax.set_xticks(range(len(sizes)), [f"{n} sessões" for n in sizes])
+        ax_mem.bar(xs, [(r["rss_idle_per_session"] or 0) / 1024 for r in rows], width, **style)
+    for ax in (ax_rate, ax_lat, ax_mem):
+        ax.set_xticks(range(len(sizes)), [f"{n:,}".replace(",", ".") for n in sizes])
         ax.set_xlabel("sessões abertas (todas recebem cada mensagem)")
         ax.grid(axis="y", alpha=0.3)
     ax_rate.set_ylabel("entregas por segundo (milhares)")
-    ax_rate.set_title("Vazão (mediana; traço = mín. e máx. das repetições)")
+    ax_rate.set_title("Vazão (mediana; traço = mín. e máx.)")
     ax_lat.set_yscale("log")
-    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-             if min(r["p50_ms"] for r in summary) / 2 <= t <= max(r["p99_ms"] for r in summary) * 2]
+    ticks = [
+        t
+        for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+        if min(r["p50_ms"] for r in summary) / 2 <= t <= max(r["p99_ms"] for r in summary) * 2
+    ]
     ax_lat.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax_lat.minorticks_off()
     ax_lat.set_ylabel("latência do envio à recepção (ms, escala log)")
-    ax_lat.set_title("Latência por entrega: p50 (cor cheia) e p99 (cor clara)")
-    fig.legend(*ax_rate.get_legend_handles_labels(), loc="lower center", ncol=len(servers), fontsize=9,
-               frameon=False)
+    ax_lat.set_title("Latência: p50 (cheia) e p99 (clara)")
+    ax_mem.set_yscale("log")
+    ax_mem.axhline(MEMORY_TARGET_BYTES / 1024, color="black", linestyle=":", linewidth=1)
+    ax_mem.set_ylabel("memória residente ÷ sessões, ociosas (KiB, log)")
+    ax_mem.set_title("Memória do servidor por sessão (pontilhado: meta)")
+    fig.legend(
+        *ax_rate.get_legend_handles_labels(),
+        loc="lower center",
+        ncol=len(servers),
+        fontsize=9,
+        frameon=False,
+    )
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _busy_cpu_seconds() -> float | None:
-    """CPU seconds the whole machine has been busy since boot (None without /proc)."""
-    try:
-        with open("/proc/stat") as f:
-            user, nice, system, _, _, irq, softirq = (int(x) for x in f.readline().split()[1:8])
-    except (OSError, ValueError):
-        return None
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _other_cpu_now(seconds: float = 0.5) -> float | None:
     """CPUs kept busy by other processes over ``seconds``, while this benchmark is idle."""
-    before = _busy_cpu_seconds()
+    before = procfs.machine_cpu_seconds()
     time.sleep(seconds)
-    after = _busy_cpu_seconds()
-    return None if before is None or after is None else (after - before) / seconds
+    after = procfs.machine_cpu_seconds()
+    return None if before is None or after is None else (after[0] - before[0]) / seconds
 
 
 def _wait_for_quiet(limit: float) -> float | None:
@@ -440,41 +624,115 @@ def _wait_for_quiet(limit: float) -> float | None:
             return time.monotonic() - start
 
 
+def machine_load() -> dict:
+    """The machine's load before the run: CPUs busy over one second, and the load averages."""
+    try:
+        averages = list(os.getloadavg())
+    except OSError:
+        averages = None
+    return {"busy_cpus": _other_cpu_now(1.0), "loadavg_1_5_15": averages}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = Params()
     parser.add_argument("--quick", action="store_true", help="small N and short runs: a smoke test")
-    parser.add_argument("--sizes", type=int, nargs="+", help=f"numbers of sessions (default: {' '.join(map(str, Params().sizes))})")
-    parser.add_argument("--servers", nargs="+", choices=ALL_KINDS,
-                        help="servers to run (default: all, raw included)")
-    parser.add_argument("--repeats", type=int, help=f"runs of each configuration (default: {Params().repeats})")
-    parser.add_argument("--duration", type=float, help=f"seconds measured per run (default: {Params().duration:g})")
-    parser.add_argument("--window-deliveries", type=int, help=f"deliveries in flight (default: {Params().window_deliveries})")
-    parser.add_argument("--output", type=Path, help="directory for chat_fanout.json and .png "
-                        "(default: benchmarks/results, not written with --quick)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        help=f"numbers of sessions (default: {' '.join(map(str, defaults.sizes))})",
+    )
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=ALL_KINDS,
+        help="servers to run (default: all, raw included)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, help=f"runs of each configuration (default: {defaults.repeats})"
+    )
+    parser.add_argument(
+        "--duration", type=float, help=f"seconds measured per run (default: {defaults.duration:g})"
+    )
+    parser.add_argument(
+        "--window-deliveries",
+        type=int,
+        help=f"deliveries in flight (default: {defaults.window_deliveries})",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        help=f"seconds to wait, at most, for a quiet machine before each run (default: {defaults.quiet_wait:g})",
+    )
+    parser.add_argument(
+        "--noisy-retries",
+        type=int,
+        help=f"reruns of a run that shared the CPUs with other work (default: {defaults.noisy_retries})",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help=f"event loop of every Python server (default: {defaults.loop})",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="directory for chat_fanout.json and .png "
+        "(default: benchmarks/results, not written with --quick)",
+    )
     args = parser.parse_args(argv)
-    params = QUICK if args.quick else Params()
-    overrides = {"sizes": tuple(args.sizes) if args.sizes else None,
-                 "servers": tuple(args.servers) if args.servers else None,
-                 "repeats": args.repeats, "duration": args.duration,
-                 "window_deliveries": args.window_deliveries}
+    params = QUICK if args.quick else defaults
+    overrides = {
+        "sizes": tuple(args.sizes) if args.sizes else None,
+        "servers": tuple(args.servers) if args.servers else None,
+        "repeats": args.repeats,
+        "duration": args.duration,
+        "window_deliveries": args.window_deliveries,
+        "loop": args.loop,
+        "quiet_wait": args.quiet_wait,
+        "noisy_retries": args.noisy_retries,
+    }
     params = dataclasses.replace(params, **{k: v for k, v in overrides.items() if v is not None})
-    if any(n < 2 for n in params.sizes) or params.repeats < 1 or params.duration <= 0:
-        parser.error("--sizes precisa de números >= 2, --repeats >= 1 e --duration > 0")
+    if (
+        any(n < 2 for n in params.sizes)
+        or params.repeats < 1
+        or params.duration <= 0
+        or params.quiet_wait < 0
+        or params.noisy_retries < 0
+    ):
+        parser.error(
+            "--sizes precisa de números >= 2, --repeats >= 1, --duration > 0, "
+            "--quiet-wait e --noisy-retries >= 0"
+        )
     output = args.output if args.output is not None else (None if args.quick else RESULTS_DIR)
 
     server_cpu, loadgen_cpu = _cpus()
-    sys.stdout.flush()
     if server_cpu is None:
-        print("aviso: menos de 2 CPUs disponíveis; servidor e gerador de carga vão disputar a mesma CPU",
-              file=sys.stderr)
-    idle_load = _other_cpu_now(1.0)
-    if idle_load is not None and idle_load > NOISY_OTHER_CPU:
-        print(f"aviso: a máquina já usa {idle_load:.2f} CPU antes do benchmark; os números vão oscilar",
-              file=sys.stderr)
-    print(f"chat fan-out: N={list(params.sizes)}, {params.repeats} repeats, {params.duration:g} s measured "
-          f"after {params.warmup:g} s warm-up, text {params.text_bytes} chars, "
-          f"~{params.window_deliveries} deliveries in flight; server on CPU {server_cpu}, "
-          f"load generator on CPU {loadgen_cpu}")
+        print(
+            "aviso: menos de 2 CPUs disponíveis; servidor e gerador de carga vão disputar a mesma CPU",
+            file=sys.stderr,
+        )
+    skipped = available(params.servers)
+    for kind, reason in skipped.items():
+        print(f"aviso: {kind} fica de fora: {reason}", file=sys.stderr)
+    params = dataclasses.replace(
+        params, servers=tuple(k for k in params.servers if k not in skipped)
+    )
+    load = machine_load()
+    if load["busy_cpus"] is not None and load["busy_cpus"] > NOISY_OTHER_CPU:
+        print(
+            f"aviso: a máquina já usa {load['busy_cpus']:.2f} CPU antes do benchmark; os números vão oscilar",
+            file=sys.stderr,
+        )
+    print(
+        f"chat fan-out: N={list(params.sizes)}, {params.repeats} repeats, {params.duration:g} s measured "
+        f"after {params.warmup:g} s warm-up, text {params.text_bytes} chars, "
+        f"~{params.window_deliveries} deliveries in flight; Python servers on {params.loop}; "
+        f"server on CPU {server_cpu}, load generator on CPU {loadgen_cpu}; machine load before: "
+        f"{_pct(load['busy_cpus']).strip()} busy, loadavg {load['loadavg_1_5_15']}",
+        flush=True,
+    )
     started = time.monotonic()
     try:
         runs = run_all(params)
@@ -483,45 +741,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     wall = time.monotonic() - started
     summary = summarize(runs)
-    checks = targets(summary, max(params.sizes) if TARGET_SESSIONS not in params.sizes else TARGET_SESSIONS)
+    judged = [n for n in TARGET_SESSIONS if n in params.sizes] or [max(params.sizes)]
+    checks = targets(summary, judged)
     print()
     print(format_table(summary))
     print()
     for line in target_lines(checks):
         print(line)
-    noisy = [r for r in runs if (r["other_cpu"] or 0) > NOISY_OTHER_CPU]
+    for kind, reason in skipped.items():
+        print(f"skipped {kind}: {reason}")
+    noisy = [r for r in runs if (r.other_cpu or 0) > NOISY_OTHER_CPU]
     if noisy:
-        print(f"warning: {len(noisy)} of {len(runs)} runs shared the machine with other work "
-              f"(> {NOISY_OTHER_CPU} CPU used by other processes): their figures are suspect")
-    lost = [r for r in runs if _loss(r) or r["sessions_closed"]]
+        print(
+            f"warning: {len(noisy)} of {len(runs)} runs shared the machine with other work "
+            f"(> {NOISY_OTHER_CPU} CPU used by other processes): their figures are suspect"
+        )
+    lost = [r for r in runs if r.loss or r.sessions_closed]
     if lost:
-        print(f"LOSS: {len(lost)} runs did not deliver every message exactly once and in order "
-              f"to every session (see 'loss' and the JSON)")
+        print(
+            f"LOSS: {len(lost)} runs did not deliver every message exactly once and in order "
+            f"to every session (see 'loss' and the JSON)"
+        )
     print(f"wall time: {wall:.0f} s")
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
         document = {
             "benchmark": "chat_fanout",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(["python -m benchmarks.chat_fanout",
-                                 *(argv if argv is not None else sys.argv[1:])]).strip(),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "command": " ".join(
+                ["python -m benchmarks.chat_fanout", *(argv if argv is not None else sys.argv[1:])]
+            ).strip(),
             "machine": machine_info(),
-            "parameters": dataclasses.asdict(params) | {
+            "parameters": dataclasses.asdict(params)
+            | {
                 "windows": {str(n): params.window(n) for n in params.sizes},
-                "server_cpu": server_cpu, "loadgen_cpu": loadgen_cpu,
+                "server_cpu": server_cpu,
+                "loadgen_cpu": loadgen_cpu,
             },
+            "load_before": load,
             "wall_seconds": wall,
-            "idle_load_before": idle_load,
+            "skipped": skipped,
             "summary": summary,
             "targets": checks,
-            "runs": runs,
+            "runs": [dataclasses.asdict(r) for r in runs],
         }
         json_path = output / "chat_fanout.json"
         json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         png_path = output / "chat_fanout.png"
         plot(summary, png_path)
-        print(f"wrote {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path} "
-              f"and {png_path.name}")
+        print(
+            f"wrote {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path} "
+            f"and {png_path.name}"
+        )
     return 1 if lost else 0
 
 

@@ -2,8 +2,8 @@
 
 ``python -m benchmarks.fanout.loadgen KIND --port P --sessions N [...]`` opens N
 WebSocket sessions to the server of that kind, makes session 0 the sender, and prints
-one JSON object on stdout with what it measured (or one ``erro:`` line on stderr and
-exit status 1).
+one JSON object on stdout with what it measured, a :class:`~.record.RunRecord` (or
+one ``erro:`` line on stderr and exit status 1).
 
 Why it is written by hand. On two cores the server gets one and this process the
 other; if receiving cost as much as sending, every server would look the same (the
@@ -13,10 +13,11 @@ opened with asyncio (one ``BufferedProtocol`` each, the opening handshake done w
 reads each ready socket with ``recv_into`` into one shared buffer. Server frames
 (unmasked, never fragmented here) are cut by their length field alone. A message
 is recognised by ``bytes.find`` of the marker ``"~`` that starts its text, followed
-by a 9-digit sequence number: no UTF-8 decode, no JSON. Only setup frames (welcome, Engine.IO open and connect, ready) are parsed as
-JSON. The same code speaks to every server; socket.io is Engine.IO v4 over the
-websocket transport (``0{...}`` open, ``40{auth}`` connect, ``40{"sid"}`` accepted,
-``42[...]`` events, ``2`` ping answered with ``3``).
+by a 9-digit sequence number: no UTF-8 decode, no JSON. Only setup frames (welcome,
+Engine.IO open and connect, ready) are parsed as JSON. The same code speaks to every server; both Socket.IO peers (Python and Node.js)
+are Engine.IO v4 over the websocket transport, opened directly (``0{...}`` open,
+``40{auth}`` connect, ``40{"sid"}`` accepted, ``42[...]`` events, ``2`` ping
+answered with ``3``).
 
 Workload. A closed loop with ``window`` messages in flight: the sender sends the next
 one only when some message has reached all N sessions (its own echo included), so no
@@ -27,6 +28,10 @@ of a delivery is the time it was read minus the time its message was written to 
 sender's socket (both ``perf_counter_ns`` in this process; one clock read per
 ``data_received`` call, shared by the frames that came in together). Then sending
 stops and the messages in flight drain (bounded).
+
+Memory. The server's resident set (``VmRSS``) is read three times: before any
+session opens, once all N sessions are open and idle, and at the end of the
+measured interval; plus its peak (``VmHWM``).
 
 Correctness. Every session must receive every message exactly once and in order:
 each session checks that a sequence number is the one after the previous; at the
@@ -39,12 +44,12 @@ Client frames are masked with a fresh key each (RFC 6455 5.3) through
 :class:`wslab.protocol.frames.Frame`; only the sender sends, at most a few thousand frames
 per second, so that costs little.
 """
+
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import os
 import select
 import socket
 import sys
@@ -54,9 +59,16 @@ from collections.abc import Sequence
 
 from wslab.protocol import NeedData
 from wslab.protocol.frames import Frame, Opcode, new_mask
-from wslab.protocol.handshake import HandshakeError, build_request, check_response, generate_key, parse_response
+from wslab.protocol.handshake import (
+    HandshakeError,
+    build_request,
+    check_response,
+    generate_key,
+    parse_response,
+)
 
-from . import ALL_KINDS, prepare_process
+from . import ALL_KINDS, prepare_process, procfs
+from .record import RunRecord
 
 __all__ = ["PATHS", "Run", "Session", "main"]
 
@@ -65,11 +77,14 @@ PATHS = {
     "bare": "/",
     "raw": "/",
     "socketio": "/socket.io/?EIO=4&transport=websocket",
+    "socketio-node": "/socket.io/?EIO=4&transport=websocket",
 }
+SOCKETIO_KINDS = ("socketio", "socketio-node")
 SECRET = "bench-secret"
 MARKER = b'"~'  # a message's text starts with ~ and 9 digits: its sequence number
 SEQ_DIGITS = 9
 CONNECT_CONCURRENCY = 50  # sessions in their opening handshake at once
+IDLE_SETTLE = 0.5  # seconds with every session open and silent before the idle memory is read
 
 
 def sender_templates(kind: str, user: str, text_bytes: int) -> str:
@@ -77,17 +92,22 @@ def sender_templates(kind: str, user: str, text_bytes: int) -> str:
 
     The bare server relays the sender's frame as is, so its sender writes the frame
     our server would deliver (same fields, same compact JSON of
-    :mod:`wslab.chat.wire`): the three servers then put frames of nearly the same
-    size on the wire.
+    :mod:`wslab.chat.wire`): every server then puts frames of nearly the same size
+    on the wire.
     """
     filler = "x" * max(0, text_bytes - SEQ_DIGITS - 2)
     text = "~%09d~" + filler
     if kind == "wslab":
         return '{"type": "say", "text": "' + text + '"}'
     if kind in ("bare", "raw"):
-        return ('{"type":"message","offset":%d,"kind":"public","from":"' + user
-                + '","to":null,"text":"' + text + '","replayed":false}')
-    if kind == "socketio":
+        return (
+            '{"type":"message","offset":%d,"kind":"public","from":"'
+            + user
+            + '","to":null,"text":"'
+            + text
+            + '","replayed":false}'
+        )
+    if kind in SOCKETIO_KINDS:
         return '42["say",{"text":"' + text + '"}]'
     raise ValueError(f"unknown server kind {kind!r}")
 
@@ -106,8 +126,20 @@ class Session(asyncio.BufferedProtocol):
     """
 
     __slots__ = (
-        "run", "index", "user", "key", "transport", "pending", "upgraded", "ready",
-        "expect", "gaps", "repeats", "frame_bytes", "closed", "sock",
+        "run",
+        "index",
+        "user",
+        "key",
+        "transport",
+        "pending",
+        "upgraded",
+        "ready",
+        "expect",
+        "gaps",
+        "repeats",
+        "frame_bytes",
+        "closed",
+        "sock",
     )
 
     def __init__(self, run: Run, index: int) -> None:
@@ -124,7 +156,7 @@ class Session(asyncio.BufferedProtocol):
         self.repeats = 0
         self.frame_bytes = 0  # size on the wire of the last message frame received
         self.closed = False
-        self.sock = None  # a dup of the transport's socket while the run pumps it
+        self.sock = None  # the transport's socket, ours while the run pumps it
 
     # -- asyncio callbacks ------------------------------------------------------
 
@@ -173,7 +205,7 @@ class Session(asyncio.BufferedProtocol):
             else:
                 if size - pos < 10:
                     break
-                length = int.from_bytes(data[pos + 2:pos + 10], "big")
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                 start = pos + 10
             end = start + length
             if end > size:
@@ -181,7 +213,7 @@ class Session(asyncio.BufferedProtocol):
             if data[pos] == 0x81:  # FIN + text: the common case
                 i = data.find(MARKER, start, end)
                 if i >= 0:
-                    seq = int(data[i + 2:i + 2 + SEQ_DIGITS])
+                    seq = int(data[i + 2 : i + 2 + SEQ_DIGITS])
                     if seq == self.expect:
                         self.expect = seq + 1
                     elif seq < self.expect:
@@ -231,7 +263,9 @@ class Session(asyncio.BufferedProtocol):
             self.write(Frame(Opcode.PONG, payload).encode(mask=new_mask()))
         elif opcode == Opcode.CLOSE:
             self.closed = True
-            self._fail(f"o servidor fechou a sessão {self.user}: {payload[2:].decode(errors='replace')!r}")
+            self._fail(
+                f"o servidor fechou a sessão {self.user}: {payload[2:].decode(errors='replace')!r}"
+            )
         elif opcode == Opcode.TEXT and head & 0x80:
             self._setup_text(payload)
         elif opcode != Opcode.PONG:
@@ -239,7 +273,7 @@ class Session(asyncio.BufferedProtocol):
 
     def _setup_text(self, payload: bytes) -> None:
         kind = self.run.kind
-        if kind == "socketio":
+        if kind in SOCKETIO_KINDS:
             if payload == b"2":  # Engine.IO ping
                 self.send_text(b"3")
             elif payload.startswith(b"0{"):  # Engine.IO open: connect to the default namespace
@@ -247,7 +281,9 @@ class Session(asyncio.BufferedProtocol):
             elif payload.startswith(b"40"):
                 self._ready()
             elif payload.startswith(b"44"):
-                self._fail(f"o socket.io recusou a sessão {self.user}: {payload.decode(errors='replace')}")
+                self._fail(
+                    f"o socket.io recusou a sessão {self.user}: {payload.decode(errors='replace')}"
+                )
             else:
                 self.run.note_unexpected(payload[:80].decode(errors="replace"))
             return
@@ -287,7 +323,9 @@ class Session(asyncio.BufferedProtocol):
 class Run:
     """The closed loop: what was sent when, how many sessions each message still misses."""
 
-    def __init__(self, kind: str, host: str, port: int, sessions: int, window: int, text_bytes: int) -> None:
+    def __init__(
+        self, kind: str, host: str, port: int, sessions: int, window: int, text_bytes: int
+    ) -> None:
         if sessions < 2:
             raise ValueError("são precisas pelo menos 2 sessões (uma envia, todas recebem)")
         if window < 1:
@@ -352,9 +390,11 @@ class Run:
         tasks = [asyncio.ensure_future(open_one(i)) for i in range(self.n)]
         try:
             await asyncio.wait_for(asyncio.gather(*tasks), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             opened = sum(1 for s in self.sessions if s is not None and s.ready.done())
-            raise SetupError(f"só {opened} de {self.n} sessões ficaram prontas em {timeout:g} s") from None
+            raise SetupError(
+                f"só {opened} de {self.n} sessões ficaram prontas em {timeout:g} s"
+            ) from None
         except OSError as exc:
             raise SetupError(f"não consegui conectar a {self.host}:{self.port}: {exc}") from None
         finally:
@@ -362,9 +402,22 @@ class Run:
                 t.cancel()
         return time.perf_counter() - start
 
-    def measure(self, warmup: float, duration: float, drain_timeout: float,
-                stall_timeout: float, server_pid: int | None) -> dict:
-        """Run the closed loop: warm up, measure, stop sending and drain; return the figures.
+    def measure(
+        self,
+        warmup: float,
+        duration: float,
+        drain_timeout: float,
+        stall_timeout: float,
+        server_pid: int | None,
+    ) -> dict:
+        """Run the closed loop: warm up, measure, stop sending and drain.
+
+        Returns the measured fields of a :class:`RunRecord`.
+
+        The warm-up lasts until a first message has reached every session, and the
+        measurement until at least ``window`` more have (a slow server at 10,000
+        sessions may need longer than ``warmup`` or ``duration`` for one fan-out);
+        a stall of ``stall_timeout`` seconds ends either with an error.
 
         Called once every session is ready. From here on this process does nothing
         but this loop, so it leaves asyncio: each session's socket is taken off the
@@ -379,11 +432,25 @@ class Run:
             for _ in range(self.window):
                 self.send_next()
             self._pump(warmup, stall_timeout)
+            while not self.done:  # at 10,000 sessions one fan-out may outlast the warm-up
+                self._pump(warmup, stall_timeout)
             i0, done0, t0 = len(self.latencies), self.done, time.perf_counter_ns()
-            cpu0, srv0, sys0 = time.process_time(), _cpu_seconds(server_pid), _system_cpu_seconds()
+            cpu0, srv0, sys0 = (
+                time.process_time(),
+                procfs.cpu_seconds(server_pid),
+                procfs.machine_cpu_seconds(),
+            )
             self._pump(duration, stall_timeout)
+            while self.done - done0 < self.window:  # measure whole fan-outs, at least a window's
+                self._pump(duration / 4, stall_timeout)
             i1, done1, t1 = len(self.latencies), self.done, time.perf_counter_ns()
-            cpu1, srv1, sys1 = time.process_time(), _cpu_seconds(server_pid), _system_cpu_seconds()
+            cpu1, srv1, sys1 = (
+                time.process_time(),
+                procfs.cpu_seconds(server_pid),
+                procfs.machine_cpu_seconds(),
+            )
+            rss_load = procfs.memory_bytes(server_pid)
+            rss_peak = procfs.memory_bytes(server_pid, "VmHWM")
             self.sending = False
             self._pump(drain_timeout, drain_timeout, until_drained=True)
         finally:
@@ -397,7 +464,9 @@ class Run:
             steal = (sys1[1] - sys0[1]) / elapsed
         window = sorted(self.latencies[i0:i1])
         if not window:
-            raise SetupError(f"nenhuma entrega em {duration:g} s de medida: o servidor parou de entregar")
+            raise SetupError(
+                f"nenhuma entrega em {duration:g} s de medida: o servidor parou de entregar"
+            )
         return {
             "deliveries": i1 - i0,
             "seconds": elapsed,
@@ -411,6 +480,8 @@ class Run:
             "server_cpu": server_cpu,
             "other_cpu": other_cpu,
             "steal_cpu": steal,
+            "rss_load_bytes": rss_load,
+            "rss_peak_bytes": rss_peak,
             "messages_sent": len(self.sent_ns),
             "messages_complete": self.done,
             "missing_deliveries": sum(self.remaining),
@@ -428,15 +499,18 @@ class Run:
         for session in self.sessions:
             session.transport.pause_reading()
             fd = session.transport.get_extra_info("socket").fileno()
-            session.sock = socket.socket(fileno=os.dup(fd))  # same socket, our own handle
-            self._readers[session.sock.fileno()] = (session.sock.recv_into, session.feed, session)
-            self._epoll.register(session.sock.fileno(), select.EPOLLIN)
+            # The same file descriptor in a socket object of our own (no dup: at
+            # 10,000 sessions a second descriptor each would pass the usual limit
+            # of 20,000); _reattach detaches it, so the transport still owns it.
+            session.sock = socket.socket(fileno=fd)
+            self._readers[fd] = (session.sock.recv_into, session.feed, session)
+            self._epoll.register(fd, select.EPOLLIN)
 
     def _reattach(self) -> None:
         self._epoll.close()
         for session in self.sessions:
             if session.sock is not None:
-                session.sock.close()
+                session.sock.detach()
                 session.sock = None
 
     def _pump(self, seconds: float, stall_timeout: float, *, until_drained: bool = False) -> None:
@@ -462,9 +536,11 @@ class Run:
                 if until_drained:
                     return  # what is still missing is reported as missing deliveries
                 waiting = len(self.sent_ns) - self.done
-                raise SetupError(f"nenhuma mensagem chegou a todas as sessões em {stall_timeout:g} s "
-                                 f"({waiting} em voo, {sum(self.remaining)} entregas faltando): "
-                                 f"entregas perdidas ou servidor travado")
+                raise SetupError(
+                    f"nenhuma mensagem chegou a todas as sessões em {stall_timeout:g} s "
+                    f"({waiting} em voo, {sum(self.remaining)} entregas faltando): "
+                    f"entregas perdidas ou servidor travado"
+                )
             for fd, _ in poll(0.05):
                 recv_into, feed, session = readers[fd]
                 try:
@@ -493,47 +569,28 @@ def _quantile(ordered: Sequence[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of process ``pid`` from /proc (None where unavailable)."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _system_cpu_seconds() -> tuple[float, float] | None:
-    """(busy, stolen) CPU seconds of the whole machine since boot, from /proc/stat.
-
-    Busy is user + nice + system + irq + softirq over all CPUs; with the two
-    processes' own CPU time subtracted it tells whether something else ran during
-    the measurement (the figures are then suspect). Stolen is time the hypervisor
-    gave our virtual CPUs to someone else.
-    """
-    try:
-        with open("/proc/stat", "rb") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq) / tick, steal / tick
-
-
-async def _main(args: argparse.Namespace) -> dict:
+async def _main(args: argparse.Namespace) -> RunRecord:
     run = Run(args.kind, args.host, args.port, args.sessions, args.window, args.text_bytes)
+    rss_base = procfs.memory_bytes(args.server_pid)
     try:
         setup_s = await run.open_sessions(args.setup_timeout)
-        result = run.measure(args.warmup, args.duration, args.drain_timeout,
-                             args.stall_timeout, args.server_pid)
+        await asyncio.sleep(IDLE_SETTLE)
+        rss_idle = procfs.memory_bytes(args.server_pid)
+        figures = run.measure(
+            args.warmup, args.duration, args.drain_timeout, args.stall_timeout, args.server_pid
+        )
     finally:
         run.close()
-    result.update(server=args.kind, sessions=args.sessions, window=args.window,
-                  text_bytes=args.text_bytes, setup_s=setup_s)
-    return result
+    return RunRecord(
+        server=args.kind,
+        sessions=args.sessions,
+        window=args.window,
+        text_bytes=args.text_bytes,
+        setup_s=setup_s,
+        rss_base_bytes=rss_base,
+        rss_idle_bytes=rss_idle,
+        **figures,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -543,7 +600,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--sessions", type=int, required=True)
     parser.add_argument("--window", type=int, default=8, help="messages in flight")
-    parser.add_argument("--text-bytes", type=int, default=64, help="characters of each message's text")
+    parser.add_argument(
+        "--text-bytes", type=int, default=64, help="characters of each message's text"
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured")
     parser.add_argument("--setup-timeout", type=float, default=60.0)
@@ -558,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SetupError, ValueError) as exc:
         print(f"erro: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result))
+    print(result.to_json())
     return 0
 
 

@@ -1,33 +1,42 @@
-"""The three servers of the fan-out benchmark, each run alone in its own process.
+"""The servers of the fan-out benchmark, each run alone in its own process.
 
-``python -m benchmarks.fanout.servers KIND [--host H] [--port P] [--cpu C]`` binds
-(port 0 picks a free one), prints ``READY <port>`` on stdout once it accepts
-connections, and serves until SIGTERM or SIGINT. Every kind tells a new connection
-it is registered for fan-out with a first text frame, so the load generator never
-sends before all receivers can get the message:
+``python -m benchmarks.fanout.servers KIND [--host H] [--port P] [--cpu C] [--loop L]``
+binds (port 0 picks a free one), prints ``READY <port>`` on stdout once it accepts
+connections, and serves until SIGTERM or SIGINT. Every Python kind runs on the
+event loop ``--loop`` names (uvloop by default where it is installed, else
+asyncio's own). Every kind tells a new connection it is registered for fan-out with
+a first text frame, so the load generator never sends before all receivers can get
+the message:
 
 ``wslab``
     Our chat server (:mod:`wslab.chat.server`) on ``/ws``: the ``welcome`` frame
     answers the hello.
 ``bare``
-    The ceiling of the transport in Python: the ``websockets`` asyncio server, each
+    The transport with no application: the ``websockets`` asyncio server, each
     received text frame relayed as is, bytes in, bytes out (``recv(decode=False)``,
     ``broadcast(..., text=True)``): no UTF-8 round trip, no JSON, no routing. Its
     first frame is ``{"type": "ready"}``, sent after the connection joined the set.
 ``socketio``
-    What most people would pick: ``python-socketio`` on aiohttp. The client's
+    Socket.IO in Python: ``python-socketio`` on aiohttp. The client's
     ``connect`` (auth ``{"user": ...}``) joins one room, the ``40`` reply says so;
     each ``say`` event becomes one ``message`` event emitted to the room, with the
     same fields as our message frame (the library encodes the packet once and sends
     it to every member).
+``socketio-node``
+    Socket.IO 4 on Node.js (``benchmarks/socketio_node/server.js``), the server
+    most people pick, doing what the ``socketio`` kind does. This process pins its
+    CPU, raises its file limit, then becomes ``node`` (``exec``: same PID). Its
+    dependencies come from the lock file, by :func:`install_node_peer`.
 
 ``raw``
-    Calibration, not a competitor: a hand-written asyncio relay that does the least
-    Python can per delivery, to show how much the load generator can absorb.
+    Calibration, not a competitor: a hand-written asyncio relay that writes
+    pre-framed bytes, the least Python can do per delivery, to show how much the
+    load generator can absorb.
 
 Connection logs go to stderr (ours logs each open/close); the runner keeps them out
 of the terminal.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,20 +44,28 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
-from . import ALL_KINDS, prepare_process
+from . import ALL_KINDS, LOOPS, NODE_KINDS, default_loop, prepare_process
 
-__all__ = ["serve_bare", "serve_socketio", "serve_wslab", "main"]
+__all__ = ["install_node_peer", "serve_bare", "serve_raw", "serve_socketio", "serve_wslab", "main"]
 
 ROOM = "chat"
 MAX_FRAME_BYTES = 16 * 1024
-BACKLOG = 1024  # the load generator opens its sessions in bursts
+BACKLOG = 4096  # the load generator opens its sessions in bursts (Linux caps it at somaxconn)
+NODE_PEER = Path(__file__).resolve().parent.parent / "socketio_node"
+NPM_TIMEOUT = 300.0
 
 
-async def serve_bare(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event) -> None:
+async def serve_bare(
+    host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event
+) -> None:
     """Relay every text frame received to every open connection, untouched."""
     from websockets.asyncio.server import broadcast, serve
     from websockets.exceptions import ConnectionClosed
@@ -72,7 +89,9 @@ async def serve_bare(host: str, port: int, ready: Callable[[int], None], stop: a
         await stop.wait()
 
 
-async def serve_socketio(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event) -> None:
+async def serve_socketio(
+    host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event
+) -> None:
     """python-socketio (aiohttp): one room, each ``say`` emitted to it as a ``message``."""
     import socketio
     from aiohttp import web
@@ -101,8 +120,15 @@ async def serve_socketio(host: str, port: int, ready: Callable[[int], None], sto
         if not isinstance(text, str):
             return
         offset += 1
-        message = {"type": "message", "offset": offset, "kind": "public", "from": users[sid],
-                   "to": None, "text": text, "replayed": False}
+        message = {
+            "type": "message",
+            "offset": offset,
+            "kind": "public",
+            "from": users[sid],
+            "to": None,
+            "text": text,
+            "replayed": False,
+        }
         await sio.emit("message", message, room=ROOM)
 
     app = web.Application()
@@ -118,8 +144,14 @@ async def serve_socketio(host: str, port: int, ready: Callable[[int], None], sto
         await runner.cleanup()
 
 
-async def serve_wslab(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event,
-                      *, retention: int = 1000) -> None:
+async def serve_wslab(
+    host: str,
+    port: int,
+    ready: Callable[[int], None],
+    stop: asyncio.Event,
+    *,
+    retention: int = 1000,
+) -> None:
     """Our chat server as ``python -m wslab.chat serve`` runs it (logging included, the
     SQLite default in a temporary file), but with no per-user rate limit (one sender at
     full speed is the workload) and secrets hashed cheaply (the benchmark opens
@@ -166,8 +198,8 @@ class _RawRelay(asyncio.Protocol):
         self.clients.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
-        from wslab.protocol.frames import Frame, Opcode, apply_mask
         from wslab.protocol import NeedData
+        from wslab.protocol.frames import Frame, Opcode, apply_mask
         from wslab.protocol.handshake import accept, parse_request
 
         self.buffer += data
@@ -181,7 +213,9 @@ class _RawRelay(asyncio.Protocol):
                 self.transport.write(response.serialize())
                 self.transport.close()
                 return
-            self.transport.write(response.serialize() + Frame(Opcode.TEXT, b'{"type": "ready"}').encode())
+            self.transport.write(
+                response.serialize() + Frame(Opcode.TEXT, b'{"type": "ready"}').encode()
+            )
             self.clients.add(self.transport)
             self.upgraded, self.buffer = True, self.buffer[used:]
         while len(self.buffer) >= 6:
@@ -191,10 +225,10 @@ class _RawRelay(asyncio.Protocol):
                 length = int.from_bytes(self.buffer[2:4], "big")
             if len(self.buffer) < start + 4 + length:
                 return
-            mask = self.buffer[start:start + 4]
-            payload = apply_mask(self.buffer[start + 4:start + 4 + length], mask)
+            mask = self.buffer[start : start + 4]
+            payload = apply_mask(self.buffer[start + 4 : start + 4 + length], mask)
             opcode = self.buffer[0] & 0x0F
-            self.buffer = self.buffer[start + 4 + length:]
+            self.buffer = self.buffer[start + 4 + length :]
             if opcode == Opcode.TEXT:
                 frame = Frame(Opcode.TEXT, payload).encode()
                 for transport in self.clients:
@@ -203,7 +237,9 @@ class _RawRelay(asyncio.Protocol):
                 self.transport.close()
 
 
-async def serve_raw(host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event) -> None:
+async def serve_raw(
+    host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event
+) -> None:
     """Calibration relay (see :class:`_RawRelay`)."""
     server = await asyncio.get_running_loop().create_server(_RawRelay, host, port, backlog=BACKLOG)
     async with server:
@@ -217,6 +253,52 @@ SERVERS: dict[str, Callable[..., Awaitable[None]]] = {
     "socketio": serve_socketio,
     "raw": serve_raw,
 }
+
+
+def install_node_peer() -> str | None:
+    """Make ``benchmarks/socketio_node`` ready to run: ``npm ci`` from its lock file.
+
+    Skipped when ``node_modules`` is already newer than the lock file. Returns None
+    when the peer can run, else the reason it cannot (pt-BR, for the table and
+    the JSON): no ``node`` or ``npm`` on PATH, or ``npm ci`` failed.
+    """
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            return f"{tool} não está instalado (no PATH)"
+    lock = NODE_PEER / "package-lock.json"
+    installed = NODE_PEER / "node_modules" / ".package-lock.json"
+    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+        return None
+    try:
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE_PEER,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        return f"npm ci não terminou em {NPM_TIMEOUT:g} s"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["sem mensagem"])[-1]
+        return f"npm ci falhou: {last}"
+    return None
+
+
+def _exec_node(host: str, port: int) -> None:
+    """Replace this process by the Node.js peer (it keeps the CPU pinning and file limit)."""
+    node = shutil.which("node")
+    if node is None:
+        raise OSError("node não está instalado (no PATH)")
+    os.execv(node, [node, str(NODE_PEER / "server.js"), "--host", host, "--port", str(port)])
+
+
+def _runner(loop: str) -> asyncio.Runner:
+    if loop == "uvloop":
+        import uvloop
+
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    return asyncio.Runner()
 
 
 async def _run(kind: str, host: str, port: int, retention: int) -> None:
@@ -241,13 +323,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU")
-    parser.add_argument("--retention", type=int, default=1000, help="wslab: messages kept for resumes")
+    parser.add_argument(
+        "--retention", type=int, default=1000, help="wslab: messages kept for resumes"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default=default_loop(),
+        help=f"event loop of a Python server (default: {default_loop()})",
+    )
     args = parser.parse_args(argv)
     prepare_process(args.cpu)
     try:
-        asyncio.run(_run(args.kind, args.host, args.port, args.retention))
+        if args.kind in NODE_KINDS:
+            _exec_node(args.host, args.port)
+        with _runner(args.loop) as runner:
+            runner.run(_run(args.kind, args.host, args.port, args.retention))
+    except ImportError as exc:
+        print(f"erro: o laço {args.loop} não está instalado: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"erro: o servidor {args.kind} não abriu {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(
+            f"erro: o servidor {args.kind} não abriu {args.host}:{args.port}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -21,7 +21,7 @@ from .gate import Caps
 from .kdf import Scrypt
 from .logs import quiet_libraries
 from .node import ChatNode, Limits
-from .server import HELLO_TIMEOUT, MAX_PENDING_BYTES, ChatService
+from .server import HELLO_TIMEOUT, MAX_PENDING_BYTES, OPEN_TIMEOUT, ChatService
 from .stores.redis import RedisCredentials, RedisLog, RedisPresence
 from .stores.sqlite import SqliteStore
 from .web import parse_origin
@@ -52,7 +52,8 @@ async def _serve(args: argparse.Namespace, caps: Caps) -> None:
         log_store, credentials, presence=presence,
         kdf=Scrypt(n=args.kdf_n),
         limits=Limits(
-            max_rate=args.max_rate or None, burst=args.burst,
+            max_rate=args.max_rate or None, burst=args.burst, address_share=args.address_share,
+            login_free=args.login_free,
             registrations_per_minute=args.registrations_per_minute, max_users=args.max_users,
         ),
     )
@@ -61,7 +62,8 @@ async def _serve(args: argparse.Namespace, caps: Caps) -> None:
         allowed_hosts=args.allow_host, caps=caps,
         peers=args.peer, allowed_origins=args.allow_origin,
     )
-    server = await service.serve(args.host, args.port, backlog=1024)
+    server = await service.serve(
+        args.host, args.port, backlog=1024, open_timeout=args.open_timeout)
     bound = server.sockets[0].getsockname()
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     log.info(
@@ -156,6 +158,11 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-rate", type=float, default=defaults.max_rate,
                         help="linhas por segundo por usuário, em média (0: sem limite)")
     limits.add_argument("--burst", type=_count, default=defaults.burst, help="linhas de uma vez")
+    limits.add_argument("--address-share", type=_positive, default=defaults.address_share,
+                        help="um endereço pode enviar o ritmo de quantos usuários")
+    limits.add_argument("--login-free", type=_count, default=defaults.login_free,
+                        help="segredos errados seguidos, por nome e por endereço, antes de a "
+                        "espera (1 s, dobrando até 5 min) começar")
     limits.add_argument("--registrations-per-minute", type=_count,
                         default=defaults.registrations_per_minute,
                         help="nomes novos por minuto por endereço")
@@ -170,6 +177,8 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-waiting-per-address", type=_count,
                         default=caps.max_waiting_per_address,
                         help="conexões ainda sem sessão, por endereço")
+    limits.add_argument("--open-timeout", type=_positive, default=OPEN_TIMEOUT,
+                        help="segundos para o pedido HTTP (handshake) chegar inteiro")
     limits.add_argument("--hello-timeout", type=_positive, default=HELLO_TIMEOUT,
                         help="segundos para o hello chegar")
     limits.add_argument("--max-pending", type=_count, default=MAX_PENDING_BYTES,
@@ -191,9 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)
     files = _raise_fd_limit()
     max_connections = min(args.max_connections, max(1, files - FD_MARGIN))
+    # Connections still waiting never take more than half the room, so sessions can
+    # always be opened beside a flood of slow handshakes.
+    max_waiting = min(args.max_waiting, max(1, max_connections // 2))
     if max_connections < args.max_connections:
-        log.info("limite de arquivos abertos %d: no máximo %d conexões", files, max_connections)
-    caps = Caps(max_connections, args.max_per_address, args.max_waiting, args.max_waiting_per_address)
+        log.info(
+            "limite de arquivos abertos %d: no máximo %d conexões, %d ainda sem sessão",
+            files, max_connections, max_waiting,
+        )
+    caps = Caps(max_connections, args.max_per_address, max_waiting, args.max_waiting_per_address)
     try:
         asyncio.run(_serve(args, caps))
     except StoreError as error:

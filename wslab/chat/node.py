@@ -11,13 +11,24 @@ the same node over the in-memory stores, so there is one implementation of the r
 Rules enforced here, each a setting of :class:`Limits`:
 
 - a wrong secret counts against the name and the address; after ``login_free`` in a
-  row, each next attempt waits twice as long (from 1 s up to 5 min), refused with 4029;
+  row, each next attempt waits twice as long (from 1 s up to 5 min), refused with 4029.
+  The name's delay holds for every address (a guesser with many addresses is slowed
+  all the same), except one from which this name logged in before: there only the
+  address's own count applies, so its owner is not locked out by someone else's
+  guesses;
 - new names: at most ``registrations_per_minute`` per address and ``max_users`` in
   all (4003);
 - secrets are hashed off the event loop, at most ``kdf_workers`` at a time, with at
   most ``max_pending_logins`` waiting (1013 beyond);
+- a resume's history is read at most ``max_replays`` at a time (a read may be
+  megabytes, and it shares the store with the appends of everyone else), with at
+  most ``max_pending_logins`` waiting, and at most ``replays_per_second`` per address
+  (bursts of 5: the tabs of a browser after a restart), 1013 beyond (a caller that
+  gives no address, the in-process model, has no rate);
 - lines: ``max_rate`` per second on average (bursts of ``burst``) per user, across
-  all its sessions and reconnects, and 5 times that per address.
+  all its sessions and reconnects, and ``address_share`` times that per address (a
+  few people behind one NAT); every frame counts, a malformed one too. A line over the
+  limit gets an error and is not sent.
 """
 from __future__ import annotations
 
@@ -25,6 +36,7 @@ import asyncio
 import ipaddress
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,12 +64,15 @@ class Limits:
 
     max_rate: float | None = 20.0
     burst: int = 40
+    address_share: float = 5.0  # an address may send as much as this many users
     login_free: int | None = 5  # None: no throttle (the in-memory model)
     login_cap: float = 300.0
     registrations_per_minute: int | None = 10  # None: no cap per address
     max_users: int = 100_000
     kdf_workers: int = 2
     max_pending_logins: int = 64
+    max_replays: int = 2  # history reads at once (each may be megabytes); others wait
+    replays_per_second: float | None = 1.0  # per address, bursts of 5 (None: no limit)
 
 
 def address_key(address: str) -> str:
@@ -127,6 +142,11 @@ class ChatNode:
             offload = self._in_pool
         self._offload = offload
         self._pending_logins = 0
+        self._replays: asyncio.Semaphore | None = None  # made on the loop, when first needed
+        self._waiting_replays = 0
+        self._replay_rate = (
+            KeyedBuckets(limits.replays_per_second, 5) if limits.replays_per_second else None
+        )
         self._throttle = (
             LoginThrottle(free=limits.login_free, cap=limits.login_cap)
             if limits.login_free is not None else None
@@ -136,9 +156,12 @@ class ChatNode:
         self._lines = (
             KeyedBuckets(limits.max_rate, limits.burst) if limits.max_rate else None
         )
+        share = limits.address_share
         self._address_lines = (
-            KeyedBuckets(5 * limits.max_rate, 5 * limits.burst) if limits.max_rate else None
+            KeyedBuckets(share * limits.max_rate, max(1, round(share * limits.burst)))
+            if limits.max_rate else None
         )
+        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()  # (name, address)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -205,10 +228,24 @@ class ChatNode:
             raise Refusal(str(error)) from None
         if not isinstance(secret, str) or not secret:
             raise Refusal("O segredo (senha) deve ser um texto não vazio.")
+        if resume is not None or history:
+            if self._waiting_replays >= self.limits.max_pending_logins:
+                raise Refusal(
+                    "Servidor ocupado com outras retomadas: tente de novo em instantes.",
+                    CloseCode.TRY_AGAIN_LATER,
+                )
+            if address and self._replay_rate and not self._replay_rate.allow(
+                (address_key(address),), self._clock()
+            ):
+                raise Refusal(
+                    "Retomadas demais a partir do seu endereço: tente de novo em alguns "
+                    "segundos.",
+                    CloseCode.TRY_AGAIN_LATER,
+                )
         await self._authenticate(name, secret, address_key(address))
         session_id = self.hub.open(name, peer)
         try:
-            recovery = await self._read_for(name, resume, history)
+            recovery = await self._read_bounded(name, resume, history)
             return self.hub.recover(session_id, recovery)
         except StoreError as error:
             self.hub.close(session_id)
@@ -229,6 +266,20 @@ class ChatNode:
         """Close a session (unknown ids are ignored)."""
         self.hub.close(session_id)
 
+    async def _read_bounded(
+        self, user: str, resume: tuple[str, int] | None, history: int
+    ) -> Recovery:
+        if resume is None and not history:
+            return await self._read_for(user, resume, history)
+        if self._replays is None:
+            self._replays = asyncio.Semaphore(self.limits.max_replays)
+        self._waiting_replays += 1
+        try:
+            async with self._replays:
+                return await self._read_for(user, resume, history)
+        finally:
+            self._waiting_replays -= 1
+
     async def _read_for(
         self, user: str, resume: tuple[str, int] | None, history: int
     ) -> Recovery:
@@ -244,7 +295,8 @@ class ChatNode:
 
     async def _authenticate(self, name: str, secret: str, address: str) -> None:
         now = self._clock()
-        keys = (f"name:{name}", f"addr:{address}")
+        known = (name, address) in self._known
+        keys = (f"addr:{address}",) if known else (f"name:{name}", f"addr:{address}")
         wait = self._throttle.wait(keys, now) if self._throttle else 0.0
         if wait > 0:
             raise Refusal(
@@ -262,6 +314,7 @@ class ChatNode:
             if record is None:
                 record = await self._register(name, secret, address)
                 if record is None:
+                    self._remember(name, address)
                     return  # registered by this call
             if not await self._cpu(Scrypt.verify, secret, record):
                 if self._throttle:
@@ -272,8 +325,16 @@ class ChatNode:
                 )
             if self._throttle:
                 self._throttle.succeeded(keys)
+                self._remember(name, address)
         finally:
             self._pending_logins -= 1
+
+    def _remember(self, name: str, address: str, max_pairs: int = 100_000) -> None:
+        """Note that ``name`` logged in from ``address`` (least recent out first)."""
+        self._known[(name, address)] = None
+        self._known.move_to_end((name, address))
+        if len(self._known) > max_pairs:
+            self._known.popitem(last=False)
 
     async def _register(self, name: str, secret: str, address: str) -> str | None:
         """Register ``name``; None on success, else the record of whoever won the race."""
@@ -302,7 +363,9 @@ class ChatNode:
 
     # -- lines -----------------------------------------------------------------------
 
-    async def say(self, session_id: str, text: str, *, address: str = "") -> list[Outbound]:
+    async def say(
+        self, session_id: str, text: str, *, address: str = "", charged: bool = False
+    ) -> list[Outbound]:
         """Handle one line typed in a session; returns replies for that session only.
 
         A message is answered through the log: its echo to the sender, with its
@@ -310,27 +373,25 @@ class ChatNode:
         is refused (over the rate limit, a command error, the store failing) gets one
         error item and keeps nothing.
 
+        ``charged``: the caller already charged this frame to the rate (:meth:`spend`).
+
         Raises:
             KeyError: if the session is not open.
         """
+        over = None if charged else self.spend(session_id, address)
+        if over is not None:
+            return over
         user = self.hub.user_of(session_id)
-        if self._lines is not None:
-            now = self._clock()
-            if not (
-                self._lines.allow((user,), now)
-                and self._address_lines.allow((address_key(address),), now)
-            ):
-                return self._error(session_id, (
-                    f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
-                    "linhas por segundo por usuário); esta linha não foi enviada."
-                ))
         try:
             command = parse_line(text)
-            if isinstance(command, PrivateText) and not self.hub.is_online(command.to):
-                if await self.credentials.lookup(command.to) is None:
-                    raise CommandError(
-                        f"O usuário '{command.to}' não existe: ninguém entrou com esse nome."
-                    )
+            if (
+                isinstance(command, PrivateText)
+                and not self.hub.is_online(command.to)
+                and await self.credentials.lookup(command.to) is None
+            ):
+                raise CommandError(
+                    f"O usuário '{command.to}' não existe: ninguém entrou com esse nome."
+                )
             if isinstance(command, WhoQuery):
                 names = ", ".join(await self._online())
                 return [self.hub.reply(session_id, DeliveryKind.SYSTEM, f"Online agora: {names}.")]
@@ -341,6 +402,27 @@ class ChatNode:
         except (CommandError, StoreError) as error:
             return self._error(session_id, str(error))
         return []
+
+    def spend(self, session_id: str, address: str = "") -> list[Outbound] | None:
+        """Charge one frame of the session to its user's and its address's rate;
+        None if allowed, else the error to answer (a flood of them is bounded by the
+        server's read budget per connection).
+
+        Raises:
+            KeyError: if the session is not open.
+        """
+        user = self.hub.user_of(session_id)
+        if self._lines is None:
+            return None
+        now = self._clock()
+        if self._lines.allow((user,), now) and self._address_lines.allow(
+            (address_key(address),), now
+        ):
+            return None
+        return self._error(session_id, (
+            f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
+            "linhas por segundo por usuário); esta linha não foi enviada."
+        ))
 
     async def _online(self) -> list[str]:
         """This node's users, and with a shared presence every node's (StoreError when

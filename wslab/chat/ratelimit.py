@@ -41,6 +41,17 @@ class TokenBucket:
             return True
         return False
 
+    def charge(self, cost: float, now: float) -> bool:
+        """Spend ``cost`` tokens even into debt (what was read is already paid for);
+        whether the bucket is still out of debt."""
+        self.peek(now)
+        self._tokens -= cost
+        return self._tokens >= 0
+
+    def seconds_until(self, tokens: float) -> float:
+        """Seconds until the bucket holds ``tokens`` again (from its last update)."""
+        return max(0.0, (min(tokens, self.burst) - self._tokens) / self.rate)
+
 
 class KeyedBuckets:
     """One :class:`TokenBucket` per key (a user, an address), shared by every session
@@ -100,7 +111,8 @@ class LoginThrottle:
     def failed(self, keys: Iterable[str], now: float) -> None:
         for key in keys:
             count = self._failures.pop(key, (0, now))[0] + 1
-            delay = 0.0 if count <= self.free else min(self.cap, self.base * 2 ** (count - self.free - 1))
+            past = count - self.free - 1
+            delay = 0.0 if past < 0 else min(self.cap, self.base * 2.0 ** min(past, 64))
             self._failures[key] = (count, now + delay)
             if len(self._failures) > self.max_keys:
                 self._failures.popitem(last=False)

@@ -20,19 +20,34 @@ One bad client never disturbs the others, and each one's cost is capped:
 - an invalid hello closes with 4000, a wrong secret with 4001, too many wrong secrets
   with 4029, too many new names with 4003 (the node's rules, :mod:`.node`);
 - after the hello, malformed JSON, an unknown type, a binary frame or a line over the
-  rate limit get an error frame and the connection stays up; a frame above 16 KiB
-  closes with 1009;
+  rate limit get an error frame (every frame counts against the rate) and the
+  connection stays up; a frame above 16 KiB closes with 1009;
 - output: a client that leaves more than ``max_pending`` bytes unread is closed with
   1013 and stops being read (pings it sends are not answered into a full buffer);
   a replay is written in chunks, waiting for the client to read each, under the same
   limit, so a resume from offset 0 neither blocks the loop nor buffers megabytes;
-- every closing handshake ends within ``close_timeout`` (:func:`close_within`).
+- every closing handshake ends within ``close_timeout`` (:func:`close_within`);
+- input: each connection may send ``FRAMES_PER_SECOND`` frames (pings included) and
+  ``BYTES_PER_SECOND`` bytes on average; past that its socket is not read until the
+  budget refills, so TCP slows the sender and a flood costs the loop a bounded share;
+  each read takes at most ``READ_SIZE`` bytes, so a busy socket never holds the loop;
+- nothing is written to a transport that is closing (a peer that reset the
+  connection), so asyncio never logs "socket.send() raised exception." for it.
 
-Memory per connection is bounded by ``max_pending`` (unread output) plus websockets'
-read buffer (``max_queue`` frames of at most 16 KiB) plus ~30 KiB of fixed state; with
-the defaults, at most ~1.4 MiB, and the total at most that times
-``caps.max_connections``. Every client-supplied value in a log line is cut and
-escaped, and repeated log lines are counted (:mod:`.logs`).
+Memory, with the defaults. Per connection, in this process: at most ``max_pending``
+(1 MiB) of unread output, plus one frame written past it (16 KiB), plus websockets'
+read side (``MAX_QUEUE`` frames of 16 KiB, one ``READ_SIZE`` read, one frame being
+parsed: about 100 KiB), plus ~30 KiB of fixed state: about 1.2 MiB. Shared: a history
+read holds at most ``retention`` messages (1,000 x 16 KiB = 16 MiB) and at most
+``Limits.max_replays`` (2) run at once; a scrypt hash needs 16 MiB and at most
+``Limits.kdf_workers`` (2) run at once. In total, at most about 1.2 MiB x
+``caps.max_connections`` + 64 MiB (``python -m wslab.chat serve`` cuts
+``max_connections`` to the limit of open files minus 64: with the usual 1,024, 960
+connections, about 1.2 GiB in the worst case, when every one of them is a client that
+stops reading at the worst moment). The kernel's socket buffers come on top, outside
+the process. ``python -m benchmarks.chat_attacks`` measures the RSS under each attack.
+Every client-supplied value in a log line is cut and escaped, and repeated log lines
+are counted (:mod:`.logs`).
 
 Every connection is served on one event loop; each node call runs to completion
 between two awaits of its own, so the hub needs no locks. ``python -m wslab.chat
@@ -42,9 +57,9 @@ thread, for tests and notebooks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-import threading
 from collections.abc import Collection, Iterable
 from http import HTTPStatus
 
@@ -55,12 +70,14 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from ..background import BackgroundServer
 from .delivery import DeliveryKind, Outbound
 from .errors import Refusal
 from .gate import Caps, Gate
 from .kdf import SCRYPT, Scrypt
 from .logs import shown
 from .node import ChatNode, Limits
+from .ratelimit import TokenBucket
 from .stores.memory import MemoryCredentials, MemoryLog
 from .web import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
 from .wire import (
@@ -68,7 +85,6 @@ from .wire import (
     BadFrame,
     ChatCloseCode,
     encode_delivery,
-    encode_error,
     encode_welcome,
     parse_frame,
     parse_hello,
@@ -84,6 +100,13 @@ MAX_PENDING_BYTES = 1 << 20
 MAX_QUEUE = 4  # frames websockets reads ahead per connection (4 x 16 KiB at most)
 REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
 LOST_REASON = "O servidor perdeu parte do histórico: reconecte e retome do último offset."
+REFUSAL_LINGER = 0.5  # seconds a refused connection is kept half-closed
+READ_SIZE = 16 * 1024  # bytes read from a socket at once (asyncio's default: 256 KiB)
+# What one connection may send, in frames of any kind (pings included) and in bytes,
+# per second on average and at once; beyond that its socket is not read for a while,
+# so TCP slows the sender down and its frames cost the loop no more than this.
+FRAMES_PER_SECOND, FRAME_BURST = 100.0, 200
+BYTES_PER_SECOND, BYTE_BURST = 256 * 1024.0, 1 << 20
 
 logger = logging.getLogger("wslab.chat.server")
 
@@ -117,7 +140,11 @@ class _Connection(ServerConnection):
       ``max_size``: 1009), a bounded close starts at once: websockets enforces
       ``close_timeout`` only while a coroutine awaits the connection;
     - after each read, if the peer left more than ``max_pending`` bytes unread (pongs
-      to a ping flood pile up there too), reading stops and the client is shed.
+      to a ping flood pile up there too), reading stops and the client is shed;
+    - what a peer sends is budgeted, in frames (pings included) and bytes: once over
+      the budget its socket is not read until the budget refills, so a flood costs the
+      loop a bounded share, and each read takes at most ``READ_SIZE`` bytes, so one
+      busy socket never holds the loop for long.
     """
 
     def __init__(self, *args, service: ChatService, **kwargs) -> None:
@@ -125,17 +152,31 @@ class _Connection(ServerConnection):
         self.service = service
         self.address = "?"
         self.admitted = False
+        self.requested = False  # its HTTP request arrived whole
         self.seated = False
+        self.opened_at = 0.0
         self.client: _Client | None = None
         self._closing: asyncio.Task | None = None
+        self._frames: TokenBucket | None = None
+        self._bytes: TokenBucket | None = None
+        self._resume: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else "?"
+        self.opened_at = self.loop.time()
         refusal = self.service.gate.admit(self.address)
         if refusal is None:
             self.admitted = True
+            if hasattr(transport, "max_size"):  # asyncio's selector transports
+                transport.max_size = READ_SIZE
+            # websockets resumes reading when its queue of messages drains: not while
+            # this connection waits for its budget.
+            self.recv_messages.resume = self._resume_unless_throttled
+            now = self.loop.time()
+            self._frames = TokenBucket(FRAMES_PER_SECOND, FRAME_BURST, now)
+            self._bytes = TokenBucket(BYTES_PER_SECOND, BYTE_BURST, now)
             return
         status, sentence = refusal
         self.service.note("recusada %s: %d %s", self.address, status, sentence)
@@ -145,21 +186,85 @@ class _Connection(ServerConnection):
             f"charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
             f"Retry-After: 5\r\n\r\n".encode() + body
         )
-        transport.close()
+        # Half-close and discard what the client sends for a moment: closing a socket
+        # with its request unread would reset it, and the client could lose the answer.
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.loop.call_later(REFUSAL_LINGER, transport.close)
+        else:
+            transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        if self._resume is not None:
+            self._resume.cancel()
+        timeout = self.service.open_timeout
+        if (self.admitted and not self.requested and timeout is not None
+                and self.loop.time() - self.opened_at >= timeout - 0.1):
+            self.service.note(
+                "cortada %s: o pedido HTTP não chegou inteiro em %g s", self.address, timeout)
         if self.admitted:
             self.admitted = False
             self.service.gate.left(self.address, seated=self.seated)
 
     def data_received(self, data: bytes) -> None:
+        if not self.admitted:
+            return  # refused at connection_made: nothing it sends is read
         super().data_received(data)
         if self.transport.get_write_buffer_size() > self.service.max_pending:
             self.transport.pause_reading()
             self.service.shed_connection(self)
         elif self._closing is None and self.protocol.state is State.CLOSING:
             self._closing = self.loop.create_task(close_within(self))
+        else:
+            self._spend(bytes_=len(data))
+
+    def send_data(self) -> None:
+        """websockets' ``send_data``, but nothing is written once the transport is
+        closing: a peer that reset the connection while pongs to its pings were queued
+        would otherwise make asyncio log "socket.send() raised exception." per pong."""
+        for data in self.protocol.data_to_send():
+            if self.transport.is_closing():
+                continue  # the peer is gone: drop what was for it
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                with contextlib.suppress(Exception):
+                    self.transport.write_eof()
+            else:
+                self.transport.close()
+
+    def process_event(self, event) -> None:
+        super().process_event(event)
+        self._spend(frames=1)
+
+    def _spend(self, frames: int = 0, bytes_: int = 0) -> None:
+        """Charge what the peer sent to its budget; over it, stop reading until the
+        budget has refilled to half."""
+        if self._frames is None or self._bytes is None:
+            return
+        now = self.loop.time()
+        solvent = self._frames.charge(frames, now) & self._bytes.charge(bytes_, now)
+        if not solvent and self._resume is None and not self.transport.is_closing():
+            self.transport.pause_reading()
+            wait = max(b.seconds_until(b.burst / 2) for b in (self._frames, self._bytes))
+            self._resume = self.loop.call_later(wait, self._resume_reading)
+
+    def _resume_unless_throttled(self) -> None:
+        if self._resume is None and self._closing is None:
+            self.transport.resume_reading()
+
+    def _resume_reading(self) -> None:
+        self._resume = None
+        if (self._closing is None and not self.transport.is_closing()
+                and self.transport.get_write_buffer_size() <= self.service.max_pending):
+            self.transport.resume_reading()
+
+
+def _writable(connection: ServerConnection) -> bool:
+    """Whether a frame may be written: open, and its transport not closing (a write to
+    a transport the peer reset makes asyncio log "socket.send() raised exception.")."""
+    return connection.protocol.state is State.OPEN and not connection.transport.is_closing()
 
 
 class _Client:
@@ -195,7 +300,7 @@ class ChatService:
         hello_timeout: float = HELLO_TIMEOUT,
         max_pending: int = MAX_PENDING_BYTES,
         allowed_hosts: Collection[str] = (),
-        caps: Caps = Caps(),
+        caps: Caps | None = None,
         peers: Collection[str] = (),
         allowed_origins: Collection[str] = (),
     ) -> None:
@@ -206,7 +311,8 @@ class ChatService:
         self.hello_timeout = hello_timeout
         self.max_pending = max_pending
         self.allowed_hosts = tuple(allowed_hosts)
-        self.gate = Gate(caps)
+        self.gate = Gate(caps if caps is not None else Caps())
+        self.open_timeout: float | None = OPEN_TIMEOUT
         self._static = StaticFiles(tuple(socket_url(peer) for peer in self.peers))
         self._tasks: set[asyncio.Task] = set()  # 1013 closes under way
         self._clients: dict[str, _Client] = {}  # open sessions, in opening order
@@ -232,6 +338,7 @@ class ChatService:
         """
         await self.node.start(self.send, self.restart_sessions)
         options.setdefault("open_timeout", OPEN_TIMEOUT)
+        self.open_timeout = options["open_timeout"]
         options.setdefault("max_queue", MAX_QUEUE)
         server = await serve(
             self._handle,
@@ -283,6 +390,7 @@ class ChatService:
     # -- HTTP: static files, and who may open /ws (wslab.chat.web) ------------------------
 
     def _process_request(self, connection: _Connection, request: Request) -> Response | None:
+        connection.requested = True
         path = request.path.partition("?")[0]
         local = connection.local_address
         refusal = handshake_refusal(
@@ -368,7 +476,7 @@ class ChatService:
         (at most ``close_timeout``) for the client to read each. Returns how many."""
         written = 0
         for item in items:
-            if connection.state is not State.OPEN:
+            if not _writable(connection):
                 break
             self._write(connection, encode_delivery(item.delivery, replayed=item.replayed))
             written += 1
@@ -383,7 +491,7 @@ class ChatService:
                     async with asyncio.timeout(connection.close_timeout or CLOSE_TIMEOUT):
                         while connection.transport.get_write_buffer_size() > REPLAY_CHUNK // 2:
                             await asyncio.sleep(0.005)
-                            if connection.state is not State.OPEN:
+                            if not _writable(connection):
                                 break
                 except TimeoutError:
                     raise Refusal(
@@ -398,12 +506,17 @@ class ChatService:
             async for frame in connection:
                 if session_id not in self._clients:
                     break  # shed as too slow while this frame was in flight
+                over = self.node.spend(session_id, connection.address)
+                if over is not None:  # every frame costs, a malformed one too
+                    self.send(over)
+                    continue
                 try:
                     say = parse_frame(frame)
                 except BadFrame as error:
                     self.send([self.node.hub.reply(session_id, DeliveryKind.ERROR, str(error))])
                     continue
-                self.send(await self.node.say(session_id, say.text, address=connection.address))
+                self.send(await self.node.say(
+                    session_id, say.text, address=connection.address, charged=True))
         except ConnectionClosed:
             pass  # 1009, a lost peer...: the close code is logged below
         finally:
@@ -414,14 +527,18 @@ class ChatService:
             )
 
     async def _refuse(self, connection: _Connection, refusal: Refusal) -> None:
-        self.note("recusada %s: %d %s", connection.address, refusal.close_code, refusal)
+        self.note(
+            "recusada %s: %d %s", connection.address, refusal.close_code,
+            shown(str(refusal), 160),
+        )
         await close_within(connection, refusal.close_code, str(refusal))
         return None
 
     # -- writing -----------------------------------------------------------------------
 
     def _write(self, connection: ServerConnection, frame: str) -> None:
-        broadcast([connection], frame)
+        if _writable(connection):
+            broadcast([connection], frame)
 
     def send(self, items: Iterable[Outbound]) -> None:
         """Write each item, encoded once, to each of its peers that is open and keeps
@@ -434,7 +551,7 @@ class ChatService:
                 connection = client.connection
                 if connection.transport.get_write_buffer_size() > self.max_pending:
                     self.shed_connection(connection)
-                elif connection.protocol.state is State.OPEN:
+                elif _writable(connection):
                     ready.append(connection)
             broadcast(ready, frame, text=True)
 
@@ -448,6 +565,8 @@ class ChatService:
             self._forget(client.session_id)
         elif connection._closing is not None or connection.state is not State.OPEN:
             return
+        else:
+            self.note("lenta %s, sem sessão: fechando com 1013", connection.address)
         task = asyncio.get_running_loop().create_task(close_within(
             connection, CloseCode.TRY_AGAIN_LATER,
             "Cliente lento demais: reconecte e retome do último offset.",
@@ -461,8 +580,9 @@ class ChatService:
         self.node.leave(session_id)
 
 
-class ChatServer:
-    """A :class:`ChatService` running in a background thread, for tests and notebooks.
+class ChatServer(BackgroundServer):
+    """A :class:`ChatService` running in a background thread, for tests and notebooks
+    (a :class:`wslab.background.BackgroundServer`).
 
     Use it as a context manager; ``url`` (the browser client) and ``ws_url`` are known
     once it has started. Leaving the ``with`` closes every connection with 1001.
@@ -476,8 +596,8 @@ class ChatServer:
         kdf: cost of stored secrets (tests lower it explicitly).
         limits: the node's limits (:class:`wslab.chat.node.Limits`).
         node: an existing node to serve instead.
-        ping_interval, ping_timeout, close_timeout: websockets' keepalive and
-            closing handshake bounds, in seconds.
+        ping_interval, ping_timeout, close_timeout, open_timeout: websockets'
+            keepalive, closing and opening handshake bounds, in seconds.
         service_options: ``hello_timeout``, ``max_pending``, ``allowed_hosts``,
             ``caps``: see :class:`ChatService`.
     """
@@ -490,26 +610,26 @@ class ChatServer:
         retention: int = 1000,
         db: str | None = None,
         kdf: Scrypt = SCRYPT,
-        limits: Limits = Limits(),
+        limits: Limits | None = None,
         node: ChatNode | None = None,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         close_timeout: float | None = CLOSE_TIMEOUT,
+        open_timeout: float | None = OPEN_TIMEOUT,
         **service_options,
     ) -> None:
-        self.host = host
+        super().__init__(host, port)
         if node is None:
-            node = ChatNode(*_stores(db, retention), kdf=kdf, limits=limits)
+            node = ChatNode(*_stores(db, retention), kdf=kdf, limits=limits or Limits())
         self.service = ChatService(node, **service_options)
-        self._port = port
         self._options = {
             "ping_interval": ping_interval,
             "ping_timeout": ping_timeout,
             "close_timeout": close_timeout,
+            "open_timeout": open_timeout,
         }
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: Server | None = None
-        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
 
     @property
     def node(self) -> ChatNode:
@@ -520,51 +640,30 @@ class ChatServer:
         return self.service.epoch
 
     @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the chat server is not running")
-        return self._server.sockets[0].getsockname()[1]
-
-    @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return self.url_for("http")
 
     @property
     def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://", 1) + WS_PATH.lstrip("/")
+        return self.url_for("ws", WS_PATH)
 
-    def start(self, timeout: float = 10.0) -> ChatServer:
-        """Start the event loop thread and listen; returns once the port is bound."""
-        ready = threading.Event()
-        failure: list[BaseException] = []
+    def _serve(self, ready) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._run(ready))
+        finally:
+            loop.close()
 
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                self._server = loop.run_until_complete(
-                    self.service.serve(self.host, self._port, **self._options)
-                )
-            except BaseException as error:  # reported to start() below
-                failure.append(error)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            try:
-                loop.run_until_complete(self._server.wait_closed())
-                loop.run_until_complete(asyncio.sleep(0))
-            finally:
-                loop.close()
+    async def _run(self, ready) -> None:
+        server = await self.service.serve(self.host, self.requested_port, **self._options)
+        self._stop = asyncio.Event()
+        ready(server.sockets[0].getsockname()[1])
+        await self._stop.wait()
+        await self.service.shut_down(server)  # 1001 to every connection, bounded
 
-        self._thread = threading.Thread(target=run, name="wslab-chat-server", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout):
-            raise TimeoutError(f"the chat server did not start within {timeout:g} s")
-        if failure:
-            raise failure[0]
-        return self
+    def _shutdown(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
 
     def stop(self, timeout: float | None = None) -> None:
         """Close every connection with 1001 and wait for the thread to end.
@@ -572,24 +671,12 @@ class ChatServer:
         By default waits ``close_timeout`` plus 5 s: a peer that does not answer the
         close is cut after ``close_timeout``.
         """
-        if self._server is None or self._loop is None or self._thread is None:
-            return
         if timeout is None:
             timeout = (self._options["close_timeout"] or CLOSE_TIMEOUT) + 5.0
-        asyncio.run_coroutine_threadsafe(self.service.shut_down(self._server), self._loop)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise TimeoutError(f"the chat server did not stop within {timeout:g} s")
-        self._server = None
-
-    def __enter__(self) -> ChatServer:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+        super().stop(timeout)
 
     def _call(self, coroutine, timeout: float):
-        if self._loop is None:
+        if self._loop is None or not self.running:
             raise RuntimeError("the chat server is not running")
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 

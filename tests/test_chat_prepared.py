@@ -1,0 +1,234 @@
+"""Prepared frames (wslab.chat.prepared) over real sockets, against websockets' own path.
+
+Each test runs a websockets server on loopback; its handler hands the test the
+server side of every connection. Byte identity is read by a raw TCP client; the
+rest (messages, ping/pong, closing) by websockets' own client.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import broadcast, serve
+from websockets.exceptions import ConnectionClosedOK
+
+from wslab.chat.prepared import PreparedText, prepare_text, write_prepared
+from wslab.protocol import NeedData
+from wslab.protocol.handshake import build_request, check_response, generate_key, parse_response
+
+WAIT = 5.0  # bound on every wait, so a broken test fails instead of hanging
+
+TEXTS = {
+    "empty": "",
+    "125 (7-bit length)": "a" * 125,
+    "126 (16-bit length)": "b" * 126,
+    "65535 (16-bit, largest)": "c" * 65535,
+    "65536 (64-bit length)": "d" * 65536,
+    "non-ASCII": "Olá mundo! ação, coração ✓ 🎉",
+}
+
+
+def run(coroutine):
+    async def bounded():
+        async with asyncio.timeout(WAIT):
+            return await coroutine
+
+    return asyncio.run(bounded())
+
+
+@contextlib.asynccontextmanager
+async def server(**options):
+    """A websockets server on loopback; yields (its ws:// URL, a queue of server connections)."""
+    accepted: asyncio.Queue = asyncio.Queue()
+
+    async def handler(connection):
+        await accepted.put(connection)
+        await connection.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None, **options) as ws_server:
+        port = ws_server.sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/", accepted
+
+
+async def raw_client(url):
+    """A TCP client that does the opening handshake and then reads raw bytes."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", int(url.rsplit(":", 1)[1].strip("/"))
+    )
+    key = generate_key()
+    writer.write(build_request(url, key))
+    data = await reader.read(4096)
+    while isinstance(parsed := parse_response(data), NeedData):
+        data += await reader.read(4096)
+    response, used = parsed
+    check_response(response, key)
+    return reader, writer, data[used:]
+
+
+async def read_exactly(reader, leftover, size):
+    data = leftover
+    while len(data) < size:
+        data += await reader.read(size - len(data))
+    return data
+
+
+def test_prepared_frame_is_a_server_text_frame():
+    prepared = prepare_text("oi")
+    assert prepared == PreparedText(b"oi", b"\x81\x02oi")
+    assert prepare_text("x" * 126).frame[:4] == b"\x81\x7e\x00\x7e"
+    assert prepare_text("x" * 65536).frame[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")
+
+
+@pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
+def test_bytes_written_equal_the_librarys_own(text):
+    async def scenario():
+        async with server() as (url, accepted):
+            reader, writer, leftover = await raw_client(url)
+            connection = await accepted.get()
+            prepared = prepare_text(text)
+            assert write_prepared([connection], prepared) == 1
+            broadcast([connection], text)  # websockets' own serialization, right behind
+            both = await read_exactly(reader, leftover, 2 * len(prepared.frame))
+            writer.close()
+            return prepared.frame, both
+
+    frame, both = run(scenario())
+    assert both == frame + frame
+
+
+def test_a_client_receives_them_as_messages_then_ping_pong_and_close_work():
+    async def scenario():
+        async with (
+            server(ping_interval=None) as (url, accepted),
+            connect(url, compression=None, ping_interval=None) as client,
+        ):
+            connection = await accepted.get()
+            texts = list(TEXTS.values())
+            for text in texts:
+                assert write_prepared([connection], prepare_text(text)) == 1
+            received = [await client.recv() for _ in texts]
+            await asyncio.wait_for(await client.ping(b"from client"), WAIT)
+            await asyncio.wait_for(await connection.ping(b"from server"), WAIT)
+            await client.send("and back")
+            echoed = await connection.recv()
+            await connection.close(1000, "tchau")
+            with pytest.raises(ConnectionClosedOK):
+                await client.recv()
+            return (
+                texts,
+                received,
+                echoed,
+                client.close_code,
+                client.close_reason,
+                connection.close_code,
+            )
+
+    texts, received, echoed, code, reason, server_code = run(scenario())
+    assert received == texts
+    assert echoed == "and back"
+    assert (code, reason, server_code) == (1000, "tchau", 1000)
+
+
+def test_the_client_may_close_after_prepared_frames():
+    async def scenario():
+        async with server(ping_interval=None) as (url, accepted):
+            client = await connect(url, compression=None, ping_interval=None)
+            connection = await accepted.get()
+            write_prepared([connection], prepare_text("antes de sair"))
+            assert await client.recv() == "antes de sair"
+            await client.close(1001, "indo embora")
+            await connection.wait_closed()
+            return connection.close_code, connection.close_reason
+
+    assert run(scenario()) == (1001, "indo embora")
+
+
+def test_many_connections_get_the_same_message():
+    async def scenario():
+        async with server(ping_interval=None) as (url, accepted):
+            clients = [await connect(url, compression=None, ping_interval=None) for _ in range(5)]
+            connections = [await accepted.get() for _ in clients]
+            count = write_prepared(connections, prepare_text("para todos"))
+            received = [await c.recv() for c in clients]
+            for c in clients:
+                await c.close()
+            return count, received
+
+    count, received = run(scenario())
+    assert count == 5 and received == ["para todos"] * 5
+
+
+def test_a_connection_with_permessage_deflate_gets_the_library_path():
+    async def scenario():
+        accepted: asyncio.Queue = asyncio.Queue()
+
+        async def handler(connection):
+            await accepted.put(connection)
+            await connection.wait_closed()
+
+        async with serve(
+            handler, "127.0.0.1", 0, compression="deflate", ping_interval=None
+        ) as ws_server:
+            port = ws_server.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}/", compression="deflate") as client:
+                connection = await accepted.get()
+                assert connection.protocol.extensions  # permessage-deflate was negotiated
+                count = write_prepared([connection], prepare_text("comprimida " * 20))
+                return count, await client.recv()
+
+    count, received = run(scenario())
+    assert count == 0 and received == "comprimida " * 20
+
+
+def test_a_closing_connection_gets_nothing():
+    async def scenario():
+        async with server(ping_interval=None) as (url, accepted):
+            reader, writer, leftover = await raw_client(url)
+            connection = await accepted.get()
+            closing = asyncio.ensure_future(connection.close(1000, "fim"))
+            await asyncio.sleep(0)  # the close frame is written; the state is CLOSING
+            count = write_prepared([connection], prepare_text("tarde demais"))
+            data = leftover
+            while len(data) < 2 or len(data) < 2 + data[1]:
+                data += await reader.read(4096)
+            with contextlib.suppress(TimeoutError):  # nothing may follow the close frame
+                data += await asyncio.wait_for(reader.read(4096), 0.2)
+            writer.close()
+            closing.cancel()
+            return count, data
+
+    count, data = run(scenario())
+    assert count == 0
+    assert data == b"\x88\x05" + (1000).to_bytes(2, "big") + b"fim"
+
+
+def test_a_connection_sending_fragments_is_skipped_with_broadcasts_warning(caplog):
+    async def scenario():
+        async with (
+            server(ping_interval=None) as (url, accepted),
+            connect(url, compression=None, ping_interval=None) as client,
+        ):
+            connection = await accepted.get()
+            release = asyncio.Event()
+
+            async def fragments():
+                yield "primeira parte, "
+                await release.wait()
+                yield "segunda parte"
+
+            sending = asyncio.ensure_future(connection.send(fragments()))
+            while connection.send_in_progress is None:
+                await asyncio.sleep(0)
+            count = write_prepared([connection], prepare_text("no meio"))
+            release.set()
+            await sending
+            write_prepared([connection], prepare_text("depois"))
+            return count, await client.recv(), await client.recv()
+
+    with caplog.at_level(logging.WARNING):
+        count, first, second = run(scenario())
+    assert count == 0
+    assert (first, second) == ("primeira parte, segunda parte", "depois")
+    assert "skipped broadcast: sending a fragmented message" in caplog.text
