@@ -413,6 +413,62 @@ def test_an_append_under_a_stale_epoch_stores_nothing(valkey, valkey_url):
     run(body())
 
 
+@pytest.fixture
+def long_block(monkeypatch):
+    """A follower whose XREAD BLOCK outlasts every wait of a test: its idle re-check of
+    the epoch never comes to the rescue, so what a test sees came from elsewhere."""
+    from wslab.chat.stores import redis as redis_store
+
+    monkeypatch.setattr(redis_store, "BLOCK_MS", 60_000)
+
+
+def test_a_follower_cut_off_checks_the_epoch_before_reading_again(valkey, valkey_url, long_block):
+    """Redis came back empty and the follower's connection was cut: the follower must
+    not quietly reconnect and block on the new Redis under its old epoch (the node
+    would refuse every append, with no lost() call, until the block ended)."""
+
+    async def body():
+        async with redis_node(valkey_url) as (log, _, recorder):
+            await say(log, recorder, "ana: a", "ana: b")
+            epoch = log.state.epoch
+            import redis.asyncio
+
+            async with redis.asyncio.Redis.from_url(valkey_url) as client:
+                # Back empty at once, and every other connection cut (as a restart
+                # does), so a reconnect finds the new, empty Redis already there.
+                await client.flushall()
+                await client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            await recorder.until(lambda r: r.lost, "lost() call")
+            assert recorder.lost == [log.state.epoch] and log.state.epoch != epoch
+            offset = await retry_append(log, "ana: c")
+            await recorder.until(lambda r: len(r.seen) == 3, "the new epoch's message")
+            assert offset == 1 and [m.text for m in recorder.seen] == ["a", "b", "c"]
+
+    run(body())
+
+
+def test_a_refused_append_makes_the_follower_check_the_epoch_at_once(
+    valkey, valkey_url, long_block
+):
+    """An append refused for a stale epoch wakes the follower from its XREAD BLOCK: the
+    node moves to the new epoch (and lost() closes its sessions) now, not when the
+    block ends; meanwhile every append of its sessions would be refused."""
+
+    async def body():
+        async with redis_node(valkey_url) as (log, _, recorder):
+            await say(log, recorder, "ana: a")
+            import redis.asyncio
+
+            async with redis.asyncio.Redis.from_url(valkey_url) as client:
+                await client.hset("wslab:chat:meta", "e", "someone-else")
+            with pytest.raises(StoreError, match="nova época"):
+                await log.append(PUBLIC, "ana", None, "b")
+            await recorder.until(lambda r: r.lost, "lost() call")
+            assert recorder.lost == ["someone-else"] and log.state.epoch == "someone-else"
+
+    run(body())
+
+
 async def retry_append(log, line, tries=50):
     """Append once the store answers again (a node's user would resend too)."""
     sender, text = line.split(": ", 1)

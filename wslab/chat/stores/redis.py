@@ -144,11 +144,13 @@ def _epoch_changed() -> StoreError:
     )
 
 
-def connect(url: str, *, reply_timeout: float = REPLY_TIMEOUT, single: bool = False) -> Redis:
+def connect(
+    url: str, *, reply_timeout: float = REPLY_TIMEOUT, single: bool = False, retries: int = 1
+) -> Redis:
     """A redis-py asyncio client for ``url`` with bounded waits (str replies).
 
-    At most one retry, after a short jittered backoff, when a connection is lost or
-    times out (a pooled connection may be stale after Redis restarted).
+    At most ``retries`` retries, after a short jittered backoff, when a connection is
+    lost or times out (a pooled connection may be stale after Redis restarted).
 
     Raises:
         StoreError: the URL is not a redis:// (or rediss://, unix://) URL.
@@ -159,7 +161,7 @@ def connect(url: str, *, reply_timeout: float = REPLY_TIMEOUT, single: bool = Fa
             decode_responses=True,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=reply_timeout,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), 1),
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries),
             max_connections=256,
             single_connection_client=single,
         )
@@ -235,8 +237,13 @@ class RedisLog:
         self._batch = batch
         self._meta, self._log, self._done = f"{prefix}meta", f"{prefix}log", f"{prefix}done:"
         self._client = connect(url)
-        # XREAD BLOCK holds its connection: the follower has its own client.
-        self._reader = connect(url, reply_timeout=BLOCK_MS / 1000 + REPLY_TIMEOUT, single=True)
+        # XREAD BLOCK holds its connection: the follower has its own client. It never
+        # retries by itself: a lost connection may mean Redis restarted (empty, or
+        # from an older copy), and the follower must check the epoch before it reads
+        # on, which a silent reconnect and a fresh XREAD BLOCK would skip.
+        self._reader = connect(
+            url, reply_timeout=BLOCK_MS / 1000 + REPLY_TIMEOUT, single=True, retries=0
+        )
         self._reader_id: int | None = None  # its CLIENT ID, to unblock it on close
         self._append = self._client.register_script(APPEND)
         self._ensure = self._client.register_script(ENSURE_EPOCH)
@@ -246,7 +253,8 @@ class RedisLog:
         self._deliver: Deliver | None = None
         self._lost: Lost | None = None
         self._follower: asyncio.Task | None = None
-        self._recheck = asyncio.Event()
+        self._recheck = asyncio.Event()  # check the epoch before the next XREAD
+        self._waking: asyncio.Task | None = None  # ends the XREAD BLOCK for a recheck
         self._waiters: list[tuple[int, asyncio.Future]] = []  # reads awaiting the follower
         self._closed = False
         self.connected = False
@@ -292,15 +300,12 @@ class RedisLog:
             # Cancelling the task may leave it inside redis-py's blocked read until
             # XREAD's BLOCK ends: CLIENT UNBLOCK ends that read at once, and the loop,
             # seeing the log closed, returns.
-            deadline = asyncio.get_running_loop().time() + BLOCK_MS / 1000 + REPLY_TIMEOUT
-            while not self._follower.done() and asyncio.get_running_loop().time() < deadline:
-                if self._reader_id is not None:  # again, in case it came before the XREAD
-                    with contextlib.suppress(*_FAILURES):
-                        await self._client.client_unblock(self._reader_id)
-                await asyncio.wait({self._follower}, timeout=0.05)
+            await self._unblock(self._follower.done)
             if not self._follower.done():
                 self._follower.cancel()
             self._follower = None
+        if self._waking is not None:
+            self._waking.cancel()
         await self._client.aclose()
         await self._reader.aclose()
 
@@ -321,7 +326,7 @@ class RedisLog:
             outcome = "a mensagem não foi confirmada (se ela não aparecer, envie de novo)"
             raise _failure(self._client, error, outcome) from error
         if offset == 0:
-            self._recheck.set()
+            self._check_epoch_now()
             raise StoreError(
                 "O Redis perdeu o histórico (começou uma nova época): a mensagem não foi "
                 "guardada; reconecte para retomar."
@@ -354,7 +359,7 @@ class RedisLog:
         except _FAILURES as error:
             raise _failure(self._client, error, "não consegui ler o histórico") from error
         if newest < 0:
-            self._recheck.set()
+            self._check_epoch_now()
             raise _epoch_changed()
         if self._follower is not None and newest > self._newest:
             await self._caught_up(epoch, newest)
@@ -377,6 +382,27 @@ class RedisLog:
             raise _epoch_changed()
 
     # -- the follower ----------------------------------------------------------------
+
+    def _check_epoch_now(self) -> None:
+        """Redis refused this node's epoch: have the follower learn the new one (and
+        call ``lost``) now, not when its XREAD BLOCK ends, since until then every
+        append of this node is refused."""
+        self._recheck.set()
+        if self._follower is not None and (self._waking is None or self._waking.done()):
+            self._waking = asyncio.get_running_loop().create_task(
+                self._unblock(lambda: not self._recheck.is_set()), name="wslab-redis-wake"
+            )
+
+    async def _unblock(self, done) -> None:
+        """CLIENT UNBLOCK the follower's XREAD, again every 50 ms (it may not have
+        reached the XREAD yet), until ``done()`` or one block and reply have passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BLOCK_MS / 1000 + REPLY_TIMEOUT
+        while not done() and loop.time() < deadline and self._follower is not None:
+            if self._reader_id is not None:
+                with contextlib.suppress(*_FAILURES):
+                    await self._client.client_unblock(self._reader_id)
+            await asyncio.wait({self._follower}, timeout=0.05)
 
     async def _learn_epoch(self) -> bool:
         """Ask Redis for the epoch (creating one if it lost it); True if it changed."""
