@@ -65,7 +65,9 @@ class Served:
 
         self.process = subprocess.Popen(
             [sys.executable, "-m", "wslab.chat", "serve", *self.args],
-            stderr=subprocess.PIPE, text=True, preexec_fn=limit,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=limit,
         )
         ready, _, _ = select.select([self.process.stderr], [], [], 20)
         first = self.process.stderr.readline() if ready else ""
@@ -116,10 +118,12 @@ def prefill(path: str, count: int, size: int, retention: int = 1000) -> None:
         await store.log.start(lambda messages: None)
         text = "h" * size
         for start in range(0, count, 100):
-            await asyncio.gather(*(
-                store.log.append(DeliveryKind.PUBLIC, "historia", None, text)
-                for _ in range(min(100, count - start))
-            ))
+            await asyncio.gather(
+                *(
+                    store.log.append(DeliveryKind.PUBLIC, "historia", None, text)
+                    for _ in range(min(100, count - start))
+                )
+            )
         await store.log.close()
         await store.close()
 
@@ -146,8 +150,9 @@ def masked(opcode: int, payload: bytes) -> bytes:
     return head + b"\x00\x00\x00\x00" + payload
 
 
-def raw_socket(port: int, address: str = "127.0.0.1", rcvbuf: int | None = None,
-               timeout: float = 5.0) -> socket.socket:
+def raw_socket(
+    port: int, address: str = "127.0.0.1", rcvbuf: int | None = None, timeout: float = 5.0
+) -> socket.socket:
     raw = socket.socket()
     if rcvbuf:
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -167,8 +172,9 @@ def read_head(raw: socket.socket) -> bytes:
     return data
 
 
-def raw_session(port: int, user: str | None, address: str = "127.0.0.1",
-                rcvbuf: int | None = 4096, resume=None) -> socket.socket:
+def raw_session(
+    port: int, user: str | None, address: str = "127.0.0.1", rcvbuf: int | None = 4096, resume=None
+) -> socket.socket:
     """A socket past the handshake (and the hello, if ``user``) that reads nothing more.
 
     Raises:
@@ -195,8 +201,14 @@ def rst_close(raw: socket.socket) -> None:
 def ws_connect(port: int, address: str = "127.0.0.1", **options):
     """websockets' sync client from ``address``."""
     sock = raw_socket(port, address)
-    return connect(f"ws://127.0.0.1:{port}/ws", sock=sock, open_timeout=5, close_timeout=1,
-                   legacy=True, **options)
+    return connect(
+        f"ws://127.0.0.1:{port}/ws",
+        sock=sock,
+        open_timeout=5,
+        close_timeout=1,
+        legacy=True,
+        **options,
+    )
 
 
 def refusal_of(ws) -> str:
@@ -262,15 +274,22 @@ class Bystander:
 
     def __init__(self, port: int, seconds: float) -> None:
         root = str(Path(__file__).resolve().parent.parent)
-        self.command = [sys.executable, "-m", "benchmarks.chat_attacks", "--bystander",
-                        str(port), str(seconds)]
+        self.command = [
+            sys.executable,
+            "-m",
+            "benchmarks.chat_attacks",
+            "--bystander",
+            str(port),
+            str(seconds),
+        ]
         self.env = {**os.environ, "PYTHONPATH": root}
         self.error: str | None = None
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Bystander:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True,
-                                        env=self.env)
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, text=True, env=self.env
+        )
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -507,7 +526,7 @@ def slow_handshake(port: int, seconds: float, sockets: int = 60, addresses: int 
             status = _status_of(raw)  # a refusal, or a cut, already there?
             if status is None:
                 try:
-                    raw.send(request[position % len(request): position % len(request) + 1])
+                    raw.send(request[position % len(request) : position % len(request) + 1])
                 except OSError:
                     status = "cortada"
             if status is not None:
@@ -596,8 +615,18 @@ def left_replay(port: int, seconds: float, clients: int = 4) -> Counter:
 def mixed(port: int, seconds: float) -> Counter:
     """Every attack above at once."""
     seen: Counter = Counter()
-    attacks = [ping_flood, resume_flood, reconnect_flood, brute_force, registration_flood,
-               idle_flood, slow_handshake, bad_frames, log_flood, left_replay]
+    attacks = [
+        ping_flood,
+        resume_flood,
+        reconnect_flood,
+        brute_force,
+        registration_flood,
+        idle_flood,
+        slow_handshake,
+        bad_frames,
+        log_flood,
+        left_replay,
+    ]
 
     def run(i: int) -> None:
         found = attacks[i](port, seconds)
@@ -609,9 +638,19 @@ def mixed(port: int, seconds: float) -> Counter:
 
 
 ATTACKS: dict[str, Attack] = {
-    f.__name__: f for f in (
-        ping_flood, resume_flood, reconnect_flood, brute_force, registration_flood,
-        idle_flood, slow_handshake, bad_frames, log_flood, left_replay, mixed,
+    f.__name__: f
+    for f in (
+        ping_flood,
+        resume_flood,
+        reconnect_flood,
+        brute_force,
+        registration_flood,
+        idle_flood,
+        slow_handshake,
+        bad_frames,
+        log_flood,
+        left_replay,
+        mixed,
     )
 }
 
@@ -624,8 +663,9 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_attack(name: str, seconds: float, db: str, *server_args: str,
-               files: int | None = None) -> dict:
+def run_attack(
+    name: str, seconds: float, db: str, *server_args: str, files: int | None = None
+) -> dict:
     """One attack against a fresh server on a copy of ``db``, with the bystander."""
     with tempfile.TemporaryDirectory() as tmp:
         copy = os.path.join(tmp, "chat.db")
@@ -646,10 +686,11 @@ def run_attack(name: str, seconds: float, db: str, *server_args: str,
         "attack": name,
         "echoes": len(echoes),
         "lost_echoes": len(echoes) - len(timed),
-        "echo_ms": {k: round(1000 * quantile(timed, q), 1) if timed else None
-                    for k, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))},
-        "rss_mib": {"before": round(before, 1), "peak": round(peak, 1),
-                    "after": round(after, 1)},
+        "echo_ms": {
+            k: round(1000 * quantile(timed, q), 1) if timed else None
+            for k, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))
+        },
+        "rss_mib": {"before": round(before, 1), "peak": round(peak, 1), "after": round(after, 1)},
         "refusals": dict(refusals),
         "log_lines": len(log),
         "tracebacks": sum("Traceback" in line for line in log),
@@ -665,8 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=5800, help="characters per message")
     parser.add_argument("--files", type=int, default=1024, help="server's open files limit")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--bystander", nargs=2, type=float, metavar=("PORT", "SECONDS"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--bystander", nargs=2, type=float, metavar=("PORT", "SECONDS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.bystander:
         print(json.dumps(bystander(int(args.bystander[0]), args.bystander[1])))
@@ -691,11 +733,13 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     report = {
-        "command": "python -m benchmarks.chat_attacks" + "".join(
-            f" {a}" for a in (argv if argv is not None else sys.argv[1:])),
+        "command": "python -m benchmarks.chat_attacks"
+        + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, shared and loaded",
         "python": platform.python_version(),
-        "seconds": args.seconds, "history": args.history, "size": args.size,
+        "seconds": args.seconds,
+        "history": args.history,
+        "size": args.size,
         "rows": rows,
     }
     args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")

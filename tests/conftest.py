@@ -3,13 +3,14 @@
 Deadlines turn a slow CI machine into a false failure; tests assert behaviour,
 benchmarks/ measure speed.
 """
+
 import contextlib
+import time
 
 import pytest
+from chatclient import WAIT, hello
 from hypothesis import HealthCheck, settings
 from websockets.sync.client import connect
-
-from chatclient import WAIT, hello
 
 settings.register_profile(
     "wslab",
@@ -27,8 +28,7 @@ def opened():
     with contextlib.ExitStack() as stack:
 
         def open_connection(url, **options):
-            return stack.enter_context(
-                connect(url, open_timeout=WAIT, close_timeout=1, **options))
+            return stack.enter_context(connect(url, open_timeout=WAIT, close_timeout=1, **options))
 
         yield open_connection
 
@@ -60,8 +60,16 @@ def valkey_url(valkey):
     """The module's Valkey, running and empty (FLUSHALL) for this test."""
     import redis
 
-    if not valkey.running():
-        valkey.start()
-    with redis.Redis.from_url(valkey.url, socket_timeout=5) as client:
-        client.flushall()
-    return valkey.url
+    # A test before may have killed or restarted it: wait (bounded) until it answers.
+    deadline = time.monotonic() + 10.0
+    while True:
+        if not valkey.running():
+            valkey.start()
+        try:
+            with redis.Redis.from_url(valkey.url, socket_timeout=5) as client:
+                client.flushall()
+            return valkey.url
+        except (redis.ConnectionError, redis.BusyLoadingError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

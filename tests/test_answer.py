@@ -1,7 +1,6 @@
 """The Parte 2 answer tells where the message came from, and never claims more."""
 
 from wslab.challenge.answer import CONSOLE_CHECK, DETAILS_MARK, part2_answer
-from wslab.challenge.result import Failure, FetchResult
 from wslab.challenge.provenance import RECORDED_MESSAGE
 from wslab.challenge.result import Failure, FetchResult
 

@@ -435,8 +435,14 @@ def test_slow_handshakes_are_cut_capped_per_address_and_logged_once():
             echoes = watcher.echoes()
         assert seen["429"] == 60 - 3 * 16, seen
         assert seen["cortada"] == 3 * 16 and seen["ainda aberta"] == 0, seen
-        assert sum(v for k, v in seen.items() if k.startswith("cortada após 1")
-                   or k.startswith("cortada após 2")) == 3 * 16, seen
+        assert (
+            sum(
+                v
+                for k, v in seen.items()
+                if k.startswith("cortada após 1") or k.startswith("cortada após 2")
+            )
+            == 3 * 16
+        ), seen
         assert watcher.error is None and None not in echoes and max(echoes) < 1.0
         log = served.log()
         assert "Traceback" not in log
@@ -485,10 +491,17 @@ def test_json_nested_thousands_deep_is_malformed_json(opened):
 
 @pytest.mark.parametrize(
     "text, words",
-    [("\u200b\u200b\u200b", "vazia"), ("\u3164", "vazia"),
-     ("oi \u202egnp.exe", "U+202E"), ("oi \u2066x", "U+2066"),
-     ("oi\nbia: mensagem falsa", "U+000A"), ("oi\rbia", "U+000D"), ("\x1b[2J", "U+001B"),
-     ("sino\x07", "U+0007"), ("c1\x85c1", "U+0085")],
+    [
+        ("\u200b\u200b\u200b", "vazia"),
+        ("\u3164", "vazia"),
+        ("oi \u202egnp.exe", "U+202E"),
+        ("oi \u2066x", "U+2066"),
+        ("oi\nbia: mensagem falsa", "U+000A"),
+        ("oi\rbia", "U+000D"),
+        ("\x1b[2J", "U+001B"),
+        ("sino\x07", "U+0007"),
+        ("c1\x85c1", "U+0085"),
+    ],
 )
 def test_text_that_renders_as_something_else_is_refused_on_the_wire(text, words, opened):
     with chat_server() as server:

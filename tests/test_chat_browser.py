@@ -10,6 +10,7 @@ The browser is Debian's Chromium, driven by Playwright without any browser downl
 Without it (or without Playwright) these tests are skipped, unless
 ``WSLAB_REQUIRE_BROWSER=1`` (CI) asks for a failure instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 
 import pytest
 from chatclient import chat_server
+
+from wslab.chat.server import ChatServer
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
 LAUNCH_ARGS = [
@@ -70,7 +73,9 @@ def browser() -> Iterator[object]:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
-        _unavailable("Playwright não está instalado: rode `make test`, que instala requirements.txt.")
+        _unavailable(
+            "Playwright não está instalado: rode `make test`, que instala requirements.txt."
+        )
     executable = _find_chromium()
     if executable is None:
         _unavailable(
@@ -86,7 +91,9 @@ def browser() -> Iterator[object]:
             )
         except PlaywrightError as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            _unavailable(f"O Playwright não conseguiu abrir o Chromium em {executable}: {first_line}")
+            _unavailable(
+                f"O Playwright não conseguiu abrir o Chromium em {executable}: {first_line}"
+            )
         yield launched
         launched.close()
     finally:
@@ -164,9 +171,11 @@ def open_tab(browser, server) -> Iterator[Callable[..., Tab]]:
         page.on("pageerror", lambda error: tab.problems.append(f"pageerror: {error}"))
         page.on(
             "console",
-            lambda message: tab.problems.append(f"console: {message.text}")
-            if "Content Security Policy" in message.text
-            else None,
+            lambda message: (
+                tab.problems.append(f"console: {message.text}")
+                if "Content Security Policy" in message.text
+                else None
+            ),
         )
         page.goto(server.url, wait_until="domcontentloaded")  # app.js is deferred: it ran
         if secret is not None:
@@ -199,8 +208,13 @@ def test_private_reaches_every_tab_of_its_user_and_nobody_else(open_tab, server)
         tab.wait_offset(3)
 
     private = {
-        "offset": 2, "kind": "private", "from": "joao", "to": "ana",
-        "replayed": False, "text": "só para você", "epoch": server.epoch,
+        "offset": 2,
+        "kind": "private",
+        "from": "joao",
+        "to": "ana",
+        "replayed": False,
+        "text": "só para você",
+        "epoch": server.epoch,
     }
     for tab in (ana1, ana2, joao):
         assert tab.offsets() == [1, 2, 3]
@@ -245,11 +259,11 @@ def test_cut_tab_resumes_and_shows_missed_messages_once(open_tab, server):
     expect(ana.status).to_have_text(re.compile(r"reconectando"))
     assert first_session not in server.session_ids()
 
-    bia.send("durante o corte 1")                  # 2 public
-    joao.send("/msg ana perdeu isto?")             # 3 private to ana
-    joao.send("/msg bia isto não é da ana")        # 4 private, not for ana
+    bia.send("durante o corte 1")  # 2 public
+    joao.send("/msg ana perdeu isto?")  # 3 private to ana
+    joao.send("/msg bia isto não é da ana")  # 4 private, not for ana
     ana_other.send("/msg joao escrevi da outra aba")  # 5 private from ana
-    bia.send("durante o corte 2")                  # 6 public
+    bia.send("durante o corte 2")  # 6 public
     joao.wait_offset(6)
     expect(ana.status).not_to_have_attribute("data-state", "connected")
     assert ana.offsets() == [1]
@@ -375,6 +389,8 @@ def test_server_restart_goes_away_with_1001_and_new_epoch_offsets_are_shown(open
         new_first = f"{MESSAGE_ITEMS}[data-epoch='{restarted.epoch}'][data-offset='1']"
         ana.page.wait_for_selector(new_first)
         assert [(m["offset"], m["epoch"] == old_epoch) for m in ana.messages()] == [
-            (1, True), (2, True), (1, False),
+            (1, True),
+            (2, True),
+            (1, False),
         ]
         assert ana.messages()[-1]["text"] == "depois do reinício"

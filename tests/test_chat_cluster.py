@@ -210,7 +210,10 @@ def closed_within(ws, within):
         try:
             ws.recv(timeout=max(0.01, deadline - time.monotonic()))
         except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd else None, closed.rcvd.reason if closed.rcvd else ""
+            return (
+                closed.rcvd.code if closed.rcvd else None,
+                closed.rcvd.reason if closed.rcvd else "",
+            )
 
 
 def test_redis_back_empty_closes_open_sessions_with_1012_and_they_resume(nodes, opened, valkey):

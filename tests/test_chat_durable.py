@@ -2,7 +2,6 @@
 restart on the same file, and nothing acknowledged is lost."""
 
 import json
-import os
 import select
 import signal
 import subprocess
@@ -11,10 +10,9 @@ import threading
 import time
 
 import pytest
+from chatclient import WAIT, closed_with, hello, receive, say
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
-
-from chatclient import WAIT, closed_with, hello, receive, say
 
 SENDERS = 4
 KDF = ["--kdf-n", "1024"]  # lowered explicitly: the test opens many sessions
@@ -23,9 +21,21 @@ KDF = ["--kdf-n", "1024"]  # lowered explicitly: the test opens many sessions
 def _start(cwd, *args):
     """``python -m wslab.chat serve --port 0 ARGS`` in ``cwd``; (process, ws url)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "wslab.chat", "serve", "--port", "0", "--max-rate", "0",
-         *KDF, *args],
-        cwd=cwd, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "wslab.chat",
+            "serve",
+            "--port",
+            "0",
+            "--max-rate",
+            "0",
+            *KDF,
+            *args,
+        ],
+        cwd=cwd,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 4 * WAIT
     while time.monotonic() < deadline:
@@ -134,8 +144,10 @@ def test_a_resume_after_a_restart_is_recovered_with_exactly_what_was_missed(tmp_
     db = ["--db", str(tmp_path / "chat.db")]
     process, url = _start(tmp_path, *db)
     try:
-        with connect(url, open_timeout=WAIT, close_timeout=1) as ana, \
-                connect(url, open_timeout=WAIT, close_timeout=1) as joao:
+        with (
+            connect(url, open_timeout=WAIT, close_timeout=1) as ana,
+            connect(url, open_timeout=WAIT, close_timeout=1) as joao,
+        ):
             welcome = hello(ana, "ana")
             hello(joao, "joao")
             say(joao, "antes")
@@ -187,9 +199,19 @@ def test_a_memory_store_restart_gives_a_new_epoch_and_announces_the_gap(tmp_path
 def test_a_database_that_cannot_be_opened_ends_the_start_with_one_sentence(tmp_path):
     (tmp_path / "chat.db").write_bytes(b"x" * 4096)
     result = subprocess.run(
-        [sys.executable, "-m", "wslab.chat", "serve", "--port", "0", "--db",
-         str(tmp_path / "chat.db")],
-        capture_output=True, text=True, timeout=4 * WAIT,
+        [
+            sys.executable,
+            "-m",
+            "wslab.chat",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "chat.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=4 * WAIT,
     )
     assert result.returncode == 1
     assert "corrompido" in result.stderr and "Traceback" not in result.stderr
@@ -210,12 +232,23 @@ def test_a_new_device_asks_for_history_and_sees_its_private_messages(tmp_path):
                 receive(joao)
             assert receive(joao)["type"] in ("message", "error")
         with connect(url, open_timeout=WAIT, close_timeout=1) as phone:
-            phone.send(json.dumps({"type": "hello", "user": "ana", "secret": "segredo",
-                                   "resume": None, "history": 10}))
+            phone.send(
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "user": "ana",
+                        "secret": "segredo",
+                        "resume": None,
+                        "history": 10,
+                    }
+                )
+            )
             welcome = json.loads(phone.recv(timeout=WAIT))
             assert welcome["type"] == "welcome" and welcome["recovered"] is False
             got = [receive(phone), receive(phone)]
             assert [(m["text"], m["replayed"]) for m in got] == [
-                ("oi, está aí?", True), ("bom dia a todos", True)]
+                ("oi, está aí?", True),
+                ("bom dia a todos", True),
+            ]
     finally:
         _stop(process)

@@ -16,6 +16,7 @@ the broken promise:
 - a user who always resumes from the last offset it saw, and is told
   recovered=True, misses nothing and sees nothing twice.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -126,7 +127,7 @@ class ChatModel(RuleBasedStateMachine):
         state = self.sessions[sid]
         got = [as_item(d) for d in self.router.take(sid)]
         assert len(got) == len(state.expected), (got, state.expected)
-        for want, have in zip(state.expected, got):
+        for want, have in zip(state.expected, got, strict=True):
             assert matches(want, have), (want, have)
         for kind, offset, sender, to, _ in got:
             if kind == "private":  # privacy, stated on its own
@@ -156,8 +157,9 @@ class ChatModel(RuleBasedStateMachine):
             "random": (EPOCH, pick % (newest + 1)),
             "other-epoch": ("older-epoch", pick),
         }[resume]
-        sid = self._open(user.upper() if upper else user, self.secrets.get(user, f"{user}-pw"),
-                         choice)
+        sid = self._open(
+            user.upper() if upper else user, self.secrets.get(user, f"{user}-pw"), choice
+        )
         if read_now:
             self._take(sid)
 
@@ -167,8 +169,11 @@ class ChatModel(RuleBasedStateMachine):
             return
         before = self.router.online()
         with pytest.raises(AuthError):
-            self.router.connect(user, "wrong-" + self.secrets[user],
-                                resume=(EPOCH, len(self.log)) if resume else None)
+            self.router.connect(
+                user,
+                "wrong-" + self.secrets[user],
+                resume=(EPOCH, len(self.log)) if resume else None,
+            )
         assert self.router.online() == before
 
     @rule(user=st.sampled_from(USERS), pick=st.integers(min_value=1, max_value=3))
@@ -183,8 +188,7 @@ class ChatModel(RuleBasedStateMachine):
         data=st.data(),
         what=st.sampled_from(["public", "private", "private-self", "who", "bad"]),
         recipient=st.sampled_from(USERS + [FAITHFUL]),
-        bad=st.sampled_from(["", "   ", "/msg", "/msg ana", "/nope x", "/msg zz9 oi",
-                             "x" * 2001]),
+        bad=st.sampled_from(["", "   ", "/msg", "/msg ana", "/nope x", "/msg zz9 oi", "x" * 2001]),
     )
     def submit(self, data, what, recipient, bad):
         sid = data.draw(st.sampled_from(sorted(self.sessions)))
@@ -205,12 +209,14 @@ class ChatModel(RuleBasedStateMachine):
             touched = self.router.submit(sid, "/who")
             online = ", ".join(sorted({s.user for s in self.sessions.values()}))
             self.sessions[sid].expected.append(
-                ("system", None, None, None, f"Online agora: {online}."))
+                ("system", None, None, None, f"Online agora: {online}.")
+            )
             assert touched == [sid]
             return
         else:
             touched = self.router.submit(
-                sid, f"/msg {recipient} {text}" if what == "bad-recipient" else bad)
+                sid, f"/msg {recipient} {text}" if what == "bad-recipient" else bad
+            )
             self.sessions[sid].expected.append(("error", None, None, None, None))
             assert self.router.newest_offset == newest  # errors change no offset
             assert touched == [sid]  # errors reach only their origin
@@ -250,8 +256,9 @@ class ChatModel(RuleBasedStateMachine):
         state = self.sessions.pop(sid)
         self.router.disconnect(sid)
         self.closed.append(sid)
-        self._open(state.user, self.secrets[state.user],
-                   (EPOCH, state.last_seen) if resume_own else None)
+        self._open(
+            state.user, self.secrets[state.user], (EPOCH, state.last_seen) if resume_own else None
+        )
 
     @rule(read_first=st.booleans())
     def faithful_drops_and_resumes(self, read_first):
@@ -298,8 +305,11 @@ class ChatModel(RuleBasedStateMachine):
         assert len(received) == len(set(received))
         assert received == sorted(received)
         if self.faithful_always_recovered:
-            visible = [m.offset for m in self.log
-                       if m.offset > self.faithful_start and m.visible_to(FAITHFUL)]
+            visible = [
+                m.offset
+                for m in self.log
+                if m.offset > self.faithful_start and m.visible_to(FAITHFUL)
+            ]
             assert received == visible
 
 
@@ -341,7 +351,7 @@ def test_resuming_from_last_seen_with_recovered_true_misses_nothing(retention, p
                 received[i].append(d.offset)
                 last_seen[i] = d.offset
 
-    for step, (burst, read_first, which) in enumerate(plan):
+    for burst, read_first, which in plan:
         for _ in range(burst):
             n += 1
             line = ["public", "/msg ana p", "/msg joao p"][n % 3]
@@ -372,8 +382,7 @@ from wslab.chat.simulation import run_fault_injection  # noqa: E402
 
 def test_fault_injection_run_has_no_violation_and_is_deterministic():
     first = run_fault_injection(seed=7, operations=3_000, retention=60, restart_every=800)
-    assert first == run_fault_injection(seed=7, operations=3_000, retention=60,
-                                        restart_every=800)
+    assert first == run_fault_injection(seed=7, operations=3_000, retention=60, restart_every=800)
     assert first.violations == 0, first.examples
     # the run exercises what it claims to: gaps, recoveries, replays, refusals, errors
     assert first.gaps_announced > 0 and first.resumes_recovered > 0

@@ -1,4 +1,5 @@
 """Unit tests for wslab.chat: one test (or a few) per rule of the routing model."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +8,6 @@ import json
 import pytest
 
 from wslab.chat import AuthError, ChatRouter, Delivery, DeliveryKind, Refusal, Session
-from wslab.chat.kdf import CHEAP
 from wslab.chat.commands import (
     MAX_TEXT_LENGTH,
     CommandError,
@@ -16,6 +16,7 @@ from wslab.chat.commands import (
     WhoQuery,
     parse_line,
 )
+from wslab.chat.kdf import CHEAP
 
 EPOCH = "epoch-test"
 
@@ -173,7 +174,11 @@ def test_delivery_kind_serializes_as_plain_text(router):
     router.submit(s.id, "oi")
     (d,) = router.take(s.id)
     assert json.loads(json.dumps(dataclasses.asdict(d))) == {
-        "kind": "public", "offset": 1, "sender": "ana", "to": None, "text": "oi",
+        "kind": "public",
+        "offset": 1,
+        "sender": "ana",
+        "to": None,
+        "text": "oi",
     }
 
 
@@ -275,9 +280,7 @@ def test_who_answers_only_the_asking_session(router):
         ("/msg bia " + "x" * (MAX_TEXT_LENGTH + 1), "longa demais"),
     ],
 )
-def test_bad_input_queues_one_error_to_its_origin_only_and_keeps_nothing(
-    router, line, fragment
-):
+def test_bad_input_queues_one_error_to_its_origin_only_and_keeps_nothing(router, line, fragment):
     a1, a2 = router.connect("ana", "pw"), router.connect("ana", "pw")
     b = router.connect("bia", "pw")
     router.submit(a1.id, line)

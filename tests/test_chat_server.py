@@ -33,8 +33,15 @@ def test_public_message_reaches_every_session_once(server, join):
     assert welcome["user"] == "ana" and welcome["epoch"] == server.epoch
     assert welcome["recovered"] is False
     say(ana, "bom dia")
-    expected = {"type": "message", "offset": 1, "kind": "public", "from": "ana",
-                "to": None, "text": "bom dia", "replayed": False}
+    expected = {
+        "type": "message",
+        "offset": 1,
+        "kind": "public",
+        "from": "ana",
+        "to": None,
+        "text": "bom dia",
+        "replayed": False,
+    }
     assert receive(ana) == expected and receive(joao) == expected
     assert nothing_more(ana) and nothing_more(joao)
 
@@ -48,7 +55,11 @@ def test_private_message_reaches_every_device_of_both_users_only(server, join):
     for ws in (ana_phone, ana_laptop, joao):
         frame = receive(ws)
         assert (frame["kind"], frame["from"], frame["to"], frame["text"]) == (
-            "private", "joao", "ana", "oi")
+            "private",
+            "joao",
+            "ana",
+            "oi",
+        )
     assert nothing_more(bia)
 
 
@@ -123,8 +134,12 @@ def test_a_silent_client_is_closed_with_4000_after_the_hello_timeout(opened):
 
 @pytest.mark.parametrize(
     "frame, words",
-    [("{malformed", "JSON inválido"), ('{"type": "dance"}', "desconhecido"),
-     (b"\x89binary", "binário"), ('{"type": "say", "text": null}', "text")],
+    [
+        ("{malformed", "JSON inválido"),
+        ('{"type": "dance"}', "desconhecido"),
+        (b"\x89binary", "binário"),
+        ('{"type": "say", "text": null}', "text"),
+    ],
 )
 def test_bad_frames_after_hello_get_an_error_and_the_connection_stays(server, frame, words, join):
     ana, _ = join(server, "ana")
@@ -170,7 +185,8 @@ def test_a_host_that_does_not_name_this_server_is_refused_with_403():
     """DNS rebinding: a hostile name resolved to this machine arrives as Host."""
     with chat_server(allowed_hosts=["chat.example"]) as server:
         assert _handshake_status(server, f"attacker.example:{server.port}").startswith(
-            b"HTTP/1.1 403")
+            b"HTTP/1.1 403"
+        )
         for host in (f"chat.example:{server.port}", f"localhost:{server.port}"):
             assert _handshake_status(server, host).startswith(b"HTTP/1.1 101")
 
@@ -237,12 +253,13 @@ def test_a_dropped_session_resumes_with_what_it_missed_each_once(server, join):
     say(joao, "durante 1")
     say(joao, "/msg ana durante 2")
     assert [receive(ana_laptop)["text"] for _ in range(2)] == ["durante 1", "durante 2"]
-    ana_phone, welcome = join(
-        server, "ana", resume={"epoch": first["epoch"], "offset": last_seen})
+    ana_phone, welcome = join(server, "ana", resume={"epoch": first["epoch"], "offset": last_seen})
     assert welcome["recovered"] is True and welcome["session"] != first["session"]
     replay = [receive(ana_phone) for _ in range(2)]
     assert [(f["offset"], f["text"], f["replayed"]) for f in replay] == [
-        (last_seen + 1, "durante 1", True), (last_seen + 2, "durante 2", True)]
+        (last_seen + 1, "durante 1", True),
+        (last_seen + 2, "durante 2", True),
+    ]
     say(joao, "depois")
     assert receive(ana_phone) | {"replayed": None} == receive(ana_laptop) | {"replayed": None}
     assert nothing_more(ana_phone)
@@ -363,7 +380,8 @@ def test_stop_is_bounded_even_with_a_client_that_reads_nothing(join):
 def test_ctrl_c_closes_every_connection_with_1001_and_exits_0(opened):
     process = subprocess.Popen(
         [sys.executable, "-m", "wslab.chat", "serve", "--port", "0", "--db", ":memory:"],
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         ready, _, _ = select.select([process.stderr], [], [], WAIT)

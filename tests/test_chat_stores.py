@@ -12,6 +12,7 @@ The Redis variant runs against a real Valkey started by
 The tests after the contract are Redis-only: two logs as two nodes on one Redis, and
 the faults (Redis restarted with and without its data, Redis unreachable).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -177,6 +178,7 @@ def test_offsets_are_never_reused_in_one_epoch(open_stores):
 def test_deliver_gets_every_message_once_in_offset_order(open_stores):
     async def body():
         async with started(open_stores, retention=100) as (log, _, recorder):
+
             async def writer(name):
                 return [await log.append(PUBLIC, name, None, f"{name} {i}") for i in range(10)]
 
@@ -197,9 +199,17 @@ def test_a_delivery_carries_what_was_appended(open_stores):
             await say(log, recorder, "ana: olá, ção 🎉", "ana>joao: só pra você")
             public, private = recorder.seen
             assert (public.kind, public.sender, public.to, public.text) == (
-                PUBLIC, "ana", None, "olá, ção 🎉")
+                PUBLIC,
+                "ana",
+                None,
+                "olá, ção 🎉",
+            )
             assert (private.kind, private.sender, private.to, private.text) == (
-                PRIVATE, "ana", "joao", "só pra você")
+                PRIVATE,
+                "ana",
+                "joao",
+                "só pra você",
+            )
 
     run(body())
 
@@ -251,8 +261,13 @@ def test_recent_shows_only_what_the_user_may_see(open_stores):
     async def body():
         async with started(open_stores) as (log, _, recorder):
             await say(
-                log, recorder,
-                "ana: oi", "ana>joao: p1", "bia>carla: p2", "joao>ana: p3", "bia: tchau",
+                log,
+                recorder,
+                "ana: oi",
+                "ana>joao: p1",
+                "bia>carla: p2",
+                "joao>ana: p3",
+                "bia: tchau",
                 "carla>carla: nota",
             )
             _, messages = await log.recent("ana", 10)
@@ -330,8 +345,10 @@ async def redis_node(url, retention=10):
 
 def test_two_nodes_deliver_the_same_messages_in_the_same_order(valkey_url):
     async def body():
-        async with redis_node(valkey_url) as (a, _, seen_a), \
-                redis_node(valkey_url) as (b, _, seen_b):
+        async with (
+            redis_node(valkey_url) as (a, _, seen_a),
+            redis_node(valkey_url) as (b, _, seen_b),
+        ):
             assert a.state.epoch == b.state.epoch
             await asyncio.gather(
                 *(a.append(PUBLIC, "ana", None, f"a{i}") for i in range(20)),
@@ -350,8 +367,10 @@ def test_two_nodes_deliver_the_same_messages_in_the_same_order(valkey_url):
 
 def test_two_nodes_share_registrations(valkey_url):
     async def body():
-        async with redis_node(valkey_url) as (_, users_a, _a), \
-                redis_node(valkey_url) as (_, users_b, _b):
+        async with (
+            redis_node(valkey_url) as (_, users_a, _a),
+            redis_node(valkey_url) as (_, users_b, _b),
+        ):
             won = await asyncio.gather(users_a.register("ana", "ra"), users_b.register("ana", "rb"))
             assert sorted(won) == [False, True]
             assert await users_a.lookup("ana") == await users_b.lookup("ana")

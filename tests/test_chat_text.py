@@ -36,7 +36,8 @@ def test_text_that_renders_as_something_it_is_not_is_refused(text, words):
 
 
 @pytest.mark.parametrize(
-    "text", ["oi", "olá, mundo!", "família: 👨\u200d👩\u200d👧", "❤\ufe0f", "مرحبا", "a\u00a0b", "a\tb"]
+    "text",
+    ["oi", "olá, mundo!", "família: 👨\u200d👩\u200d👧", "❤\ufe0f", "مرحبا", "a\u00a0b", "a\tb"],
 )
 def test_ordinary_text_in_any_script_passes_unchanged(text):
     assert checked_text(text) == text

@@ -9,8 +9,13 @@ from wslab.chat.web import StaticFiles, handshake_refusal, host_name
 
 @pytest.mark.parametrize(
     "header, name",
-    [("127.0.0.1:8765", "127.0.0.1"), ("LocalHost:80", "localhost"), ("[::1]:8765", "::1"),
-     ("chat.example", "chat.example"), ("[::1]", "::1")],
+    [
+        ("127.0.0.1:8765", "127.0.0.1"),
+        ("LocalHost:80", "localhost"),
+        ("[::1]:8765", "::1"),
+        ("chat.example", "chat.example"),
+        ("[::1]", "::1"),
+    ],
 )
 def test_host_name(header, name):
     assert host_name(header) == name
@@ -22,9 +27,13 @@ def _headers(**values):
 
 @pytest.mark.parametrize(
     "host, origin",
-    [("127.0.0.1:8765", None), ("127.0.0.1:8765", "http://127.0.0.1:8765"),
-     ("localhost:8765", "http://localhost:8765"), ("LOCALHOST:8765", "https://localhost:8765"),
-     ("chat.example", "https://chat.example")],
+    [
+        ("127.0.0.1:8765", None),
+        ("127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("localhost:8765", "http://localhost:8765"),
+        ("LOCALHOST:8765", "https://localhost:8765"),
+        ("chat.example", "https://chat.example"),
+    ],
 )
 def test_own_host_and_origin_are_accepted(host, origin):
     headers = _headers(host=host) if origin is None else _headers(host=host, origin=origin)
@@ -33,15 +42,28 @@ def test_own_host_and_origin_are_accepted(host, origin):
 
 @pytest.mark.parametrize(
     "headers, words",
-    [(_headers(host="evil.example:8765"), "Host não reconhecido"),  # DNS rebinding
-     (_headers(host="evil.example:8765", origin="http://evil.example:8765"), "Host não reconhecido"),
-     (_headers(host="127.0.0.1:8765", origin="http://evil.example"), "Origem não permitida"),
-     (_headers(host="127.0.0.1:8765", origin="http://127.0.0.1:9999"), "Origem não permitida"),
-     (_headers(host="127.0.0.1:8765", origin="null"), "Origem não permitida"),
-     (_headers(origin="http://127.0.0.1:8765"), "Host ausente"),
-     (Headers([("Host", "127.0.0.1"), ("Host", "evil.example")]), "repetido"),
-     (Headers([("Host", "127.0.0.1"), ("Origin", "http://127.0.0.1"),
-               ("Origin", "http://evil.example")]), "repetido")],
+    [
+        (_headers(host="evil.example:8765"), "Host não reconhecido"),  # DNS rebinding
+        (
+            _headers(host="evil.example:8765", origin="http://evil.example:8765"),
+            "Host não reconhecido",
+        ),
+        (_headers(host="127.0.0.1:8765", origin="http://evil.example"), "Origem não permitida"),
+        (_headers(host="127.0.0.1:8765", origin="http://127.0.0.1:9999"), "Origem não permitida"),
+        (_headers(host="127.0.0.1:8765", origin="null"), "Origem não permitida"),
+        (_headers(origin="http://127.0.0.1:8765"), "Host ausente"),
+        (Headers([("Host", "127.0.0.1"), ("Host", "evil.example")]), "repetido"),
+        (
+            Headers(
+                [
+                    ("Host", "127.0.0.1"),
+                    ("Origin", "http://127.0.0.1"),
+                    ("Origin", "http://evil.example"),
+                ]
+            ),
+            "repetido",
+        ),
+    ],
 )
 def test_foreign_hosts_and_origins_are_refused_with_a_reason(headers, words):
     assert words in handshake_refusal(headers, "127.0.0.1")

@@ -89,22 +89,36 @@ def test_a_bad_frame_after_hello_is_named(frame, words):
 def test_welcome_frame():
     frame = encode_welcome(Session("s3", "ana", True), "e1")
     assert json.loads(frame) == {
-        "type": "welcome", "session": "s3", "user": "ana", "epoch": "e1", "recovered": True,
+        "type": "welcome",
+        "session": "s3",
+        "user": "ana",
+        "epoch": "e1",
+        "recovered": True,
     }
 
 
 def test_public_and_private_message_frames():
     public = json.loads(encode_delivery(Delivery(DeliveryKind.PUBLIC, 4, "ana", None, "oi")))
     assert public == {
-        "type": "message", "offset": 4, "kind": "public", "from": "ana", "to": None,
-        "text": "oi", "replayed": False,
+        "type": "message",
+        "offset": 4,
+        "kind": "public",
+        "from": "ana",
+        "to": None,
+        "text": "oi",
+        "replayed": False,
     }
     private = Delivery(DeliveryKind.PRIVATE, 5, "joao", "ana", "só pra você")
     frame = encode_delivery(private, replayed=True)
     assert "só pra você" in frame  # UTF-8 text, not \u escapes
     assert json.loads(frame) == {
-        "type": "message", "offset": 5, "kind": "private", "from": "joao", "to": "ana",
-        "text": "só pra você", "replayed": True,
+        "type": "message",
+        "offset": 5,
+        "kind": "private",
+        "from": "joao",
+        "to": "ana",
+        "text": "só pra você",
+        "replayed": True,
     }
 
 
@@ -112,21 +126,32 @@ def test_notices_become_system_and_error_frames():
     system = Delivery(DeliveryKind.SYSTEM, None, None, None, "Online agora: ana.")
     error = Delivery(DeliveryKind.ERROR, None, None, None, "Comando desconhecido: /x.")
     assert json.loads(encode_delivery(system)) == {"type": "system", "text": "Online agora: ana."}
-    assert json.loads(encode_delivery(error)) == {"type": "error", "text": "Comando desconhecido: /x."}
+    assert json.loads(encode_delivery(error)) == {
+        "type": "error",
+        "text": "Comando desconhecido: /x.",
+    }
     assert json.loads(encode_error("x")) == {"type": "error", "text": "x"}
 
 
 @given(text=st.text(max_size=300), offset=st.integers(1, 2**53), replayed=st.booleans())
 def test_any_text_round_trips_through_a_message_frame(text, offset, replayed):
-    frame = encode_delivery(Delivery(DeliveryKind.PUBLIC, offset, "ana", None, text), replayed=replayed)
+    frame = encode_delivery(
+        Delivery(DeliveryKind.PUBLIC, offset, "ana", None, text), replayed=replayed
+    )
     decoded = json.loads(frame)
     assert (decoded["text"], decoded["offset"], decoded["replayed"]) == (text, offset, replayed)
 
 
 @given(user=st.text(max_size=40), secret=st.text(max_size=40), offset=st.integers(0, 2**53))
 def test_any_hello_round_trips(user, secret, offset):
-    frame = json.dumps({"type": "hello", "user": user, "secret": secret,
-                        "resume": {"epoch": "e", "offset": offset}})
+    frame = json.dumps(
+        {
+            "type": "hello",
+            "user": user,
+            "secret": secret,
+            "resume": {"epoch": "e", "offset": offset},
+        }
+    )
     assert parse_hello(frame) == Hello(user, secret, ("e", offset))
 
 
@@ -134,8 +159,11 @@ def test_any_hello_round_trips(user, secret, offset):
     "frame, words",
     [
         ('{"type": "hello", "user": "ana", "secret": "\\ud800"}', "UTF-8"),
-        ('{"type": "hello", "user": "ana", "secret": "s", "resume": '
-         '{"epoch": "\\udfff", "offset": 1}}', "resume deve ser"),
+        (
+            '{"type": "hello", "user": "ana", "secret": "s", "resume": '
+            '{"epoch": "\\udfff", "offset": 1}}',
+            "resume deve ser",
+        ),
     ],
 )
 def test_a_hello_with_a_lone_surrogate_is_refused(frame, words):

@@ -31,7 +31,9 @@ def _tagged(cell, *tags):
 def test_blocks_are_replaced_and_the_rest_kept():
     text = readme.render_readme(TEMPLATE, {"p1-what": "**new** answer"})
     assert "old text" not in text
-    assert "<!-- BEGIN generated:p1-what -->\n**new** answer\n<!-- END generated:p1-what -->" in text
+    assert (
+        "<!-- BEGIN generated:p1-what -->\n**new** answer\n<!-- END generated:p1-what -->" in text
+    )
     assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
 
 
@@ -52,32 +54,46 @@ def test_rendering_twice_changes_nothing():
 
 def test_answers_come_from_tagged_markdown_and_markdown_outputs_in_order():
     code = _tagged(new_code_cell("display(...)"), "answer:p2", "nbval-ignore-output")
-    code.outputs = [new_output("display_data", data={"text/markdown": "from a run", "text/plain": "x"})]
-    notebook = new_notebook(cells=[
-        _tagged(new_markdown_cell("# Title\n\nfirst"), "answer:p2"),
-        new_markdown_cell("not an answer"),
-        code,
-        _tagged(new_markdown_cell("what"), "answer:p1-what"),
-    ])
+    code.outputs = [
+        new_output("display_data", data={"text/markdown": "from a run", "text/plain": "x"})
+    ]
+    notebook = new_notebook(
+        cells=[
+            _tagged(new_markdown_cell("# Title\n\nfirst"), "answer:p2"),
+            new_markdown_cell("not an answer"),
+            code,
+            _tagged(new_markdown_cell("what"), "answer:p1-what"),
+        ]
+    )
     blocks = readme.answer_blocks({"03_x": notebook})
     assert blocks == {"p2": "# Title\n\nfirst\n\nfrom a run", "p1-what": "what"}
 
 
 def test_depth_is_folded_after_the_short_answer_with_a_link_to_its_chapter():
     code = _tagged(new_code_cell("display(...)"), "answer:p2")
-    code.outputs = [new_output("display_data", data={
-        "text/markdown": f"short from a run\n\n{readme.DETAILS_MARK}\n\ndepth from a run"})]
-    notebook = new_notebook(cells=[
-        new_markdown_cell("# 03 · Desafio\n\nintro"),
-        _tagged(new_markdown_cell("depth first, see [04](04_y.ipynb)"), "answer-details:p2"),
-        code,
-    ])
+    code.outputs = [
+        new_output(
+            "display_data",
+            data={
+                "text/markdown": f"short from a run\n\n{readme.DETAILS_MARK}\n\ndepth from a run"
+            },
+        )
+    ]
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell("# 03 · Desafio\n\nintro"),
+            _tagged(new_markdown_cell("depth first, see [04](04_y.ipynb)"), "answer-details:p2"),
+            code,
+        ]
+    )
     block = readme.answer_blocks({"03_x": notebook})["p2"]
     short, _, folded = block.partition("<details>")
     assert short.strip() == "short from a run"
     assert folded.index("depth first") < folded.index("depth from a run")
     assert "[04](notebooks/04_y.ipynb)" in folded  # links rewritten for the README's place
-    assert "[03 · Desafio](notebooks/03_x.ipynb)" in folded and folded.rstrip().endswith("</details>")
+    assert "[03 · Desafio](notebooks/03_x.ipynb)" in folded and folded.rstrip().endswith(
+        "</details>"
+    )
 
 
 def test_the_answer_module_splits_where_the_pipeline_does():
@@ -85,8 +101,10 @@ def test_the_answer_module_splits_where_the_pipeline_does():
 
 
 def test_summary_takes_the_first_sentence_of_each_short_answer():
-    blocks = {"p1-what": "WebSocket é um protocolo de mensagens. Mais coisas.\n\n<details>x</details>",
-              "p2": "A mensagem do servidor é `x` hoje."}
+    blocks = {
+        "p1-what": "WebSocket é um protocolo de mensagens. Mais coisas.\n\n<details>x</details>",
+        "p2": "A mensagem do servidor é `x` hoje.",
+    }
     assert readme.summary_block(blocks) == (
         "- **O que são.** WebSocket é um protocolo de mensagens.\n"
         "- **A mensagem do servidor.** A mensagem do servidor é `x` hoje."
@@ -106,14 +124,19 @@ def test_index_links_each_notebook_and_its_exports():
     notebook = new_notebook(cells=[new_markdown_cell("# 03 · Desafio\n\ntext")])
     index = readme.index_block({"03_desafio": notebook})
     assert "| 03 · Desafio | [03_desafio.ipynb](notebooks/03_desafio.ipynb) " in index
-    assert "(exported/html/03_desafio.html)" in index and "(exported/markdown/03_desafio.md)" in index
+    assert (
+        "(exported/html/03_desafio.html)" in index and "(exported/markdown/03_desafio.md)" in index
+    )
 
 
-@pytest.mark.parametrize("place, sibling, readme_link", [
-    ("html", "02_b.html", "../../README.md"),
-    ("markdown", "02_b.md", "../../README.md"),
-    ("readme", "notebooks/02_b.ipynb", "README.md"),
-])
+@pytest.mark.parametrize(
+    "place, sibling, readme_link",
+    [
+        ("html", "02_b.html", "../../README.md"),
+        ("markdown", "02_b.md", "../../README.md"),
+        ("readme", "notebooks/02_b.ipynb", "README.md"),
+    ],
+)
 def test_links_are_rewritten_for_each_place(place, sibling, readme_link):
     text = "[← 02](02_b.ipynb) · [Índice](../README.md) · [RFC](https://x.org/a.ipynb) · [s](#top)"
     assert links.rewrite_markdown(text, place) == (
@@ -124,7 +147,9 @@ def test_links_are_rewritten_for_each_place(place, sibling, readme_link):
 def test_exports_hide_tagged_inputs_and_carry_alt_text():
     plot = _tagged(new_code_cell("SECRET_PLOTTING_CODE = 1"), "hide-input")
     plot.metadata["alt"] = "Duas curvas de latência"
-    plot.outputs = [new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "fig"})]
+    plot.outputs = [
+        new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "fig"})
+    ]
     notebook = new_notebook(cells=[new_markdown_cell("# 01 · A\n\n[next](02_b.ipynb)"), plot])
     files = exports("01_a", notebook, Path("/r"))
     page = files[Path("/r/exported/html/01_a.html")].decode()
@@ -136,14 +161,19 @@ def test_exports_hide_tagged_inputs_and_carry_alt_text():
 
 
 def test_contents_page_lists_every_chapter_in_order():
-    chapters = {f"0{n}_c": new_notebook(cells=[new_markdown_cell(f"# 0{n} · Cap {n}\n\nResumo {n}.")]) for n in (1, 2)}
+    chapters = {
+        f"0{n}_c": new_notebook(cells=[new_markdown_cell(f"# 0{n} · Cap {n}\n\nResumo {n}.")])
+        for n in (1, 2)
+    }
     page = contents_page(chapters)
     assert page.index('href="01_c.html"') < page.index('href="02_c.html"') and "Resumo 2." in page
 
 
 def test_html_export_is_self_contained():
     notebook = nbformat.read(pipeline.notebook_paths()[0], as_version=4)
-    page = next(data for path, data in exports("x", notebook, Path("/r")).items() if path.suffix == ".html")
+    page = next(
+        data for path, data in exports("x", notebook, Path("/r")).items() if path.suffix == ".html"
+    )
     assert b"<script src=" not in page
 
 

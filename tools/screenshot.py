@@ -22,13 +22,21 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "exported" / "chat_screenshot.png"
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 TIMEOUT_MS = 5_000  # every wait in the page
 VIEWPORT = {"width": 560, "height": 430}
 PEOPLE = (("ana", "segredo-da-ana"), ("joao", "segredo-do-joao"))
-LINES = (("ana", "Bom dia, pessoal!"), ("joao", "Bom dia, ana!"), ("ana", "/msg joao almoço ao meio-dia?"))
+LINES = (
+    ("ana", "Bom dia, pessoal!"),
+    ("joao", "Bom dia, ana!"),
+    ("ana", "/msg joao almoço ao meio-dia?"),
+)
 
 
 def _chromium() -> str | None:
@@ -41,9 +49,13 @@ def capture(output: Path = OUTPUT) -> None:
 
     executable = _chromium()
     if executable is None:
-        raise RuntimeError("Chromium não encontrado: rode `make browser` para instalar o pacote chromium.")
+        raise RuntimeError(
+            "Chromium não encontrado: rode `make browser` para instalar o pacote chromium."
+        )
     with ChatServer() as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=LAUNCH_ARGS
+        )
         try:
             pages = {}
             for user, secret in PEOPLE:
@@ -61,7 +73,9 @@ def capture(output: Path = OUTPUT) -> None:
                 for page in pages.values():  # every message of this scene reaches both tabs
                     page.wait_for_selector(f"#messages li[data-offset='{offset}']")
             shots = [base64.b64encode(page.screenshot()).decode() for page in pages.values()]
-            sheet = browser.new_page(viewport={"width": 2 * VIEWPORT["width"] + 24, "height": VIEWPORT["height"]})
+            sheet = browser.new_page(
+                viewport={"width": 2 * VIEWPORT["width"] + 24, "height": VIEWPORT["height"]}
+            )
             sheet.set_content(
                 '<body style="margin:0;background:#999;display:flex;gap:24px">'
                 + "".join(f'<img src="data:image/png;base64,{shot}">' for shot in shots)

@@ -158,9 +158,9 @@ async def serve_wslab(
     thousands of sessions; login cost is measured by benchmarks.chat_login)."""
     import tempfile
 
+    from wslab.chat.__main__ import PIPELINE
     from wslab.chat.kdf import CHEAP
     from wslab.chat.node import ChatNode, Limits
-    from wslab.chat.__main__ import PIPELINE
     from wslab.chat.server import ChatService
     from wslab.chat.stores.sqlite import SqliteStore
 

@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         "words: conta as palavras do README fora de <details> e de código",
     )
     parser.add_argument(
-        "notebooks", nargs="*", help="build: executa só estes (nomes sem .ipynb); os demais só são exportados"
+        "notebooks",
+        nargs="*",
+        help="build: executa só estes (nomes sem .ipynb); os demais só são exportados",
     )
     args = parser.parse_args(argv)
     if args.command == "build":

@@ -66,8 +66,14 @@ def figures(notebooks: dict[str, nbformat.NotebookNode], root: Path) -> dict[Pat
         for cell in notebook.cells:
             for tag in cell.get("metadata", {}).get("tags", []):
                 if tag.startswith(FIGURE_TAG):
-                    png = next(o["data"]["image/png"] for o in cell.outputs if "image/png" in o.get("data", {}))
-                    files[root / "exported" / "figures" / f"{tag[len(FIGURE_TAG):]}.png"] = base64.b64decode(png)
+                    png = next(
+                        o["data"]["image/png"]
+                        for o in cell.outputs
+                        if "image/png" in o.get("data", {})
+                    )
+                    files[root / "exported" / "figures" / f"{tag[len(FIGURE_TAG) :]}.png"] = (
+                        base64.b64decode(png)
+                    )
     return files
 
 

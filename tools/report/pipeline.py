@@ -72,7 +72,9 @@ def stale() -> list[str]:
 
 
 def exported_files() -> list[Path]:
-    return [p for d in ("html", "markdown", "figures") for p in (EXPORTED / d).rglob("*") if p.is_file()]
+    return [
+        p for d in ("html", "markdown", "figures") for p in (EXPORTED / d).rglob("*") if p.is_file()
+    ]
 
 
 def build(only: list[str] | None = None) -> None:

@@ -94,8 +94,12 @@ def first_sentence(markdown: str, min_words: int = 6) -> str:
     for i, char in enumerate(paragraph):
         if char == "`":
             in_code = not in_code
-        elif (char in ".!?" and not in_code and paragraph[i + 1 : i + 2] in ("", " ")
-              and len(paragraph[: i + 1].split()) >= min_words):
+        elif (
+            char in ".!?"
+            and not in_code
+            and paragraph[i + 1 : i + 2] in ("", " ")
+            and len(paragraph[: i + 1].split()) >= min_words
+        ):
             return paragraph[: i + 1]
     return paragraph
 
@@ -128,8 +132,6 @@ def title(notebook: nbformat.NotebookNode) -> str:
                 if line.startswith("# "):
                     return line[2:].strip()
     return "(sem título)"
-
-
 
 
 def render_readme(text: str, blocks: dict[str, str]) -> str:

@@ -48,11 +48,15 @@ def part2_answer(live: FetchResult, capture: dict | None = None) -> str:
             f"Procedência da mensagem: {PROVENANCE}. A réplica local (`python -m wslab.replica`) "
             "envia essa mesma mensagem, para que o cliente possa ser executado e testado sem rede."
         )
-        depth.append(f"A tentativa ao vivo desta compilação falhou. Motivo dado pelo cliente: {live.explanation}")
+        depth.append(
+            f"A tentativa ao vivo desta compilação falhou. Motivo dado pelo cliente: {live.explanation}"
+        )
         if capture:
             depth.append(
                 f"A última execução com rede que alcançou o servidor, em {capture['received_at']} "
                 f"(UTC), recebeu: `{capture['message']}`."
             )
-    depth.append("Para rodar: `python -m wslab.challenge` (sem rede, ele avisa e usa a réplica local).")
+    depth.append(
+        "Para rodar: `python -m wslab.challenge` (sem rede, ele avisa e usa a réplica local)."
+    )
     return "\n\n".join([short, check, DETAILS_MARK, *depth])

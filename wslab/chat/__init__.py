@@ -7,6 +7,7 @@ resume with offsets and an epoch, on one node or several.
   (notebook 04, the simulation);
 - :mod:`.wire` and :mod:`.server`: the JSON protocol and the network adapter.
 """
+
 from .delivery import Delivery, DeliveryKind, Outbound, Session
 from .errors import AuthError, Refusal
 from .router import ChatRouter

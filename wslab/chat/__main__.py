@@ -7,6 +7,7 @@ share, with presence, to form one chat (:mod:`wslab.chat.stores.redis`).
 Ctrl-C (or SIGTERM) closes every connection with 1001 and exits with status 0; a store
 that cannot be opened ends the start with one sentence and status 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,31 +49,47 @@ async def _serve(args: argparse.Namespace, caps: Caps) -> None:
         where = f"redis {args.redis}"
     else:
         store = SqliteStore(args.db, args.retention)
-        log_store, credentials, presence, where = store.log, store.credentials, None, f"banco {args.db}"
+        log_store, credentials, presence, where = (
+            store.log,
+            store.credentials,
+            None,
+            f"banco {args.db}",
+        )
     node = ChatNode(
-        log_store, credentials, presence=presence,
+        log_store,
+        credentials,
+        presence=presence,
         kdf=Scrypt(n=args.kdf_n),
         limits=Limits(
-            max_rate=args.max_rate or None, burst=args.burst, address_share=args.address_share,
+            max_rate=args.max_rate or None,
+            burst=args.burst,
+            address_share=args.address_share,
             login_free=args.login_free,
-            registrations_per_minute=args.registrations_per_minute, max_users=args.max_users,
+            registrations_per_minute=args.registrations_per_minute,
+            max_users=args.max_users,
         ),
     )
     service = ChatService(
-        node, hello_timeout=args.hello_timeout, max_pending=args.max_pending,
-        allowed_hosts=args.allow_host, caps=caps,
-        peers=args.peer, allowed_origins=args.allow_origin,
+        node,
+        hello_timeout=args.hello_timeout,
+        max_pending=args.max_pending,
+        allowed_hosts=args.allow_host,
+        caps=caps,
+        peers=args.peer,
+        allowed_origins=args.allow_origin,
         # SQLite stores appends in call order, so one sender may fill a group commit;
         # Redis scripts from one node may run in any order: one line at a time.
         pipeline=1 if args.redis else PIPELINE,
     )
-    server = await service.serve(
-        args.host, args.port, backlog=1024, open_timeout=args.open_timeout)
+    server = await service.serve(args.host, args.port, backlog=1024, open_timeout=args.open_timeout)
     bound = server.sockets[0].getsockname()
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     log.info(
-        "servindo o chat em http://%s:%d/ (WebSocket em /ws; %s, época %s); "
-        "Ctrl-C para parar", shown, bound[1], where, node.epoch,
+        "servindo o chat em http://%s:%d/ (WebSocket em /ws; %s, época %s); Ctrl-C para parar",
+        shown,
+        bound[1],
+        where,
+        node.epoch,
     )
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
@@ -121,78 +138,149 @@ def _origin(text: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m wslab.chat", description="O chat do wslab na rede.")
+    parser = argparse.ArgumentParser(
+        prog="python -m wslab.chat", description="O chat do wslab na rede."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
-        "serve", help="serve o chat (WebSocket em /ws, cliente em /)",
+        "serve",
+        help="serve o chat (WebSocket em /ws, cliente em /)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="endereço onde escutar")
     serve.add_argument("--port", type=_port, default=8765, help="porta (0 escolhe uma livre)")
     serve.add_argument(
-        "--loop", choices=("uvloop", "asyncio"), default=_default_loop(),
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default=_default_loop(),
         help="o event loop (uvloop, mais rápido, onde instala)",
     )
     where = serve.add_mutually_exclusive_group()
     where.add_argument(
-        "--db", default=DEFAULT_DB, metavar="ARQUIVO",
+        "--db",
+        default=DEFAULT_DB,
+        metavar="ARQUIVO",
         help="banco SQLite com o histórico e os usuários (':memory:' não guarda nada)",
     )
     where.add_argument(
-        "--redis", metavar="URL",
+        "--redis",
+        metavar="URL",
         help="redis://HOST:PORTA/BANCO: histórico, usuários e presença num Redis (ou "
         "Valkey) compartilhado; vários nós no mesmo Redis formam um só chat",
     )
     serve.add_argument(
-        "--presence-ttl", type=_positive, default=10.0, metavar="SEGUNDOS",
+        "--presence-ttl",
+        type=_positive,
+        default=10.0,
+        metavar="SEGUNDOS",
         help="com --redis: em quanto tempo os usuários de um nó que morreu saem do /who",
     )
-    serve.add_argument("--retention", type=_count, default=1000, help="mensagens guardadas para retomadas")
     serve.add_argument(
-        "--allow-host", action="append", default=[], metavar="NOME",
+        "--retention", type=_count, default=1000, help="mensagens guardadas para retomadas"
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NOME",
         help="um nome DNS pelo qual o servidor é acessado (além de localhost e do IP)",
     )
     serve.add_argument(
-        "--peer", action="append", default=[], type=_origin, metavar="URL",
+        "--peer",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="URL",
         help="com --redis: http://HOST:PORTA de outro nó do mesmo chat (repita para cada "
         "um); o navegador que perde este nó continua noutro, e as páginas dele podem abrir /ws",
     )
     serve.add_argument(
-        "--allow-origin", action="append", default=[], type=_origin, metavar="ORIGEM",
+        "--allow-origin",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="ORIGEM",
         help="http(s)://HOST:PORTA de outra página que pode abrir /ws (além deste nó e dos --peer)",
     )
     limits = serve.add_argument_group("limites por cliente")
     defaults, caps = Limits(), Caps()
-    limits.add_argument("--max-rate", type=float, default=defaults.max_rate,
-                        help="linhas por segundo por usuário, em média (0: sem limite)")
+    limits.add_argument(
+        "--max-rate",
+        type=float,
+        default=defaults.max_rate,
+        help="linhas por segundo por usuário, em média (0: sem limite)",
+    )
     limits.add_argument("--burst", type=_count, default=defaults.burst, help="linhas de uma vez")
-    limits.add_argument("--address-share", type=_positive, default=defaults.address_share,
-                        help="um endereço pode enviar o ritmo de quantos usuários")
-    limits.add_argument("--login-free", type=_count, default=defaults.login_free,
-                        help="segredos errados seguidos, por nome e por endereço, antes de a "
-                        "espera (1 s, dobrando até 5 min) começar")
-    limits.add_argument("--registrations-per-minute", type=_count,
-                        default=defaults.registrations_per_minute,
-                        help="nomes novos por minuto por endereço")
-    limits.add_argument("--max-users", type=_count, default=defaults.max_users,
-                        help="nomes registrados no total")
-    limits.add_argument("--max-connections", type=_count, default=caps.max_connections,
-                        help="conexões abertas no total (cortado ao limite de arquivos abertos)")
-    limits.add_argument("--max-per-address", type=_count, default=caps.max_per_address,
-                        help="conexões abertas por endereço")
-    limits.add_argument("--max-waiting", type=_count, default=caps.max_waiting,
-                        help="conexões ainda sem sessão (handshake ou hello por vir), no total")
-    limits.add_argument("--max-waiting-per-address", type=_count,
-                        default=caps.max_waiting_per_address,
-                        help="conexões ainda sem sessão, por endereço")
-    limits.add_argument("--open-timeout", type=_positive, default=OPEN_TIMEOUT,
-                        help="segundos para o pedido HTTP (handshake) chegar inteiro")
-    limits.add_argument("--hello-timeout", type=_positive, default=HELLO_TIMEOUT,
-                        help="segundos para o hello chegar")
-    limits.add_argument("--max-pending", type=_count, default=MAX_PENDING_BYTES,
-                        help="bytes não lidos por um cliente antes de fechá-lo com 1013")
-    limits.add_argument("--kdf-n", type=int, default=Scrypt().n,
-                        help="custo N do scrypt para segredos novos (potência de 2)")
+    limits.add_argument(
+        "--address-share",
+        type=_positive,
+        default=defaults.address_share,
+        help="um endereço pode enviar o ritmo de quantos usuários",
+    )
+    limits.add_argument(
+        "--login-free",
+        type=_count,
+        default=defaults.login_free,
+        help="segredos errados seguidos, por nome e por endereço, antes de a "
+        "espera (1 s, dobrando até 5 min) começar",
+    )
+    limits.add_argument(
+        "--registrations-per-minute",
+        type=_count,
+        default=defaults.registrations_per_minute,
+        help="nomes novos por minuto por endereço",
+    )
+    limits.add_argument(
+        "--max-users", type=_count, default=defaults.max_users, help="nomes registrados no total"
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_count,
+        default=caps.max_connections,
+        help="conexões abertas no total (cortado ao limite de arquivos abertos)",
+    )
+    limits.add_argument(
+        "--max-per-address",
+        type=_count,
+        default=caps.max_per_address,
+        help="conexões abertas por endereço",
+    )
+    limits.add_argument(
+        "--max-waiting",
+        type=_count,
+        default=caps.max_waiting,
+        help="conexões ainda sem sessão (handshake ou hello por vir), no total",
+    )
+    limits.add_argument(
+        "--max-waiting-per-address",
+        type=_count,
+        default=caps.max_waiting_per_address,
+        help="conexões ainda sem sessão, por endereço",
+    )
+    limits.add_argument(
+        "--open-timeout",
+        type=_positive,
+        default=OPEN_TIMEOUT,
+        help="segundos para o pedido HTTP (handshake) chegar inteiro",
+    )
+    limits.add_argument(
+        "--hello-timeout",
+        type=_positive,
+        default=HELLO_TIMEOUT,
+        help="segundos para o hello chegar",
+    )
+    limits.add_argument(
+        "--max-pending",
+        type=_count,
+        default=MAX_PENDING_BYTES,
+        help="bytes não lidos por um cliente antes de fechá-lo com 1013",
+    )
+    limits.add_argument(
+        "--kdf-n",
+        type=int,
+        default=Scrypt().n,
+        help="custo N do scrypt para segredos novos (potência de 2)",
+    )
     return parser
 
 
@@ -232,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     if max_connections < args.max_connections:
         log.info(
             "limite de arquivos abertos %d: no máximo %d conexões, %d ainda sem sessão",
-            files, max_connections, max_waiting,
+            files,
+            max_connections,
+            max_waiting,
         )
     caps = Caps(max_connections, args.max_per_address, max_waiting, args.max_waiting_per_address)
     try:

@@ -4,6 +4,7 @@ Pure and small, so the rules about bad input can be tested line by line. Every
 rejection is a :class:`CommandError` whose message is a plain pt-BR sentence meant for
 the user who typed the line.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ A :class:`Delivery` is frozen so that one object can go to many sessions at once
 :class:`Outbound` says which sessions get it and whether it is a replay, so an adapter
 serializes it once and writes the same bytes to every recipient.
 """
+
 from __future__ import annotations
 
 import enum

@@ -9,6 +9,7 @@
 - :class:`StoreError`: a store (SQLite, Redis) failed; its text is one pt-BR sentence
   for the log and the user, never a traceback.
 """
+
 from __future__ import annotations
 
 from enum import IntEnum

@@ -7,6 +7,7 @@ its session is open (its handshake and hello still to come), and waiting connect
 have caps of their own, lower than the totals, because they cost the server without
 serving anyone yet.
 """
+
 from __future__ import annotations
 
 from collections import Counter

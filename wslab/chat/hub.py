@@ -21,6 +21,7 @@ sessions (one tuple); a private one looks up the two users' sessions by name. Ne
 scans unrelated sessions. A recovering session's buffer holds at most ``max_buffer``
 deliveries; past that, :meth:`Hub.go_live` refuses it with 1013.
 """
+
 from __future__ import annotations
 
 import itertools

@@ -14,6 +14,7 @@ the cost is a setting (``--kdf-n``). Notebooks and tests lower it explicitly wit
 Hashing takes tens of milliseconds of CPU, so callers run it off the event loop (the
 node uses a thread pool; ``hashlib.scrypt`` releases the GIL while it works).
 """
+
 from __future__ import annotations
 
 import base64
@@ -54,8 +55,13 @@ class Scrypt:
 
     def _digest(self, secret: bytes, salt: bytes) -> bytes:
         return hashlib.scrypt(
-            secret, salt=salt, n=self.n, r=self.r, p=self.p,
-            maxmem=self.memory + (1 << 20), dklen=32,
+            secret,
+            salt=salt,
+            n=self.n,
+            r=self.r,
+            p=self.p,
+            maxmem=self.memory + (1 << 20),
+            dklen=32,
         )
 
     @staticmethod

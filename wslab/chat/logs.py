@@ -8,6 +8,7 @@
   drops tracebacks from the libraries' loggers (asyncio's "socket.accept() out of
   system resource", websockets' handshake failures): one line each, never a traceback.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """User names: case-insensitive, stored lower-case, a small ASCII alphabet."""
+
 from __future__ import annotations
 
 import re
@@ -8,7 +9,7 @@ __all__ = ["MAX_NAME_LENGTH", "normalize_name"]
 MAX_NAME_LENGTH = 32
 # Checked on the name as typed (ASCII only), before lower-casing: str.lower() maps some
 # non-ASCII letters (the Kelvin sign "K") to ASCII ones and would let look-alikes in.
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % MAX_NAME_LENGTH)
+_NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_NAME_LENGTH}}}")
 
 
 def normalize_name(name: object) -> str:

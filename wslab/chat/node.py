@@ -30,11 +30,12 @@ Rules enforced here, each a setting of :class:`Limits`:
   few people behind one NAT); every frame counts, a malformed one too. A line over the
   limit gets an error and is not sent.
 """
+
 from __future__ import annotations
 
 import asyncio
-import logging
 import ipaddress
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -155,17 +156,17 @@ class ChatNode:
         )
         self._throttle = (
             LoginThrottle(free=limits.login_free, cap=limits.login_cap)
-            if limits.login_free is not None else None
+            if limits.login_free is not None
+            else None
         )
         per_minute = limits.registrations_per_minute
         self._registrations = KeyedBuckets(per_minute / 60.0, per_minute) if per_minute else None
-        self._lines = (
-            KeyedBuckets(limits.max_rate, limits.burst) if limits.max_rate else None
-        )
+        self._lines = KeyedBuckets(limits.max_rate, limits.burst) if limits.max_rate else None
         share = limits.address_share
         self._address_lines = (
             KeyedBuckets(share * limits.max_rate, max(1, round(share * limits.burst)))
-            if limits.max_rate else None
+            if limits.max_rate
+            else None
         )
         self._known: OrderedDict[tuple[str, str], None] = OrderedDict()  # (name, address)
 
@@ -240,12 +241,13 @@ class ChatNode:
                     "Servidor ocupado com outras retomadas: tente de novo em instantes.",
                     CloseCode.TRY_AGAIN_LATER,
                 )
-            if address and self._replay_rate and not self._replay_rate.allow(
-                (address_key(address),), self._clock()
+            if (
+                address
+                and self._replay_rate
+                and not self._replay_rate.allow((address_key(address),), self._clock())
             ):
                 raise Refusal(
-                    "Retomadas demais a partir do seu endereço: tente de novo em alguns "
-                    "segundos.",
+                    "Retomadas demais a partir do seu endereço: tente de novo em alguns segundos.",
                     CloseCode.TRY_AGAIN_LATER,
                 )
         await self._authenticate(name, secret, address_key(address))
@@ -286,9 +288,7 @@ class ChatNode:
         finally:
             self._waiting_replays -= 1
 
-    async def _read_for(
-        self, user: str, resume: tuple[str, int] | None, history: int
-    ) -> Recovery:
+    async def _read_for(self, user: str, resume: tuple[str, int] | None, history: int) -> Recovery:
         state = self.log.state
         if resume is not None and resume[0] == state.epoch and resume[1] <= state.newest:
             state, messages = await self.log.read_after(resume[1])
@@ -327,8 +327,7 @@ class ChatNode:
                 if self._throttle:
                     self._throttle.failed(keys, self._clock())
                 raise AuthError(
-                    "Segredo errado para este nome: ele já está registrado com outro "
-                    "segredo."
+                    "Segredo errado para este nome: ele já está registrado com outro segredo."
                 )
             if self._throttle:
                 self._throttle.succeeded(keys)
@@ -353,8 +352,7 @@ class ChatNode:
             )
         if await self._stored(self.credentials.count()) >= self.limits.max_users:
             raise Refusal(
-                "O servidor atingiu o limite de usuários registrados: entre com um nome "
-                "existente.",
+                "O servidor atingiu o limite de usuários registrados: entre com um nome existente.",
                 ChatCloseCode.NAME_LIMIT,
             )
         record = await self._cpu(self.kdf.hash, secret)
@@ -445,10 +443,13 @@ class ChatNode:
             (address_key(address),), now
         ):
             return None
-        return self._error(session_id, (
-            f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
-            "linhas por segundo por usuário); esta linha não foi enviada."
-        ))
+        return self._error(
+            session_id,
+            (
+                f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
+                "linhas por segundo por usuário); esta linha não foi enviada."
+            ),
+        )
 
     async def _online(self) -> list[str]:
         """This node's users, and with a shared presence every node's (StoreError when

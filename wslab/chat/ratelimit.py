@@ -2,6 +2,7 @@
 is tested without waiting: a token bucket, buckets shared per key, and a growing delay
 after wrong secrets.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict

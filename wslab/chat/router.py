@@ -6,6 +6,7 @@ its end in one step. Deliveries land in a queue per session that :meth:`take` em
 The rules (who sees what, when a resume is recovered) are the hub's
 (:mod:`wslab.chat.hub`), the same the network server runs.
 """
+
 from __future__ import annotations
 
 from collections.abc import Coroutine, Sequence
@@ -70,8 +71,12 @@ class ChatRouter:
     ) -> None:
         self._log = MemoryLog(retention, epoch=epoch)
         self._node = ChatNode(
-            self._log, MemoryCredentials(), kdf=kdf, limits=_MODEL_LIMITS,
-            offload=None, hub=self.hub_class(),
+            self._log,
+            MemoryCredentials(),
+            kdf=kdf,
+            limits=_MODEL_LIMITS,
+            offload=None,
+            hub=self.hub_class(),
         )
         self._queues: dict[str, _Queue] = {}
         self._touched: dict[str, None] = {}  # session ids given something by this call
@@ -117,9 +122,7 @@ class ChatRouter:
         """
         point = None if resume is None else resume_point(*_pair(resume))
         queue = _Queue()
-        session, items = _now(
-            self._node.login(user, secret, queue, resume=point, history=history)
-        )
+        session, items = _now(self._node.login(user, secret, queue, resume=point, history=history))
         queue.session_id = session.id
         self._queues[session.id] = queue
         self._put(items + self._node.go_live(session.id))

@@ -54,6 +54,7 @@ between two awaits of its own, so the hub needs no locks. ``python -m wslab.chat
 serve`` runs it from the command line; :class:`ChatServer` runs it in a background
 thread, for tests and notebooks.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -185,7 +186,8 @@ class _Connection(ServerConnection):
         transport.write(
             f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: text/plain; "
             f"charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
-            f"Retry-After: 5\r\n\r\n".encode() + body
+            f"Retry-After: 5\r\n\r\n".encode()
+            + body
         )
         # Half-close and discard what the client sends for a moment: closing a socket
         # with its request unread would reset it, and the client could lose the answer.
@@ -200,10 +202,15 @@ class _Connection(ServerConnection):
         if self._resume is not None:
             self._resume.cancel()
         timeout = self.service.open_timeout
-        if (self.admitted and not self.requested and timeout is not None
-                and self.loop.time() - self.opened_at >= timeout - 0.1):
+        if (
+            self.admitted
+            and not self.requested
+            and timeout is not None
+            and self.loop.time() - self.opened_at >= timeout - 0.1
+        ):
             self.service.note(
-                "cortada %s: o pedido HTTP não chegou inteiro em %g s", self.address, timeout)
+                "cortada %s: o pedido HTTP não chegou inteiro em %g s", self.address, timeout
+            )
         if self.admitted:
             self.admitted = False
             self.service.gate.left(self.address, seated=self.seated)
@@ -257,8 +264,11 @@ class _Connection(ServerConnection):
 
     def _resume_reading(self) -> None:
         self._resume = None
-        if (self._closing is None and not self.transport.is_closing()
-                and self.transport.get_write_buffer_size() <= self.service.max_pending):
+        if (
+            self._closing is None
+            and not self.transport.is_closing()
+            and self.transport.get_write_buffer_size() <= self.service.max_pending
+        ):
             self.transport.resume_reading()
 
 
@@ -362,8 +372,14 @@ class ChatService:
         )
         if self.peers:  # a cluster: the welcome names every node, this one first
             bound = server.sockets[0].getsockname()
-            own = () if bound[0] in ("0.0.0.0", "::") else (
-                socket_url(f"http://{f'[{bound[0]}]' if ':' in bound[0] else bound[0]}:{bound[1]}"),
+            own = (
+                ()
+                if bound[0] in ("0.0.0.0", "::")
+                else (
+                    socket_url(
+                        f"http://{f'[{bound[0]}]' if ':' in bound[0] else bound[0]}:{bound[1]}"
+                    ),
+                )
             )
             self.nodes = (*own, *(socket_url(peer) for peer in self.peers))
         return server
@@ -414,8 +430,9 @@ class ChatService:
         if refusal is not None:
             self.note("recusada %s %s: %s", connection.address, shown(path, 40), refusal)
             body = refusal_page(refusal)
-            headers = Headers([("Content-Type", "text/html; charset=utf-8"),
-                               ("Content-Length", str(len(body)))])
+            headers = Headers(
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+            )
             return Response(HTTPStatus.FORBIDDEN, "Forbidden", headers, body)
         if path == WS_PATH:
             return None
@@ -444,17 +461,24 @@ class ChatService:
         try:
             first = await asyncio.wait_for(connection.recv(), self.hello_timeout)
         except TimeoutError:
-            return await self._refuse(connection, Refusal(
-                f"O hello não chegou em {self.hello_timeout:g} s.", ChatCloseCode.BAD_HELLO
-            ))
+            return await self._refuse(
+                connection,
+                Refusal(
+                    f"O hello não chegou em {self.hello_timeout:g} s.", ChatCloseCode.BAD_HELLO
+                ),
+            )
         except ConnectionClosed:
             return None
         client = _Client(connection)
         try:
             hello = parse_hello(first)
             session, items = await self.node.login(
-                hello.user, hello.secret, client, address=connection.address,
-                resume=hello.resume, history=hello.history,
+                hello.user,
+                hello.secret,
+                client,
+                address=connection.address,
+                resume=hello.resume,
+                history=hello.history,
             )
         except Refusal as refusal:
             return await self._refuse(connection, refusal)
@@ -477,7 +501,11 @@ class ChatService:
         self.gate.seated(connection.address)
         self.note(
             "aberta %s %s de %s (recuperada=%s, %d reenviadas)",
-            session.id, session.user, connection.address, session.recovered, replayed,
+            session.id,
+            session.user,
+            connection.address,
+            session.recovered,
+            replayed,
         )
         return client
 
@@ -526,8 +554,7 @@ class ChatService:
                 except BadFrame as error:
                     self.send([self.node.hub.reply(session_id, DeliveryKind.ERROR, str(error))])
                     continue
-                line = self.node.say(
-                    session_id, say.text, address=connection.address, charged=True)
+                line = self.node.say(session_id, say.text, address=connection.address, charged=True)
                 if self.pipeline == 1 or self.node.awaits_store(say.text):
                     if in_flight:
                         await asyncio.wait(in_flight)
@@ -544,13 +571,18 @@ class ChatService:
         finally:
             self._forget(session_id)
             self.note(
-                "fechada %s (%s): %s %s", session_id, connection.address,
-                connection.close_code, shown(connection.close_reason or "", 80),
+                "fechada %s (%s): %s %s",
+                session_id,
+                connection.address,
+                connection.close_code,
+                shown(connection.close_reason or "", 80),
             )
 
     async def _refuse(self, connection: _Connection, refusal: Refusal) -> None:
         self.note(
-            "recusada %s: %d %s", connection.address, refusal.close_code,
+            "recusada %s: %d %s",
+            connection.address,
+            refusal.close_code,
             shown(str(refusal), 160),
         )
         await close_within(connection, refusal.close_code, str(refusal))
@@ -560,10 +592,8 @@ class ChatService:
         """A pipelined line was stored or refused: send its replies (an error, if any)."""
         if task.cancelled():
             return
-        try:
+        with contextlib.suppress(KeyError):  # the session closed meanwhile: nobody to answer
             self.send(task.result())
-        except KeyError:
-            pass  # the session closed meanwhile: nobody to answer
 
     # -- writing -----------------------------------------------------------------------
 
@@ -598,10 +628,13 @@ class ChatService:
             return
         else:
             self.note("lenta %s, sem sessão: fechando com 1013", connection.address)
-        task = asyncio.get_running_loop().create_task(close_within(
-            connection, CloseCode.TRY_AGAIN_LATER,
-            "Cliente lento demais: reconecte e retome do último offset.",
-        ))
+        task = asyncio.get_running_loop().create_task(
+            close_within(
+                connection,
+                CloseCode.TRY_AGAIN_LATER,
+                "Cliente lento demais: reconecte e retome do último offset.",
+            )
+        )
         connection._closing = task
         self._tasks.add(task)  # a reference, so the task is not collected midway
         task.add_done_callback(self._tasks.discard)

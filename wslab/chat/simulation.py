@@ -10,15 +10,16 @@ promise. Every broken promise is counted as a violation.
 Pure and deterministic for a given seed (no clocks, no threads, epochs derived from
 the seed), so the notebook can print its summary and nbval compare it.
 """
+
 from __future__ import annotations
 
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .delivery import DeliveryKind
 from .errors import AuthError
 from .kdf import CHEAP
-from .delivery import DeliveryKind
 from .router import ChatRouter
 
 __all__ = ["SimulationSummary", "run_fault_injection"]
@@ -110,7 +111,11 @@ class _Device:
 
 class _Run:
     def __init__(
-        self, seed: int, users: int, max_sessions: int, retention: int,
+        self,
+        seed: int,
+        users: int,
+        max_sessions: int,
+        retention: int,
         router_cls: type[ChatRouter],
     ) -> None:
         self.rng = random.Random(seed)
@@ -162,7 +167,10 @@ class _Run:
             device.point = (self.router.epoch, newest)  # the welcome tells both
             device.seen = []
             device.chain_epoch, device.chain_start, device.chain_intact = (
-                self.router.epoch, newest, True)
+                self.router.epoch,
+                newest,
+                True,
+            )
         else:
             self.count["resumes"] += 1
             epoch, offset = resume
@@ -184,8 +192,7 @@ class _Run:
             else:
                 self.count["gaps"] += 1
         if session.recovered != expected_recovered:
-            self.fail(f"{session.id}: recovered={session.recovered}, esperado "
-                      f"{expected_recovered}")
+            self.fail(f"{session.id}: recovered={session.recovered}, esperado {expected_recovered}")
         device.session = _Open(session.id, device.user, newest, pending, notice, newest)
 
     def take(self, device: _Device) -> None:
@@ -209,7 +216,7 @@ class _Run:
         state.whos = state.bad_inputs = 0
 
         expected = state.pending + [
-            m.offset for m in self.log[state.checked_upto:] if m.visible_to(state.user)
+            m.offset for m in self.log[state.checked_upto :] if m.visible_to(state.user)
         ]
         state.pending, state.checked_upto = [], len(self.log)
         offsets = [d.offset for d in kept]
@@ -257,8 +264,15 @@ class _Run:
             return
         else:
             bad = self.rng.choice(
-                ["", "   ", "/msg", f"/msg {state.user}", "/shout oi", "/msg ninguem oi",
-                 "x" * 2001]
+                [
+                    "",
+                    "   ",
+                    "/msg",
+                    f"/msg {state.user}",
+                    "/shout oi",
+                    "/msg ninguem oi",
+                    "x" * 2001,
+                ]
             )
             self.router.submit(state.sid, bad)
             state.bad_inputs += 1
@@ -302,8 +316,9 @@ class _Run:
                 self.fail(f"{device.user}: um dispositivo viu uma mensagem duas vezes")
             if device.chain_intact:
                 self.count["chains"] += 1
-                wanted = [m.offset for m in self.log[device.chain_start:]
-                          if m.visible_to(device.user)]
+                wanted = [
+                    m.offset for m in self.log[device.chain_start :] if m.visible_to(device.user)
+                ]
                 if device.seen != wanted:
                     self.fail(f"{device.user}: recovered=True mas faltaram mensagens")
 
@@ -326,8 +341,12 @@ def run_fault_injection(
     Raises:
         ValueError: if a size is not positive.
     """
-    for name, value in (("users", users), ("max_sessions", max_sessions),
-                        ("operations", operations), ("restart_every", restart_every)):
+    for name, value in (
+        ("users", users),
+        ("max_sessions", max_sessions),
+        ("operations", operations),
+        ("restart_every", restart_every),
+    ):
         if value < 1:
             raise ValueError(f"{name} deve ser >= 1, não {value!r}.")
     run = _Run(seed, users, max_sessions, retention, router_cls)

@@ -15,6 +15,7 @@ something it is not:
 Joiners (U+200D) and variation selectors stay allowed inside a line that has visible
 characters: emoji sequences need them.
 """
+
 from __future__ import annotations
 
 import re

@@ -21,6 +21,7 @@ Who may open ``/ws``:
 The page's Content-Security-Policy lets it open WebSockets to its own server and to
 the other nodes (``connect_sources``), nowhere else.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection
@@ -170,10 +171,7 @@ def handshake_refusal(
             "(use o endereço dele, ou inicie-o com --allow-host)."
         )
     if local_port is not None and name not in allowed and (host_port(host) or 80) != local_port:
-        return (
-            f"Host não reconhecido: {host[:80]!r} não é a porta deste servidor "
-            f"({local_port})."
-        )
+        return f"Host não reconhecido: {host[:80]!r} não é a porta deste servidor ({local_port})."
     if not check_origin:
         return None
     if origins and origins[0].lower() not in (

@@ -27,6 +27,7 @@ page may connect to them: the nodes admit each other's origins). Close codes are
 closes with 1009. A node whose store lost messages (Redis came back empty: a new epoch)
 closes every session with 1012 (service restart): resume, and the epoch tells what was lost.
 """
+
 from __future__ import annotations
 
 import json

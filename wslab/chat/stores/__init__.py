@@ -14,6 +14,7 @@ Valkey; :mod:`.valkey` starts a local server for tests). One contract suite
 (tests/test_chat_stores.py) runs against every implementation. Methods are coroutines
 so that a store may do I/O; the in-memory ones never suspend.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

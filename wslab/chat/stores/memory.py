@@ -1,6 +1,7 @@
 """The in-memory stores: today's behaviour for notebooks, the simulation and the
 property tests. Nothing survives the process; every coroutine returns without
 suspending, so a synchronous caller can drive them (see :mod:`wslab.chat.router`)."""
+
 from __future__ import annotations
 
 import itertools

@@ -25,9 +25,11 @@ epoch, created with the database, and the newest offset (offsets are never reuse
 when retention trimmed every row); ``messages(offset, kind, sender, recipient, text)``
 the newest ``retention`` messages; ``users(name, record)`` the scrypt records.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
@@ -148,10 +150,8 @@ class SqliteStore:
             db.close()
 
         if self._db is not None:
-            try:
+            with contextlib.suppress(StoreError):
                 await self.run(close)
-            except StoreError:
-                pass
             self._db = None
         self._worker.shutdown(wait=False)
 
@@ -210,7 +210,7 @@ class SqliteLog:
                 self._delivered = messages[-1].offset
                 if self._deliver is not None:
                     self._deliver(messages)
-                for message, (*_, future) in zip(messages, group):
+                for message, (*_, future) in zip(messages, group, strict=True):
                     if not future.done():
                         future.set_result(message.offset)
         finally:
@@ -288,7 +288,9 @@ class SqliteCredentials:
         return await self._store.run(write)
 
     async def count(self) -> int:
-        return await self._store.run(lambda db: db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+        return await self._store.run(
+            lambda db: db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+        )
 
     async def close(self) -> None:
         await self._store.close()

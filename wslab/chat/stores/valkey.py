@@ -13,6 +13,7 @@ second of acknowledged writes on a crash, which the fault tests would rightly ca
 Every wait is bounded; on Linux the server also dies with the process that started it
 (``PR_SET_PDEATHSIG``), so a crashed test run leaves no server behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -140,7 +141,7 @@ class LocalValkey:
             raise ValkeyError("O servidor Valkey já está rodando.")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         chosen = self.port is None
-        for attempt in range(3 if chosen else 1):
+        for _attempt in range(3 if chosen else 1):
             if chosen:
                 self.port = free_port(self.host)
             self._spawn()
@@ -212,14 +213,22 @@ class LocalValkey:
     def _spawn(self) -> None:
         arguments = [
             self.binary,
-            "--port", str(self.port),
-            "--bind", self.host,
-            "--dir", str(self.data_dir),
-            "--logfile", str(self.log_path),
-            "--appendonly", "yes",
-            "--appendfsync", self.fsync,
-            "--save", "",  # the AOF is the only persistence
-            "--daemonize", "no",
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            str(self.data_dir),
+            "--logfile",
+            str(self.log_path),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.fsync,
+            "--save",
+            "",  # the AOF is the only persistence
+            "--daemonize",
+            "no",
         ]
         self._process = subprocess.Popen(
             arguments,
