@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m wslab.challenge",
         description="Conecta ao servidor WebSocket do teste e mostra a mensagem que ele envia.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"padrão: {DEFAULT_URL}")
     parser.add_argument(

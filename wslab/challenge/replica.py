@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m wslab.replica",
         description="Réplica local do servidor do teste: envia uma mensagem após o handshake.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="endereço onde escutar")
     parser.add_argument("--port", type=int, default=0, help="0 escolhe uma porta livre")
     parser.add_argument(
         "--tls", action="store_true", help="serve wss:// com certificado descartável"
