@@ -1,7 +1,7 @@
 """Durable ingest: messages per second one chat server accepts and commits on its
 SQLite default, with 1, 10 and 100 senders (issue 11; target: 5,000 messages/s).
 
-A real server process (``python -m wslab.chat serve --db TMP --port 0 --max-rate 0
+A real server process (``python -m wslab.chat serve --db TMP --port 0 --max-rate 0 --max-frames 0
 --kdf-n 1024``, pinned to CPU 0 when the machine allows) and, in this process (CPU
 1), N sender connections (``websockets``' asyncio client). Each sender keeps at most
 ``window`` lines in flight: it sends, and sends the next one when the echo of an
@@ -91,6 +91,8 @@ class Server:
             "--port",
             "0",
             "--max-rate",
+            "0",
+            "--max-frames",
             "0",
             "--kdf-n",
             str(kdf_n),
@@ -365,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         + (" --quick" if args.quick else "")
         + (" --fsyncs" if args.fsyncs else ""),
         "target_messages_per_s": TARGET,
-        "server": "python -m wslab.chat serve --db TMP --max-rate 0 --kdf-n 1024 (SQLite, WAL, "
+        "server": "python -m wslab.chat serve --db TMP --max-rate 0 --max-frames 0 --kdf-n 1024 (SQLite, WAL, "
         "synchronous=FULL)",
         "workload": "each sender: /msg <itself> <n>, at most `window` lines in flight",
         "window": args.window,

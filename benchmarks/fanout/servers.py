@@ -159,6 +159,7 @@ async def serve_wslab(
     import tempfile
 
     from wslab.chat.__main__ import PIPELINE
+    from wslab.chat.gate import Caps
     from wslab.chat.kdf import CHEAP
     from wslab.chat.node import ChatNode, Limits
     from wslab.chat.server import ChatService
@@ -170,7 +171,14 @@ async def serve_wslab(
         store = SqliteStore(f"{folder}/chat.db", retention)
         limits = Limits(max_rate=None, registrations_per_minute=None)
         node = ChatNode(store.log, store.credentials, kdf=CHEAP, limits=limits)
-        service = ChatService(node, pipeline=PIPELINE)  # as `serve` runs it on SQLite
+        # Every session comes from 127.0.0.1: the per-address caps would refuse them.
+        caps = Caps(
+            max_connections=100_000,
+            max_per_address=100_000,
+            max_waiting=100_000,
+            max_waiting_per_address=100_000,
+        )
+        service = ChatService(node, pipeline=PIPELINE, max_frames=None, caps=caps)
         server = await service.serve(host, port, backlog=BACKLOG)
         try:
             ready(server.sockets[0].getsockname()[1])

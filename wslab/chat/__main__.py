@@ -22,7 +22,7 @@ from .gate import Caps
 from .kdf import Scrypt
 from .logs import quiet_libraries
 from .node import ChatNode, Limits
-from .server import HELLO_TIMEOUT, MAX_PENDING_BYTES, OPEN_TIMEOUT, ChatService
+from .server import FRAMES_PER_SECOND, HELLO_TIMEOUT, MAX_PENDING_BYTES, OPEN_TIMEOUT, ChatService
 from .stores.redis import RedisCredentials, RedisLog, RedisPresence
 from .stores.sqlite import SqliteStore
 from .web import parse_origin
@@ -80,6 +80,7 @@ async def _serve(args: argparse.Namespace, caps: Caps) -> None:
         # SQLite stores appends in call order, so one sender may fill a group commit;
         # Redis scripts from one node may run in any order: one line at a time.
         pipeline=1 if args.redis else PIPELINE,
+        max_frames=args.max_frames or None,
     )
     server = await service.serve(args.host, args.port, backlog=1024, open_timeout=args.open_timeout)
     bound = server.sockets[0].getsockname()
@@ -209,6 +210,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.max_rate,
         help="linhas por segundo por usuário, em média (0: sem limite)",
+    )
+    limits.add_argument(
+        "--max-frames",
+        type=float,
+        default=FRAMES_PER_SECOND,
+        help="quadros por segundo por conexão, pings incluídos (0: sem limite)",
     )
     limits.add_argument("--burst", type=_count, default=defaults.burst, help="linhas de uma vez")
     limits.add_argument(

@@ -176,9 +176,12 @@ class _Connection(ServerConnection):
             # websockets resumes reading when its queue of messages drains: not while
             # this connection waits for its budget.
             self.recv_messages.resume = self._resume_unless_throttled
-            now = self.loop.time()
-            self._frames = TokenBucket(FRAMES_PER_SECOND, FRAME_BURST, now)
-            self._bytes = TokenBucket(BYTES_PER_SECOND, BYTE_BURST, now)
+            rate = self.service.max_frames
+            if rate:  # None: no input budget (a benchmark that lifted every limit)
+                now = self.loop.time()
+                scale = rate / FRAMES_PER_SECOND  # bytes scale with the frames allowed
+                self._frames = TokenBucket(rate, int(FRAME_BURST * scale), now)
+                self._bytes = TokenBucket(BYTES_PER_SECOND * scale, int(BYTE_BURST * scale), now)
             return
         status, sentence = refusal
         self.service.note("recusada %s: %d %s", self.address, status, sentence)
@@ -309,6 +312,9 @@ class ChatService:
             concurrent scripts may run in any order). A line whose checks await the
             store (``/msg`` to someone offline, ``/who``) first waits for the earlier
             ones, so a connection's lines are always stored in the order sent.
+        max_frames: frames per second one connection may send (pings included; bursts
+            of twice that, and bytes in proportion); None lifts the input budget, for a
+            benchmark that also lifts the line rate.
     """
 
     def __init__(
@@ -322,9 +328,11 @@ class ChatService:
         peers: Collection[str] = (),
         allowed_origins: Collection[str] = (),
         pipeline: int = 1,
+        max_frames: float | None = FRAMES_PER_SECOND,
     ) -> None:
         self.node = node
         self.pipeline = max(1, pipeline)
+        self.max_frames = max_frames
         self.peers = tuple(parse_origin(peer) for peer in peers)
         self.allowed_origins = (*self.peers, *(parse_origin(o) for o in allowed_origins))
         self.nodes: tuple[str, ...] = ()  # WebSocket URLs for the welcome, set by serve()
