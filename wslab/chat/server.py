@@ -100,6 +100,7 @@ OPEN_TIMEOUT = 5.0  # the HTTP handshake; websockets' default is 10 s
 CLOSE_TIMEOUT = 10.0  # websockets' default
 MAX_PENDING_BYTES = 1 << 20
 MAX_QUEUE = 4  # frames websockets reads ahead per connection (4 x 16 KiB at most)
+TOO_SLOW = "Cliente lento demais: reconecte e retome do último offset."  # 1013
 REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
 LOST_REASON = "O servidor perdeu parte do histórico: reconecte e retome do último offset."
 REFUSAL_LINGER = 0.5  # seconds a refused connection is kept half-closed
@@ -528,10 +529,7 @@ class ChatService:
             written += 1
             buffered = connection.transport.get_write_buffer_size()
             if buffered > self.max_pending:
-                raise Refusal(
-                    "Cliente lento demais: reconecte e retome do último offset.",
-                    CloseCode.TRY_AGAIN_LATER,
-                )
+                raise Refusal(TOO_SLOW, CloseCode.TRY_AGAIN_LATER)
             if buffered > REPLAY_CHUNK:
                 try:
                     async with asyncio.timeout(connection.close_timeout or CLOSE_TIMEOUT):
@@ -540,10 +538,7 @@ class ChatService:
                             if not _writable(connection):
                                 break
                 except TimeoutError:
-                    raise Refusal(
-                        "Cliente lento demais: reconecte e retome do último offset.",
-                        CloseCode.TRY_AGAIN_LATER,
-                    ) from None
+                    raise Refusal(TOO_SLOW, CloseCode.TRY_AGAIN_LATER) from None
         return written
 
     async def _serve_session(self, client: _Client) -> None:
@@ -640,7 +635,7 @@ class ChatService:
             close_within(
                 connection,
                 CloseCode.TRY_AGAIN_LATER,
-                "Cliente lento demais: reconecte e retome do último offset.",
+                TOO_SLOW,
             )
         )
         connection._closing = task
