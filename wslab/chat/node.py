@@ -61,6 +61,16 @@ __all__ = ["ChatNode", "Limits", "Presence", "address_key"]
 
 Emit = Callable[[list[Outbound]], None]
 
+STORE_DOWN = (
+    "O servidor perdeu o contato com o armazenamento compartilhado (Redis): por "
+    "enquanto nenhuma mensagem é guardada nem entregue, e as que você enviar recebem "
+    "erro. Sua sessão continua aberta."
+)
+STORE_BACK = (
+    "Contato com o armazenamento compartilhado restabelecido: as mensagens guardadas "
+    "nesse intervalo chegam agora, em ordem."
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -179,7 +189,7 @@ class ChatNode:
         this node fell behind it); the caller closes its sessions so that they resume.
         """
         self._emit = emit
-        await self.log.start(self._committed, lost)
+        await self.log.start(self._committed, lost, self._outage)
         if self.presence is not None:
             await self.presence.start(self.hub.online)
 
@@ -194,6 +204,10 @@ class ChatNode:
     @property
     def epoch(self) -> str:
         return self.log.state.epoch
+
+    def _outage(self, down: bool) -> None:
+        """A shared store stopped (or started again) answering: tell every session."""
+        self._emit(self.hub.announce(STORE_DOWN if down else STORE_BACK))
 
     def _committed(self, messages: Sequence[Delivery]) -> None:
         items = self.hub.route(messages)

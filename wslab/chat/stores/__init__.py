@@ -22,7 +22,7 @@ from typing import NamedTuple, Protocol
 
 from ..delivery import Delivery, DeliveryKind
 
-__all__ = ["CredentialStore", "Deliver", "LogState", "Lost", "MessageLog"]
+__all__ = ["CredentialStore", "Deliver", "LogState", "Lost", "MessageLog", "Outage"]
 
 Deliver = Callable[[Sequence[Delivery]], None]
 """Receives committed messages, oldest first, on the event loop that started the log."""
@@ -31,6 +31,11 @@ Lost = Callable[[str], None]
 """Told the epoch in force when the log can no longer vouch that ``deliver`` got every
 message in order (a shared store lost its data, or this node fell too far behind);
 the caller should end its sessions so that they resume (see :meth:`MessageLog.start`)."""
+
+Outage = Callable[[bool], None]
+"""Told ``True`` when a shared store stopped answering (appends and reads now fail, and
+live delivery stops), ``False`` when it answers again (delivery goes on from where it
+stopped); the caller tells its open sessions."""
 
 
 class LogState(NamedTuple):
@@ -53,7 +58,9 @@ class MessageLog(Protocol):
     def state(self) -> LogState:
         """The state as of the newest message handed to the callback."""
 
-    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
+    async def start(
+        self, deliver: Deliver, lost: Lost | None = None, outage: Outage | None = None
+    ) -> LogState:
         """Begin handing committed messages to ``deliver``; returns the state then.
 
         ``lost`` (optional) is called with the epoch now in force when delivery had to
@@ -62,6 +69,10 @@ class MessageLog(Protocol):
         messages committed after that point; live sessions should be closed so that
         they resume (and learn, from the epoch or the gap, what they lost). Stores of
         one process never call it.
+
+        ``outage`` (optional) is called when a shared store stops and starts answering
+        again (see :data:`Outage`). Stores of one process never call it: their
+        failures are the failures of each append.
 
         Raises:
             StoreError: the store cannot be opened (one pt-BR sentence says why).

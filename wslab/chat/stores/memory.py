@@ -9,7 +9,7 @@ import secrets
 from collections import deque
 
 from ..delivery import Delivery, DeliveryKind
-from . import Deliver, LogState, Lost
+from . import Deliver, LogState, Lost, Outage
 
 __all__ = ["MemoryCredentials", "MemoryLog", "check_retention"]
 
@@ -48,8 +48,11 @@ class MemoryLog:
     def state(self) -> LogState:
         return LogState(self._epoch, self._newest, self._newest - len(self._history) + 1)
 
-    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
-        """``lost`` is never called: nothing is lost behind this log's back."""
+    async def start(
+        self, deliver: Deliver, lost: Lost | None = None, outage: Outage | None = None
+    ) -> LogState:
+        """``lost`` and ``outage`` are never called: nothing happens behind this log's
+        back."""
         self._deliver = deliver
         return self.state
 
