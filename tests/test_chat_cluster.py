@@ -3,6 +3,7 @@
 across nodes, shared registration, SIGKILL failover with an exact resume, presence
 expiry, Redis restarted with and without its data."""
 
+import contextlib
 import json
 import select
 import signal
@@ -57,18 +58,26 @@ def _start(url, *options):
     raise AssertionError(f"o nó não começou: {process.stderr.read()}")
 
 
-@pytest.fixture
-def nodes(valkey_url):
-    """Two nodes on the module's (flushed) Valkey: [(process, ws url), ...]."""
+@contextlib.contextmanager
+def two_nodes(url, *options):
+    """Two nodes on ``url`` with more ``serve`` options: [(process, ws url), ...],
+    killed on exit."""
     started = []
     try:
         for _ in range(2):
-            started.append(_start(valkey_url))
+            started.append(_start(url, *options))
         yield started
     finally:
         for process, _ in started:
             process.kill()
             process.wait(timeout=WAIT)
+
+
+@pytest.fixture
+def nodes(valkey_url):
+    """Two nodes on the module's (flushed) Valkey."""
+    with two_nodes(valkey_url) as started:
+        yield started
 
 
 def who(ws, until, within=4 * TTL):
@@ -276,3 +285,32 @@ def test_redis_back_empty_closes_open_sessions_with_1012_and_they_resume(nodes, 
     say(back, "de volta")
     message = next_message(back)  # past the outage's end, if the follower is that late
     assert (message["offset"], message["text"]) == (1, "de volta")  # offsets start over
+
+
+def test_a_users_line_rate_holds_across_nodes(valkey_url, opened):
+    with two_nodes(valkey_url, "--max-rate", "0.01", "--burst", "4") as started:
+        (_, a), (_, b) = started
+        on_a, on_b, joao = opened(a), opened(b), opened(a)
+        hello(on_a, "ana"), hello(on_b, "ana"), hello(joao, "joao")
+        for i in range(4):  # the burst, spent on node A
+            say(on_a, f"a{i}")
+            assert receive(joao)["text"] == f"a{i}"
+        for i in range(4):  # node B's own frame budget has 4 left; the user's has none
+            say(on_b, f"b{i}")
+        refused = [frame for frame in (receive(on_b) for _ in range(8)) if frame["type"] == "error"]
+        assert len(refused) == 4 and all("Devagar" in f["text"] for f in refused), refused
+        assert nothing_more(joao, within=0.5)
+
+
+def test_wrong_secrets_on_one_node_throttle_the_name_on_the_other(valkey_url, opened):
+    with two_nodes(valkey_url) as started:
+        (_, a), (_, b) = started
+        hello(opened(a), "ana", "certo")
+        for _ in range(6):  # 5 free, the 6th makes the next one wait 1 s
+            ws = opened(a)
+            ws.send(json.dumps({"type": "hello", "user": "ana", "secret": "x", "resume": None}))
+            assert closed_with(ws)[0] == 4001
+        ws = opened(b)
+        ws.send(json.dumps({"type": "hello", "user": "ana", "secret": "y", "resume": None}))
+        code, reason = closed_with(ws)
+        assert code == 4029 and "tente de novo em" in reason, (code, reason)

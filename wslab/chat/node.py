@@ -29,6 +29,13 @@ Rules enforced here, each a setting of :class:`Limits`:
   all its sessions and reconnects, and ``address_share`` times that per address (a
   few people behind one NAT); every frame counts, a malformed one too. A line over the
   limit gets an error and is not sent.
+
+What these rules count lives in a :class:`wslab.chat.stores.Limiter`: in memory for
+one node, in Redis for nodes sharing one (so a user's lines and a name's wrong secrets
+are counted once across the nodes). Each frame is also charged here, on this node
+only, to the same rates (:meth:`ChatNode.spend`), before any store is asked: that
+bounds the work one connection makes for its node, and on a single node it is the
+bucket that binds first.
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ import ipaddress
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,8 +58,9 @@ from .errors import AuthError, ChatCloseCode, Refusal, StoreError
 from .hub import Hub, Recovery
 from .kdf import SCRYPT, Scrypt
 from .names import normalize_name
-from .ratelimit import KeyedBuckets, LoginThrottle
-from .stores import CredentialStore, MessageLog
+from .ratelimit import KeyedBuckets
+from .stores import CredentialStore, Limiter, MessageLog
+from .stores.memory import MemoryLimiter
 
 logger = logging.getLogger("wslab.chat.server")
 
@@ -128,6 +135,8 @@ class ChatNode:
         clock: monotonic seconds, for the limits.
         presence: who is online on the other nodes of a shared store (see
             :class:`Presence`); ``/who`` then lists them with this node's users.
+        limiter: where the limits count (see the module docstring); by default in
+            memory, with ``limits``' login throttle.
     """
 
     def __init__(
@@ -141,6 +150,7 @@ class ChatNode:
         clock: Callable[[], float] = time.monotonic,
         hub: Hub | None = None,
         presence: Presence | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.log = log
         self.presence = presence
@@ -161,16 +171,11 @@ class ChatNode:
         self._registered: set[str] = set()
         self._replays: asyncio.Semaphore | None = None  # made on the loop, when first needed
         self._waiting_replays = 0
-        self._replay_rate = (
-            KeyedBuckets(limits.replays_per_second, 5) if limits.replays_per_second else None
+        self.limiter = (
+            limiter
+            if limiter is not None
+            else MemoryLimiter(clock, login_free=limits.login_free or 0, login_cap=limits.login_cap)
         )
-        self._throttle = (
-            LoginThrottle(free=limits.login_free, cap=limits.login_cap)
-            if limits.login_free is not None
-            else None
-        )
-        per_minute = limits.registrations_per_minute
-        self._registrations = KeyedBuckets(per_minute / 60.0, per_minute) if per_minute else None
         self._lines = KeyedBuckets(limits.max_rate, limits.burst) if limits.max_rate else None
         share = limits.address_share
         self._address_lines = (
@@ -178,7 +183,6 @@ class ChatNode:
             if limits.max_rate
             else None
         )
-        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()  # (name, address)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -198,6 +202,7 @@ class ChatNode:
             await self.presence.close()
         await self.log.close()
         await self.credentials.close()
+        await self.limiter.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -255,10 +260,13 @@ class ChatNode:
                     "Servidor ocupado com outras retomadas: tente de novo em instantes.",
                     CloseCode.TRY_AGAIN_LATER,
                 )
+            rate = self.limits.replays_per_second
             if (
                 address
-                and self._replay_rate
-                and not self._replay_rate.allow((address_key(address),), self._clock())
+                and rate
+                and not await self._stored(
+                    self.limiter.allow(f"resume:{address_key(address)}", rate, 5)
+                )
             ):
                 raise Refusal(
                     "Retomadas demais a partir do seu endereço: tente de novo em alguns segundos.",
@@ -314,10 +322,12 @@ class ChatNode:
         return Recovery(resume, state, messages, self.log.retention)
 
     async def _authenticate(self, name: str, secret: str, address: str) -> None:
-        now = self._clock()
-        known = (name, address) in self._known
-        keys = (f"addr:{address}",) if known else (f"name:{name}", f"addr:{address}")
-        wait = self._throttle.wait(keys, now) if self._throttle else 0.0
+        throttled = self.limits.login_free is not None
+        wait, keys = 0.0, ()
+        if throttled:
+            known = await self._stored(self.limiter.knows(name, address))
+            keys = (f"addr:{address}",) if known else (f"name:{name}", f"addr:{address}")
+            wait = await self._stored(self.limiter.login_wait(keys))
         if wait > 0:
             raise Refusal(
                 f"Muitas tentativas com segredo errado: tente de novo em {math.ceil(wait)} s.",
@@ -334,32 +344,29 @@ class ChatNode:
             if record is None:
                 record = await self._register(name, secret, address)
                 if record is None:
-                    self._remember(name, address)
+                    if throttled:
+                        await self._stored(self.limiter.remember(name, address))
                     self._registered.add(name)
                     return  # registered by this call
             if not await self._cpu(Scrypt.verify, secret, record):
-                if self._throttle:
-                    self._throttle.failed(keys, self._clock())
+                if throttled:
+                    await self._stored(self.limiter.login_failed(keys))
                 raise AuthError(
                     "Segredo errado para este nome: ele já está registrado com outro segredo."
                 )
-            if self._throttle:
-                self._throttle.succeeded(keys)
-                self._remember(name, address)
+            if throttled:
+                await self._stored(self.limiter.login_succeeded(keys))
+                await self._stored(self.limiter.remember(name, address))
             self._registered.add(name)
         finally:
             self._pending_logins -= 1
 
-    def _remember(self, name: str, address: str, max_pairs: int = 100_000) -> None:
-        """Note that ``name`` logged in from ``address`` (least recent out first)."""
-        self._known[(name, address)] = None
-        self._known.move_to_end((name, address))
-        if len(self._known) > max_pairs:
-            self._known.popitem(last=False)
-
     async def _register(self, name: str, secret: str, address: str) -> str | None:
         """Register ``name``; None on success, else the record of whoever won the race."""
-        if self._registrations and not self._registrations.allow((address,), self._clock()):
+        per_minute = self.limits.registrations_per_minute
+        if per_minute and not await self._stored(
+            self.limiter.allow(f"register:{address}", per_minute / 60.0, per_minute)
+        ):
             raise Refusal(
                 "Nomes novos demais a partir deste endereço: tente de novo em um minuto.",
                 ChatCloseCode.NAME_LIMIT,
@@ -413,6 +420,9 @@ class ChatNode:
             if isinstance(command, WhoQuery):
                 names = ", ".join(await self._online())
                 return [self.hub.reply(session_id, DeliveryKind.SYSTEM, f"Online agora: {names}.")]
+            rate = self.limits.max_rate
+            if rate and not await self.limiter.allow(f"line:{user}", rate, self.limits.burst):
+                return self._too_fast(session_id)  # over the user's rate on every node
             if isinstance(command, PublicText):
                 await self.log.append(DeliveryKind.PUBLIC, user, None, command.text)
             else:
@@ -428,7 +438,9 @@ class ChatNode:
         """Whether :meth:`say` would await a store before it appends ``text``: a
         ``/msg`` to a name this node does not know to be registered (it is looked up)
         or ``/who`` with a shared presence. A pipelining caller waits for earlier lines
-        first. Known names only grow, so a line judged not to await never does."""
+        first. Known names only grow, so a line judged not to await never does. (The
+        limiter's count of a line is not counted here: it never suspends in memory,
+        and a store that does, Redis, is served one line at a time.)"""
         try:
             command = parse_line(text)
         except CommandError:
@@ -457,6 +469,9 @@ class ChatNode:
             (address_key(address),), now
         ):
             return None
+        return self._too_fast(session_id)
+
+    def _too_fast(self, session_id: str) -> list[Outbound]:
         return self._error(
             session_id,
             (
