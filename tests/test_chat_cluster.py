@@ -123,6 +123,20 @@ def test_delivery_who_and_registration_across_nodes(nodes, opened):
     assert closed_with(intruder)[0] == 4001  # registered on A, refused on B
 
 
+def test_a_join_and_a_leave_reach_who_on_the_other_node_before_the_next_beat(
+    valkey_url, opened
+):
+    with two_nodes(valkey_url, "--presence-ttl", "60") as started:  # a beat every 12 s
+        (_, a), (_, b) = started
+        joao = opened(b)
+        hello(joao, "joao")
+        ana = opened(a)
+        hello(ana, "ana")
+        assert who(joao, lambda names: "ana" in names, within=2.0) == ["ana", "joao"]
+        ana.close()
+        assert who(joao, lambda names: "ana" not in names, within=2.0) == ["joao"]
+
+
 def test_sigkill_failover_resumes_exactly_on_the_other_node(nodes, opened):
     (process_a, a), (_, b) = nodes
     ana, joao = opened(a), opened(b)

@@ -117,6 +117,9 @@ class Presence(Protocol):
 
     async def start(self, local: Callable[[], list[str]]) -> None: ...
 
+    def changed(self) -> None:
+        """``local()`` changed: publish it soon."""
+
     async def online(self) -> list[str]: ...
 
     async def close(self) -> None: ...
@@ -273,15 +276,18 @@ class ChatNode:
                     CloseCode.TRY_AGAIN_LATER,
                 )
         await self._authenticate(name, secret, address_key(address))
+        arrived = not self.hub.is_online(name)
         session_id = self.hub.open(name, peer)
+        if arrived and self.presence is not None:
+            self.presence.changed()
         try:
             recovery = await self._read_bounded(name, resume, history)
             return self.hub.recover(session_id, recovery)
         except StoreError as error:
-            self.hub.close(session_id)
+            self.leave(session_id)
             raise Refusal(str(error), CloseCode.SERVICE_RESTART) from None
         except BaseException:
-            self.hub.close(session_id)
+            self.leave(session_id)
             raise
 
     def go_live(self, session_id: str) -> list[Outbound]:
@@ -290,11 +296,23 @@ class ChatNode:
         Raises:
             Refusal: (1013) the buffer overflowed; the session is closed.
         """
-        return self.hub.go_live(session_id)
+        user = self.hub.user_of(session_id)
+        try:
+            return self.hub.go_live(session_id)
+        except Refusal:
+            if self.presence is not None and not self.hub.is_online(user):
+                self.presence.changed()
+            raise
 
     def leave(self, session_id: str) -> None:
         """Close a session (unknown ids are ignored)."""
+        try:
+            user = self.hub.user_of(session_id)
+        except KeyError:
+            return
         self.hub.close(session_id)
+        if self.presence is not None and not self.hub.is_online(user):
+            self.presence.changed()
 
     async def _read_bounded(
         self, user: str, resume: tuple[str, int] | None, history: int

@@ -60,6 +60,7 @@ REPLY_TIMEOUT = 2.0
 BLOCK_MS = 1000  # one XREAD BLOCK; the follower checks the epoch at least this often
 DONE_TTL = 30  # seconds an append's result is kept for a retry of the same append
 CATCH_UP = 2.0  # seconds a read waits for this node's follower to reach its snapshot
+MIN_GAP = 0.1  # seconds between two presence heartbeats of one node, at least
 
 _FAILURES = (redis_errors.RedisError, OSError)
 
@@ -595,7 +596,8 @@ class RedisPresence:
         self._sets = f"{prefix}presence:"
         self._online = self._client.register_script(ONLINE)
         self._local = list
-        self._stop = asyncio.Event()
+        self._stopped = False
+        self._wake = asyncio.Event()  # stop, or this node's users changed
         self._beat: asyncio.Task | None = None
 
     async def start(self, local) -> None:
@@ -630,6 +632,12 @@ class RedisPresence:
         except _FAILURES as error:
             raise _failure(self._client, error, "não consegui anunciar quem está online") from error
 
+    def changed(self) -> None:
+        """This node's users changed (a first session opened, a last one closed):
+        publish them now rather than at the next beat (beats stay at least
+        ``MIN_GAP`` s apart, so a burst of joins costs a few writes, not one each)."""
+        self._wake.set()
+
     async def online(self) -> list[str]:
         """Sorted names online on any live node."""
         try:
@@ -640,7 +648,8 @@ class RedisPresence:
 
     async def close(self) -> None:
         """Stop the heartbeat and withdraw this node's users at once."""
-        self._stop.set()
+        self._stopped = True
+        self._wake.set()
         if self._beat is not None:
             await asyncio.wait({self._beat}, timeout=2 * REPLY_TIMEOUT)
             self._beat = None
@@ -650,12 +659,14 @@ class RedisPresence:
         await self._client.aclose()
 
     async def _beating(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopped:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval)
-            if self._stop.is_set():
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            if self._stopped:
                 return
+            self._wake.clear()
             try:
                 await self.heartbeat()
             except StoreError as error:
                 logger.warning("presence heartbeat: %s", error)
+            await asyncio.sleep(MIN_GAP)
