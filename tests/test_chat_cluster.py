@@ -123,9 +123,7 @@ def test_delivery_who_and_registration_across_nodes(nodes, opened):
     assert closed_with(intruder)[0] == 4001  # registered on A, refused on B
 
 
-def test_a_join_and_a_leave_reach_who_on_the_other_node_before_the_next_beat(
-    valkey_url, opened
-):
+def test_a_join_and_a_leave_reach_who_on_the_other_node_before_the_next_beat(valkey_url, opened):
     with two_nodes(valkey_url, "--presence-ttl", "60") as started:  # a beat every 12 s
         (_, a), (_, b) = started
         joao = opened(b)
