@@ -5,57 +5,18 @@ expiry, Redis restarted with and without its data."""
 
 import contextlib
 import json
-import select
 import signal
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
-from chatclient import WAIT, closed_with, hello, nothing_more, receive, say
+from chatclient import WAIT, closed_with, hello, nothing_more, receive, say, serve_process
 
 TTL = 2.0  # --presence-ttl: a killed node's users leave /who within this (plus a beat)
 
 
 def _start(url, *options):
-    """A node on ``url``: (process, ws url); its stderr is drained by a thread.
-    ``options`` are more ``serve`` options (a later ``--port`` wins)."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wslab.chat",
-            "serve",
-            "--port",
-            "0",
-            "--max-rate",
-            "0",
-            "--kdf-n",
-            "1024",
-            "--redis",
-            url,
-            "--presence-ttl",
-            str(TTL),
-            *options,
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 4 * WAIT
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stderr], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        line = process.stderr.readline()
-        if "servindo o chat em http://127.0.0.1:" in line:
-            port = int(line.split("127.0.0.1:")[1].split("/")[0])
-            threading.Thread(target=process.stderr.read, daemon=True).start()
-            return process, f"ws://127.0.0.1:{port}/ws"
-        if not line:
-            break
-    process.kill()
-    raise AssertionError(f"o nó não começou: {process.stderr.read()}")
+    """A node on ``url``: (process, ws url); ``options`` are more ``serve`` options."""
+    return serve_process("--redis", url, "--presence-ttl", str(TTL), *options)
 
 
 @contextlib.contextmanager
