@@ -2,7 +2,6 @@
 restart on the same file, and nothing acknowledged is lost."""
 
 import json
-import select
 import signal
 import subprocess
 import sys
@@ -10,47 +9,16 @@ import threading
 import time
 
 import pytest
-from chatclient import WAIT, closed_with, hello, receive, say
+from chatclient import WAIT, closed_with, hello, receive, say, serve_process
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 SENDERS = 4
-KDF = ["--kdf-n", "1024"]  # lowered explicitly: the test opens many sessions
 
 
 def _start(cwd, *args):
-    """``python -m wslab.chat serve --port 0 ARGS`` in ``cwd``; (process, ws url)."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wslab.chat",
-            "serve",
-            "--port",
-            "0",
-            "--max-rate",
-            "0",
-            *KDF,
-            *args,
-        ],
-        cwd=cwd,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 4 * WAIT
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stderr], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        line = process.stderr.readline()
-        if "servindo o chat em http://127.0.0.1:" in line:
-            port = int(line.split("127.0.0.1:")[1].split("/")[0])
-            threading.Thread(target=process.stderr.read, daemon=True).start()  # drain
-            return process, f"ws://127.0.0.1:{port}/ws"
-        if not line:
-            break
-    process.kill()
-    raise AssertionError(f"o servidor não começou: {process.stderr.read()}")
+    """A server in ``cwd``: (process, ws url)."""
+    return serve_process(*args, cwd=cwd)
 
 
 def _stop(process):

@@ -77,6 +77,7 @@ class Recorder:
     def __init__(self) -> None:
         self.seen = []
         self.lost = []
+        self.outages = []  # True: the store stopped answering; False: it answers again
         self._changed = asyncio.Event()
 
     def __call__(self, messages) -> None:
@@ -85,6 +86,10 @@ class Recorder:
 
     def on_lost(self, epoch: str) -> None:
         self.lost.append(epoch)
+        self._changed.set()
+
+    def on_outage(self, down: bool) -> None:
+        self.outages.append(down)
         self._changed.set()
 
     async def until(self, condition, what: str = "a delivery") -> None:
@@ -109,7 +114,7 @@ async def started(open_stores, retention=10):
     log, users = await open_stores(retention)
     recorder = Recorder()
     try:
-        await log.start(recorder, recorder.on_lost)
+        await log.start(recorder, recorder.on_lost, recorder.on_outage)
         yield log, users, recorder
     finally:
         await log.close()
@@ -186,6 +191,7 @@ def test_deliver_gets_every_message_once_in_offset_order(open_stores):
             await recorder.upto(50)
             await asyncio.sleep(0.05)  # anything extra would show up now
             assert recorder.offsets() == list(range(1, 51))
+            assert recorder.outages == recorder.lost == []  # a store that kept answering
             by_offset = {m.offset: m.text for m in recorder.seen}
             for n, offsets in enumerate(results):
                 assert [by_offset[o] for o in offsets] == [f"u{n} {i}" for i in range(10)]
@@ -336,7 +342,7 @@ async def redis_node(url, retention=10):
     log, users = RedisLog(url, retention), RedisCredentials(url)
     recorder = Recorder()
     try:
-        await log.start(recorder, recorder.on_lost)
+        await log.start(recorder, recorder.on_lost, recorder.on_outage)
         yield log, users, recorder
     finally:
         await log.close()
@@ -389,6 +395,7 @@ def test_redis_restarted_with_its_data_keeps_epoch_and_messages(valkey, valkey_u
             await recorder.upto(offset)
             assert recorder.offsets() == [1, 2, 3]
             assert recorder.lost == []
+            await recorder.until(lambda r: r.outages == [True, False], "outage, then its end")
             state, messages = await log.read_after(0)
             assert state.epoch == epoch and [m.text for m in messages] == ["a", "b", "c"]
 
@@ -407,6 +414,7 @@ def test_redis_back_empty_starts_a_new_epoch_and_says_so(valkey, valkey_url):
             offset = await retry_append(log, "ana: c")
             await recorder.until(lambda r: len(r.seen) == 3, "the new epoch's message")
             assert offset == 1 and [m.text for m in recorder.seen] == ["a", "b", "c"]
+            assert recorder.outages == [True, False]
             state, messages = await log.read_after(0)
             assert state.epoch == recorder.lost[0] and [m.text for m in messages] == ["c"]
 
@@ -462,6 +470,7 @@ def test_a_follower_cut_off_checks_the_epoch_before_reading_again(valkey, valkey
             offset = await retry_append(log, "ana: c")
             await recorder.until(lambda r: len(r.seen) == 3, "the new epoch's message")
             assert offset == 1 and [m.text for m in recorder.seen] == ["a", "b", "c"]
+            assert recorder.outages == [True, False]
 
     run(body())
 

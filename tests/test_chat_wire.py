@@ -8,16 +8,16 @@ from hypothesis import strategies as st
 
 from wslab.chat import Delivery, DeliveryKind, Session
 from wslab.chat.wire import (
-    BadFrame,
     BadHello,
+    BadMessage,
     ChatCloseCode,
     Hello,
     Say,
     encode_delivery,
     encode_error,
     encode_welcome,
-    parse_frame,
     parse_hello,
+    parse_message,
 )
 
 
@@ -66,7 +66,7 @@ def test_an_invalid_hello_is_refused_with_4000(frame):
 
 
 def test_say():
-    assert parse_frame('{"type": "say", "text": "/msg joao oi"}') == Say("/msg joao oi")
+    assert parse_message('{"type": "say", "text": "/msg joao oi"}') == Say("/msg joao oi")
 
 
 @pytest.mark.parametrize(
@@ -82,8 +82,8 @@ def test_say():
     ],
 )
 def test_a_bad_frame_after_hello_is_named(frame, words):
-    with pytest.raises(BadFrame, match=words):
-        parse_frame(frame)
+    with pytest.raises(BadMessage, match=words):
+        parse_message(frame)
 
 
 def test_welcome_frame():
@@ -172,13 +172,13 @@ def test_a_hello_with_a_lone_surrogate_is_refused(frame, words):
 
 
 def test_a_say_with_a_lone_surrogate_never_reaches_the_router():
-    with pytest.raises(BadFrame, match="UTF-8"):
-        parse_frame('{"type": "say", "text": "oi \\ud83d"}')
+    with pytest.raises(BadMessage, match="UTF-8"):
+        parse_message('{"type": "say", "text": "oi \\ud83d"}')
     # A surrogate pair is one real character (an emoji) and passes.
-    assert parse_frame('{"type": "say", "text": "\\ud83d\\ude00"}').text == "😀"
+    assert parse_message('{"type": "say", "text": "\\ud83d\\ude00"}').text == "😀"
 
 
-@pytest.mark.parametrize("parse, error", [(parse_hello, BadHello), (parse_frame, BadFrame)])
+@pytest.mark.parametrize("parse, error", [(parse_hello, BadHello), (parse_message, BadMessage)])
 def test_json_nested_thousands_deep_is_just_invalid_json(parse, error):
     with pytest.raises(error, match="JSON inválido"):
         parse("[" * 8100 + "]" * 8100)

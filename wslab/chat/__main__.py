@@ -3,7 +3,7 @@
 History and users live in a SQLite file (``--db``, default ``wslab-chat.db`` in the
 working directory), so a restart, or a crash, loses nothing that was acknowledged; or,
 with ``--redis redis://HOST:PORT/DB``, in a Redis (or Valkey) that any number of nodes
-share, with presence, to form one chat (:mod:`wslab.chat.stores.redis`).
+share, with presence and shared limits, to form one chat (:mod:`wslab.chat.stores.redis`).
 Ctrl-C (or SIGTERM) closes every connection with 1001 and exits with status 0; a store
 that cannot be opened ends the start with one sentence and status 1.
 """
@@ -24,6 +24,7 @@ from .logs import quiet_libraries
 from .node import ChatNode, Limits
 from .server import FRAMES_PER_SECOND, HELLO_TIMEOUT, MAX_PENDING_BYTES, OPEN_TIMEOUT, ChatService
 from .stores.redis import RedisCredentials, RedisLog, RedisPresence
+from .stores.redis_limits import RedisLimiter
 from .stores.sqlite import SqliteStore
 from .web import parse_origin
 
@@ -43,9 +44,21 @@ def _raise_fd_limit() -> int:
 
 
 async def _serve(args: argparse.Namespace, caps: Caps) -> None:
+    limits = Limits(
+        max_rate=args.max_rate or None,
+        burst=args.burst,
+        address_share=args.address_share,
+        login_free=args.login_free,
+        registrations_per_minute=args.registrations_per_minute,
+        max_users=args.max_users,
+    )
+    limiter = None  # one node: the limits count in memory
     if args.redis:
         log_store, credentials = RedisLog(args.redis, args.retention), RedisCredentials(args.redis)
         presence = RedisPresence(args.redis, ttl=args.presence_ttl, interval=args.presence_ttl / 5)
+        limiter = RedisLimiter(
+            args.redis, login_free=limits.login_free or 0, login_cap=limits.login_cap
+        )
         where = f"redis {args.redis}"
     else:
         store = SqliteStore(args.db, args.retention)
@@ -59,15 +72,9 @@ async def _serve(args: argparse.Namespace, caps: Caps) -> None:
         log_store,
         credentials,
         presence=presence,
+        limiter=limiter,
         kdf=Scrypt(n=args.kdf_n),
-        limits=Limits(
-            max_rate=args.max_rate or None,
-            burst=args.burst,
-            address_share=args.address_share,
-            login_free=args.login_free,
-            registrations_per_minute=args.registrations_per_minute,
-            max_users=args.max_users,
-        ),
+        limits=limits,
     )
     service = ChatService(
         node,

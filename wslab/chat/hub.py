@@ -202,6 +202,11 @@ class Hub:
         """A notice (system or error) for one session only; never kept."""
         return Outbound(_notice(kind, text), (self._state(session_id).peer,))
 
+    def announce(self, text: str) -> list[Outbound]:
+        """A system notice for every live session; never kept."""
+        peers = tuple(self._live.values())
+        return [Outbound(_notice(DeliveryKind.SYSTEM, text), peers)] if peers else []
+
     # -- the two rules -----------------------------------------------------------------
 
     def recipients(self, message: Delivery) -> Collection[object]:

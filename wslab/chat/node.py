@@ -29,6 +29,13 @@ Rules enforced here, each a setting of :class:`Limits`:
   all its sessions and reconnects, and ``address_share`` times that per address (a
   few people behind one NAT); every frame counts, a malformed one too. A line over the
   limit gets an error and is not sent.
+
+What these rules count lives in a :class:`wslab.chat.stores.Limiter`: in memory for
+one node, in Redis for nodes sharing one (so a user's lines and a name's wrong secrets
+are counted once across the nodes). Each frame is also charged here, on this node
+only, to the same rates (:meth:`ChatNode.spend`), before any store is asked: that
+bounds the work one connection makes for its node, and on a single node it is the
+bucket that binds first.
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ import ipaddress
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,14 +58,25 @@ from .errors import AuthError, ChatCloseCode, Refusal, StoreError
 from .hub import Hub, Recovery
 from .kdf import SCRYPT, Scrypt
 from .names import normalize_name
-from .ratelimit import KeyedBuckets, LoginThrottle
-from .stores import CredentialStore, MessageLog
+from .ratelimit import KeyedBuckets
+from .stores import CredentialStore, Limiter, MessageLog
+from .stores.memory import MemoryLimiter
 
 logger = logging.getLogger("wslab.chat.server")
 
 __all__ = ["ChatNode", "Limits", "Presence", "address_key"]
 
 Emit = Callable[[list[Outbound]], None]
+
+STORE_DOWN = (
+    "O servidor perdeu o contato com o armazenamento compartilhado (Redis): por "
+    "enquanto nenhuma mensagem é guardada nem entregue, e as que você enviar recebem "
+    "erro. Sua sessão continua aberta."
+)
+STORE_BACK = (
+    "Contato com o armazenamento compartilhado restabelecido: as mensagens guardadas "
+    "nesse intervalo chegam agora, em ordem."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +117,9 @@ class Presence(Protocol):
 
     async def start(self, local: Callable[[], list[str]]) -> None: ...
 
+    def changed(self) -> None:
+        """``local()`` changed: publish it soon."""
+
     async def online(self) -> list[str]: ...
 
     async def close(self) -> None: ...
@@ -118,6 +138,8 @@ class ChatNode:
         clock: monotonic seconds, for the limits.
         presence: who is online on the other nodes of a shared store (see
             :class:`Presence`); ``/who`` then lists them with this node's users.
+        limiter: where the limits count (see the module docstring); by default in
+            memory, with ``limits``' login throttle.
     """
 
     def __init__(
@@ -131,6 +153,7 @@ class ChatNode:
         clock: Callable[[], float] = time.monotonic,
         hub: Hub | None = None,
         presence: Presence | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.log = log
         self.presence = presence
@@ -151,16 +174,11 @@ class ChatNode:
         self._registered: set[str] = set()
         self._replays: asyncio.Semaphore | None = None  # made on the loop, when first needed
         self._waiting_replays = 0
-        self._replay_rate = (
-            KeyedBuckets(limits.replays_per_second, 5) if limits.replays_per_second else None
+        self.limiter = (
+            limiter
+            if limiter is not None
+            else MemoryLimiter(clock, login_free=limits.login_free or 0, login_cap=limits.login_cap)
         )
-        self._throttle = (
-            LoginThrottle(free=limits.login_free, cap=limits.login_cap)
-            if limits.login_free is not None
-            else None
-        )
-        per_minute = limits.registrations_per_minute
-        self._registrations = KeyedBuckets(per_minute / 60.0, per_minute) if per_minute else None
         self._lines = KeyedBuckets(limits.max_rate, limits.burst) if limits.max_rate else None
         share = limits.address_share
         self._address_lines = (
@@ -168,7 +186,6 @@ class ChatNode:
             if limits.max_rate
             else None
         )
-        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()  # (name, address)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -179,7 +196,7 @@ class ChatNode:
         this node fell behind it); the caller closes its sessions so that they resume.
         """
         self._emit = emit
-        await self.log.start(self._committed, lost)
+        await self.log.start(self._committed, lost, self._outage)
         if self.presence is not None:
             await self.presence.start(self.hub.online)
 
@@ -188,12 +205,17 @@ class ChatNode:
             await self.presence.close()
         await self.log.close()
         await self.credentials.close()
+        await self.limiter.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def epoch(self) -> str:
         return self.log.state.epoch
+
+    def _outage(self, down: bool) -> None:
+        """A shared store stopped (or started again) answering: tell every session."""
+        self._emit(self.hub.announce(STORE_DOWN if down else STORE_BACK))
 
     def _committed(self, messages: Sequence[Delivery]) -> None:
         items = self.hub.route(messages)
@@ -241,25 +263,31 @@ class ChatNode:
                     "Servidor ocupado com outras retomadas: tente de novo em instantes.",
                     CloseCode.TRY_AGAIN_LATER,
                 )
+            rate = self.limits.replays_per_second
             if (
                 address
-                and self._replay_rate
-                and not self._replay_rate.allow((address_key(address),), self._clock())
+                and rate
+                and not await self._stored(
+                    self.limiter.allow(f"resume:{address_key(address)}", rate, 5)
+                )
             ):
                 raise Refusal(
                     "Retomadas demais a partir do seu endereço: tente de novo em alguns segundos.",
                     CloseCode.TRY_AGAIN_LATER,
                 )
         await self._authenticate(name, secret, address_key(address))
+        arrived = not self.hub.is_online(name)
         session_id = self.hub.open(name, peer)
+        if arrived and self.presence is not None:
+            self.presence.changed()
         try:
             recovery = await self._read_bounded(name, resume, history)
             return self.hub.recover(session_id, recovery)
         except StoreError as error:
-            self.hub.close(session_id)
+            self.leave(session_id)
             raise Refusal(str(error), CloseCode.SERVICE_RESTART) from None
         except BaseException:
-            self.hub.close(session_id)
+            self.leave(session_id)
             raise
 
     def go_live(self, session_id: str) -> list[Outbound]:
@@ -268,11 +296,23 @@ class ChatNode:
         Raises:
             Refusal: (1013) the buffer overflowed; the session is closed.
         """
-        return self.hub.go_live(session_id)
+        user = self.hub.user_of(session_id)
+        try:
+            return self.hub.go_live(session_id)
+        except Refusal:
+            if self.presence is not None and not self.hub.is_online(user):
+                self.presence.changed()
+            raise
 
     def leave(self, session_id: str) -> None:
         """Close a session (unknown ids are ignored)."""
+        try:
+            user = self.hub.user_of(session_id)
+        except KeyError:
+            return
         self.hub.close(session_id)
+        if self.presence is not None and not self.hub.is_online(user):
+            self.presence.changed()
 
     async def _read_bounded(
         self, user: str, resume: tuple[str, int] | None, history: int
@@ -300,10 +340,12 @@ class ChatNode:
         return Recovery(resume, state, messages, self.log.retention)
 
     async def _authenticate(self, name: str, secret: str, address: str) -> None:
-        now = self._clock()
-        known = (name, address) in self._known
-        keys = (f"addr:{address}",) if known else (f"name:{name}", f"addr:{address}")
-        wait = self._throttle.wait(keys, now) if self._throttle else 0.0
+        throttled = self.limits.login_free is not None
+        wait, keys = 0.0, ()
+        if throttled:
+            known = await self._stored(self.limiter.knows(name, address))
+            keys = (f"addr:{address}",) if known else (f"name:{name}", f"addr:{address}")
+            wait = await self._stored(self.limiter.login_wait(keys))
         if wait > 0:
             raise Refusal(
                 f"Muitas tentativas com segredo errado: tente de novo em {math.ceil(wait)} s.",
@@ -320,32 +362,29 @@ class ChatNode:
             if record is None:
                 record = await self._register(name, secret, address)
                 if record is None:
-                    self._remember(name, address)
+                    if throttled:
+                        await self._stored(self.limiter.remember(name, address))
                     self._registered.add(name)
                     return  # registered by this call
             if not await self._cpu(Scrypt.verify, secret, record):
-                if self._throttle:
-                    self._throttle.failed(keys, self._clock())
+                if throttled:
+                    await self._stored(self.limiter.login_failed(keys))
                 raise AuthError(
                     "Segredo errado para este nome: ele já está registrado com outro segredo."
                 )
-            if self._throttle:
-                self._throttle.succeeded(keys)
-                self._remember(name, address)
+            if throttled:
+                await self._stored(self.limiter.login_succeeded(keys))
+                await self._stored(self.limiter.remember(name, address))
             self._registered.add(name)
         finally:
             self._pending_logins -= 1
 
-    def _remember(self, name: str, address: str, max_pairs: int = 100_000) -> None:
-        """Note that ``name`` logged in from ``address`` (least recent out first)."""
-        self._known[(name, address)] = None
-        self._known.move_to_end((name, address))
-        if len(self._known) > max_pairs:
-            self._known.popitem(last=False)
-
     async def _register(self, name: str, secret: str, address: str) -> str | None:
         """Register ``name``; None on success, else the record of whoever won the race."""
-        if self._registrations and not self._registrations.allow((address,), self._clock()):
+        per_minute = self.limits.registrations_per_minute
+        if per_minute and not await self._stored(
+            self.limiter.allow(f"register:{address}", per_minute / 60.0, per_minute)
+        ):
             raise Refusal(
                 "Nomes novos demais a partir deste endereço: tente de novo em um minuto.",
                 ChatCloseCode.NAME_LIMIT,
@@ -399,6 +438,9 @@ class ChatNode:
             if isinstance(command, WhoQuery):
                 names = ", ".join(await self._online())
                 return [self.hub.reply(session_id, DeliveryKind.SYSTEM, f"Online agora: {names}.")]
+            rate = self.limits.max_rate
+            if rate and not await self.limiter.allow(f"line:{user}", rate, self.limits.burst):
+                return self._too_fast(session_id)  # over the user's rate on every node
             if isinstance(command, PublicText):
                 await self.log.append(DeliveryKind.PUBLIC, user, None, command.text)
             else:
@@ -414,7 +456,9 @@ class ChatNode:
         """Whether :meth:`say` would await a store before it appends ``text``: a
         ``/msg`` to a name this node does not know to be registered (it is looked up)
         or ``/who`` with a shared presence. A pipelining caller waits for earlier lines
-        first. Known names only grow, so a line judged not to await never does."""
+        first. Known names only grow, so a line judged not to await never does. (The
+        limiter's count of a line is not counted here: it never suspends in memory,
+        and a store that does, Redis, is served one line at a time.)"""
         try:
             command = parse_line(text)
         except CommandError:
@@ -443,6 +487,9 @@ class ChatNode:
             (address_key(address),), now
         ):
             return None
+        return self._too_fast(session_id)
+
+    def _too_fast(self, session_id: str) -> list[Outbound]:
         return self._error(
             session_id,
             (

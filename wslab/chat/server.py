@@ -84,12 +84,12 @@ from .stores.memory import MemoryCredentials, MemoryLog
 from .web import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
 from .wire import (
     MAX_FRAME_BYTES,
-    BadFrame,
+    BadMessage,
     ChatCloseCode,
     encode_delivery,
     encode_welcome,
-    parse_frame,
     parse_hello,
+    parse_message,
 )
 
 __all__ = ["ChatServer", "ChatService", "WS_PATH", "close_within"]
@@ -553,8 +553,8 @@ class ChatService:
                     self.send(over)
                     continue
                 try:
-                    say = parse_frame(frame)
-                except BadFrame as error:
+                    say = parse_message(frame)
+                except BadMessage as error:
                     self.send([self.node.hub.reply(session_id, DeliveryKind.ERROR, str(error))])
                     continue
                 line = self.node.say(session_id, say.text, address=connection.address, charged=True)

@@ -39,7 +39,7 @@ from .errors import ChatCloseCode, Refusal, Rejected
 __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_HISTORY",
-    "BadFrame",
+    "BadMessage",
     "BadHello",
     "ChatCloseCode",
     "Hello",
@@ -47,7 +47,7 @@ __all__ = [
     "encode_delivery",
     "encode_error",
     "encode_welcome",
-    "parse_frame",
+    "parse_message",
     "parse_hello",
     "resume_point",
 ]
@@ -60,8 +60,9 @@ class BadHello(Refusal):
     """The first frame is not a valid hello: the server closes with 4000."""
 
 
-class BadFrame(Rejected):
-    """A frame after the hello that cannot be handled: answered with an error frame."""
+class BadMessage(Rejected):
+    """A message after the hello that cannot be handled (a WebSocket message: one
+    JSON object in one text frame): answered with an error message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,21 +148,22 @@ def resume_point(epoch: object, offset: object) -> tuple[str, int]:
     return epoch, offset
 
 
-def parse_frame(frame: str | bytes) -> Say:
-    """Read a frame sent after the hello.
+def parse_message(frame: str | bytes) -> Say:
+    """Read a message sent after the hello.
 
     Raises:
-        BadFrame: binary frame, invalid JSON, unknown ``type`` or ``text`` not a string.
+        BadMessage: binary message, invalid JSON, unknown ``type`` or ``text`` not a
+            string.
     """
-    data = _load_object(frame, BadFrame)
+    data = _load_object(frame, BadMessage)
     kind = data.get("type")
     if kind != "say":
-        raise BadFrame(f'Tipo de quadro desconhecido: {str(kind)[:40]!r}; use "say".')
+        raise BadMessage(f'Tipo de quadro desconhecido: {str(kind)[:40]!r}; use "say".')
     text = data.get("text")
     if not isinstance(text, str):
-        raise BadFrame('"say" precisa de "text" com o texto da linha.')
+        raise BadMessage('"say" precisa de "text" com o texto da linha.')
     if not _is_unicode(text):
-        raise BadFrame(_NOT_UNICODE)
+        raise BadMessage(_NOT_UNICODE)
     return Say(text)
 
 

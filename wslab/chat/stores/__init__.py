@@ -7,6 +7,8 @@ registered users, behind two small interfaces.
   (:mod:`wslab.chat.hub`) decides that.
 - :class:`CredentialStore` keeps one encoded secret record per user name, registered
   once: the first writer of a name wins.
+- :class:`Limiter` keeps what the limits count (token buckets, wrong secrets, the
+  addresses a name logged in from), so that nodes sharing a store share their limits.
 
 Implementations: :mod:`.memory` (notebooks, simulation, property tests), :mod:`.sqlite`
 (one node, the embedded default), :mod:`.redis` (several nodes sharing one Redis or
@@ -17,12 +19,12 @@ so that a store may do I/O; the in-memory ones never suspend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple, Protocol
 
 from ..delivery import Delivery, DeliveryKind
 
-__all__ = ["CredentialStore", "Deliver", "LogState", "Lost", "MessageLog"]
+__all__ = ["CredentialStore", "Deliver", "Limiter", "LogState", "Lost", "MessageLog", "Outage"]
 
 Deliver = Callable[[Sequence[Delivery]], None]
 """Receives committed messages, oldest first, on the event loop that started the log."""
@@ -31,6 +33,11 @@ Lost = Callable[[str], None]
 """Told the epoch in force when the log can no longer vouch that ``deliver`` got every
 message in order (a shared store lost its data, or this node fell too far behind);
 the caller should end its sessions so that they resume (see :meth:`MessageLog.start`)."""
+
+Outage = Callable[[bool], None]
+"""Told ``True`` when a shared store stopped answering (appends and reads now fail, and
+live delivery stops), ``False`` when it answers again (delivery goes on from where it
+stopped); the caller tells its open sessions."""
 
 
 class LogState(NamedTuple):
@@ -53,7 +60,9 @@ class MessageLog(Protocol):
     def state(self) -> LogState:
         """The state as of the newest message handed to the callback."""
 
-    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
+    async def start(
+        self, deliver: Deliver, lost: Lost | None = None, outage: Outage | None = None
+    ) -> LogState:
         """Begin handing committed messages to ``deliver``; returns the state then.
 
         ``lost`` (optional) is called with the epoch now in force when delivery had to
@@ -62,6 +71,10 @@ class MessageLog(Protocol):
         messages committed after that point; live sessions should be closed so that
         they resume (and learn, from the epoch or the gap, what they lost). Stores of
         one process never call it.
+
+        ``outage`` (optional) is called when a shared store stops and starts answering
+        again (see :data:`Outage`). Stores of one process never call it: their
+        failures are the failures of each append.
 
         Raises:
             StoreError: the store cannot be opened (one pt-BR sentence says why).
@@ -102,6 +115,38 @@ class CredentialStore(Protocol):
 
     async def count(self) -> int:
         """How many names are registered."""
+
+    async def close(self) -> None:
+        """Release the store."""
+
+
+class Limiter(Protocol):
+    """The counts behind the node's limits (:class:`wslab.chat.node.Limits`), kept where
+    every node of a chat sees them: one user's lines, one name's wrong secrets are
+    counted once however many nodes they reach.
+
+    The login throttle's settings (free failures, the cap of the delay) are the
+    limiter's own, given when it is made.
+    """
+
+    async def allow(self, key: str, rate: float, burst: int) -> bool:
+        """Spend one token of the bucket ``key`` (``rate`` per second, bursts of
+        ``burst``) if it has one."""
+
+    async def login_wait(self, keys: Collection[str]) -> float:
+        """Seconds before any of ``keys`` (a name, an address) may try a secret again."""
+
+    async def login_failed(self, keys: Collection[str]) -> None:
+        """Count a wrong secret against each key (the delay doubles past the free ones)."""
+
+    async def login_succeeded(self, keys: Collection[str]) -> None:
+        """Clear the keys' counts."""
+
+    async def knows(self, name: str, address: str) -> bool:
+        """Whether ``name`` logged in from ``address`` before (recently)."""
+
+    async def remember(self, name: str, address: str) -> None:
+        """Note that ``name`` logged in from ``address``."""
 
     async def close(self) -> None:
         """Release the store."""

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections import deque
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Collection
 
 from ..delivery import Delivery, DeliveryKind
-from . import Deliver, LogState, Lost
+from ..ratelimit import KeyedBuckets, LoginThrottle
+from . import Deliver, LogState, Lost, Outage
 
-__all__ = ["MemoryCredentials", "MemoryLog", "check_retention"]
+__all__ = ["MemoryCredentials", "MemoryLimiter", "MemoryLog", "check_retention"]
 
 
 def check_retention(retention: object) -> int:
@@ -48,8 +51,11 @@ class MemoryLog:
     def state(self) -> LogState:
         return LogState(self._epoch, self._newest, self._newest - len(self._history) + 1)
 
-    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
-        """``lost`` is never called: nothing is lost behind this log's back."""
+    async def start(
+        self, deliver: Deliver, lost: Lost | None = None, outage: Outage | None = None
+    ) -> LogState:
+        """``lost`` and ``outage`` are never called: nothing happens behind this log's
+        back."""
         self._deliver = deliver
         return self.state
 
@@ -91,6 +97,57 @@ class MemoryCredentials:
 
     async def count(self) -> int:
         return len(self._records)
+
+    async def close(self) -> None:
+        pass
+
+
+class MemoryLimiter:
+    """The limits' counts of one node, in memory (:mod:`wslab.chat.ratelimit`).
+
+    Args:
+        clock: monotonic seconds.
+        login_free, login_cap: see :class:`wslab.chat.ratelimit.LoginThrottle`.
+        max_pairs: (name, address) pairs remembered, least recent out first.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        login_free: int = 5,
+        login_cap: float = 300.0,
+        max_pairs: int = 100_000,
+    ) -> None:
+        self._clock = clock
+        self._buckets: dict[tuple[float, int], KeyedBuckets] = {}
+        self._throttle = LoginThrottle(free=login_free, cap=login_cap)
+        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._max_pairs = max_pairs
+
+    async def allow(self, key: str, rate: float, burst: int) -> bool:
+        buckets = self._buckets.get((rate, burst))
+        if buckets is None:
+            buckets = self._buckets[(rate, burst)] = KeyedBuckets(rate, burst)
+        return buckets.allow((key,), self._clock())
+
+    async def login_wait(self, keys: Collection[str]) -> float:
+        return self._throttle.wait(keys, self._clock())
+
+    async def login_failed(self, keys: Collection[str]) -> None:
+        self._throttle.failed(keys, self._clock())
+
+    async def login_succeeded(self, keys: Collection[str]) -> None:
+        self._throttle.succeeded(keys)
+
+    async def knows(self, name: str, address: str) -> bool:
+        return (name, address) in self._known
+
+    async def remember(self, name: str, address: str) -> None:
+        self._known[(name, address)] = None
+        self._known.move_to_end((name, address))
+        if len(self._known) > self._max_pairs:
+            self._known.popitem(last=False)
 
     async def close(self) -> None:
         pass

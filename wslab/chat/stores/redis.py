@@ -48,7 +48,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from ..delivery import Delivery, DeliveryKind
 from ..errors import StoreError
-from . import Deliver, LogState, Lost
+from . import Deliver, LogState, Lost, Outage
 from .memory import check_retention
 
 __all__ = ["RedisCredentials", "RedisLog", "RedisPresence", "connect"]
@@ -60,6 +60,7 @@ REPLY_TIMEOUT = 2.0
 BLOCK_MS = 1000  # one XREAD BLOCK; the follower checks the epoch at least this often
 DONE_TTL = 30  # seconds an append's result is kept for a retry of the same append
 CATCH_UP = 2.0  # seconds a read waits for this node's follower to reach its snapshot
+MIN_GAP = 0.1  # seconds between two presence heartbeats of one node, at least
 
 _FAILURES = (redis_errors.RedisError, OSError)
 
@@ -252,13 +253,15 @@ class RedisLog:
         self._newest = 0  # the newest offset handed to deliver (or seen at start)
         self._deliver: Deliver | None = None
         self._lost: Lost | None = None
+        self._outage: Outage | None = None
         self._follower: asyncio.Task | None = None
         self._recheck = asyncio.Event()  # check the epoch before the next XREAD
         self._waking: asyncio.Task | None = None  # ends the XREAD BLOCK for a recheck
         self._waiters: list[tuple[int, asyncio.Future]] = []  # reads awaiting the follower
         self._closed = False
-        self.connected = False
-        """Whether the follower's last call to Redis succeeded."""
+        self.connected = True
+        """Whether the follower's last call to Redis succeeded (True until one fails:
+        :meth:`start` has just reached Redis)."""
 
     @property
     def retention(self) -> int:
@@ -271,18 +274,24 @@ class RedisLog:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
+    async def start(
+        self, deliver: Deliver, lost: Lost | None = None, outage: Outage | None = None
+    ) -> LogState:
         """Learn (or create) the epoch and follow the stream from its newest entry.
 
         ``lost(epoch)`` is called when this node can no longer vouch that ``deliver``
         got every message in order: Redis lost its data (a new epoch), or this node fell
         further behind than the stream keeps (same epoch). Delivery then goes on with
         messages committed after that point.
+
+        ``outage(True)`` is called when the follower's call to Redis fails after it
+        had succeeded, ``outage(False)`` when one succeeds again (it then reads on
+        from the last id it delivered, so nothing committed meanwhile is skipped).
         """
         if self._closed:
             raise StoreError("O histórico no Redis já foi fechado.")
         await self._learn_epoch()
-        self._deliver, self._lost = deliver, lost
+        self._deliver, self._lost, self._outage = deliver, lost, outage
         if self._follower is None:
             try:
                 self._reader_id = await self._reader.client_id()
@@ -295,7 +304,7 @@ class RedisLog:
 
     async def close(self) -> None:
         self._closed = True
-        self._deliver = self._lost = None
+        self._deliver = self._lost = self._outage = None
         if self._follower is not None:
             # Cancelling the task may leave it inside redis-py's blocked read until
             # XREAD's BLOCK ends: CLIENT UNBLOCK ends that read at once, and the loop,
@@ -429,7 +438,9 @@ class RedisLog:
             try:
                 if check or self._recheck.is_set():
                     self._recheck.clear()
-                    if await self._learn_epoch():
+                    changed = await self._learn_epoch()
+                    self._reached(True)
+                    if changed:
                         self._report_lost()
                     else:
                         trust = check == "tag"  # same epoch after all: take the entry
@@ -439,7 +450,8 @@ class RedisLog:
                 reply = await self._reader.xread(
                     {self._log: f"{self._newest}-0"}, count=self._batch, block=BLOCK_MS
                 )
-                self.connected, failures = True, 0
+                self._reached(True)
+                failures = 0
                 if not reply:
                     check = True  # idle: did Redis come back empty meanwhile?
                     continue
@@ -450,11 +462,23 @@ class RedisLog:
             except (*_FAILURES, StoreError) as error:
                 if self._closed:
                     return
-                self.connected, check, self._reader_id = False, True, None
+                check, self._reader_id = True, None
+                self._reached(False)
                 failures += 1
                 if failures == 1:
                     logger.warning("redis follower: %s", error)
                 await asyncio.sleep(min(2.0, 0.05 * 2 ** min(failures, 6)) * random.uniform(0.5, 1))
+
+    def _reached(self, connected: bool) -> None:
+        """Note whether the follower's call reached Redis; tell ``outage`` on a change."""
+        if connected == self.connected:
+            return
+        self.connected = connected
+        if self._outage is not None:
+            try:
+                self._outage(not connected)
+            except Exception:
+                logger.exception("outage callback failed")
 
     def _take(self, entries: list, trust: bool) -> bool:
         """Deliver a batch in order; True when an entry carries another epoch (Redis
@@ -572,7 +596,8 @@ class RedisPresence:
         self._sets = f"{prefix}presence:"
         self._online = self._client.register_script(ONLINE)
         self._local = list
-        self._stop = asyncio.Event()
+        self._stopped = False
+        self._wake = asyncio.Event()  # stop, or this node's users changed
         self._beat: asyncio.Task | None = None
 
     async def start(self, local) -> None:
@@ -607,6 +632,12 @@ class RedisPresence:
         except _FAILURES as error:
             raise _failure(self._client, error, "não consegui anunciar quem está online") from error
 
+    def changed(self) -> None:
+        """This node's users changed (a first session opened, a last one closed):
+        publish them now rather than at the next beat (beats stay at least
+        ``MIN_GAP`` s apart, so a burst of joins costs a few writes, not one each)."""
+        self._wake.set()
+
     async def online(self) -> list[str]:
         """Sorted names online on any live node."""
         try:
@@ -617,7 +648,8 @@ class RedisPresence:
 
     async def close(self) -> None:
         """Stop the heartbeat and withdraw this node's users at once."""
-        self._stop.set()
+        self._stopped = True
+        self._wake.set()
         if self._beat is not None:
             await asyncio.wait({self._beat}, timeout=2 * REPLY_TIMEOUT)
             self._beat = None
@@ -627,12 +659,14 @@ class RedisPresence:
         await self._client.aclose()
 
     async def _beating(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopped:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval)
-            if self._stop.is_set():
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            if self._stopped:
                 return
+            self._wake.clear()
             try:
                 await self.heartbeat()
             except StoreError as error:
                 logger.warning("presence heartbeat: %s", error)
+            await asyncio.sleep(MIN_GAP)

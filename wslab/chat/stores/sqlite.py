@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..delivery import Delivery, DeliveryKind
 from ..errors import StoreError
-from . import Deliver, LogState, Lost
+from . import Deliver, LogState, Lost, Outage
 from .memory import check_retention
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -174,9 +174,12 @@ class SqliteLog:
     def state(self) -> LogState:
         return self._store.state(self._delivered)
 
-    async def start(self, deliver: Deliver, lost: Lost | None = None) -> LogState:
-        """``lost`` is never called: the file is this process's own; it cannot be
-        emptied or replaced under a running server."""
+    async def start(
+        self, deliver: Deliver, lost: Lost | None = None, outage: Outage | None = None
+    ) -> LogState:
+        """``lost`` and ``outage`` are never called: the file is this process's own; it
+        cannot be emptied or replaced under a running server, and a failing disk fails
+        each append."""
         await self._store.run(lambda db: None)  # opens the file, or raises StoreError
         self._deliver = deliver
         self._delivered = self._store._newest
