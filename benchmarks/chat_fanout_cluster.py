@@ -24,14 +24,23 @@ messages in the order it sent them (``reord``: deliveries that came after a late
 message of their sender), and every session in the same order as every other
 (``orders``: distinct delivery orders among the sessions; ``off``: sessions outside
 the commonest one). Our nodes deliver in the order of the shared Redis stream, so
-they must show one order; python-socketio makes no such promise (each node delivers
-its own emits at once and the other node's when Redis relays them), and the columns
-show what it did.
+they must show one order. python-socketio makes no such promise: each node delivers
+its own emits at once and the other node's when Redis relays them, and since it runs
+each event in a task of its own and publishes over a pool of Redis connections, one
+sender's messages may even reach the other node out of order; the columns show what
+it did.
+
+Our node on Redis serves one line of a connection at a time (one node's Redis scripts
+may run in any order, so it does not pipeline them as it does on SQLite), each waiting
+for Valkey's reply, which under ``appendfsync always`` waits for the AOF's fsync. With
+one sender per node, a sender's rate is bounded by that round trip, so the figures
+depend on the disk as much as on the CPU; ``--fsync everysec`` shows the difference
+(it may lose the last second of acknowledged messages if Valkey crashes).
 
 Processes and CPUs. The system under test (every node and Valkey) shares CPU 0; the
 load generator has CPU 1, as in the single-node benchmark, where the server has
-CPU 0. Every layout thus gets the same one core, and the figures compare what each
-stack does with it. **This is a 2-core machine: two nodes here cannot deliver more
+CPU 0. Every layout thus gets the same one core, the figures compare what each stack
+does with it, and the load generator never competes with a server for a core. **This is a 2-core machine: two nodes here cannot deliver more
 than one node could, they only add the work of going through Redis. Nothing here
 measures scale-out, and no claim of it is made**; what the two-node layouts show is
 that the chat stays correct (one order, nothing lost) across nodes, and what each
@@ -181,9 +190,8 @@ def node_command(layout: Layout, params: Params, redis_url: str | None, db: Path
     command += ["--loop", params.loop, "--retention", str(params.retention)]
     command += ["--max-rate", "0", "--max-frames", "0", "--registrations-per-minute", "0"]
     command += ["--kdf-n", str(CHEAP_KDF_N)]
-    for cap in ("--max-connections", "--max-per-address", "--max-waiting"):
-        command += [cap, str(LIFTED)]
-    command += ["--max-waiting-per-address", str(LIFTED)]
+    for cap in ("connections", "per-address", "waiting", "waiting-per-address"):
+        command += [f"--max-{cap}", str(LIFTED)]
     command += ["--redis", redis_url] if layout.store == "redis" else ["--db", str(db)]
     return command
 
