@@ -55,8 +55,9 @@ a quarter of a CPU of other work, keeping the quietest); the table shows medians
 Writes ``benchmarks/results/chat_fanout_cluster.json`` (every run, medians, target,
 machine, load before the run, parameters) and ``chat_fanout_cluster.png``.
 
-Run: ``python -m benchmarks.chat_fanout_cluster`` (N = 100 and 1,000, 3 repeats, a few
-minutes), or ``--quick`` (N = 20, short runs, a few seconds, nothing written unless
+Run: ``python -m benchmarks.chat_fanout_cluster`` (N = 100 and 1,000, 3 repeats, about ten
+minutes, more on a busy machine), or ``--quick`` (N = 20, short runs, under a minute,
+nothing written unless
 ``--output`` is given).
 """
 
