@@ -57,8 +57,7 @@ machine, load before the run, parameters) and ``chat_fanout_cluster.png``.
 
 Run: ``python -m benchmarks.chat_fanout_cluster`` (N = 100 and 1,000, 3 repeats, about ten
 minutes, more on a busy machine), or ``--quick`` (N = 20, short runs, under a minute,
-nothing written unless
-``--output`` is given).
+nothing written unless ``--output`` is given).
 """
 
 from __future__ import annotations
