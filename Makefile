@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PYTHON) -m benchmarks.transports
 	$(PYTHON) -m benchmarks.chat_routing
 	$(PYTHON) -m benchmarks.chat_fanout
+	$(PYTHON) -m benchmarks.chat_fanout_cluster
 	$(PYTHON) -m benchmarks.chat_ingest --fsyncs
 	$(PYTHON) -m benchmarks.chat_login
 

@@ -43,12 +43,31 @@ and reported as lossy instead of stalling the loop.
 Client frames are masked with a fresh key each (RFC 6455 5.3) through
 :class:`wslab.protocol.frames.Frame`; only the sender sends, at most a few thousand frames
 per second, so that costs little.
+
+Several nodes (``--cluster``, one ``--port`` per node; ``benchmarks.chat_fanout_cluster``).
+Session i opens on node ``i % nodes``, so the sessions split evenly and sessions 0, 1,
+... are one sender on each node; message k is sent by the sender on node ``k % nodes``.
+Messages from two senders may then be delivered in either order, so "in order" means:
+each sender's messages in the order it sent them, and every session in the same order
+as every other (for our chat, the order of the shared Redis stream). A
+:class:`ClusterSession` checks both off the hot path: the common case (the message is
+the lowest one this session has not seen) takes the same fast path as above; any other
+arrival goes through :meth:`ClusterSession.arrived`, which keeps what arrived ahead,
+counts a sender's message that never came (a gap, freeing its slot) or came after a
+later one of the same sender (``reordered``), and folds each such arrival into a
+fingerprint of the session's delivery order (the fast-path arrivals between two of them
+are implied by its position). Sessions with equal fingerprints saw the same order. The
+output is then one JSON object ``{"run": RunRecord fields, "cluster": {...}}`` with the
+CPU of each ``--server-pid``, the number of distinct orders and the sessions outside
+the commonest one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import dataclasses
 import json
 import select
 import socket
@@ -70,7 +89,7 @@ from wslab.protocol.handshake import (
 from . import ALL_KINDS, prepare_process, procfs
 from .record import RunRecord
 
-__all__ = ["PATHS", "Run", "Session", "main"]
+__all__ = ["PATHS", "ClusterSession", "Run", "Session", "main"]
 
 PATHS = {
     "wslab": "/ws",
@@ -85,6 +104,8 @@ MARKER = b'"~'  # a message's text starts with ~ and 9 digits: its sequence numb
 SEQ_DIGITS = 9
 CONNECT_CONCURRENCY = 50  # sessions in their opening handshake at once
 IDLE_SETTLE = 0.5  # seconds with every session open and silent before the idle memory is read
+ORDER_MODULUS = (1 << 61) - 1  # a Mersenne prime: the order fingerprint is a polynomial hash
+ORDER_BASE = 1_000_003
 
 
 def sender_templates(kind: str, user: str, text_bytes: int) -> str:
@@ -140,11 +161,13 @@ class Session(asyncio.BufferedProtocol):
         "frame_bytes",
         "closed",
         "sock",
+        "port",
     )
 
     def __init__(self, run: Run, index: int) -> None:
         self.run = run
         self.index = index
+        self.port = run.ports[index % len(run.ports)]
         self.user = f"u{index}"
         self.key = generate_key()
         self.transport = None
@@ -162,7 +185,7 @@ class Session(asyncio.BufferedProtocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        url = f"ws://{self.run.host}:{self.run.port}{PATHS[self.run.kind]}"
+        url = f"ws://{self.run.host}:{self.port}{PATHS[self.run.kind]}"
         transport.write(build_request(url, self.key))
 
     def connection_lost(self, exc) -> None:
@@ -216,14 +239,9 @@ class Session(asyncio.BufferedProtocol):
                     seq = int(data[i + 2 : i + 2 + SEQ_DIGITS])
                     if seq == self.expect:
                         self.expect = seq + 1
-                    elif seq < self.expect:
-                        self.repeats += 1
+                    elif not self.arrived(seq):  # a copy not to count again
                         pos = end
                         continue
-                    else:  # lost: count it, and let the loop go on without it
-                        self.gaps += seq - self.expect
-                        run.skipped(self.expect, seq)
-                        self.expect = seq + 1
                     self.frame_bytes = end - pos
                     record(now - sent_ns[seq])
                     left = remaining[seq] - 1
@@ -236,6 +254,17 @@ class Session(asyncio.BufferedProtocol):
             pos = end
         if pos < size:
             self.pending = bytes(data[pos:size])
+
+    def arrived(self, seq: int) -> bool:
+        """A message other than the next one: count a repeat (False: not a delivery) or
+        the gap before it (its slots freed, so a lost delivery cannot stall the loop)."""
+        if seq < self.expect:
+            self.repeats += 1
+            return False
+        self.gaps += seq - self.expect
+        self.run.skipped(self.expect, seq)
+        self.expect = seq + 1
+        return True
 
     # -- setup and rare frames ---------------------------------------------------
 
@@ -320,18 +349,95 @@ class Session(asyncio.BufferedProtocol):
             raise SetupError(f"o buffer de envio da sessão {self.user} encheu")
 
 
+class ClusterSession(Session):
+    """A session of a run on several nodes, whose senders' messages may interleave.
+
+    ``expect`` is, as in :class:`Session`, the lowest message not yet seen while
+    nothing has arrived ahead of it (so the fast path stays the same), and -1 while
+    something has: every arrival then comes here. ``prefix`` is the lowest message not
+    yet seen (or counted lost), ``ahead`` what arrived (or was counted lost) above it,
+    ``next_of[s]`` the next message sender ``s`` must deliver.
+    """
+
+    __slots__ = ("prefix", "ahead", "next_of", "lost", "reordered", "order")
+
+    def __init__(self, run: Run, index: int) -> None:
+        super().__init__(run, index)
+        self.prefix = 0
+        self.ahead: set[int] = set()
+        self.next_of: list[int] = []
+        self.lost: set[int] = set()  # counted in gaps; may still arrive late
+        self.reordered = 0  # arrived after a later message of the same sender
+        self.order = 0
+
+    def arrived(self, seq: int) -> bool:
+        senders = len(self.run.ports)
+        ahead = self.ahead
+        if self.expect >= 0:  # from the fast path: everything below expect has arrived
+            prefix = self.prefix = self.expect
+            self.next_of = [prefix + (s - prefix) % senders for s in range(senders)]
+        prefix = self.prefix
+        self.order = (self.order * ORDER_BASE + seq * 7919 + prefix) % ORDER_MODULUS
+        if seq < prefix or seq in ahead:
+            if seq in self.lost:  # late, not lost: its slot was already freed
+                self.lost.discard(seq)
+                self.gaps -= 1
+                self.reordered += 1
+            else:
+                self.repeats += 1
+            self.expect = -1 if ahead else prefix
+            return False
+        first = self.next_of[seq % senders]
+        for missing in range(first, seq, senders):  # the sender's earlier ones: lost so far
+            self.lost.add(missing)
+            ahead.add(missing)
+            self.gaps += 1
+            self.run.skipped(missing, missing + 1)
+        self.next_of[seq % senders] = seq + senders
+        ahead.add(seq)
+        while prefix in ahead:
+            ahead.remove(prefix)
+            prefix += 1
+        self.prefix = prefix
+        self.expect = -1 if ahead else prefix
+        return True
+
+    def fingerprint(self) -> int:
+        """The session's delivery order (with how far it got), as one number."""
+        final = self.prefix if self.expect < 0 else self.expect
+        return (self.order * ORDER_BASE + final) % ORDER_MODULUS
+
+
 class Run:
     """The closed loop: what was sent when, how many sessions each message still misses."""
 
     def __init__(
-        self, kind: str, host: str, port: int, sessions: int, window: int, text_bytes: int
+        self,
+        kind: str,
+        host: str,
+        port: int | Sequence[int],
+        sessions: int,
+        window: int,
+        text_bytes: int,
+        *,
+        cluster: bool = False,
     ) -> None:
-        if sessions < 2:
-            raise ValueError("são precisas pelo menos 2 sessões (uma envia, todas recebem)")
+        """``port``: one node's, or one per node (session i on node ``i % nodes``);
+        ``cluster``: sessions are :class:`ClusterSession` (one sender per node)."""
+        ports = (port,) if isinstance(port, int) else tuple(port)
+        if not ports:
+            raise ValueError("é preciso ao menos uma porta")
+        if len(ports) > 1 and not cluster:
+            raise ValueError("várias portas (vários nós) só com cluster=True")
+        if sessions < max(2, len(ports)):
+            raise ValueError(
+                "são precisas pelo menos 2 sessões, e uma por nó (uma envia, todas recebem)"
+            )
         if window < 1:
             raise ValueError("a janela precisa ter pelo menos 1 mensagem em voo")
         self.loop = asyncio.get_running_loop()
-        self.kind, self.host, self.port = kind, host, port
+        self.kind, self.host, self.ports = kind, host, ports
+        self.session_class = ClusterSession if cluster else Session
         self.n = sessions
         self.window = window
         self.template = sender_templates(kind, "u0", text_bytes)
@@ -359,7 +465,7 @@ class Run:
         payload = (self.template % ((seq,) * self.per_seq_slots)).encode()
         self.remaining.append(self.n)
         self.sent_ns.append(time.perf_counter_ns())
-        self.sessions[0].send_text(payload)
+        self.sessions[seq % len(self.ports)].send_text(payload)
 
     def skipped(self, first: int, stop: int) -> None:
         """A session saw message ``stop`` before ``first``..``stop - 1``: count those as done
@@ -381,9 +487,9 @@ class Run:
 
         async def open_one(index: int) -> None:
             async with gate:
-                session = Session(self, index)
+                session = self.session_class(self, index)
                 self.sessions[index] = session
-                await self.loop.create_connection(lambda: session, self.host, self.port)
+                await self.loop.create_connection(lambda: session, self.host, session.port)
                 await session.ready
 
         self.sessions = [None] * self.n  # type: ignore[list-item]
@@ -396,7 +502,8 @@ class Run:
                 f"só {opened} de {self.n} sessões ficaram prontas em {timeout:g} s"
             ) from None
         except OSError as exc:
-            raise SetupError(f"não consegui conectar a {self.host}:{self.port}: {exc}") from None
+            ports = ", ".join(map(str, self.ports))
+            raise SetupError(f"não consegui conectar a {self.host}:{ports}: {exc}") from None
         finally:
             for t in tasks:
                 t.cancel()
@@ -408,11 +515,13 @@ class Run:
         duration: float,
         drain_timeout: float,
         stall_timeout: float,
-        server_pid: int | None,
+        server_pids: Sequence[int],
     ) -> dict:
         """Run the closed loop: warm up, measure, stop sending and drain.
 
-        Returns the measured fields of a :class:`RunRecord`.
+        Returns the measured fields of a :class:`RunRecord`, plus ``pid_cpu`` (the
+        CPU share of each of ``server_pids``); the server's CPU and memory are those
+        of all ``server_pids`` together.
 
         The warm-up lasts until a first message has reached every session, and the
         measurement until at least ``window`` more have (a slow server at 10,000
@@ -437,7 +546,7 @@ class Run:
             i0, done0, t0 = len(self.latencies), self.done, time.perf_counter_ns()
             cpu0, srv0, sys0 = (
                 time.process_time(),
-                procfs.cpu_seconds(server_pid),
+                [procfs.cpu_seconds(pid) for pid in server_pids],
                 procfs.machine_cpu_seconds(),
             )
             self._pump(duration, stall_timeout)
@@ -446,18 +555,22 @@ class Run:
             i1, done1, t1 = len(self.latencies), self.done, time.perf_counter_ns()
             cpu1, srv1, sys1 = (
                 time.process_time(),
-                procfs.cpu_seconds(server_pid),
+                [procfs.cpu_seconds(pid) for pid in server_pids],
                 procfs.machine_cpu_seconds(),
             )
-            rss_load = procfs.memory_bytes(server_pid)
-            rss_peak = procfs.memory_bytes(server_pid, "VmHWM")
+            rss_load = _total(procfs.memory_bytes(pid) for pid in server_pids)
+            rss_peak = _total(procfs.memory_bytes(pid, "VmHWM") for pid in server_pids)
             self.sending = False
             self._pump(drain_timeout, drain_timeout, until_drained=True)
         finally:
             self._reattach()
         elapsed = (t1 - t0) / 1e9
         loadgen_cpu = (cpu1 - cpu0) / elapsed
-        server_cpu = None if srv0 is None or srv1 is None else (srv1 - srv0) / elapsed
+        pid_cpu = [
+            None if a is None or b is None else (b - a) / elapsed
+            for a, b in zip(srv0, srv1, strict=True)
+        ]
+        server_cpu = _total(pid_cpu)
         other_cpu = steal = None
         if sys0 is not None and sys1 is not None and server_cpu is not None:
             other_cpu = max(0.0, (sys1[0] - sys0[0]) / elapsed - loadgen_cpu - server_cpu)
@@ -491,6 +604,18 @@ class Run:
             "frame_bytes": self.sessions[-1].frame_bytes,
             "unexpected_frames": self.unexpected_count,
             "unexpected_examples": list(self.unexpected),
+            "pid_cpu": pid_cpu,
+        }
+
+    def orders(self) -> dict:
+        """Of a cluster run: the distinct delivery orders the sessions saw, the sessions
+        outside the commonest one, and the deliveries that came after a later message of
+        the same sender (each is also a delivery that did not count in ``deliveries``)."""
+        counts = collections.Counter(s.fingerprint() for s in self.sessions)
+        return {
+            "orders": len(counts),
+            "sessions_off_order": self.n - counts.most_common(1)[0][1],
+            "reordered": sum(s.reordered for s in self.sessions),
         }
 
     def _detach(self) -> None:
@@ -564,24 +689,41 @@ class Run:
                 s.transport.abort()
 
 
+def _total(values) -> float | None:
+    """The sum, or None if any is None (a process /proc could not read)."""
+    values = list(values)
+    return None if not values or any(v is None for v in values) else sum(values)
+
+
 def _quantile(ordered: Sequence[int], q: float) -> float:
     """Nearest-rank quantile of an already sorted sequence."""
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-async def _main(args: argparse.Namespace) -> RunRecord:
-    run = Run(args.kind, args.host, args.port, args.sessions, args.window, args.text_bytes)
-    rss_base = procfs.memory_bytes(args.server_pid)
+async def _main(args: argparse.Namespace) -> str:
+    """Run and return what to print: the record, or with --cluster the record and more."""
+    run = Run(
+        args.kind,
+        args.host,
+        args.port,
+        args.sessions,
+        args.window,
+        args.text_bytes,
+        cluster=args.cluster,
+    )
+    pids = args.server_pid
+    rss_base = _total(procfs.memory_bytes(pid) for pid in pids)
     try:
         setup_s = await run.open_sessions(args.setup_timeout)
         await asyncio.sleep(IDLE_SETTLE)
-        rss_idle = procfs.memory_bytes(args.server_pid)
+        rss_idle = _total(procfs.memory_bytes(pid) for pid in pids)
         figures = run.measure(
-            args.warmup, args.duration, args.drain_timeout, args.stall_timeout, args.server_pid
+            args.warmup, args.duration, args.drain_timeout, args.stall_timeout, pids
         )
     finally:
         run.close()
-    return RunRecord(
+    pid_cpu = figures.pop("pid_cpu")
+    record = RunRecord(
         server=args.kind,
         sessions=args.sessions,
         window=args.window,
@@ -591,13 +733,19 @@ async def _main(args: argparse.Namespace) -> RunRecord:
         rss_idle_bytes=rss_idle,
         **figures,
     )
+    if not args.cluster:
+        return record.to_json()
+    cluster = {"pid_cpu": pid_cpu, "ports": list(run.ports)} | run.orders()
+    return json.dumps({"run": dataclasses.asdict(record), "cluster": cluster})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=ALL_KINDS)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--port", type=int, nargs="+", required=True, help="one per node (several: --cluster)"
+    )
     parser.add_argument("--sessions", type=int, required=True)
     parser.add_argument("--window", type=int, default=8, help="messages in flight")
     parser.add_argument(
@@ -608,7 +756,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--setup-timeout", type=float, default=60.0)
     parser.add_argument("--drain-timeout", type=float, default=10.0)
     parser.add_argument("--stall-timeout", type=float, default=10.0)
-    parser.add_argument("--server-pid", type=int, default=None, help="read its CPU time from /proc")
+    parser.add_argument(
+        "--server-pid",
+        type=int,
+        action="append",
+        default=[],
+        help="read its CPU time and memory from /proc (repeat for every server process)",
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="several nodes: one sender per node, the order checked across senders",
+    )
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU")
     args = parser.parse_args(argv)
     prepare_process(args.cpu)
@@ -617,7 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SetupError, ValueError) as exc:
         print(f"erro: {exc}", file=sys.stderr)
         return 1
-    print(result.to_json())
+    print(result)
     return 0
 
 

@@ -1,6 +1,6 @@
 """The servers of the fan-out benchmark, each run alone in its own process.
 
-``python -m benchmarks.fanout.servers KIND [--host H] [--port P] [--cpu C] [--loop L]``
+``python -m benchmarks.fanout.servers KIND [--host H] [--port P] [--cpu C] [--loop L] [--redis URL]``
 binds (port 0 picks a free one), prints ``READY <port>`` on stdout once it accepts
 connections, and serves until SIGTERM or SIGINT. Every Python kind runs on the
 event loop ``--loop`` names (uvloop by default where it is installed, else
@@ -21,7 +21,9 @@ the message:
     ``connect`` (auth ``{"user": ...}``) joins one room, the ``40`` reply says so;
     each ``say`` event becomes one ``message`` event emitted to the room, with the
     same fields as our message frame (the library encodes the packet once and sends
-    it to every member).
+    it to every member). With ``--redis URL`` it is one node of several: its
+    ``socketio.AsyncRedisManager`` on that Redis (or Valkey) carries each emit to
+    the other nodes' members of the room (``benchmarks.chat_fanout_cluster``).
 ``socketio-node``
     Socket.IO 4 on Node.js (``benchmarks/socketio_node/server.js``), the server
     most people pick, doing what the ``socketio`` kind does. This process pins its
@@ -90,13 +92,22 @@ async def serve_bare(
 
 
 async def serve_socketio(
-    host: str, port: int, ready: Callable[[int], None], stop: asyncio.Event
+    host: str,
+    port: int,
+    ready: Callable[[int], None],
+    stop: asyncio.Event,
+    *,
+    redis: str | None = None,
 ) -> None:
-    """python-socketio (aiohttp): one room, each ``say`` emitted to it as a ``message``."""
+    """python-socketio (aiohttp): one room, each ``say`` emitted to it as a ``message``;
+    with ``redis``, one node of several sharing that room through AsyncRedisManager."""
     import socketio
     from aiohttp import web
 
-    sio = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=MAX_FRAME_BYTES)
+    manager = socketio.AsyncRedisManager(redis) if redis else None
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp", max_http_buffer_size=MAX_FRAME_BYTES, client_manager=manager
+    )
     users: dict[str, str] = {}
     offset = 0
 
@@ -311,7 +322,7 @@ def _runner(loop: str) -> asyncio.Runner:
     return asyncio.Runner()
 
 
-async def _run(kind: str, host: str, port: int, retention: int) -> None:
+async def _run(kind: str, host: str, port: int, retention: int, redis: str | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -324,6 +335,8 @@ async def _run(kind: str, host: str, port: int, retention: int) -> None:
     serve = SERVERS[kind]
     if kind == "wslab":
         serve = functools.partial(serve, retention=retention)
+    if redis:
+        serve = functools.partial(serve, redis=redis)
     await serve(host, port, ready, stop)
 
 
@@ -342,13 +355,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=default_loop(),
         help=f"event loop of a Python server (default: {default_loop()})",
     )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="socketio: one node of several, through AsyncRedisManager on this Redis",
+    )
     args = parser.parse_args(argv)
+    if args.redis and args.kind != "socketio":
+        parser.error(
+            "--redis só vale para o socketio (os nós do wslab são python -m wslab.chat serve)"
+        )
     prepare_process(args.cpu)
     try:
         if args.kind in NODE_KINDS:
             _exec_node(args.host, args.port)
         with _runner(args.loop) as runner:
-            runner.run(_run(args.kind, args.host, args.port, args.retention))
+            runner.run(_run(args.kind, args.host, args.port, args.retention, args.redis))
     except ImportError as exc:
         print(f"erro: o laço {args.loop} não está instalado: {exc}", file=sys.stderr)
         return 1
