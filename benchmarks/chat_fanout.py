@@ -439,6 +439,8 @@ def targets(summary: Sequence[dict], sizes: Sequence[int] = TARGET_SESSIONS) -> 
                     "reference": None,
                     "sessions": sessions,
                     "value": per_session,
+                    # beside the measure, what one more session costs (not judged)
+                    "added": ours["rss_added_per_session"],
                     "maximum": MEMORY_TARGET_BYTES,
                     "met": per_session <= MEMORY_TARGET_BYTES,
                     "shortfall": max(0.0, per_session / MEMORY_TARGET_BYTES - 1),
@@ -461,9 +463,15 @@ def target_lines(checks: Sequence[dict]) -> list[str]:
                 f"{c['reference_bound']}): {verdict}"
             )
         else:
+            added = c.get("added")
             lines.append(
                 f"wslab memory per idle session at N={c['sessions']}: {c['value'] / 1024:.1f} KiB "
-                f"(target <= {c['maximum'] / 1024:.0f} KiB): {verdict}"
+                f"(RSS / N; target <= {c['maximum'] / 1024:.0f} KiB): {verdict}"
+                + (
+                    ""
+                    if added is None
+                    else f"; added per session (RSS growth / N): {added / 1024:.1f} KiB"
+                )
             )
     return lines
 
@@ -568,7 +576,12 @@ def plot(summary: Sequence[dict], path: Path) -> None:
         ax_rate.bar_label(bars, labels=[f"{v:.0f}k" for v in rates], padding=2, fontsize=7)
         ax_lat.bar(xs, [r["p99_ms"] for r in rows], width, alpha=0.35, **style)
         ax_lat.bar(xs, [r["p50_ms"] for r in rows], width, **style)
-        ax_mem.bar(xs, [(r["rss_idle_per_session"] or 0) / 1024 for r in rows], width, **style)
+        ax_mem.bar(
+            xs, [(r["rss_idle_per_session"] or 0) / 1024 for r in rows], width, alpha=0.35, **style
+        )
+        ax_mem.bar(
+            xs, [max(0, r["rss_added_per_session"] or 0) / 1024 for r in rows], width, **style
+        )
     for ax in (ax_rate, ax_lat, ax_mem):
         ax.set_xticks(range(len(sizes)), [f"{n:,}".replace(",", ".") for n in sizes])
         ax.set_xlabel("sessões abertas (todas recebem cada mensagem)")
@@ -587,8 +600,10 @@ def plot(summary: Sequence[dict], path: Path) -> None:
     ax_lat.set_title("Latência: p50 (cheia) e p99 (clara)")
     ax_mem.set_yscale("log")
     ax_mem.axhline(MEMORY_TARGET_BYTES / 1024, color="black", linestyle=":", linewidth=1)
-    ax_mem.set_ylabel("memória residente ÷ sessões, ociosas (KiB, log)")
-    ax_mem.set_title("Memória do servidor por sessão (pontilhado: meta)")
+    ax_mem.set_ylabel("memória residente por sessão ociosa (KiB, log)")
+    ax_mem.set_title(
+        "RSS ÷ sessões (clara), acréscimo por sessão (cheia); meta pontilhada", fontsize=10
+    )
     fig.legend(
         *ax_rate.get_legend_handles_labels(),
         loc="lower center",

@@ -353,6 +353,10 @@ class ChatService:
         self._tasks: set[asyncio.Task] = set()  # 1013 closes under way
         self._clients: dict[str, _Client] = {}  # open sessions, in opening order
         self._all: set[_Connection] = set()  # with or without a session yet
+        # The connections of the last peers written to (a client's connection never
+        # changes; holding the tuple keeps its identity from being reused).
+        self._peers: Collection[object] = ()
+        self._connections: list[ServerConnection] = []
 
     def session_ids(self) -> list[str]:
         """Ids of the open sessions, in opening order."""
@@ -637,8 +641,10 @@ class ChatService:
             self._write_run(run, peers)
 
     def _write_run(self, run: list, peers: Collection[object]) -> None:
+        if peers is not self._peers:  # the hub hands one snapshot until the sessions change
+            self._peers, self._connections = peers, [client.connection for client in peers]
         write_prepared(
-            [client.connection for client in peers],
+            self._connections,
             join(run),  # the frames' bytes, encoded once for all
             limit=self.max_pending,
             over=self.shed_connection,
