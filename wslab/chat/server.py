@@ -641,7 +641,8 @@ class ChatService:
             self._write_run(run, peers)
 
     def _write_run(self, run: list, peers: Collection[object]) -> None:
-        if peers is not self._peers:  # the hub hands one snapshot until the sessions change
+        # The hub hands one snapshot (a tuple: immutable) until the sessions change.
+        if peers is not self._peers or not isinstance(peers, tuple):
             self._peers, self._connections = peers, [client.connection for client in peers]
         write_prepared(
             self._connections,
