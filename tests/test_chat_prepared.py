@@ -160,7 +160,10 @@ def test_many_connections_get_the_same_message():
     assert count == 5 and received == ["para todos"] * 5
 
 
-def test_a_connection_with_permessage_deflate_gets_the_library_path():
+@pytest.mark.parametrize(
+    "texts", [["comprimida " * 20], ["um " * 20, "dois " * 20]], ids=["one", "joined"]
+)
+def test_a_connection_with_permessage_deflate_gets_the_library_path(texts):
     async def scenario():
         accepted: asyncio.Queue = asyncio.Queue()
 
@@ -175,11 +178,11 @@ def test_a_connection_with_permessage_deflate_gets_the_library_path():
             async with connect(f"ws://127.0.0.1:{port}/", compression="deflate") as client:
                 connection = await accepted.get()
                 assert connection.protocol.extensions  # permessage-deflate was negotiated
-                count = write_prepared([connection], prepare_text("comprimida " * 20))
-                return count, await client.recv()
+                count = write_prepared([connection], join([prepare_text(t) for t in texts]))
+                return count, [await client.recv() for _ in texts]
 
     count, received = run(scenario())
-    assert count == 0 and received == "comprimida " * 20
+    assert count == 0 and received == texts
 
 
 def test_a_closing_connection_gets_nothing():
@@ -314,26 +317,3 @@ def test_a_connection_over_the_limit_is_handed_over_and_gets_nothing():
 def test_a_limit_without_a_callback_is_refused():
     with pytest.raises(TypeError, match="over"):
         write_prepared([], prepare_text("x"), limit=10)
-
-
-def test_a_connection_with_permessage_deflate_gets_joined_messages_from_the_library():
-    async def scenario():
-        accepted: asyncio.Queue = asyncio.Queue()
-
-        async def handler(connection):
-            await accepted.put(connection)
-            await connection.wait_closed()
-
-        async with serve(
-            handler, "127.0.0.1", 0, compression="deflate", ping_interval=None
-        ) as ws_server:
-            port = ws_server.sockets[0].getsockname()[1]
-            async with connect(f"ws://127.0.0.1:{port}/", compression="deflate") as client:
-                connection = await accepted.get()
-                count = write_prepared(
-                    [connection], join([prepare_text("um " * 20), prepare_text("dois " * 20)])
-                )
-                return count, [await client.recv(), await client.recv()]
-
-    count, received = run(scenario())
-    assert count == 0 and received == ["um " * 20, "dois " * 20]
