@@ -464,7 +464,7 @@ def targets(summary: Sequence[dict], sizes: Sequence[int] = TARGET_SESSIONS) -> 
                     "sessions": sessions,
                     "value": per_session,
                     # beside the measure, what one more session costs (not judged)
-                    "added": ours["rss_added_per_session"],
+                    "added": ours.get("rss_added_per_session"),
                     "maximum": MEMORY_TARGET_BYTES,
                     "met": per_session <= MEMORY_TARGET_BYTES,
                     "shortfall": max(0.0, per_session / MEMORY_TARGET_BYTES - 1),
