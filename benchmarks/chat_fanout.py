@@ -74,7 +74,8 @@ its samples in the same ``transport.write``: the system call bounds both, and wh
 separates us from it is the Python per recipient. Now: one pass per recipient, each
 attribute read once, the connection list built once per snapshot of the live sessions
 (78% in the write and ~16% in that loop at 10,000); and a group commit's messages (at
-1,000 sessions 1.9 per group on average, 1 to 4) reach each recipient in one write,
+1,000 sessions, counted before this change: 1.9 per group on average, 1 to 4) reach
+each recipient in one write,
 so the system call's cost is shared by the messages of a group. The raw relay writes
 one frame per call, so with groups our server can pass it (fewer, larger reads are
 cheaper for the load generator too): the relay marks the load generator's ceiling for
