@@ -79,8 +79,8 @@ each recipient in one write,
 so the system call's cost is shared by the messages of a group. The raw relay writes
 one frame per call, so with groups our server can pass it (fewer, larger reads are
 cheaper for the load generator too): the relay marks the load generator's ceiling for
-one write per delivery, not for ours, and at 1,000 sessions our run is bound by the
-load generator. At 10,000 a group rarely holds more than one message (two in flight),
+one write per delivery, not for ours, and at 1,000 sessions the load generator is
+saturated with our server too. At 10,000 a group rarely holds more than one message (two in flight),
 so there the system call bounds us as it bounds the relay. The memory per idle
 session at 1,000 is mostly the interpreter's base (about 32 MiB before any session,
 the loop and websockets included; bare websockets has 28 MiB, the raw relay 24 MiB),
