@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import broadcast, serve
 from websockets.exceptions import ConnectionClosedOK
 
-from wslab.chat.prepared import PreparedText, prepare_text, write_prepared
+from wslab.chat.prepared import PreparedText, join, prepare_text, write_prepared
 from wslab.protocol import NeedData
 from wslab.protocol.handshake import build_request, check_response, generate_key, parse_response
 
@@ -76,9 +76,9 @@ async def read_exactly(reader, leftover, size):
 
 def test_prepared_frame_is_a_server_text_frame():
     prepared = prepare_text("oi")
-    assert prepared == PreparedText(b"oi", b"\x81\x02oi")
-    assert prepare_text("x" * 126).frame[:4] == b"\x81\x7e\x00\x7e"
-    assert prepare_text("x" * 65536).frame[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")
+    assert prepared == PreparedText((b"oi",), b"\x81\x02oi")
+    assert prepare_text("x" * 126).frames[:4] == b"\x81\x7e\x00\x7e"
+    assert prepare_text("x" * 65536).frames[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")
 
 
 @pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
@@ -90,9 +90,9 @@ def test_bytes_written_equal_the_librarys_own(text):
             prepared = prepare_text(text)
             assert write_prepared([connection], prepared) == 1
             broadcast([connection], text)  # websockets' own serialization, right behind
-            both = await read_exactly(reader, leftover, 2 * len(prepared.frame))
+            both = await read_exactly(reader, leftover, 2 * len(prepared.frames))
             writer.close()
-            return prepared.frame, both
+            return prepared.frames, both
 
     frame, both = run(scenario())
     assert both == frame + frame
@@ -160,7 +160,10 @@ def test_many_connections_get_the_same_message():
     assert count == 5 and received == ["para todos"] * 5
 
 
-def test_a_connection_with_permessage_deflate_gets_the_library_path():
+@pytest.mark.parametrize(
+    "texts", [["comprimida " * 20], ["um " * 20, "dois " * 20]], ids=["one", "joined"]
+)
+def test_a_connection_with_permessage_deflate_gets_the_library_path(texts):
     async def scenario():
         accepted: asyncio.Queue = asyncio.Queue()
 
@@ -175,11 +178,11 @@ def test_a_connection_with_permessage_deflate_gets_the_library_path():
             async with connect(f"ws://127.0.0.1:{port}/", compression="deflate") as client:
                 connection = await accepted.get()
                 assert connection.protocol.extensions  # permessage-deflate was negotiated
-                count = write_prepared([connection], prepare_text("comprimida " * 20))
-                return count, await client.recv()
+                count = write_prepared([connection], join([prepare_text(t) for t in texts]))
+                return count, [await client.recv() for _ in texts]
 
     count, received = run(scenario())
-    assert count == 0 and received == "comprimida " * 20
+    assert count == 0 and received == texts
 
 
 def test_a_closing_connection_gets_nothing():
@@ -232,3 +235,85 @@ def test_a_connection_sending_fragments_is_skipped_with_broadcasts_warning(caplo
     assert count == 0
     assert (first, second) == ("primeira parte, segunda parte", "depois")
     assert "skipped broadcast: sending a fragmented message" in caplog.text
+
+
+def test_joined_messages_are_the_librarys_frames_back_to_back_in_order():
+    texts = list(TEXTS.values())
+    joined = join([prepare_text(text) for text in texts])
+    assert joined.payloads == tuple(text.encode() for text in texts)
+    assert join([prepare_text("só")]) == prepare_text("só")
+
+    async def scenario():
+        async with server() as (url, accepted):
+            reader, writer, leftover = await raw_client(url)
+            connection = await accepted.get()
+            writes = []
+            write = connection.transport.write
+            connection.transport.write = lambda data: (writes.append(data), write(data))
+            assert write_prepared([connection], joined) == 1
+            connection.transport.write = write
+            for text in texts:
+                broadcast([connection], text)  # websockets' own frames, one by one
+            data = await read_exactly(reader, leftover, 2 * len(joined.frames))
+            writer.close()
+            return writes, data
+
+    writes, data = run(scenario())
+    assert writes == [joined.frames]  # one write for the lot
+    assert data == joined.frames + joined.frames
+
+
+def test_a_client_receives_joined_messages_one_by_one_then_ping_pong_and_close_work():
+    async def scenario():
+        async with (
+            server(ping_interval=None) as (url, accepted),
+            connect(url, compression=None, ping_interval=None) as client,
+        ):
+            connection = await accepted.get()
+            first = [f"primeira {i}" for i in range(3)]
+            second = [f"segunda {i}" for i in range(4)]
+            write_prepared([connection], join([prepare_text(t) for t in first]))
+            write_prepared([connection], join([prepare_text(t) for t in second]))
+            received = [await client.recv() for _ in first + second]
+            await asyncio.wait_for(await client.ping(b"from client"), WAIT)
+            await asyncio.wait_for(await connection.ping(b"from server"), WAIT)
+            await connection.close(1000, "tchau")
+            with pytest.raises(ConnectionClosedOK):
+                await client.recv()
+            return first + second, received, client.close_code
+
+    sent, received, code = run(scenario())
+    assert received == sent and code == 1000
+
+
+def test_a_connection_over_the_limit_is_handed_over_and_gets_nothing():
+    async def scenario():
+        async with server(ping_interval=None) as (url, accepted):
+            clients = [await connect(url, compression=None, ping_interval=None) for _ in range(3)]
+            connections = [await accepted.get() for _ in clients]
+            slow = connections[1]
+            real = slow.transport.get_write_buffer_size
+            slow.transport.get_write_buffer_size = lambda: 1 << 20  # as if its reader stalled
+            over = []
+            count = write_prepared(
+                connections,
+                join([prepare_text("a"), prepare_text("b")]),
+                limit=1000,
+                over=over.append,
+            )
+            slow.transport.get_write_buffer_size = real
+            fast = [[await c.recv(), await c.recv()] for c in (clients[0], clients[2])]
+            with contextlib.suppress(TimeoutError):  # the slow one got nothing
+                await asyncio.wait_for(clients[1].recv(), 0.2)
+                raise AssertionError("the connection over the limit received a message")
+            for c in clients:
+                await c.close()
+            return count, over == [slow], fast
+
+    count, handed_over, fast = run(scenario())
+    assert count == 2 and handed_over and fast == [["a", "b"], ["a", "b"]]
+
+
+def test_a_limit_without_a_callback_is_refused():
+    with pytest.raises(TypeError, match="over"):
+        write_prepared([], prepare_text("x"), limit=10)

@@ -9,7 +9,14 @@ import asyncio
 
 import pytest
 
-from benchmarks.chat_fanout import MEMORY_TARGET_BYTES, Params, bound_by, run_one, targets
+from benchmarks.chat_fanout import (
+    MEMORY_TARGET_BYTES,
+    Params,
+    bound_by,
+    run_one,
+    target_lines,
+    targets,
+)
 from benchmarks.fanout import ALL_KINDS, NODE_KINDS
 from benchmarks.fanout.loadgen import Run, Session
 from benchmarks.fanout.record import RunRecord
@@ -66,7 +73,7 @@ def test_targets_follow_the_figures():
         _row("wslab", 1000, 1300.0, MEMORY_TARGET_BYTES + 1),
         _row("bare", 1000, 1000.0),
         _row("socketio-node", 1000, 1400.0, suspect=True),
-        _row("wslab", 10000, 500.0, MEMORY_TARGET_BYTES),
+        _row("wslab", 10000, 500.0, MEMORY_TARGET_BYTES) | {"rss_added_per_session": 17 * 1024},
     ]
     checks = {(c["sessions"], c["reference"]): c for c in targets(summary)}
     assert set(checks) == {(1000, "bare"), (1000, "socketio-node"), (1000, None), (10000, None)}
@@ -75,6 +82,11 @@ def test_targets_follow_the_figures():
     assert not node["met"] and node["shortfall"] == pytest.approx(1 - 1300 / 1400)
     assert node["suspect"] and not checks[1000, "bare"]["suspect"]  # measured beside other work
     assert not checks[1000, None]["met"] and checks[10000, None]["met"]
+    # what one more session adds is reported beside the RSS / N, not judged
+    assert checks[10000, None]["added"] == 17 * 1024 and checks[1000, None]["added"] is None
+    memory = [line for line in target_lines(targets(summary)) if "memory" in line]
+    assert "added per session (RSS growth / N): 17.0 KiB" in memory[1]
+    assert "added" not in memory[0]
 
 
 def test_bound_names_the_saturated_process():

@@ -17,9 +17,11 @@ is read from a store that may be slow:
    delivery. Between the two, the caller may take its time writing the replay.
 
 Costs: a public message is one ``Outbound`` whose peers are a snapshot of the live
-sessions (one tuple); a private one looks up the two users' sessions by name. Neither
-scans unrelated sessions. A recovering session's buffer holds at most ``max_buffer``
-deliveries; past that, :meth:`Hub.go_live` refuses it with 1013.
+sessions (one tuple, built once and shared by every public message until a session
+goes live or closes, so consecutive messages carry the very same object and an adapter
+can write them together); a private one looks up the two users' sessions by name.
+Neither scans unrelated sessions. A recovering session's buffer holds at most
+``max_buffer`` deliveries; past that, :meth:`Hub.go_live` refuses it with 1013.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class Hub:
         self._sessions: dict[str, _SessionState] = {}
         self._recovering: dict[str, _SessionState] = {}
         self._live: dict[str, object] = {}  # session id -> peer, in opening order
+        self._snapshot: tuple[object, ...] | None = None  # tuple(_live.values()), or None: stale
         # user -> peers of that user's live sessions: a tuple rebuilt on open and close
         # (a user has few sessions), so a private fan-out touches few objects.
         self._by_user: dict[str, tuple[object, ...]] = {}
@@ -160,6 +163,7 @@ class Hub:
         fresh = [m for m in state.buffer if m.offset > state.seen_upto]
         state.buffer = None
         self._live[session_id] = state.peer
+        self._snapshot = None
         self._by_user[state.user] = self._by_user.get(state.user, ()) + (state.peer,)
         return [Outbound(m, (state.peer,)) for m in fresh]
 
@@ -171,6 +175,7 @@ class Hub:
         self._recovering.pop(session_id, None)
         if session_id in self._live:
             del self._live[session_id]
+            self._snapshot = None
             remaining = tuple(p for p in self._by_user.get(state.user, ()) if p is not state.peer)
             if remaining:
                 self._by_user[state.user] = remaining
@@ -212,7 +217,9 @@ class Hub:
     def recipients(self, message: Delivery) -> Collection[object]:
         """Peers of the live sessions that receive ``message``, each once."""
         if message.kind is DeliveryKind.PUBLIC:
-            return tuple(self._live.values())
+            if self._snapshot is None:
+                self._snapshot = tuple(self._live.values())
+            return self._snapshot
         sender = self._by_user.get(message.sender, ())
         if message.to == message.sender:
             return sender

@@ -34,20 +34,20 @@ One bad client never disturbs the others, and each one's cost is capped:
 - nothing is written to a transport that is closing (a peer that reset the
   connection), so asyncio never logs "socket.send() raised exception." for it.
 
-Memory, with the defaults. Per connection, in this process: at most ``max_pending``
-(1 MiB) of unread output, plus one frame written past it (16 KiB), plus websockets'
-read side (``MAX_QUEUE`` frames of 16 KiB, one ``READ_SIZE`` read, one frame being
-parsed: about 100 KiB), plus ~30 KiB of fixed state: about 1.2 MiB. Shared: a history
-read holds at most ``retention`` messages (1,000 x 16 KiB = 16 MiB) and at most
-``Limits.max_replays`` (2) run at once; a scrypt hash needs 16 MiB and at most
-``Limits.kdf_workers`` (2) run at once. In total, at most about 1.2 MiB x
-``caps.max_connections`` + 64 MiB (``python -m wslab.chat serve`` cuts
-``max_connections`` to the limit of open files minus 64: with the usual 1,024, 960
-connections, about 1.2 GiB in the worst case, when every one of them is a client that
-stops reading at the worst moment). The kernel's socket buffers come on top, outside
-the process. ``python -m benchmarks.chat_attacks`` measures the RSS under each attack.
-Every client-supplied value in a log line is cut and escaped, and repeated log lines
-are counted (:mod:`.logs`).
+Memory, with the defaults. Per connection, in this process: at most ``max_pending`` (1
+MiB) of unread output, plus one write past it (one frame, or frames joined up to
+``COALESCE_BYTES``: 16 KiB), plus websockets' read side (``MAX_QUEUE`` frames of 16
+KiB, one ``READ_SIZE`` read, one frame being parsed: about 100 KiB), plus ~30 KiB of
+fixed state: about 1.2 MiB. Shared: a history read holds at most ``retention``
+messages (1,000 x 16 KiB = 16 MiB) and at most ``Limits.max_replays`` (2) run at once;
+a scrypt hash needs 16 MiB and at most ``Limits.kdf_workers`` (2) run at once. In
+total, at most about 1.2 MiB x ``caps.max_connections`` + 64 MiB (``python -m
+wslab.chat serve`` cuts ``max_connections`` to the limit of open files minus 64: with
+the usual 1,024, 960 connections, about 1.2 GiB in the worst case, when every one of
+them is a client that stops reading at the worst moment). The kernel's socket buffers
+come on top, outside the process. ``python -m benchmarks.chat_attacks`` measures the
+RSS under each attack. Every client-supplied value in a log line is cut and escaped,
+and repeated log lines are counted (:mod:`.logs`).
 
 Every connection is served on one event loop; each node call runs to completion
 between two awaits of its own, so the hub needs no locks. ``python -m wslab.chat
@@ -78,7 +78,7 @@ from .gate import Caps, Gate
 from .kdf import SCRYPT, Scrypt
 from .logs import shown
 from .node import ChatNode, Limits
-from .prepared import prepare_text, write_prepared
+from .prepared import join, prepare_text, write_prepared
 from .ratelimit import TokenBucket
 from .stores.memory import MemoryCredentials, MemoryLog
 from .web import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
@@ -102,6 +102,7 @@ MAX_PENDING_BYTES = 1 << 20
 MAX_QUEUE = 4  # frames websockets reads ahead per connection (4 x 16 KiB at most)
 TOO_SLOW = "Cliente lento demais: reconecte e retome do último offset."  # 1013
 REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
+COALESCE_BYTES = 16 * 1024  # frames of several messages joined into one write, at most
 LOST_REASON = "O servidor perdeu parte do histórico: reconecte e retome do último offset."
 REFUSAL_LINGER = 0.5  # seconds a refused connection is kept half-closed
 READ_SIZE = 16 * 1024  # bytes read from a socket at once (asyncio's default: 256 KiB)
@@ -282,6 +283,12 @@ def _writable(connection: ServerConnection) -> bool:
     return connection.protocol.state is State.OPEN and not connection.transport.is_closing()
 
 
+def _same(peers: Collection[object], other: Collection[object]) -> bool:
+    """Whether two items go to the same peers: the very same snapshot (the hub hands
+    consecutive public messages one tuple), or small equal ones (one session's)."""
+    return peers is other or (len(peers) <= 8 and peers == other)
+
+
 class _Client:
     """The peer the hub holds for one session: its connection and its session id."""
 
@@ -346,6 +353,10 @@ class ChatService:
         self._tasks: set[asyncio.Task] = set()  # 1013 closes under way
         self._clients: dict[str, _Client] = {}  # open sessions, in opening order
         self._all: set[_Connection] = set()  # with or without a session yet
+        # The connections of the last peers written to (a client's connection never
+        # changes; holding the tuple keeps its identity from being reused).
+        self._peers: Collection[object] = ()
+        self._connections: list[ServerConnection] = []
 
     def session_ids(self) -> list[str]:
         """Ids of the open sessions, in opening order."""
@@ -607,17 +618,38 @@ class ChatService:
     def send(self, items: Iterable[Outbound]) -> None:
         """Write each item, encoded once, to each of its peers that is open and keeps
         up; a peer over ``max_pending`` is shed instead. One peer's failure never
-        stops the others' deliveries."""
+        stops the others' deliveries.
+
+        Consecutive items for the same peers (a group commit's public messages) are
+        written together: one ``transport.write`` per peer carries their frames back
+        to back, in order, up to ``COALESCE_BYTES`` (:func:`.prepared.join`); the
+        slow-reader check comes before each of those writes.
+        """
+        run: list = []  # prepared items of the current run, all for `peers`
+        peers: Collection[object] = ()
+        size = 0
         for item in items:
             prepared = prepare_text(encode_delivery(item.delivery, replayed=item.replayed))
-            ready = []
-            for client in item.peers:
-                connection = client.connection
-                if connection.transport.get_write_buffer_size() > self.max_pending:
-                    self.shed_connection(connection)
-                elif _writable(connection):
-                    ready.append(connection)
-            write_prepared(ready, prepared)  # the frame's bytes, encoded once for all
+            if run and (
+                size + len(prepared.frames) > COALESCE_BYTES or not _same(item.peers, peers)
+            ):
+                self._write_run(run, peers)
+                run, size = [], 0
+            run.append(prepared)
+            peers, size = item.peers, size + len(prepared.frames)
+        if run:
+            self._write_run(run, peers)
+
+    def _write_run(self, run: list, peers: Collection[object]) -> None:
+        # The hub hands one snapshot (a tuple: immutable) until the sessions change.
+        if peers is not self._peers or not isinstance(peers, tuple):
+            self._peers, self._connections = peers, [client.connection for client in peers]
+        write_prepared(
+            self._connections,
+            join(run),  # the frames' bytes, encoded once for all
+            limit=self.max_pending,
+            over=self.shed_connection,
+        )
 
     # -- shedding ----------------------------------------------------------------------
 
