@@ -103,7 +103,6 @@ import json
 import os
 import platform
 import select
-import signal
 import statistics
 import subprocess
 import sys
@@ -113,7 +112,20 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.fanout import ALL_KINDS, LOOPS, NODE_KINDS, SERVER_KINDS, default_loop, procfs
+from benchmarks.fanout import ALL_KINDS, NODE_KINDS, SERVER_KINDS, default_loop
+from benchmarks.fanout.machine import (
+    NOISY_OTHER_CPU,
+    BenchmarkError,
+    add_run_arguments,
+    announce_load,
+    bound_by,
+    cpus,
+    params_from,
+    pct,
+    stop,
+    tail,
+    wait_for_quiet,
+)
 from benchmarks.fanout.record import RunRecord
 from benchmarks.fanout.servers import NODE_PEER, install_node_peer
 
@@ -141,8 +153,6 @@ COLORS = {
     "raw": "#bcbd22",
 }
 SERVER_READY_TIMEOUT = 20.0
-NOISY_OTHER_CPU = 0.25  # cores used by other processes that make a run suspect
-SATURATED_CPU = 0.9  # a process above this share of its core is what bounds the run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,21 +182,6 @@ class Params:
 QUICK = Params(sizes=(20, 100), repeats=1, window_deliveries=800, warmup=0.3, duration=0.7)
 
 
-class BenchmarkError(RuntimeError):
-    """A server or the load generator failed; the message says which and why."""
-
-
-def _cpus() -> tuple[int | None, int | None]:
-    """CPUs for (server, load generator): 0 and 1 when this process may use both."""
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
-    except AttributeError:
-        return None, None
-    if len(allowed) < 2:
-        return None, None
-    return allowed[0], allowed[1]
-
-
 def _start_server(kind: str, cpu: int | None, params: Params, log) -> tuple[subprocess.Popen, int]:
     """Start one server process and wait for its ``READY <port>`` line."""
     command = [
@@ -212,31 +207,11 @@ def _start_server(kind: str, cpu: int | None, params: Params, log) -> tuple[subp
                 break  # the process exited
             line += chunk
     if not line.startswith("READY "):
-        _stop(proc)
+        stop(proc)
         raise BenchmarkError(
-            f"o servidor {kind} não ficou pronto em {SERVER_READY_TIMEOUT:g} s{_tail(log)}"
+            f"o servidor {kind} não ficou pronto em {SERVER_READY_TIMEOUT:g} s{tail(log)}"
         )
     return proc, int(line.split()[1])
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL after 5 s: the process is gone when this returns."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    if proc.stdout:
-        proc.stdout.close()
-
-
-def _tail(log, lines: int = 5) -> str:
-    log.flush()
-    log.seek(0)
-    text = log.read().decode(errors="replace").strip().splitlines()[-lines:]
-    return (":\n  " + "\n  ".join(text)) if text else ""
 
 
 def loop_of(kind: str, params: Params) -> str:
@@ -246,7 +221,7 @@ def loop_of(kind: str, params: Params) -> str:
 
 def run_one(kind: str, sessions: int, params: Params) -> RunRecord:
     """One server process, one load generator run against it; the load generator's record."""
-    server_cpu, loadgen_cpu = _cpus()
+    server_cpu, loadgen_cpu = cpus()
     window = params.window(sessions)
     with tempfile.TemporaryFile() as log:
         proc, port = _start_server(kind, server_cpu, params, log)
@@ -293,12 +268,12 @@ def run_one(kind: str, sessions: int, params: Params) -> RunRecord:
             if done.returncode != 0:
                 reason = done.stderr.strip().splitlines()[-1:] or ["sem mensagem"]
                 raise BenchmarkError(
-                    f"o gerador de carga falhou ({kind}, N={sessions}): {reason[0]}{_tail(log)}"
+                    f"o gerador de carga falhou ({kind}, N={sessions}): {reason[0]}{tail(log)}"
                 )
             if proc.poll() is not None:
-                raise BenchmarkError(f"o servidor {kind} morreu durante a medida{_tail(log)}")
+                raise BenchmarkError(f"o servidor {kind} morreu durante a medida{tail(log)}")
         finally:
-            _stop(proc)
+            stop(proc)
     return dataclasses.replace(RunRecord.from_json(done.stdout), loop=loop_of(kind, params))
 
 
@@ -329,7 +304,7 @@ def run_all(params: Params, progress: Callable[[str], None] = _progress) -> list
             for kind in order:
                 attempts = []
                 for _ in range(1 + params.noisy_retries):
-                    waited = _wait_for_quiet(params.quiet_wait)
+                    waited = wait_for_quiet(params.quiet_wait)
                     if waited is not None and waited > 1:
                         progress(
                             f"  (waited {waited:.0f} s for other processes to leave the CPUs free)"
@@ -342,7 +317,7 @@ def run_all(params: Params, progress: Callable[[str], None] = _progress) -> list
                         break
                     progress(
                         f"  [{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6} other processes "
-                        f"used {_pct(result.other_cpu).strip()} of a CPU: running it again"
+                        f"used {pct(result.other_cpu).strip()} of a CPU: running it again"
                     )
                 result = min(attempts, key=lambda r: r.other_cpu or 0.0)
                 result = dataclasses.replace(result, repeat=repeat, attempts=len(attempts))
@@ -350,24 +325,11 @@ def run_all(params: Params, progress: Callable[[str], None] = _progress) -> list
                 progress(
                     f"  [{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6} "
                     f"{result.deliveries_per_s:>9,.0f} deliveries/s  p50 {result.p50_ms:6.1f} ms"
-                    f"  p99 {result.p99_ms:6.1f} ms  cpu server {_pct(result.server_cpu)}"
-                    f" loadgen {_pct(result.loadgen_cpu)} other {_pct(result.other_cpu)}"
+                    f"  p99 {result.p99_ms:6.1f} ms  cpu server {pct(result.server_cpu)}"
+                    f" loadgen {pct(result.loadgen_cpu)} other {pct(result.other_cpu)}"
                     f"  setup {result.setup_s:4.1f} s"
                 )
     return runs
-
-
-def _pct(x: float | None) -> str:
-    return "  n/a" if x is None else f"{100 * x:4.0f}%"
-
-
-def bound_by(server_cpu: float | None, loadgen_cpu: float | None) -> str:
-    """Which process saturated its core: ``server``, ``loadgen``, ``both`` or ``neither``."""
-    server = server_cpu is not None and server_cpu >= SATURATED_CPU
-    loadgen = loadgen_cpu is not None and loadgen_cpu >= SATURATED_CPU
-    return {(True, True): "both", (True, False): "server", (False, True): "loadgen"}.get(
-        (server, loadgen), "neither"
-    )
 
 
 def _per_session(rss: int | None, sessions: int) -> float | None:
@@ -516,7 +478,7 @@ def format_table(summary: Sequence[dict]) -> str:
         lines.append(
             f"{r['server']:<14}{r['sessions']:>6}{r['deliveries_per_s']:>14,.0f}"
             f"{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['frame_bytes']:>6}{r['loss']:>5}"
-            f"{_pct(r['server_cpu']):>8}{_pct(r['loadgen_cpu']):>8}{_pct(r['other_cpu']):>6}  {r['bound']:<8}"
+            f"{pct(r['server_cpu']):>8}{pct(r['loadgen_cpu']):>8}{pct(r['other_cpu']):>6}  {r['bound']:<8}"
             f"{_kib(r['rss_idle_per_session']):>9}{_kib(r['rss_load_per_session']):>9}"
             f"{_kib(r['rss_added_per_session']):>10}"
         )
@@ -639,136 +601,43 @@ def plot(summary: Sequence[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _other_cpu_now(seconds: float = 0.5) -> float | None:
-    """CPUs kept busy by other processes over ``seconds``, while this benchmark is idle."""
-    before = procfs.machine_cpu_seconds()
-    time.sleep(seconds)
-    after = procfs.machine_cpu_seconds()
-    return None if before is None or after is None else (after[0] - before[0]) / seconds
-
-
-def _wait_for_quiet(limit: float) -> float | None:
-    """Wait (at most ``limit`` seconds) until other processes leave the CPUs idle.
-
-    The machine may be shared; a run measured beside other work says more about
-    that work than about the servers. Returns the seconds waited, None without /proc.
-    """
-    start = time.monotonic()
-    while True:
-        load = _other_cpu_now()
-        if load is None:
-            return None
-        if load <= NOISY_OTHER_CPU or time.monotonic() - start >= limit:
-            return time.monotonic() - start
-
-
-def machine_load() -> dict:
-    """The machine's load before the run: CPUs busy over one second, and the load averages."""
-    try:
-        averages = list(os.getloadavg())
-    except OSError:
-        averages = None
-    return {"busy_cpus": _other_cpu_now(1.0), "loadavg_1_5_15": averages}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = Params()
-    parser.add_argument("--quick", action="store_true", help="small N and short runs: a smoke test")
-    parser.add_argument(
-        "--sizes",
-        type=int,
-        nargs="+",
-        help=f"numbers of sessions (default: {' '.join(map(str, defaults.sizes))})",
-    )
+    add_run_arguments(parser, defaults, "chat_fanout")
     parser.add_argument(
         "--servers",
         nargs="+",
         choices=ALL_KINDS,
         help="servers to run (default: all, raw included)",
     )
-    parser.add_argument(
-        "--repeats", type=int, help=f"runs of each configuration (default: {defaults.repeats})"
-    )
-    parser.add_argument(
-        "--duration", type=float, help=f"seconds measured per run (default: {defaults.duration:g})"
-    )
-    parser.add_argument(
-        "--window-deliveries",
-        type=int,
-        help=f"deliveries in flight (default: {defaults.window_deliveries})",
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        help=f"seconds to wait, at most, for a quiet machine before each run (default: {defaults.quiet_wait:g})",
-    )
-    parser.add_argument(
-        "--noisy-retries",
-        type=int,
-        help=f"reruns of a run that shared the CPUs with other work (default: {defaults.noisy_retries})",
-    )
-    parser.add_argument(
-        "--loop",
-        choices=LOOPS,
-        help=f"event loop of every Python server (default: {defaults.loop})",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        help="directory for chat_fanout.json and .png "
-        "(default: benchmarks/results, not written with --quick)",
-    )
     args = parser.parse_args(argv)
-    params = QUICK if args.quick else defaults
-    overrides = {
-        "sizes": tuple(args.sizes) if args.sizes else None,
-        "servers": tuple(args.servers) if args.servers else None,
-        "repeats": args.repeats,
-        "duration": args.duration,
-        "window_deliveries": args.window_deliveries,
-        "loop": args.loop,
-        "quiet_wait": args.quiet_wait,
-        "noisy_retries": args.noisy_retries,
-    }
-    params = dataclasses.replace(params, **{k: v for k, v in overrides.items() if v is not None})
-    if (
-        any(n < 2 for n in params.sizes)
-        or params.repeats < 1
-        or params.duration <= 0
-        or params.quiet_wait < 0
-        or params.noisy_retries < 0
-    ):
-        parser.error(
-            "--sizes precisa de números >= 2, --repeats >= 1, --duration > 0, "
-            "--quiet-wait e --noisy-retries >= 0"
-        )
-    output = args.output if args.output is not None else (None if args.quick else RESULTS_DIR)
-
-    server_cpu, loadgen_cpu = _cpus()
-    if server_cpu is None:
-        print(
-            "aviso: menos de 2 CPUs disponíveis; servidor e gerador de carga vão disputar a mesma CPU",
-            file=sys.stderr,
-        )
+    params, output = params_from(
+        parser,
+        args,
+        defaults,
+        QUICK,
+        RESULTS_DIR,
+        servers=tuple(args.servers) if args.servers else None,
+    )
+    server_cpu, loadgen_cpu = cpus()
     skipped = available(params.servers)
     for kind, reason in skipped.items():
         print(f"aviso: {kind} fica de fora: {reason}", file=sys.stderr)
     params = dataclasses.replace(
         params, servers=tuple(k for k in params.servers if k not in skipped)
     )
-    load = machine_load()
-    if load["busy_cpus"] is not None and load["busy_cpus"] > NOISY_OTHER_CPU:
-        print(
-            f"aviso: a máquina já usa {load['busy_cpus']:.2f} CPU antes do benchmark; os números vão oscilar",
-            file=sys.stderr,
-        )
+    load = announce_load(server_cpu)
+    print(
+        f"aviso: a máquina já usa {load['busy_cpus']:.2f} CPU antes do benchmark; os números vão oscilar",
+        file=sys.stderr,
+    )
     print(
         f"chat fan-out: N={list(params.sizes)}, {params.repeats} repeats, {params.duration:g} s measured "
         f"after {params.warmup:g} s warm-up, text {params.text_bytes} chars, "
         f"~{params.window_deliveries} deliveries in flight; Python servers on {params.loop}; "
         f"server on CPU {server_cpu}, load generator on CPU {loadgen_cpu}; machine load before: "
-        f"{_pct(load['busy_cpus']).strip()} busy, loadavg {load['loadavg_1_5_15']}",
+        f"{pct(load['busy_cpus']).strip()} busy, loadavg {load['loadavg_1_5_15']}",
         flush=True,
     )
     started = time.monotonic()

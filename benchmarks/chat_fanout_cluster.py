@@ -78,19 +78,21 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.chat_fanout import (
+from benchmarks.chat_fanout import machine_info
+from benchmarks.fanout import default_loop
+from benchmarks.fanout.machine import (
     NOISY_OTHER_CPU,
     BenchmarkError,
-    _cpus,
-    _pct,
-    _stop,
-    _tail,
-    _wait_for_quiet,
+    add_run_arguments,
+    announce_load,
     bound_by,
-    machine_info,
-    machine_load,
+    cpus,
+    params_from,
+    pct,
+    stop,
+    tail,
+    wait_for_quiet,
 )
-from benchmarks.fanout import LOOPS, default_loop
 from benchmarks.fanout.record import RunRecord
 from benchmarks.fanout.servers import BACKLOG
 
@@ -220,10 +222,10 @@ def start_node(command: list[str], cpu: int | None, log) -> tuple[subprocess.Pop
         if found:
             return proc, int(found.group(1) or found.group(2))
         time.sleep(0.05)
-    _stop(proc)
+    stop(proc)
     raise BenchmarkError(
         f"o servidor ({' '.join(command[2:5])}) não ficou pronto em "
-        f"{SERVER_READY_TIMEOUT:g} s{_tail(log)}"
+        f"{SERVER_READY_TIMEOUT:g} s{tail(log)}"
     )
 
 
@@ -243,7 +245,7 @@ def run_one(name: str, sessions: int, params: Params, valkey) -> dict:
     the CPU share of each node and of Valkey, and the order checks.
     """
     layout = LAYOUTS[name]
-    server_cpu, loadgen_cpu = _cpus()
+    server_cpu, loadgen_cpu = cpus()
     window = params.window(sessions)
     uses_redis = layout.store == "redis"
     if uses_redis:
@@ -283,18 +285,18 @@ def run_one(name: str, sessions: int, params: Params, valkey) -> dict:
                 ) from None
             if done.returncode != 0:
                 reason = done.stderr.strip().splitlines()[-1:] or ["sem mensagem"]
-                tails = "".join(_tail(log) for log in logs)
+                tails = "".join(tail(log) for log in logs)
                 raise BenchmarkError(
                     f"o gerador de carga falhou ({name}, N={sessions}): {reason[0]}{tails}"
                 )
             for proc, log in zip(procs, logs, strict=True):
                 if proc.poll() is not None:
-                    raise BenchmarkError(f"um nó de {name} morreu durante a medida{_tail(log)}")
+                    raise BenchmarkError(f"um nó de {name} morreu durante a medida{tail(log)}")
             if uses_redis and not valkey.running():
                 raise BenchmarkError(f"o Valkey morreu durante a medida ({name})")
         finally:
             for proc in procs:
-                _stop(proc)
+                stop(proc)
     out = json.loads(done.stdout)
     record = RunRecord(**out["run"])
     cpu = out["cluster"]["pid_cpu"]
@@ -327,7 +329,7 @@ def run_all(params: Params, valkey, progress: Callable[[str], None] = _progress)
             for name in order:
                 attempts = []
                 for _ in range(1 + params.noisy_retries):
-                    waited = _wait_for_quiet(params.quiet_wait)
+                    waited = wait_for_quiet(params.quiet_wait)
                     if waited is not None and waited > 1:
                         progress(f"  (waited {waited:.0f} s for other processes to leave the CPUs)")
                     result = run_one(name, sessions, params, valkey)
@@ -338,7 +340,7 @@ def run_all(params: Params, valkey, progress: Callable[[str], None] = _progress)
                         break
                     progress(
                         f"  [{repeat + 1}/{params.repeats}] {name:<15} N={sessions:<6} other "
-                        f"processes used {_pct(result['other_cpu']).strip()} of a CPU: again"
+                        f"processes used {pct(result['other_cpu']).strip()} of a CPU: again"
                     )
                 result = min(attempts, key=lambda r: r["other_cpu"] or 0.0)
                 result |= {"repeat": repeat, "attempts": len(attempts)}
@@ -347,9 +349,9 @@ def run_all(params: Params, valkey, progress: Callable[[str], None] = _progress)
                     f"  [{repeat + 1}/{params.repeats}] {name:<15} N={sessions:<6} "
                     f"{result['deliveries_per_s']:>9,.0f} deliveries/s  p50 {result['p50_ms']:6.1f} ms"
                     f"  p99 {result['p99_ms']:6.1f} ms  loss {result['loss']}  orders "
-                    f"{result['orders']}  cpu nodes {'+'.join(_pct(c).strip() for c in result['node_cpu'])}"
-                    f" valkey {_pct(result['valkey_cpu']).strip()} loadgen "
-                    f"{_pct(result['loadgen_cpu']).strip()} other {_pct(result['other_cpu']).strip()}"
+                    f"{result['orders']}  cpu nodes {'+'.join(pct(c).strip() for c in result['node_cpu'])}"
+                    f" valkey {pct(result['valkey_cpu']).strip()} loadgen "
+                    f"{pct(result['loadgen_cpu']).strip()} other {pct(result['other_cpu']).strip()}"
                 )
     return runs
 
@@ -539,82 +541,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = Params()
-    parser.add_argument("--quick", action="store_true", help="small N and short runs: a smoke test")
-    parser.add_argument(
-        "--sizes", type=int, nargs="+", help=f"numbers of sessions (default: {defaults.sizes})"
-    )
+    add_run_arguments(parser, defaults, NAME)
     parser.add_argument(
         "--layouts", nargs="+", choices=tuple(LAYOUTS), help="layouts to run (default: all)"
-    )
-    parser.add_argument("--repeats", type=int, help=f"default: {defaults.repeats}")
-    parser.add_argument(
-        "--duration", type=float, help=f"seconds measured (default: {defaults.duration:g})"
-    )
-    parser.add_argument(
-        "--window-deliveries",
-        type=int,
-        help=f"deliveries in flight (default: {defaults.window_deliveries})",
-    )
-    parser.add_argument("--quiet-wait", type=float, help=f"default: {defaults.quiet_wait:g} s")
-    parser.add_argument("--noisy-retries", type=int, help=f"default: {defaults.noisy_retries}")
-    parser.add_argument(
-        "--loop", choices=LOOPS, help=f"event loop of every node (default: {defaults.loop})"
     )
     parser.add_argument(
         "--fsync",
         choices=("always", "everysec", "no"),
         help=f"Valkey's appendfsync (default: {defaults.valkey_fsync}, what the chat's durability needs)",
     )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        help=f"directory for {NAME}.json and .png (default: benchmarks/results, not with --quick)",
-    )
     args = parser.parse_args(argv)
-    params = QUICK if args.quick else defaults
-    overrides = {
-        "sizes": tuple(args.sizes) if args.sizes else None,
-        "layouts": tuple(args.layouts) if args.layouts else None,
-        "repeats": args.repeats,
-        "duration": args.duration,
-        "window_deliveries": args.window_deliveries,
-        "quiet_wait": args.quiet_wait,
-        "noisy_retries": args.noisy_retries,
-        "loop": args.loop,
-        "valkey_fsync": args.fsync,
-    }
-    params = dataclasses.replace(params, **{k: v for k, v in overrides.items() if v is not None})
-    if (
-        any(n < 2 for n in params.sizes)
-        or params.repeats < 1
-        or params.duration <= 0
-        or params.quiet_wait < 0
-        or params.noisy_retries < 0
-    ):
-        parser.error(
-            "--sizes precisa de números >= 2, --repeats >= 1, --duration > 0, "
-            "--quiet-wait e --noisy-retries >= 0"
-        )
-    output = args.output if args.output is not None else (None if args.quick else RESULTS_DIR)
-    server_cpu, loadgen_cpu = _cpus()
-    if server_cpu is None:
-        print(
-            "aviso: menos de 2 CPUs; servidores e gerador de carga vão disputar a CPU",
-            file=sys.stderr,
-        )
-    load = machine_load()
-    if load["busy_cpus"] is not None and load["busy_cpus"] > NOISY_OTHER_CPU:
-        print(
-            f"aviso: a máquina já usa {load['busy_cpus']:.2f} CPU antes do benchmark; os números vão oscilar",
-            file=sys.stderr,
-        )
+    params, output = params_from(
+        parser,
+        args,
+        defaults,
+        QUICK,
+        RESULTS_DIR,
+        layouts=tuple(args.layouts) if args.layouts else None,
+        valkey_fsync=args.fsync,
+    )
+    server_cpu, loadgen_cpu = cpus()
+    load = announce_load(server_cpu)
     print(
         f"chat fan-out through Redis: layouts {list(params.layouts)}, N={list(params.sizes)}, "
         f"{params.repeats} repeats, {params.duration:g} s measured after {params.warmup:g} s "
         f"warm-up, ~{params.window_deliveries} deliveries in flight; nodes on {params.loop}; "
         f"Valkey appendfsync {params.valkey_fsync}; nodes and Valkey on CPU {server_cpu}, load "
         f"generator on CPU {loadgen_cpu}; machine load before: "
-        f"{_pct(load['busy_cpus']).strip()} busy, loadavg {load['loadavg_1_5_15']}",
+        f"{pct(load['busy_cpus']).strip()} busy, loadavg {load['loadavg_1_5_15']}",
         flush=True,
     )
     started = time.monotonic()

@@ -12,13 +12,13 @@ import pytest
 from benchmarks.chat_fanout import (
     MEMORY_TARGET_BYTES,
     Params,
-    bound_by,
     run_one,
     target_lines,
     targets,
 )
 from benchmarks.fanout import ALL_KINDS, NODE_KINDS
 from benchmarks.fanout.loadgen import Run, Session
+from benchmarks.fanout.machine import bound_by
 from benchmarks.fanout.record import RunRecord
 from benchmarks.fanout.servers import install_node_peer
 
