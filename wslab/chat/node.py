@@ -194,6 +194,8 @@ class ChatNode:
 
         ``lost(epoch)``: the store lost messages (a shared store came back empty, or
         this node fell behind it); the caller closes its sessions so that they resume.
+        When a shared store stops or starts again answering, every live session gets
+        a notice (``STORE_DOWN``, ``STORE_BACK``) through ``emit``.
         """
         self._emit = emit
         await self.log.start(self._committed, lost, self._outage)
