@@ -510,7 +510,7 @@ def plot(summary: Sequence[dict], path: Path) -> None:
     ax_lat.set_title("Latência: p50 (cheia) e p99 (clara)")
     fig.suptitle(
         "2 núcleos: nós e Valkey na CPU 0, gerador de carga na CPU 1; dois nós aqui não "
-        "entregam mais que um (sem escala horizontal)",
+        "têm mais CPU que um (nada disto mede escala horizontal)",
         fontsize=10,
     )
     fig.legend(
