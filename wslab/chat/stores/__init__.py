@@ -1,5 +1,5 @@
-"""Where the chat keeps what must outlive a connection: the message log and the
-registered users, behind two small interfaces.
+"""Where the chat keeps what must outlive a connection: the message log, the
+registered users and what the limits count, behind three small interfaces.
 
 - :class:`MessageLog` assigns offsets, keeps the newest ``retention`` messages and
   hands every committed message, once and in offset order, to the callback given to
