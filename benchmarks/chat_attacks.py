@@ -612,47 +612,34 @@ def left_replay(port: int, seconds: float, clients: int = 4) -> Counter:
     return seen
 
 
+SINGLE: tuple[Attack, ...] = (
+    ping_flood,
+    resume_flood,
+    reconnect_flood,
+    brute_force,
+    registration_flood,
+    idle_flood,
+    slow_handshake,
+    bad_frames,
+    log_flood,
+    left_replay,
+)
+
+
 def mixed(port: int, seconds: float) -> Counter:
     """Every attack above at once."""
     seen: Counter = Counter()
-    attacks = [
-        ping_flood,
-        resume_flood,
-        reconnect_flood,
-        brute_force,
-        registration_flood,
-        idle_flood,
-        slow_handshake,
-        bad_frames,
-        log_flood,
-        left_replay,
-    ]
 
     def run(i: int) -> None:
-        found = attacks[i](port, seconds)
+        found = SINGLE[i](port, seconds)
         for key, value in found.items():
-            seen[f"{attacks[i].__name__}: {key}"] += value
+            seen[f"{SINGLE[i].__name__}: {key}"] += value
 
-    _threads(len(attacks), run)
+    _threads(len(SINGLE), run)
     return seen
 
 
-ATTACKS: dict[str, Attack] = {
-    f.__name__: f
-    for f in (
-        ping_flood,
-        resume_flood,
-        reconnect_flood,
-        brute_force,
-        registration_flood,
-        idle_flood,
-        slow_handshake,
-        bad_frames,
-        log_flood,
-        left_replay,
-        mixed,
-    )
-}
+ATTACKS: dict[str, Attack] = {f.__name__: f for f in (*SINGLE, mixed)}
 
 
 # -- one run: an attack beside the bystander -----------------------------------------------

@@ -115,6 +115,7 @@ from pathlib import Path
 from benchmarks.fanout import ALL_KINDS, NODE_KINDS, SERVER_KINDS, default_loop
 from benchmarks.fanout.machine import (
     NOISY_OTHER_CPU,
+    ROOT,
     BenchmarkError,
     add_run_arguments,
     announce_load,
@@ -122,9 +123,10 @@ from benchmarks.fanout.machine import (
     cpus,
     params_from,
     pct,
+    quietest,
+    run_loadgen,
     stop,
     tail,
-    wait_for_quiet,
 )
 from benchmarks.fanout.record import RunRecord
 from benchmarks.fanout.servers import NODE_PEER, install_node_peer
@@ -132,7 +134,6 @@ from benchmarks.fanout.servers import NODE_PEER, install_node_peer
 __all__ = ["Params", "run_one", "run_all", "summarize", "targets", "format_table", "plot", "main"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-ROOT = Path(__file__).resolve().parent.parent
 TARGET_SESSIONS = (1000, 10000)
 #: (reference server, minimum ratio of our deliveries/s to its), at each of TARGET_SESSIONS.
 TARGETS = (("raw", 0.75), ("bare", 1.3), ("socketio", 8.0), ("socketio-node", 1.0))
@@ -254,27 +255,12 @@ def run_one(kind: str, sessions: int, params: Params) -> RunRecord:
             ]
             if loadgen_cpu is not None:
                 command += ["--cpu", str(loadgen_cpu)]
-            bound = (
-                params.setup_timeout + params.warmup + params.duration + params.drain_timeout + 30
-            )
-            try:
-                done = subprocess.run(
-                    command, cwd=ROOT, capture_output=True, text=True, timeout=bound
-                )
-            except subprocess.TimeoutExpired:
-                raise BenchmarkError(
-                    f"o gerador de carga não terminou em {bound:g} s ({kind}, N={sessions})"
-                ) from None
-            if done.returncode != 0:
-                reason = done.stderr.strip().splitlines()[-1:] or ["sem mensagem"]
-                raise BenchmarkError(
-                    f"o gerador de carga falhou ({kind}, N={sessions}): {reason[0]}{tail(log)}"
-                )
+            stdout = run_loadgen(command, params, f"{kind}, N={sessions}", [log])
             if proc.poll() is not None:
                 raise BenchmarkError(f"o servidor {kind} morreu durante a medida{tail(log)}")
         finally:
             stop(proc)
-    return dataclasses.replace(RunRecord.from_json(done.stdout), loop=loop_of(kind, params))
+    return dataclasses.replace(RunRecord.from_json(stdout), loop=loop_of(kind, params))
 
 
 def available(servers: Sequence[str]) -> dict[str, str]:
@@ -302,25 +288,14 @@ def run_all(params: Params, progress: Callable[[str], None] = _progress) -> list
         order = params.servers[shift:] + params.servers[:shift]
         for sessions in params.sizes:
             for kind in order:
-                attempts = []
-                for _ in range(1 + params.noisy_retries):
-                    waited = wait_for_quiet(params.quiet_wait)
-                    if waited is not None and waited > 1:
-                        progress(
-                            f"  (waited {waited:.0f} s for other processes to leave the CPUs free)"
-                        )
-                    result = run_one(kind, sessions, params)
-                    attempts.append(result)
-                    if (result.other_cpu or 0.0) <= NOISY_OTHER_CPU or len(
-                        attempts
-                    ) > params.noisy_retries:
-                        break
-                    progress(
-                        f"  [{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6} other processes "
-                        f"used {pct(result.other_cpu).strip()} of a CPU: running it again"
-                    )
-                result = min(attempts, key=lambda r: r.other_cpu or 0.0)
-                result = dataclasses.replace(result, repeat=repeat, attempts=len(attempts))
+                result, attempts = quietest(
+                    lambda kind=kind, sessions=sessions: run_one(kind, sessions, params),
+                    lambda r: r.other_cpu,
+                    params,
+                    f"[{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6}",
+                    progress,
+                )
+                result = dataclasses.replace(result, repeat=repeat, attempts=attempts)
                 runs.append(result)
                 progress(
                     f"  [{repeat + 1}/{params.repeats}] {kind:<13} N={sessions:<6} "

@@ -84,6 +84,7 @@ from benchmarks.chat_fanout import machine_info
 from benchmarks.fanout import default_loop
 from benchmarks.fanout.machine import (
     NOISY_OTHER_CPU,
+    ROOT,
     BenchmarkError,
     add_run_arguments,
     announce_load,
@@ -91,9 +92,10 @@ from benchmarks.fanout.machine import (
     cpus,
     params_from,
     pct,
+    quietest,
+    run_loadgen,
     stop,
     tail,
-    wait_for_quiet,
 )
 from benchmarks.fanout.record import RunRecord
 from benchmarks.fanout.servers import BACKLOG
@@ -111,7 +113,6 @@ __all__ = [
 ]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-ROOT = Path(__file__).resolve().parent.parent
 NAME = "chat_fanout_cluster"
 
 
@@ -274,23 +275,7 @@ def run_one(name: str, sessions: int, params: Params, valkey) -> dict:
                 command += ["--server-pid", str(pid)]
             if loadgen_cpu is not None:
                 command += ["--cpu", str(loadgen_cpu)]
-            bound = (
-                params.setup_timeout + params.warmup + params.duration + params.drain_timeout + 30
-            )
-            try:
-                done = subprocess.run(
-                    command, cwd=ROOT, capture_output=True, text=True, timeout=bound
-                )
-            except subprocess.TimeoutExpired:
-                raise BenchmarkError(
-                    f"o gerador de carga não terminou em {bound:g} s ({name}, N={sessions})"
-                ) from None
-            if done.returncode != 0:
-                reason = done.stderr.strip().splitlines()[-1:] or ["sem mensagem"]
-                tails = "".join(tail(log) for log in logs)
-                raise BenchmarkError(
-                    f"o gerador de carga falhou ({name}, N={sessions}): {reason[0]}{tails}"
-                )
+            stdout = run_loadgen(command, params, f"{name}, N={sessions}", logs)
             for proc, log in zip(procs, logs, strict=True):
                 if proc.poll() is not None:
                     raise BenchmarkError(f"um nó de {name} morreu durante a medida{tail(log)}")
@@ -299,7 +284,7 @@ def run_one(name: str, sessions: int, params: Params, valkey) -> dict:
         finally:
             for proc in procs:
                 stop(proc)
-    out = json.loads(done.stdout)
+    out = json.loads(stdout)
     record = RunRecord(**out["run"])
     cpu = out["cluster"]["pid_cpu"]
     return dataclasses.asdict(record) | {
@@ -329,23 +314,14 @@ def run_all(params: Params, valkey, progress: Callable[[str], None] = _progress)
         order = params.layouts[shift:] + params.layouts[:shift]
         for sessions in params.sizes:
             for name in order:
-                attempts = []
-                for _ in range(1 + params.noisy_retries):
-                    waited = wait_for_quiet(params.quiet_wait)
-                    if waited is not None and waited > 1:
-                        progress(f"  (waited {waited:.0f} s for other processes to leave the CPUs)")
-                    result = run_one(name, sessions, params, valkey)
-                    attempts.append(result)
-                    if (result["other_cpu"] or 0.0) <= NOISY_OTHER_CPU or len(
-                        attempts
-                    ) > params.noisy_retries:
-                        break
-                    progress(
-                        f"  [{repeat + 1}/{params.repeats}] {name:<15} N={sessions:<6} other "
-                        f"processes used {pct(result['other_cpu']).strip()} of a CPU: again"
-                    )
-                result = min(attempts, key=lambda r: r["other_cpu"] or 0.0)
-                result |= {"repeat": repeat, "attempts": len(attempts)}
+                result, attempts = quietest(
+                    lambda name=name, sessions=sessions: run_one(name, sessions, params, valkey),
+                    lambda r: r["other_cpu"],
+                    params,
+                    f"[{repeat + 1}/{params.repeats}] {name:<15} N={sessions:<6}",
+                    progress,
+                )
+                result |= {"repeat": repeat, "attempts": attempts}
                 runs.append(result)
                 progress(
                     f"  [{repeat + 1}/{params.repeats}] {name:<15} N={sessions:<6} "

@@ -155,12 +155,13 @@ class Tab:
 
 
 @pytest.fixture
-def open_tab(browser, server) -> Iterator[Callable[..., Tab]]:
-    """Factory: a new tab for ``user`` in a fresh context, logged in unless told not to."""
+def open_tab_at(browser) -> Iterator[Callable[..., Tab]]:
+    """Factory: a tab for ``user`` on the page of ``url``, in a fresh context, logged in
+    unless told not to; at the end, no tab may have logged a page error."""
     contexts = []
     tabs: list[Tab] = []
 
-    def open_(user: str, secret: str | None = None) -> Tab:
+    def open_(url: str, user: str, secret: str | None = None) -> Tab:
         context = browser.new_context()
         contexts.append(context)
         context.set_default_timeout(TIMEOUT_MS)
@@ -177,7 +178,7 @@ def open_tab(browser, server) -> Iterator[Callable[..., Tab]]:
                 else None
             ),
         )
-        page.goto(server.url, wait_until="domcontentloaded")  # app.js is deferred: it ran
+        page.goto(url, wait_until="domcontentloaded")  # app.js is deferred: it ran
         if secret is not None:
             tab.login(secret)
         return tab
@@ -187,6 +188,12 @@ def open_tab(browser, server) -> Iterator[Callable[..., Tab]]:
         context.close()
     problems = {tab.user: tab.problems for tab in tabs if tab.problems}
     assert not problems, f"a página registrou erros: {problems}"
+
+
+@pytest.fixture
+def open_tab(open_tab_at, server) -> Callable[..., Tab]:
+    """Factory: a new tab for ``user`` on the test's server (see ``open_tab_at``)."""
+    return lambda user, secret=None: open_tab_at(server.url, user, secret)
 
 
 def test_private_reaches_every_tab_of_its_user_and_nobody_else(open_tab, server):

@@ -2,7 +2,7 @@
 one Valkey), in Chromium: a tab whose node is killed with SIGKILL carries on from the
 other node, with what it missed, each message once.
 
-Reuses the browser fixture and the :class:`Tab` helper of tests/test_chat_browser.py
+Reuses the ``browser`` and ``open_tab_at`` fixtures of tests/test_chat_browser.py
 (skipped, or failed under ``WSLAB_REQUIRE_BROWSER=1``, without Chromium).
 """
 
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Callable, Iterator
 
 import pytest
 from chatclient import WAIT
-from test_chat_browser import RECONNECT_TIMEOUT_MS, TIMEOUT_MS, Tab, browser  # noqa: F401
+from test_chat_browser import RECONNECT_TIMEOUT_MS, browser, open_tab_at  # noqa: F401
 from test_chat_cluster import _start
 
 from wslab.chat.stores.valkey import free_port
@@ -38,40 +37,7 @@ def cluster(valkey_url):
             process.wait(timeout=WAIT)
 
 
-@pytest.fixture
-def open_tab_at(browser) -> Iterator[Callable[..., Tab]]:  # noqa: F811
-    """Factory: a tab for ``user`` on the page of ``url``, in a fresh context, logged in."""
-    contexts, tabs = [], []
-
-    def open_(url: str, user: str, secret: str) -> Tab:
-        context = browser.new_context()
-        contexts.append(context)
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.new_page()
-        tab = Tab(page, user)
-        tabs.append(tab)
-        page.on("websocket", tab.watch)
-        page.on("pageerror", lambda error: tab.problems.append(f"pageerror: {error}"))
-        page.on(
-            "console",
-            lambda message: (
-                tab.problems.append(f"console: {message.text}")
-                if "Content Security Policy" in message.text
-                else None
-            ),
-        )
-        page.goto(url, wait_until="domcontentloaded")
-        tab.login(secret)
-        return tab
-
-    yield open_
-    for context in contexts:
-        context.close()
-    problems = {tab.user: tab.problems for tab in tabs if tab.problems}
-    assert not problems, f"a página registrou erros: {problems}"
-
-
-def test_a_tab_whose_node_is_killed_carries_on_from_the_other_node(cluster, open_tab_at):
+def test_a_tab_whose_node_is_killed_carries_on_from_the_other_node(cluster, open_tab_at):  # noqa: F811
     from playwright.sync_api import expect
 
     (process_a, page_a, ws_a), (_, page_b, ws_b) = cluster

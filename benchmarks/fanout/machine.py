@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from . import LOOPS, procfs
@@ -28,11 +29,14 @@ __all__ = [
     "machine_load",
     "params_from",
     "pct",
+    "quietest",
+    "run_loadgen",
     "stop",
     "tail",
     "wait_for_quiet",
 ]
 
+ROOT = Path(__file__).resolve().parents[2]
 NOISY_OTHER_CPU = 0.25  # cores used by other processes that make a run suspect
 SATURATED_CPU = 0.9  # a process above this share of its core is what bounds the run
 
@@ -115,6 +119,43 @@ def machine_load() -> dict:
     except OSError:
         averages = None
     return {"busy_cpus": other_cpu_now(1.0), "loadavg_1_5_15": averages}
+
+
+def run_loadgen(command: list[str], params, label: str, logs: Iterable) -> str:
+    """Run the load generator (``command``) for one run, bounded by the run's own
+    timeouts; its stdout.
+
+    Raises:
+        BenchmarkError: it timed out or failed; the reason, with the tails of the
+            servers' ``logs``.
+    """
+    bound = params.setup_timeout + params.warmup + params.duration + params.drain_timeout + 30
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=bound)
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(f"o gerador de carga não terminou em {bound:g} s ({label})") from None
+    if done.returncode != 0:
+        reason = done.stderr.strip().splitlines()[-1:] or ["sem mensagem"]
+        tails = "".join(tail(log) for log in logs)
+        raise BenchmarkError(f"o gerador de carga falhou ({label}): {reason[0]}{tails}")
+    return done.stdout
+
+
+def quietest(run: Callable, other_cpu: Callable, params, label: str, progress: Callable):
+    """``run()`` after waiting (bounded) for a quiet machine, again while other
+    processes took more than ``NOISY_OTHER_CPU`` during it (``params.noisy_retries``
+    times at most); (the quietest attempt, how many attempts were made)."""
+    attempts = []
+    for _ in range(1 + params.noisy_retries):
+        waited = wait_for_quiet(params.quiet_wait)
+        if waited is not None and waited > 1:
+            progress(f"  (waited {waited:.0f} s for other processes to leave the CPUs free)")
+        attempts.append(run())
+        used = other_cpu(attempts[-1])
+        if (used or 0.0) <= NOISY_OTHER_CPU or len(attempts) > params.noisy_retries:
+            break
+        progress(f"  {label} other processes used {pct(used).strip()} of a CPU: running it again")
+    return min(attempts, key=lambda r: other_cpu(r) or 0.0), len(attempts)
 
 
 def announce_load(server_cpu: int | None) -> dict:

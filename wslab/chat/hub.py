@@ -209,7 +209,7 @@ class Hub:
 
     def announce(self, text: str) -> list[Outbound]:
         """A system notice for every live session; never kept."""
-        peers = tuple(self._live.values())
+        peers = self._everyone()
         return [Outbound(_notice(DeliveryKind.SYSTEM, text), peers)] if peers else []
 
     # -- the two rules -----------------------------------------------------------------
@@ -217,9 +217,7 @@ class Hub:
     def recipients(self, message: Delivery) -> Collection[object]:
         """Peers of the live sessions that receive ``message``, each once."""
         if message.kind is DeliveryKind.PUBLIC:
-            if self._snapshot is None:
-                self._snapshot = tuple(self._live.values())
-            return self._snapshot
+            return self._everyone()
         sender = self._by_user.get(message.sender, ())
         if message.to == message.sender:
             return sender
@@ -249,6 +247,13 @@ class Hub:
             lost=lost, missed=state.newest - offset, offset=offset, retention=recovery.retention
         )
         return False, notice, replay
+
+    def _everyone(self) -> tuple[object, ...]:
+        """The peers of every live session: one snapshot until a session goes live or
+        closes."""
+        if self._snapshot is None:
+            self._snapshot = tuple(self._live.values())
+        return self._snapshot
 
     def _state(self, session_id: str) -> _SessionState:
         try:

@@ -35,7 +35,7 @@ one node, in Redis for nodes sharing one (so a user's lines and a name's wrong s
 are counted once across the nodes). Each frame is also charged here, on this node
 only, to the same rates (:meth:`ChatNode.spend`), before any store is asked: that
 bounds the work one connection makes for its node, and on a single node it is the
-bucket that binds first.
+only count of lines.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ class ChatNode:
         presence: who is online on the other nodes of a shared store (see
             :class:`Presence`); ``/who`` then lists them with this node's users.
         limiter: where the limits count (see the module docstring); by default in
-            memory, with ``limits``' login throttle.
+            memory, with ``limits``' login throttle. A limiter given is taken to be
+            shared with other nodes: it also counts each user's stored lines.
     """
 
     def __init__(
@@ -179,6 +180,9 @@ class ChatNode:
             if limiter is not None
             else MemoryLimiter(clock, login_free=limits.login_free or 0, login_cap=limits.login_cap)
         )
+        # A limiter given (a shared store) counts a user's lines on every node; this
+        # node's own one would count them a second time, after spend already did.
+        self._shared_lines = limiter is not None and bool(limits.max_rate)
         self._lines = KeyedBuckets(limits.max_rate, limits.burst) if limits.max_rate else None
         share = limits.address_share
         self._address_lines = (
@@ -440,8 +444,9 @@ class ChatNode:
             if isinstance(command, WhoQuery):
                 names = ", ".join(await self._online())
                 return [self.hub.reply(session_id, DeliveryKind.SYSTEM, f"Online agora: {names}.")]
-            rate = self.limits.max_rate
-            if rate and not await self.limiter.allow(f"line:{user}", rate, self.limits.burst):
+            if self._shared_lines and not await self.limiter.allow(
+                f"line:{user}", self.limits.max_rate, self.limits.burst
+            ):
                 return self._too_fast(session_id)  # over the user's rate on every node
             if isinstance(command, PublicText):
                 await self.log.append(DeliveryKind.PUBLIC, user, None, command.text)
