@@ -47,6 +47,7 @@ __all__ = [
     "client_address",
     "forwarded_for",
     "forwarded_hops",
+    "inside",
     "parse_networks",
     "parse_proxy_header",
     "proxy_header_start",
@@ -108,13 +109,18 @@ class TrustedProxies:
 
     def __contains__(self, address: object) -> bool:
         """Whether ``address`` (a canonical address string) is a trusted proxy."""
-        if not self.networks or not isinstance(address, str):
-            return False
-        try:
-            ip = ip_address(address)
-        except ValueError:
-            return False
-        return any(ip.version == net.version and ip in net for net in self.networks)
+        return isinstance(address, str) and inside(address, self.networks)
+
+
+def inside(address: str, networks: tuple[Network, ...]) -> bool:
+    """Whether ``address`` (an address string) is in one of ``networks``."""
+    if not networks:
+        return False
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip.version == net.version and ip in net for net in networks)
 
 
 # -- addresses in headers --------------------------------------------------------------
