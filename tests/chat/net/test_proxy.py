@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wslab.chat.errors import ProxyHeaderError
 from wslab.chat.net.proxy import (
     PROXY_V1_MAX,
     PROXY_V2_SIGNATURE,
     Client,
-    ProxyHeaderError,
     TrustedProxies,
     canonical_address,
     client_address,

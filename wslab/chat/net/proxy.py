@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
-from ...errors import WslabError
+from ..errors import ProxyHeaderError
 
 __all__ = [
     "PROXY_V1_MAX",
@@ -41,7 +41,6 @@ __all__ = [
     "SOURCES",
     "Client",
     "ProxyHeader",
-    "ProxyHeaderError",
     "TrustedProxies",
     "canonical_address",
     "client_address",
@@ -54,11 +53,6 @@ __all__ = [
 ]
 
 Network = IPv4Network | IPv6Network
-
-
-class ProxyHeaderError(WslabError):
-    """A PROXY protocol header that is not valid (a pt-BR sentence); the connection
-    must be aborted (the specification, 2.1)."""
 
 
 # Where a trusted proxy says who the client is (``serve --proxy-header``).
