@@ -30,7 +30,7 @@ def test_counts_read_back_through_the_prometheus_parser():
     metrics.closed(1012)
     metrics.closed(None)
     metrics.closed(3999)  # any code a client sends counts as "other"
-    metrics.store_seconds.labels("commit").observe(0.003)
+    metrics.store_seconds.observe(0.003)
     state["sessions"] = 5  # gauges are read when scraped
     found = samples(metrics)
     assert found[("wslab_chat_messages_stored_total", (("kind", "public"),))] == 2
@@ -41,13 +41,9 @@ def test_counts_read_back_through_the_prometheus_parser():
     assert found[("wslab_chat_closes_total", (("code", "1012"),))] == 1
     assert found[("wslab_chat_closes_total", (("code", "1006"),))] == 1
     assert found[("wslab_chat_closes_total", (("code", "other"),))] == 1
-    assert found[("wslab_chat_store_seconds_count", (("operation", "commit"),))] == 1
-    assert (
-        found[("wslab_chat_store_seconds_bucket", (("le", "0.005"), ("operation", "commit")))] == 1
-    )
-    assert (
-        found[("wslab_chat_store_seconds_bucket", (("le", "0.001"), ("operation", "commit")))] == 0
-    )
+    assert found[("wslab_chat_store_append_seconds_count", ())] == 1
+    assert found[("wslab_chat_store_append_seconds_bucket", (("le", "0.005"),))] == 1
+    assert found[("wslab_chat_store_append_seconds_bucket", (("le", "0.001"),))] == 0
     assert found[("wslab_chat_sessions", ())] == 5
     assert found[("wslab_chat_draining", ())] == 0
 

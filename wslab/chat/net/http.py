@@ -92,14 +92,19 @@ def socket_url(origin: str) -> str:
 class StaticFiles:
     """The files of ``wslab/chat/net/static``, read once; ``/`` is ``index.html``.
 
-    ``connect_sources``: the other nodes' WebSocket URLs (:func:`socket_url`), which
-    the page's CSP lets it connect to besides its own server.
+    ``connect_sources``: the other nodes' WebSocket URLs, or the public ones
+    (:func:`socket_url`), which the page's CSP lets it connect to besides its own
+    server; ``extra_headers`` go on every file (HSTS, on a node serving TLS).
     """
 
-    def __init__(self, connect_sources: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        connect_sources: Collection[str] = (),
+        extra_headers: Collection[tuple[str, str]] = (),
+    ) -> None:
         connect = " ".join(["'self'", *connect_sources])
         policy = f"default-src 'self'; connect-src {connect}; frame-ancestors 'none'"
-        security = [("Content-Security-Policy", policy), *_SECURITY_HEADERS]
+        security = [("Content-Security-Policy", policy), *_SECURITY_HEADERS, *extra_headers]
         self._files: dict[str, tuple[list[tuple[str, str]], bytes]] = {}
         for entry in resources.files("wslab.chat.net").joinpath("static").iterdir():
             content_type = _CONTENT_TYPES.get("." + entry.name.rpartition(".")[2])

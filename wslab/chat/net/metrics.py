@@ -65,8 +65,8 @@ class Metrics:
     """The collectors of one node; see the module docstring.
 
     Attributes bumped by the node and the service: ``stored`` (``.labels(kind)``),
-    ``delivered``, ``replayed``, ``shed``, ``store_seconds`` (``.labels("append" or
-    "commit")``), ``kdf_wait_seconds``, ``store_outages``; and through
+    ``delivered``, ``replayed``, ``shed``, ``store_seconds`` (one append, to its
+    confirmation), ``kdf_wait_seconds``, ``store_outages``; and through
     :meth:`refused` and :meth:`closed`, whose labels are bounded here.
     """
 
@@ -114,9 +114,9 @@ class Metrics:
             registry=registry,
         )
         self.store_seconds = Histogram(
-            "wslab_chat_store_seconds",
-            "Latência do armazenamento: append (uma linha guardada) e commit (um lote).",
-            ["operation"],
+            "wslab_chat_store_append_seconds",
+            "Latência de guardar uma linha: da chamada à confirmação do armazenamento "
+            "(SQLite: com o commit em grupo e seu fsync; Redis: o script, com appendfsync).",
             buckets=STORE_BUCKETS,
             registry=registry,
         )
@@ -133,8 +133,6 @@ class Metrics:
         )
         for reason in REFUSALS:  # every series present from the start, at 0
             self._refusals.labels(reason)
-        for operation in ("append", "commit"):
-            self.store_seconds.labels(operation)
 
     def watch(self, **reads: Callable[[], float]) -> None:
         """Gauges read when scraped: ``connections``, ``sessions``, ``users_online``,
