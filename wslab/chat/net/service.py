@@ -305,6 +305,11 @@ class ChatService:
                     waiting.discard(connection)
                     if connection.client is not None:
                         self._forget(connection.client.session_id)
+                    # Read again, for the client's close frame (a line that comes now
+                    # finds its session gone and is not stored).
+                    connection.draining = False
+                    if not connection.transport.is_closing():
+                        connection.transport.resume_reading()
                     connection.close_soon(CloseCode.SERVICE_RESTART, DRAIN_REASON)
             if waiting:
                 await asyncio.sleep(0.005)
