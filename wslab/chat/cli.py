@@ -4,9 +4,10 @@ History and users live in a SQLite file (``--db``, default ``wslab-chat.db`` in 
 working directory), so a restart, or a crash, loses nothing that was acknowledged; or,
 with ``--redis redis://HOST:PORT/DB``, in a Redis (or Valkey) that any number of nodes
 share, with presence and shared limits, to form one chat (:mod:`wslab.chat.stores.redis`).
-SIGTERM (or Ctrl-C) drains the node (:meth:`ChatService.drain`): ``/readyz`` turns 503,
-every session is closed with 1012 once the lines it sent are answered, and the process
-exits with status 0 within ``--drain-timeout`` seconds. In production (notebook 07):
+SIGTERM drains the node (:meth:`ChatService.drain`): ``/readyz`` turns 503, every
+session is closed with 1012 once the lines it sent are answered, and the process exits
+with status 0 within ``--drain-timeout`` seconds; Ctrl-C closes every connection with
+1001 at once. In production (notebook 07):
 ``--certfile``/``--keyfile`` serve https and wss directly; behind a proxy,
 ``--trust-proxy`` and ``--public-url``. A store that cannot be opened, or a bad
 certificate, network or URL, ends the start with one pt-BR sentence and status 1.
@@ -142,11 +143,14 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
         node.epoch,
     )
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()
+    stop = loop.create_future()  # the signal that came first
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result(None))
-    await stop
-    await service.drain(server, args.drain_timeout)
+        loop.add_signal_handler(signum, lambda s=signum: stop.done() or stop.set_result(s))
+    if await stop == signal.SIGTERM:  # a balancer's rolling restart
+        await service.drain(server, args.drain_timeout)
+    else:  # Ctrl-C: the operator stops it
+        log.info("parando: fechando as conexões com 1001")
+        await service.shut_down(server)
 
 
 def _port(text: str) -> int:
