@@ -10,6 +10,7 @@ import contextlib
 import json
 import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -272,3 +273,116 @@ def test_sigterm_drains_answers_every_line_read_closes_with_1012_and_exits_in_bo
         assert back["recovered"] is True
         replayed = [json.loads(again.recv(timeout=WAIT)) for _ in range(len(echoed))]
         assert [(m["offset"], m["text"]) for m in replayed] == echoed
+
+
+# -- the rolling restart --------------------------------------------------------------
+
+
+class Follower(threading.Thread):
+    """One user through the proxy from its own address: says a line every 50 ms while
+    ``talking``, reads everything, and after any close resumes from its last offset."""
+
+    def __init__(self, index, caddy, context, talking, done):
+        super().__init__(daemon=True)
+        self.user, self.source = f"u{index}", f"127.0.0.{20 + index}"
+        self.caddy, self.context, self.talking, self.done = caddy, context, talking, done
+        self.seen, self.acked, self.resumes, self.failures = [], [], [], []
+
+    def run(self):
+        resume, sent, deadline = None, 0, time.monotonic() + 120
+        while not self.done.is_set() and time.monotonic() < deadline:
+            try:
+                ws = open_from(self.caddy.ws_url, self.source, context=self.context)
+            except Exception as error:  # the proxy retries; a refusal is retried here
+                self.failures.append(repr(error)[:80])
+                time.sleep(0.1)
+                continue
+            with ws:
+                try:
+                    welcome = hello(ws, self.user, "s", resume)
+                    if resume is not None:
+                        self.resumes.append(welcome["recovered"])
+                    epoch = welcome["epoch"]
+                    last = time.monotonic()
+                    while not self.done.is_set():
+                        if self.talking.is_set() and time.monotonic() - last > 0.05:
+                            say(ws, f"{self.user}-{sent}")
+                            sent, last = sent + 1, time.monotonic()
+                        try:
+                            frame = json.loads(ws.recv(timeout=0.05))
+                        except TimeoutError:
+                            continue
+                        if frame["type"] == "message":
+                            self.seen.append((frame["offset"], frame["text"]))
+                            resume = {"epoch": epoch, "offset": frame["offset"]}
+                            if frame["from"] == self.user:
+                                self.acked.append((frame["offset"], frame["text"]))
+                except Exception:
+                    continue  # closed (1012 from a draining node): resume
+
+
+@pytest.mark.xfail(
+    reason="não passa ainda: na última execução 7.157 confirmadas; u5 retomou com "
+    "recovered=False (mais de --retention 1000 mensagens durante a sua volta: o teste "
+    "envia rápido demais para a retenção) e 4 usuários ficaram 1 a 5 mensagens atrás "
+    "após 30 s; a investigar (issue 22)",
+    strict=False,
+)
+def test_a_rolling_restart_under_traffic_loses_nothing(tmp_path, tls, valkey_url):
+    """Two nodes over Valkey behind Caddy; 50 users talk while node A is drained
+    (SIGTERM), started again, then node B. Every acknowledged message reaches every
+    user exactly once, in order; every resume is recovered."""
+    front, ports = free_port(), [free_port(), free_port()]
+    options = ("--redis", valkey_url, *TRUST, "--public-url", f"https://localhost:{front}")
+    options += ("--drain-timeout", "5", "--presence-ttl", "2")
+    processes = [serve_process(*options, "--port", str(p))[0] for p in ports]
+    talking, done = threading.Event(), threading.Event()
+    try:
+        with LocalCaddy(tmp_path, [f"127.0.0.1:{p}" for p in ports], tls, port=front) as caddy:
+            context = tls.client_context()
+            until(lambda: get(caddy.url + "/readyz", context=context)[0] == 200)
+            followers = [Follower(i, caddy, context, talking, done) for i in range(50)]
+            for follower in followers:
+                follower.start()
+            until(lambda: all(f.seen or f.failures for f in followers) or True)
+            talking.set()
+            for index, port in enumerate(ports):
+                time.sleep(1.0)  # traffic on both nodes
+                processes[index].send_signal(signal.SIGTERM)
+                assert processes[index].wait(timeout=15) == 0
+                processes[index] = serve_process(*options, "--port", str(port))[0]
+                until(lambda p=port: get(f"http://127.0.0.1:{p}/readyz")[0] == 200)
+            time.sleep(1.0)
+            talking.clear()
+            acked = sorted({m for f in followers for m in f.acked})
+            try:
+                until(lambda: all(set(acked) <= set(f.seen) for f in followers), within=30)
+            except AssertionError:
+                behind = [
+                    (
+                        f.user,
+                        len(set(acked) - set(f.seen)),
+                        f.failures[-2:],
+                        f.resumes,
+                        f.is_alive(),
+                    )
+                    for f in followers
+                    if not set(acked) <= set(f.seen)
+                ]
+                raise AssertionError(f"{len(acked)} acked; behind: {behind[:5]}") from None
+            done.set()
+            for follower in followers:
+                follower.join(timeout=10)
+    finally:
+        done.set()
+        for process in processes:
+            process.kill()
+            process.wait(timeout=WAIT)
+    assert len(acked) > 100
+    for follower in followers:
+        offsets = [offset for offset, _ in follower.seen]
+        assert offsets == sorted(set(offsets)), follower.user  # once each, in order
+        got = [m for m in follower.seen if m in set(acked)]
+        assert got == acked, follower.user
+        assert all(follower.resumes), (follower.user, follower.resumes)
+    assert sum(len(f.resumes) for f in followers) >= 50  # everyone moved at least once
