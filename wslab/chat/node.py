@@ -123,8 +123,12 @@ class ChatNode:
         hub: Hub | None = None,
         presence: Presence | None = None,
         limiter: Limiter | None = None,
+        metrics=None,
     ) -> None:
         self.log = log
+        # The network's collectors (wslab.chat.net.metrics.Metrics), duck-typed so the
+        # node imports nothing of the network; None counts nothing.
+        self.metrics = metrics
         self.presence = presence
         self.credentials = credentials
         self.kdf = kdf
@@ -188,8 +192,24 @@ class ChatNode:
     def epoch(self) -> str:
         return self.log.state.epoch
 
+    async def check(self) -> None:
+        """Return when the log can take an append now; :class:`StoreError` saying why
+        not (for ``/readyz``)."""
+        await self.log.check()
+
+    def online_here(self) -> list[str]:
+        """Sorted names of the users with a session open on this node."""
+        return self.hub.online()
+
+    @property
+    def pending_logins(self) -> int:
+        """Logins waiting for, or in, the KDF."""
+        return self._pending_logins
+
     def _outage(self, down: bool) -> None:
         """A shared store stopped (or started again) answering: tell every session."""
+        if down and self.metrics is not None:
+            self.metrics.store_outages.inc()
         self._emit(self.hub.announce(STORE_DOWN if down else STORE_BACK))
 
     def _committed(self, messages: Sequence[Message]) -> None:
@@ -203,7 +223,12 @@ class ChatNode:
     async def _cpu(self, function: Callable, *args):
         if self._offload is None:
             return function(*args)
-        return await self._offload(function, *args)
+        started = time.perf_counter()
+        try:
+            return await self._offload(function, *args)
+        finally:
+            if self.metrics is not None:
+                self.metrics.kdf_wait_seconds.observe(time.perf_counter() - started)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -417,10 +442,16 @@ class ChatNode:
                 f"line:{user}", self.limits.max_rate, self.limits.burst
             ):
                 return self._too_fast(session_id)  # over the user's rate on every node
+            started = time.perf_counter()
             if isinstance(command, PublicText):
-                await self.log.append(Kind.PUBLIC, user, None, command.text)
+                kind = Kind.PUBLIC
+                await self.log.append(kind, user, None, command.text)
             else:
-                await self.log.append(Kind.PRIVATE, user, command.to, command.text)
+                kind = Kind.PRIVATE
+                await self.log.append(kind, user, command.to, command.text)
+            if self.metrics is not None:
+                self.metrics.store_seconds.observe(time.perf_counter() - started)
+                self.metrics.stored.labels(kind.value).inc()
         except CommandError as error:
             return self.error(session_id, str(error))
         except StoreError as error:
