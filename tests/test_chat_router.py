@@ -92,7 +92,7 @@ def test_empty_or_non_text_secret_is_rejected_and_registers_nothing(router, secr
 def test_wrong_secret_raises_auth_error_and_opens_nothing(router):
     ana = router.connect("ana", "right")
     router.submit(ana.id, "antes")
-    with pytest.raises(AuthError, match="Segredo errado"):
+    with pytest.raises(AuthError, match="Senha errada"):
         router.connect("ANA", "wrong")
     router.disconnect(ana.id)
     with pytest.raises(AuthError):
