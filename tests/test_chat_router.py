@@ -81,7 +81,7 @@ def test_name_of_32_characters_is_accepted(router):
 
 @pytest.mark.parametrize("secret", ["", None, 123])
 def test_empty_or_non_text_secret_is_rejected_and_registers_nothing(router, secret):
-    with pytest.raises(Refusal, match="segredo"):
+    with pytest.raises(Refusal, match="senha"):
         router.connect("ana", secret)
     # The name is still free: a later connect registers it with its own secret.
     router.connect("ana", "real")

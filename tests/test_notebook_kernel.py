@@ -1,6 +1,7 @@
-"""A notebook's kernel killed with SIGKILL (a crash, the out-of-memory killer) leaves
-no process of it behind: chapter 06 starts a Valkey and two chat nodes, and all three
-die with the kernel (``PR_SET_PDEATHSIG``, see wslab.chat.testing.process)."""
+"""Notebook kernels and the learner who runs cells out of order. A kernel killed with
+SIGKILL (a crash, the out-of-memory killer) leaves no process of it behind: chapter 06
+starts a Valkey and two chat nodes, and all three die with the kernel (``PR_SET_PDEATHSIG``,
+see wslab.chat.testing.process). A cell run out of order says what to run, in one line."""
 
 from __future__ import annotations
 
@@ -90,3 +91,16 @@ def test_killing_chapter_06_kernel_leaves_no_server_running():
                 os.kill(pid, signal.SIGKILL)
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_a_cell_run_out_of_order_says_what_to_run_in_one_line():
+    from wslab.notebook import OutOfOrder, require
+
+    require(True, "nada")  # a state that holds passes silently
+    with pytest.raises(OutOfOrder) as raised:
+        require(False, "Os servidores deste capítulo estão parados")
+    lines = raised.value._render_traceback_()  # what IPython shows instead of a traceback
+    assert lines == [
+        "Fora de ordem: Os servidores deste capítulo estão parados: rode o capítulo do início"
+        " (Kernel → Restart Kernel and Run All Cells)."
+    ]

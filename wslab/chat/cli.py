@@ -220,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.max_rate,
         metavar="N",
-        help="linhas por segundo por usuário, em média (0: sem limite)",
+        help="mensagens por segundo por usuário, em média (0: sem limite)",
     )
     limits.add_argument(
         "--max-frames",
@@ -230,7 +230,7 @@ def _parser() -> argparse.ArgumentParser:
         help="frames por segundo por conexão, pings incluídos (0: sem limite)",
     )
     limits.add_argument(
-        "--burst", type=_count, default=defaults.burst, metavar="N", help="linhas de uma vez"
+        "--burst", type=_count, default=defaults.burst, metavar="N", help="mensagens de uma vez"
     )
     limits.add_argument(
         "--address-share",

@@ -480,7 +480,7 @@ class ChatNode:
             session_id,
             (
                 f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
-                "linhas por segundo por usuário); esta linha não foi enviada."
+                "mensagens por segundo por usuário); esta não foi enviada."
             ),
         )
 
