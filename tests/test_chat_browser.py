@@ -298,9 +298,7 @@ def test_cut_tab_resumes_and_shows_missed_messages_once(open_tab, server):
     expect(replayed).to_have_count(4)
     expect(replayed.first).to_have_text("reenviada")
     # The last line no longer says the connection fell: the page says it is back.
-    expect(ana.page.locator("#messages li[data-kind='local']").last).to_contain_text(
-        "Reconectado"
-    )
+    expect(ana.page.locator("#messages li[data-kind='local']").last).to_contain_text("Reconectado")
 
     # Live again: a new message arrives once, not replayed, after the replayed ones.
     bia.send("depois do corte")
