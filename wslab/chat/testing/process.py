@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ...errors import WslabError
 
-__all__ = ["ServeError", "ServeProcess", "die_with_parent"]
+__all__ = ["ServeError", "ServeProcess", "die_with_parent", "popen_dying_with_parent"]
 
 #: The line ``serve`` logs once it listens (wslab.chat.cli).
 READY = re.compile(r"servindo o chat em http://127\.0\.0\.1:(\d+)/")
