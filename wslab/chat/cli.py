@@ -22,6 +22,7 @@ import resource
 import signal
 import sys
 
+from ..argparse_pt import ArgumentParser
 from .assemble import choose_stores
 from .errors import StoreError
 from .net.gate import Caps
@@ -244,17 +245,22 @@ def _add_production(serve: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m wslab.chat", description="O chat do wslab na rede."
+    """The command line, in pt-BR down to argparse's own words (:mod:`wslab.argparse_pt`)."""
+    parser = ArgumentParser(prog="python -m wslab.chat", description="O chat do wslab na rede.")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMANDO", title="comandos"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
         help="serve o chat (WebSocket em /ws, cliente em /)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Serve o chat: WebSocket em /ws, o cliente para navegador em /.",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="endereço onde escutar")
-    serve.add_argument("--port", type=_port, default=8765, help="porta (0 escolhe uma livre)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", metavar="ENDEREÇO", help="endereço onde escutar"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=8765, metavar="PORTA", help="porta (0 escolhe uma livre)"
+    )
     serve.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
@@ -282,7 +288,11 @@ def _parser() -> argparse.ArgumentParser:
         help="com --redis: em quanto tempo os usuários de um nó que morreu saem do /who",
     )
     serve.add_argument(
-        "--retention", type=_count, default=1000, help="mensagens guardadas para retomadas"
+        "--retention",
+        type=_count,
+        default=1000,
+        metavar="N",
+        help="mensagens guardadas para retomadas",
     )
     serve.add_argument(
         "--allow-host",
@@ -315,84 +325,103 @@ def _parser() -> argparse.ArgumentParser:
         "--max-rate",
         type=float,
         default=defaults.max_rate,
-        help="linhas por segundo por usuário, em média (0: sem limite)",
+        metavar="N",
+        help="mensagens por segundo por usuário, em média (0: sem limite)",
     )
     limits.add_argument(
         "--max-frames",
         type=float,
         default=FRAMES_PER_SECOND,
-        help="quadros por segundo por conexão, pings incluídos (0: sem limite)",
+        metavar="N",
+        help="frames por segundo por conexão, pings incluídos (0: sem limite)",
     )
-    limits.add_argument("--burst", type=_count, default=defaults.burst, help="linhas de uma vez")
+    limits.add_argument(
+        "--burst", type=_count, default=defaults.burst, metavar="N", help="mensagens de uma vez"
+    )
     limits.add_argument(
         "--address-share",
         type=_positive,
         default=defaults.address_share,
+        metavar="N",
         help="um endereço pode enviar o ritmo de quantos usuários",
     )
     limits.add_argument(
         "--login-free",
         type=_count,
         default=defaults.login_free,
-        help="segredos errados seguidos, por nome e por endereço, antes de a "
+        metavar="N",
+        help="senhas erradas seguidas, por nome e por endereço, antes de a "
         "espera (1 s, dobrando até 5 min) começar",
     )
     limits.add_argument(
         "--registrations-per-minute",
         type=_count,
         default=defaults.registrations_per_minute,
+        metavar="N",
         help="nomes novos por minuto por endereço",
     )
     limits.add_argument(
-        "--max-users", type=_count, default=defaults.max_users, help="nomes registrados no total"
+        "--max-users",
+        type=_count,
+        default=defaults.max_users,
+        metavar="N",
+        help="nomes registrados no total",
     )
     limits.add_argument(
         "--max-connections",
         type=_count,
         default=caps.max_connections,
+        metavar="N",
         help="conexões abertas no total (cortado ao limite de arquivos abertos)",
     )
     limits.add_argument(
         "--max-per-address",
         type=_count,
         default=caps.max_per_address,
+        metavar="N",
         help="conexões abertas por endereço",
     )
     limits.add_argument(
         "--max-waiting",
         type=_count,
         default=caps.max_waiting,
+        metavar="N",
         help="conexões ainda sem sessão (handshake ou hello por vir), no total",
     )
     limits.add_argument(
         "--max-waiting-per-address",
         type=_count,
         default=caps.max_waiting_per_address,
+        metavar="N",
         help="conexões ainda sem sessão, por endereço",
     )
     limits.add_argument(
         "--open-timeout",
         type=_positive,
         default=OPEN_TIMEOUT,
+        metavar="SEGUNDOS",
         help="segundos para o pedido HTTP (handshake) chegar inteiro",
     )
     limits.add_argument(
         "--hello-timeout",
         type=_positive,
         default=HELLO_TIMEOUT,
+        metavar="SEGUNDOS",
         help="segundos para o hello chegar",
     )
     limits.add_argument(
         "--max-pending",
         type=_count,
         default=MAX_PENDING_BYTES,
+        metavar="BYTES",
         help="bytes não lidos por um cliente antes de fechá-lo com 1013",
     )
     limits.add_argument(
         "--kdf-n",
         type=int,
         default=Scrypt().n,
-        help="custo N do scrypt para segredos novos (potência de 2)",
+        metavar="N",
+        help="custo N do scrypt para senhas novas (potência de 2)",
     )
     return parser
 

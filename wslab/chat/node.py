@@ -256,7 +256,7 @@ class ChatNode:
         except ValueError as error:
             raise Refusal(str(error)) from None
         if not isinstance(secret, str) or not secret:
-            raise Refusal("O segredo (senha) deve ser um texto não vazio.")
+            raise Refusal("A senha deve ser um texto não vazio.")
         if resume is not None or history:
             if self._waiting_replays >= self.limits.max_pending_logins:
                 raise Refusal(
@@ -348,7 +348,7 @@ class ChatNode:
             wait = await self._stored(self.limiter.login_wait(keys))
         if wait > 0:
             raise Refusal(
-                f"Muitas tentativas com segredo errado: tente de novo em {math.ceil(wait)} s.",
+                f"Muitas tentativas com senha errada: tente de novo em {math.ceil(wait)} s.",
                 CloseCode.THROTTLED,
             )
         if self._pending_logins >= self.limits.max_pending_logins:
@@ -367,10 +367,19 @@ class ChatNode:
                     self._registered.add(name)
                     return  # registered by this call
             if not await self._cpu(Scrypt.verify, secret, record):
+                wait = 0.0
                 if throttled:
                     await self._stored(self.limiter.login_failed(keys))
+                    wait = await self._stored(self.limiter.login_wait(keys))
+                # Past ``login_free`` failures in a row the next try must wait: say how
+                # long (the reason stays within a close frame's 123 bytes).
+                if wait > 0:
+                    raise AuthError(
+                        "Senha errada para este nome. Foram erros demais seguidos: a próxima "
+                        f"tentativa só daqui a {math.ceil(wait)} s."
+                    )
                 raise AuthError(
-                    "Segredo errado para este nome: ele já está registrado com outro segredo."
+                    "Senha errada para este nome: ele já está registrado com outra senha."
                 )
             if throttled:
                 await self._stored(self.limiter.login_succeeded(keys))
@@ -501,7 +510,7 @@ class ChatNode:
             session_id,
             (
                 f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
-                "linhas por segundo por usuário); esta linha não foi enviada."
+                "mensagens por segundo por usuário); esta não foi enviada."
             ),
         )
 

@@ -18,7 +18,7 @@ from typing import Self
 
 from ...errors import WslabError
 
-__all__ = ["LocalProcess", "die_with_parent", "free_port"]
+__all__ = ["LocalProcess", "die_with_parent", "free_port", "popen_dying_with_parent"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -34,6 +34,14 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child
 
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def popen_dying_with_parent(arguments: list[str], **options) -> subprocess.Popen:
+    """``subprocess.Popen`` whose child dies with the thread that started it (on Linux:
+    the signal follows the starting *thread*, so start and stop from the same one)."""
+    if sys.platform == "linux":
+        options["preexec_fn"] = die_with_parent
+    return subprocess.Popen(arguments, **options)
 
 
 class LocalProcess:
@@ -135,14 +143,13 @@ class LocalProcess:
 
     def _spawn(self) -> None:
         with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
+            self._process = popen_dying_with_parent(
                 self._arguments(),
                 cwd=self.data_dir,
                 env=self._environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
 
     def _wait_ready(self, timeout: float) -> None:
