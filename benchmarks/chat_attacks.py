@@ -10,7 +10,7 @@ after, from /proc), the refusals the attacker saw and the log lines the server w
 The JSON goes to ``benchmarks/results/chat_attacks.json``.
 
 The attackers, the server process and the bystander live here so the tests
-(``tests/test_chat_attacks.py``) run the very same attacks, with assertions instead
+(``tests/chat/process/test_attacks.py``) run the very same attacks, with assertions instead
 of a table.
 """
 
