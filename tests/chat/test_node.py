@@ -203,7 +203,7 @@ def test_a_line_to_a_name_nobody_registered_is_an_error_for_its_session_only():
 def test_a_line_to_a_registered_name_offline_is_kept_for_it():
     async def body():
         chat = await node_with()
-        await chat.live("joao")
+        joao, _, _ = await chat.live("joao")
         chat.node.close(joao.id)
         ana, ana_h, _ = await chat.live("ana")
         assert chat.node.awaits_store("/msg joao oi") is False  # known here: no lookup
