@@ -168,11 +168,10 @@ async def append_lines(log, recorder, *lines):
 
 
 @contextlib.asynccontextmanager
-async def redis_node(url, retention=10):
-    """What one node holds of a Redis: its log (started, recording) and credentials."""
-    from wslab.chat.stores.redis import RedisCredentials, RedisLog
-
-    log, users = RedisLog(url, retention), RedisCredentials(url)
+async def started(open_stores, retention=10):
+    """A log and credentials from ``await open_stores(retention)``, the log started with
+    a :class:`Recorder`: ``(log, credentials, recorder)``; both closed at the end."""
+    log, users = await open_stores(retention)
     recorder = Recorder()
     try:
         await log.start(recorder, recorder.on_lost, recorder.on_outage)
@@ -180,3 +179,13 @@ async def redis_node(url, retention=10):
     finally:
         await log.close()
         await users.close()
+
+
+def redis_node(url, retention=10):
+    """What one node holds of a Redis (:func:`started`): its log and credentials."""
+    from wslab.chat.stores.redis import RedisCredentials, RedisLog
+
+    async def open_stores(retention):
+        return RedisLog(url, retention), RedisCredentials(url)
+
+    return started(open_stores, retention)

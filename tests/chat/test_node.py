@@ -68,6 +68,19 @@ def node_with(limits=None, clock=None, log=None, credentials=None):
     return started()
 
 
+def on_node(body, *args, **options):
+    """Run ``body(chat)`` on a started node (see :func:`node_with`), stopped after it."""
+
+    async def bounded():
+        chat = await node_with(*args, **options)
+        try:
+            await body(chat)
+        finally:
+            await chat.node.stop()
+
+    run(bounded())
+
+
 def errors(items):
     return [item.item.text for item in items if item.item.kind is Kind.ERROR]
 
@@ -76,8 +89,7 @@ def errors(items):
 
 
 def test_a_new_name_is_registered_and_another_secret_for_it_is_refused_with_4001():
-    async def body():
-        chat = await node_with()
+    async def body(chat):
         session, _, _ = await chat.live("Ana", "certo")
         with pytest.raises(AuthError, match="Senha errada para este nome") as refused:
             await chat.node.open("ana", "errado", "intruso", address=THERE)
@@ -85,9 +97,8 @@ def test_a_new_name_is_registered_and_another_secret_for_it_is_refused_with_4001
         assert chat.node.online_here() == ["ana"] and len(chat.node.hub) == 1
         again, _, _ = await chat.live("ANA", "certo", address=THERE)
         assert (session.user, again.user) == ("ana", "ana")
-        await chat.node.stop()
 
-    run(body())
+    on_node(body)
 
 
 @pytest.mark.parametrize(
@@ -100,15 +111,13 @@ def test_a_new_name_is_registered_and_another_secret_for_it_is_refused_with_4001
     ],
 )
 def test_a_bad_name_or_secret_is_refused_with_4000_and_registers_nothing(user, secret, words):
-    async def body():
-        chat = await node_with()
+    async def body(chat):
         with pytest.raises(Refusal, match=words) as refused:
             await chat.node.open(user, secret, "h", address=HERE)
         assert refused.value.close_code == CloseCode.BAD_HELLO
         assert chat.node.online_here() == [] and await chat.node.credentials.count() == 0
-        await chat.node.stop()
 
-    run(body())
+    on_node(body)
 
 
 def test_wrong_secrets_make_the_name_wait_everywhere_but_where_it_logged_in_before():
@@ -116,9 +125,9 @@ def test_wrong_secrets_make_the_name_wait_everywhere_but_where_it_logged_in_befo
     and until then every try for the name waits (4029), from any address, except from
     one the name logged in from before: its owner is not locked out by a guesser."""
 
-    async def body():
-        clock = Clock()
-        chat = await node_with(Limits(login_free=2), clock)
+    clock = Clock()
+
+    async def body(chat):
         await chat.live("bia", "certo", address=HERE)  # bia's own machine
         reasons = []
         for guess in range(3):
@@ -136,15 +145,14 @@ def test_wrong_secrets_make_the_name_wait_everywhere_but_where_it_logged_in_befo
         await chat.live("bia", "certo", address=THERE)  # waited: in, and the count cleared
         with pytest.raises(AuthError, match="já está registrado com outra senha"):
             await chat.node.open("bia", "chute", "h", address=THERE)
-        await chat.node.stop()
 
-    run(body())
+    on_node(body, Limits(login_free=2), clock)
 
 
 def test_new_names_are_capped_per_address_per_minute_and_in_total():
-    async def body():
-        clock = Clock()
-        chat = await node_with(Limits(registrations_per_minute=2, max_users=4), clock)
+    clock = Clock()
+
+    async def body(chat):
         await chat.live("u1", address=HERE)
         await chat.live("u2", address=HERE)
         with pytest.raises(Refusal, match="Nomes novos demais") as refused:
@@ -158,17 +166,15 @@ def test_new_names_are_capped_per_address_per_minute_and_in_total():
             await chat.node.open("u5", "s", "h", address=ELSEWHERE)
         assert full.value.close_code == CloseCode.NAME_LIMIT
         assert await chat.node.credentials.count() == 4
-        await chat.node.stop()
 
-    run(body())
+    on_node(body, Limits(registrations_per_minute=2, max_users=4), clock)
 
 
 # -- lines --------------------------------------------------------------------------------
 
 
 def test_a_line_is_kept_and_reaches_its_recipients_through_emit():
-    async def body():
-        chat = await node_with()
+    async def body(chat):
         ana, ana_h, _ = await chat.live("ana")
         _, bia_h, _ = await chat.live("bia")
         _, joao_h, _ = await chat.live("joao")
@@ -177,14 +183,12 @@ def test_a_line_is_kept_and_reaches_its_recipients_through_emit():
             (Message(Kind.PUBLIC, 1, "ana", None, "oi"), (ana_h, bia_h, joao_h)),
             (Message(Kind.PRIVATE, 2, "ana", "bia", "psiu"), (ana_h, bia_h)),
         ]
-        await chat.node.stop()
 
-    run(body())
+    on_node(body)
 
 
 def test_a_line_to_a_name_nobody_registered_is_an_error_for_its_session_only():
-    async def body():
-        chat = await node_with()
+    async def body(chat):
         ana, ana_h, _ = await chat.live("ana")
         await chat.live("bia")
         replies = await chat.say(ana, "/msg ninguem oi")
@@ -195,14 +199,12 @@ def test_a_line_to_a_name_nobody_registered_is_an_error_for_its_session_only():
             )
         ]
         assert chat.emitted == [] and chat.node.log.state.newest == 0
-        await chat.node.stop()
 
-    run(body())
+    on_node(body)
 
 
 def test_a_line_to_a_registered_name_offline_is_kept_for_it():
-    async def body():
-        chat = await node_with()
+    async def body(chat):
         joao, _, _ = await chat.live("joao")
         chat.node.close(joao.id)
         ana, ana_h, _ = await chat.live("ana")
@@ -210,14 +212,12 @@ def test_a_line_to_a_registered_name_offline_is_kept_for_it():
         assert await chat.say(ana, "/msg joao volta logo") == []
         (item,) = chat.emitted
         assert item.item.offset == 1 and tuple(item.handles) == (ana_h,)
-        await chat.node.stop()
 
-    run(body())
+    on_node(body)
 
 
 def test_who_answers_the_asking_session_only():
-    async def body():
-        chat = await node_with()
+    async def body(chat):
         ana, ana_h, _ = await chat.live("ana")
         await chat.live("bia")
         await chat.live("ana")
@@ -225,15 +225,14 @@ def test_who_answers_the_asking_session_only():
             Outbound(Notice(Kind.SYSTEM, "Online agora: ana, bia."), (ana_h,))
         ]
         assert chat.emitted == []
-        await chat.node.stop()
 
-    run(body())
+    on_node(body)
 
 
 def test_lines_over_the_users_rate_are_refused_across_its_sessions_until_it_refills():
-    async def body():
-        clock = Clock()
-        chat = await node_with(Limits(max_rate=1.0, burst=2), clock)
+    clock = Clock()
+
+    async def body(chat):
         phone, _, _ = await chat.live("ana")
         laptop, _, _ = await chat.live("ana")
         assert await chat.say(phone, "um", "dois") == []
@@ -243,30 +242,27 @@ def test_lines_over_the_users_rate_are_refused_across_its_sessions_until_it_refi
         clock.now += 1.0
         assert await chat.say(laptop, "três") == []
         assert chat.node.log.state.newest == 3
-        await chat.node.stop()
 
-    run(body())
+    on_node(body, Limits(max_rate=1.0, burst=2), clock)
 
 
 def test_an_address_may_send_a_few_users_worth_of_lines():
-    async def body():
-        limits = Limits(max_rate=1.0, burst=2, address_share=2.0)  # the address: 4 at once
-        chat = await node_with(limits)
+    limits = Limits(max_rate=1.0, burst=2, address_share=2.0)  # the address: 4 at once
+
+    async def body(chat):
         users = [(await chat.live(f"u{n}"))[0] for n in range(3)]
         assert await chat.say(users[0], "a", "b") == []
         assert await chat.say(users[1], "c", "d") == []
         assert errors(await chat.say(users[2], "e"))  # its own bucket is full: the address's is not
         assert await chat.say(users[2], "e", address=THERE) == []
-        await chat.node.stop()
 
-    run(body())
+    on_node(body, limits)
 
 
 def test_every_frame_is_charged_to_the_rate_a_malformed_one_too():
     """The service charges a frame it cannot parse with ``spend``: the same buckets."""
 
-    async def body():
-        chat = await node_with(Limits(max_rate=1.0, burst=2))
+    async def body(chat):
         ana, _, _ = await chat.live("ana")
         assert chat.node.spend(ana.id, HERE) is None
         assert chat.node.spend(ana.id, HERE) is None
@@ -274,17 +270,15 @@ def test_every_frame_is_charged_to_the_rate_a_malformed_one_too():
         assert errors(await chat.say(ana, "oi"))
         with pytest.raises(KeyError):
             chat.node.spend("nunca", HERE)
-        await chat.node.stop()
 
-    run(body())
+    on_node(body, Limits(max_rate=1.0, burst=2))
 
 
 # -- what a new session gets --------------------------------------------------------------
 
 
 def test_a_resume_gets_exactly_what_it_missed_and_a_new_device_the_history_it_asks_for():
-    async def body():
-        chat = await node_with()
+    async def body(chat):
         await chat.live("joao")
         writer, _, _ = await chat.live("bia")
         assert await chat.say(writer, "m1", "m2", "/msg joao só dele", "m4", "m5") == []
@@ -295,29 +289,26 @@ def test_a_resume_gets_exactly_what_it_missed_and_a_new_device_the_history_it_as
         assert [i.item.offset for i in items] == [2, 4, 5]  # what ana may see
         _, _, items = await chat.live("ana")
         assert items == []  # nothing asked, nothing replayed
-        await chat.node.stop()
 
-    run(body())
+    on_node(body)
 
 
 def test_a_resume_from_another_epoch_is_told_and_gets_the_recent_history():
-    async def body():
-        chat = await node_with()
+    async def body(chat):
         writer, _, _ = await chat.live("bia")
         await chat.say(writer, "m1", "m2")
         session, _, items = await chat.live("ana", resume=("outra", 7))
         assert session.recovered is False
         assert items[0].item.kind is Kind.SYSTEM and "época" in items[0].item.text
         assert [i.item.offset for i in items[1:]] == [1, 2]
-        await chat.node.stop()
 
-    run(body())
+    on_node(body)
 
 
 def test_resumes_from_one_address_come_in_bursts_of_5_a_second():
-    async def body():
-        clock = Clock()
-        chat = await node_with(Limits(replays_per_second=1.0), clock)
+    clock = Clock()
+
+    async def body(chat):
         for _ in range(5):
             session, _, _ = await chat.live("ana", resume=(EPOCH, 0))
             chat.node.close(session.id)
@@ -330,17 +321,15 @@ def test_resumes_from_one_address_come_in_bursts_of_5_a_second():
             await chat.live("ana", address="", resume=(EPOCH, 0))  # no address: no rate
         clock.now += 1.0
         await chat.live("ana", address=HERE, resume=(EPOCH, 0))
-        await chat.node.stop()
 
-    run(body())
+    on_node(body, Limits(replays_per_second=1.0), clock)
 
 
 # -- sessions and stores ------------------------------------------------------------------
 
 
 def test_a_closed_session_leaves_and_gets_nothing_more():
-    async def body():
-        chat = await node_with()
+    async def body(chat):
         ana, _, _ = await chat.live("ana")
         bia, bia_h, _ = await chat.live("bia")
         chat.node.close(ana.id)
@@ -352,31 +341,28 @@ def test_a_closed_session_leaves_and_gets_nothing_more():
         assert [tuple(item.handles) for item in chat.emitted] == [(bia_h,)]
         with pytest.raises(KeyError):
             await chat.node.submit(ana.id, "oi")
-        await chat.node.stop()
 
-    run(body())
+    on_node(body)
 
 
 def test_only_a_msg_to_a_name_not_yet_known_awaits_the_store():
-    async def body():
-        chat = await node_with()
+    async def body(chat):
         await chat.live("bia")
         assert chat.node.awaits_store("/msg ninguem oi") is True
         assert chat.node.awaits_store("/msg bia oi") is False
         assert chat.node.awaits_store("oi") is False
         assert chat.node.awaits_store("/who") is False  # no presence shared with others
         assert chat.node.awaits_store("/nada") is False  # an error, answered at once
-        await chat.node.stop()
 
-    run(body())
+    on_node(body)
 
 
 def test_a_store_that_fails_an_append_answers_the_line_and_keeps_the_session(tmp_path):
     """SQLite's max_page_count makes the file full: the error a full disk gives."""
 
-    async def body():
-        store = SqliteStore(str(tmp_path / "chat.db"), 1000)
-        chat = await node_with(log=store.log, credentials=store.credentials)
+    store = SqliteStore(str(tmp_path / "chat.db"), 1000)
+
+    async def body(chat):
         ana, _, _ = await chat.live("ana")
 
         def full(db):
@@ -393,6 +379,5 @@ def test_a_store_that_fails_an_append_answers_the_line_and_keeps_the_session(tmp
         kept = chat.node.log.state.newest
         assert [item.item.offset for item in chat.emitted] == list(range(1, kept + 1))
         assert (await chat.say(ana, "/who"))[0].item.text == "Online agora: ana."
-        await chat.node.stop()
 
-    run(body())
+    on_node(body, log=store.log, credentials=store.credentials)

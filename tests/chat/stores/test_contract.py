@@ -19,11 +19,10 @@ whichever node counts. Two Redis limiters on one Valkey share their counts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
-from chatclient import Recorder, run
 from chatclient import append_lines as say
+from chatclient import run, started
 
 from wslab.chat.rules.messages import Kind
 from wslab.chat.stores.memory import MemoryCredentials, MemoryLimiter, MemoryLog
@@ -65,18 +64,6 @@ FACTORIES = [memory_stores, sqlite_stores, redis_stores]
 @pytest.fixture(params=FACTORIES, ids=lambda factory: factory.__name__.removesuffix("_stores"))
 def open_stores(request):
     return request.param(request)
-
-
-@contextlib.asynccontextmanager
-async def started(open_stores, retention=10):
-    log, users = await open_stores(retention)
-    recorder = Recorder()
-    try:
-        await log.start(recorder, recorder.on_lost, recorder.on_outage)
-        yield log, users, recorder
-    finally:
-        await log.close()
-        await users.close()
 
 
 def test_an_empty_log_has_newest_0_and_oldest_1(open_stores):
