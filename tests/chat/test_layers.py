@@ -139,6 +139,28 @@ def test_imports_run_one_way_net_node_rules_and_stores_to_rules():
     assert wrong_way_imports() == []
 
 
+def test_importing_the_rules_at_run_time_loads_no_other_layer():
+    """What importing runs, too: ``wslab.chat``'s own ``__init__`` imports its public
+    names lazily, so the rules load without asyncio, websockets, sqlite3, redis or the
+    chat's other layers (a fresh interpreter, so nothing else imported them first)."""
+    import subprocess
+
+    modules = [f"{PACKAGE}.rules.{path.stem}" for path in sorted((CHAT / "rules").glob("*.py"))]
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys\nfor m in {modules!r}: __import__(m)\nprint(*sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
+    others = (f"{PACKAGE}.node", f"{PACKAGE}.stores", f"{PACKAGE}.net", f"{PACKAGE}.model")
+    assert [m for m in loaded if m.split(".")[0] in IMPURE or m.startswith(others)] == []
+
+
 def test_the_checks_name_each_wrong_import(tmp_path, monkeypatch):
     """The checks above can fail: a rule that imports asyncio and the node, and a store
     and the node that import the network, are each named."""
