@@ -60,22 +60,48 @@ def test_two_limiters_share_one_bucket(make):
     run(body())
 
 
-def test_wrong_secrets_past_the_free_ones_make_every_node_wait(make):
+def test_attempts_past_the_free_ones_make_every_node_wait(make):
+    """Each attempt is charged before its secret is checked (as a wrong one): with 2
+    free, the 3rd is still let through and starts a 1 s delay, doubling to the cap."""
+
     async def body():
         a, b = make(), make()
         keys = ("name:ana", "addr:10.0.0.1")
-        for _ in range(2):  # the free failures
-            await a.login_failed(keys)
-        assert await b.login_wait(keys) == 0
-        await a.login_failed(keys)  # the first past them: 1 s
-        assert 0.5 < await b.login_wait(["name:ana"]) <= 1.0
-        await b.login_failed(keys)  # then 2 s
-        assert 1.5 < await a.login_wait(["addr:10.0.0.1"]) <= 2.0
-        for _ in range(5):
-            await b.login_failed(keys)
-        assert 7.0 < await a.login_wait(keys) <= 8.0  # capped
+        assert [await node.login_attempt(keys) for node in (a, b, a)] == [0, 0, 0]
+        assert 0.5 < await b.login_attempt(["name:ana"]) <= 1.0  # waits; charged nothing
+        assert 0.5 < await a.login_attempt(["addr:10.0.0.1"]) <= 1.0
         await a.login_succeeded(keys)
-        assert await b.login_wait(keys) == 0
+        assert await b.login_attempt(keys) == 0
+        await a.close()
+        await b.close()
+
+    run(body())
+
+
+def test_attempts_sent_at_once_are_counted_one_by_one(make):
+    """Issue 24: twenty guesses at once, alternating two nodes, get the free ones and
+    one more checked, not twenty (the check and the charge are one step)."""
+
+    async def body():
+        a, b = make(), make()
+        keys = ("name:ana", "addr:10.0.0.9")
+        waits = await asyncio.gather(*(n.login_attempt(keys) for n in (a, b) * 10))
+        assert waits.count(0) == 3  # login_free=2, plus the one that starts the delay
+        await a.close()
+        await b.close()
+
+    run(body())
+
+
+def test_a_refund_takes_back_an_attempt_that_was_never_checked(make):
+    async def body():
+        a, b = make(), make()
+        keys = ("name:bia",)
+        assert [await a.login_attempt(keys) for _ in range(3)] == [0, 0, 0]
+        await b.login_refund(keys)  # the 3rd was refused for load: it did not count
+        await b.login_refund(keys)
+        assert [await a.login_attempt(keys) for _ in range(2)] == [0, 0]
+        assert await a.login_attempt(keys) > 0
         await a.close()
         await b.close()
 

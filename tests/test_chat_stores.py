@@ -306,8 +306,8 @@ def test_a_name_is_registered_once(open_stores):
     async def body():
         async with started(open_stores) as (_, users, _recorder):
             assert await users.lookup("ana") is None
-            assert await users.register("ana", "record-1") is True
-            assert await users.register("ana", "record-2") is False
+            assert await users.register("ana", "ana", "record-1") is None
+            assert await users.register("ana", "ana", "record-2") == "ana"
             assert await users.lookup("ana") == "record-1"
 
     run(body())
@@ -316,9 +316,28 @@ def test_a_name_is_registered_once(open_stores):
 def test_two_concurrent_registrations_of_a_name_one_wins(open_stores):
     async def body():
         async with started(open_stores) as (_, users, _recorder):
-            won = await asyncio.gather(users.register("ana", "r1"), users.register("ana", "r2"))
-            assert sorted(won) == [False, True]
-            assert await users.lookup("ana") == ("r1" if won[0] else "r2")
+            won = await asyncio.gather(
+                users.register("ana", "ana", "r1"), users.register("ana", "ana", "r2")
+            )
+            assert sorted(won, key=str) == [None, "ana"]
+            assert await users.lookup("ana") == ("r1" if won[0] is None else "r2")
+
+    run(body())
+
+
+def test_a_look_alike_of_a_registered_name_is_refused_with_its_holder(open_stores):
+    """Issue 24: the skeleton is stored with the name, so "a1ice" (skeleton "alice")
+    finds "alice" in one lookup, and registering it is refused atomically."""
+    from wslab.chat.rules.names import skeleton
+
+    async def body():
+        async with started(open_stores) as (_, users, _recorder):
+            assert await users.register("alice", skeleton("alice"), "r1") is None
+            assert await users.similar(skeleton("a1ice")) == "alice"
+            assert await users.similar(skeleton("bob")) is None
+            assert await users.register("a1ice", skeleton("a1ice"), "r2") == "alice"
+            assert await users.lookup("a1ice") is None
+            assert await users.count() == 1
 
     run(body())
 
@@ -328,8 +347,28 @@ def test_count_counts_registered_names(open_stores):
         async with started(open_stores) as (_, users, _recorder):
             assert await users.count() == 0
             for name in ("ana", "joao", "ana", "bia"):
-                await users.register(name, "r")
+                await users.register(name, name, "r")
             assert await users.count() == 3
+
+    run(body())
+
+
+def test_names_never_used_again_expire_and_free_their_skeleton(open_stores):
+    """A name registered and never used since expires after ``age`` seconds; one used
+    again (a second login) stays."""
+
+    async def body():
+        async with started(open_stores) as (_, users, _recorder):
+            for name in ("ana", "bia"):
+                assert await users.register(name, name, "r") is None
+            await users.used("bia")
+            assert await users.expire(3600) == 0  # not old enough
+            await asyncio.sleep(0.05)
+            assert await users.expire(0.01) == 1
+            assert await users.lookup("ana") is None and await users.lookup("bia") == "r"
+            assert await users.similar("ana") is None
+            assert await users.register("ana", "ana", "r2") is None  # free again
+            assert await users.count() == 2
 
     run(body())
 
@@ -377,8 +416,10 @@ def test_two_nodes_share_registrations(valkey_url):
             redis_node(valkey_url) as (_, users_a, _a),
             redis_node(valkey_url) as (_, users_b, _b),
         ):
-            won = await asyncio.gather(users_a.register("ana", "ra"), users_b.register("ana", "rb"))
-            assert sorted(won) == [False, True]
+            won = await asyncio.gather(
+                users_a.register("ana", "ana", "ra"), users_b.register("ana", "ana", "rb")
+            )
+            assert sorted(won, key=str) == [None, "ana"]
             assert await users_a.lookup("ana") == await users_b.lookup("ana")
             assert await users_b.count() == 1
 

@@ -91,7 +91,10 @@ class Connection(ServerConnection):
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else "?"
         self.opened_at = self.loop.time()
-        refusal = self.service.gate.admit(self.address)
+        admission = self.service.gate.admit(self, self.address, self.opened_at)
+        if admission.evict is not None:
+            self.service.make_room(admission.evict)
+        refusal = admission.refusal
         if refusal is None:
             self.admitted = True
             if hasattr(transport, "max_size"):  # asyncio's selector transports
@@ -117,9 +120,16 @@ class Connection(ServerConnection):
         )
         # Half-close and discard what the client sends for a moment: closing a socket
         # with its request unread would reset it, and the client could lose the answer.
-        if transport.can_write_eof():
+        # At most caps.max_refused linger so at once; the others are closed now.
+        gate = self.service.gate
+        if transport.can_write_eof() and gate.refused():
             transport.write_eof()
-            self.loop.call_later(REFUSAL_LINGER, transport.close)
+
+            def close() -> None:
+                gate.refused_done()
+                transport.close()
+
+            self.loop.call_later(REFUSAL_LINGER, close)
         else:
             transport.close()
 
@@ -148,7 +158,7 @@ class Connection(ServerConnection):
             )
         if self.admitted:
             self.admitted = False
-            self.service.gate.left(self.address, seated=self.seated)
+            self.service.gate.left(self)
 
     def data_received(self, data: bytes) -> None:
         if not self.admitted:

@@ -1,20 +1,42 @@
-"""Who may hold a connection open: caps on connections, in total and per address.
+"""Who may hold a connection open: caps on connections, in total, per host and per
+network, and room made for newcomers when the waiting pool is full.
 
-Pure bookkeeping (no sockets), so each cap is a unit test. The server asks
-:meth:`Gate.admit` the moment TCP is accepted, before a byte is read, and answers a
-refusal with an HTTP status and one sentence; a connection counts as *waiting* until
-its session is open (its handshake and hello still to come), and waiting connections
-have caps of their own, lower than the totals, because they cost the server without
-serving anyone yet.
+Pure bookkeeping (no sockets, the caller passes the clock), so each rule is a unit
+test. The server asks :meth:`Gate.admit` the moment TCP is accepted, before a byte is
+read. A connection counts as *waiting* until its session is open (its handshake and
+hello still to come); waiting connections have caps of their own, lower than the
+totals, because they cost the server without serving anyone yet.
+
+Addresses count twice (:mod:`..rules.addresses`): as a host (an IPv4 address, an IPv6
+/64) and as a network (an IPv4 /24, an IPv6 /48), each with its caps, so one IPv6
+host or one range of many addresses cannot fill the caps meant for many clients.
+
+When the waiting pool is full, a newcomer is not refused: the oldest waiting
+connection of the network holding the most waiting ones is cut to make room (a
+flood of slow handshakes from many addresses then churns its own connections and
+new users still get in). Under pressure (the pool over half full) the time a
+connection may wait is cut from ``open_timeout + hello_timeout`` to
+:data:`PRESSED_WAIT` seconds (:meth:`Gate.expired`).
+
+Refused connections are answered and kept half-closed for a moment (so the answer
+arrives); at most ``max_refused`` are kept so at once, the others closed at once,
+so refusals cannot hold the server's descriptors either.
+
+Memory: ~300 bytes per open connection (its entries in the counters and the queue).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from http import HTTPStatus
 
-__all__ = ["Caps", "Gate"]
+from ..rules.addresses import PREFIXES, Prefixes, address_key, network_key
+
+__all__ = ["PRESSED_WAIT", "Admission", "Caps", "Gate"]
+
+PRESSED_WAIT = 3.0  # seconds a connection may wait for its session under pressure
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,62 +45,146 @@ class Caps:
 
     max_connections: int = 10_000
     max_per_address: int = 64
+    max_per_network: int = 256
     max_waiting: int = 1_000
     max_waiting_per_address: int = 16
+    max_waiting_per_network: int = 64
+    max_refused: int = 128  # refused connections kept half-closed at once
+    prefixes: Prefixes = field(default=PREFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What :meth:`Gate.admit` decided: a refusal (status, sentence) or None, and a
+    waiting connection to cut to make room (or None)."""
+
+    refusal: tuple[HTTPStatus, str] | None = None
+    evict: Hashable | None = None
+
+
+class _Entry:
+    __slots__ = ("host", "network", "since")
+
+    def __init__(self, host: str, network: str, since: float) -> None:
+        self.host, self.network, self.since = host, network, since
 
 
 class Gate:
-    """Counts open connections per address, and those still waiting for a session."""
+    """Counts open connections per host and network, and those still waiting."""
 
     def __init__(self, caps: Caps = Caps()) -> None:
         self.caps = caps
         self._open: Counter[str] = Counter()
         self._waiting: Counter[str] = Counter()
+        self._entries: dict[Hashable, _Entry] = {}
+        self._queue: OrderedDict[Hashable, None] = OrderedDict()  # waiting, oldest first
         self.open_total = 0
-        self.waiting_total = 0
+        self.refused_lingering = 0
 
-    def admit(self, address: str) -> tuple[HTTPStatus, str] | None:
-        """Count a new connection from ``address``, or say why it is refused."""
+    @property
+    def waiting_total(self) -> int:
+        return len(self._queue)
+
+    @property
+    def pressed(self) -> bool:
+        """Whether the waiting pool is over half full."""
+        return 2 * len(self._queue) > self.caps.max_waiting
+
+    def admit(self, connection: Hashable, address: str, now: float) -> Admission:
+        """Count a new ``connection`` from ``address``, or say why it is refused."""
         caps = self.caps
+        host = address_key(address, caps.prefixes)
+        network = network_key(address, caps.prefixes)
         if self.open_total >= caps.max_connections:
-            return HTTPStatus.SERVICE_UNAVAILABLE, "Servidor lotado: tente de novo em instantes."
-        if self.waiting_total >= caps.max_waiting:
-            return (
-                HTTPStatus.SERVICE_UNAVAILABLE,
-                "Conexões demais esperando para entrar: tente de novo em instantes.",
-            )
-        if self._open[address] >= caps.max_per_address:
-            return (
-                HTTPStatus.TOO_MANY_REQUESTS,
-                f"Conexões demais a partir do seu endereço (limite {caps.max_per_address}).",
-            )
-        if self._waiting[address] >= caps.max_waiting_per_address:
-            return (
-                HTTPStatus.TOO_MANY_REQUESTS,
-                "Conexões demais do seu endereço esperando para entrar "
-                f"(limite {caps.max_waiting_per_address}).",
-            )
-        self._open[address] += 1
-        self._waiting[address] += 1
+            return Admission((HTTPStatus.SERVICE_UNAVAILABLE, FULL))
+        for key, cap, waiting_cap in (
+            (host, caps.max_per_address, caps.max_waiting_per_address),
+            (network, caps.max_per_network, caps.max_waiting_per_network),
+        ):
+            what = "seu endereço" if key is host else "sua rede"
+            if self._open[key] >= cap:
+                return Admission(
+                    (
+                        HTTPStatus.TOO_MANY_REQUESTS,
+                        f"Conexões demais a partir de {what} (limite {cap}).",
+                    )
+                )
+            if self._waiting[key] >= waiting_cap:
+                return Admission(
+                    (
+                        HTTPStatus.TOO_MANY_REQUESTS,
+                        f"Conexões demais de {what} esperando para entrar (limite {waiting_cap}).",
+                    )
+                )
+        evict = self._room() if len(self._queue) >= caps.max_waiting else None
+        if evict is not None:  # it waits no more: cut, it stays open until it is gone
+            self._unqueue(evict)
+        for key in (host, network):
+            self._open[key] += 1
+            self._waiting[key] += 1
         self.open_total += 1
-        self.waiting_total += 1
-        return None
+        self._entries[connection] = _Entry(host, network, now)
+        self._queue[connection] = None
+        return Admission(None, evict)
 
-    def seated(self, address: str) -> None:
-        """A connection of ``address`` got its session: it waits no more."""
-        self._drop(self._waiting, address)
-        self.waiting_total -= 1
+    def _room(self) -> Hashable | None:
+        """The waiting connection to cut for a newcomer: the oldest of the network
+        holding the most waiting connections."""
+        networks = Counter(self._entries[c].network for c in self._queue)
+        heaviest = networks.most_common(1)[0][0]
+        return next(c for c in self._queue if self._entries[c].network == heaviest)
 
-    def left(self, address: str, *, seated: bool) -> None:
-        """An admitted connection closed (``seated``: whether it had got a session)."""
-        self._drop(self._open, address)
+    def seated(self, connection: Hashable) -> None:
+        """``connection`` got its session: it waits no more."""
+        self._unqueue(connection)
+
+    def _unqueue(self, connection: Hashable) -> None:
+        if connection in self._queue:
+            del self._queue[connection]
+            entry = self._entries[connection]
+            self._drop(self._waiting, entry.host, entry.network)
+
+    def left(self, connection: Hashable) -> None:
+        """An admitted connection closed (unknown ones are ignored)."""
+        entry = self._entries.get(connection)
+        if entry is None:
+            return
+        self._unqueue(connection)
+        del self._entries[connection]
+        self._drop(self._open, entry.host, entry.network)
         self.open_total -= 1
-        if not seated:
-            self._drop(self._waiting, address)
-            self.waiting_total -= 1
+
+    def expired(self, now: float, wait: float) -> list[Hashable]:
+        """Waiting connections to cut at ``now``: those waiting longer than ``wait``
+        seconds (the caller's open plus hello timeouts), or than :data:`PRESSED_WAIT`
+        while the pool is over half full. Oldest first; they stay counted until
+        :meth:`left`."""
+        if self.pressed:
+            wait = min(wait, PRESSED_WAIT)
+        found = []
+        for connection in self._queue:
+            if now - self._entries[connection].since <= wait:
+                break  # the queue is in arrival order: the rest are younger
+            found.append(connection)
+        return found
+
+    def refused(self) -> bool:
+        """A refused connection wants to linger half-closed: whether it may (the
+        caller then calls :meth:`refused_done` when it closes it)."""
+        if self.refused_lingering >= self.caps.max_refused:
+            return False
+        self.refused_lingering += 1
+        return True
+
+    def refused_done(self) -> None:
+        self.refused_lingering -= 1
 
     @staticmethod
-    def _drop(counter: Counter[str], address: str) -> None:
-        counter[address] -= 1
-        if counter[address] <= 0:
-            del counter[address]
+    def _drop(counter: Counter[str], *keys: str) -> None:
+        for key in keys:
+            counter[key] -= 1
+            if counter[key] <= 0:
+                del counter[key]
+
+
+FULL = "Servidor lotado: tente de novo em instantes."

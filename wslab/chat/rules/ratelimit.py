@@ -93,6 +93,12 @@ class LoginThrottle:
     each next attempt must wait ``base * 2**k`` seconds (k = failures past ``free``),
     up to ``cap``. A success clears the key.
 
+    An attempt is charged *before* its secret is checked (:meth:`attempt`), as if it
+    were wrong, and the check and the charge are one step: guesses sent at once are
+    counted one by one, so at most ``free + 1`` of them are checked before the delay
+    starts, however many arrive together. A success clears the keys; an attempt that
+    was never checked (refused for load) is refunded (:meth:`refund`).
+
     At most ``max_keys`` keys are kept, least recently failed first out.
     """
 
@@ -109,14 +115,32 @@ class LoginThrottle:
         waits = [self._failures.get(key, (0, now))[1] - now for key in keys]
         return max(0.0, *waits)
 
+    def attempt(self, keys: Iterable[str], now: float) -> float:
+        """Seconds before any of ``keys`` may try again, charging nothing; or 0, with
+        one attempt charged to every key."""
+        keys = list(keys)
+        wait = self.wait(keys, now)
+        if wait == 0:
+            self.failed(keys, now)
+        return wait
+
     def failed(self, keys: Iterable[str], now: float) -> None:
         for key in keys:
             count = self._failures.pop(key, (0, now))[0] + 1
-            past = count - self.free - 1
-            delay = 0.0 if past < 0 else min(self.cap, self.base * 2.0 ** min(past, 64))
-            self._failures[key] = (count, now + delay)
+            self._failures[key] = (count, now + self._delay(count))
             if len(self._failures) > self.max_keys:
                 self._failures.popitem(last=False)
+
+    def refund(self, keys: Iterable[str], now: float) -> None:
+        """Take back one attempt of each key (its delay restarts from ``now``)."""
+        for key in keys:
+            count = self._failures.pop(key, (0, now))[0] - 1
+            if count > 0:
+                self._failures[key] = (count, now + self._delay(count))
+
+    def _delay(self, count: int) -> float:
+        past = count - self.free - 1
+        return 0.0 if past < 0 else min(self.cap, self.base * 2.0 ** min(past, 64))
 
     def succeeded(self, keys: Iterable[str]) -> None:
         for key in keys:

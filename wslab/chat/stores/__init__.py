@@ -106,8 +106,11 @@ class MessageLog(Protocol):
         returns, depending on the store). Raises StoreError when nothing was stored.
         """
 
-    async def read_after(self, offset: int) -> tuple[LogState, list[Delivery]]:
-        """Every kept message with an offset above ``offset``, oldest first.
+    async def read_after(
+        self, offset: int, limit: int | None = None
+    ) -> tuple[LogState, list[Delivery]]:
+        """Every kept message with an offset above ``offset``, oldest first; at most
+        ``limit`` of them when given (a page of a replay read lazily).
 
         The state and the messages describe one snapshot. Every message a read
         returns has been handed to ``deliver`` when the read returns (a shared store
@@ -124,13 +127,28 @@ class MessageLog(Protocol):
 
 
 class CredentialStore(Protocol):
-    """Registered users: name -> encoded secret record (see :mod:`wslab.chat.rules.kdf`)."""
+    """Registered users: name -> encoded secret record (see :mod:`wslab.chat.rules.kdf`),
+    each with its confusable skeleton (:func:`wslab.chat.rules.names.skeleton`), kept so
+    that "is there a look-alike?" is one lookup, and whether it was used since it was
+    registered (a name never used again expires: :meth:`expire`)."""
 
     async def lookup(self, user: str) -> str | None:
         """The record of ``user``, or None if the name is free."""
 
-    async def register(self, user: str, record: str) -> bool:
-        """Register ``user`` unless the name is taken; True if this call registered it."""
+    async def similar(self, skeleton: str) -> str | None:
+        """The registered name whose skeleton is ``skeleton``, if any."""
+
+    async def register(self, user: str, skeleton: str, record: str) -> str | None:
+        """Register ``user`` unless the name or a name with its skeleton is taken, in
+        one atomic step. None if this call registered it, else the name that holds it
+        (``user`` itself when the name is taken, another name for a look-alike)."""
+
+    async def used(self, user: str) -> None:
+        """``user`` logged in again after registering: it never expires."""
+
+    async def expire(self, age: float) -> int:
+        """Forget the names registered more than ``age`` seconds ago (the store's wall
+        clock) and never used since; how many were forgotten."""
 
     async def count(self) -> int:
         """How many names are registered."""
@@ -152,14 +170,19 @@ class Limiter(Protocol):
         """Spend one token of the bucket ``key`` (``rate`` per second, bursts of
         ``burst``) if it has one."""
 
-    async def login_wait(self, keys: Collection[str]) -> float:
-        """Seconds before any of ``keys`` (a name, an address) may try a secret again."""
+    async def login_attempt(self, keys: Collection[str]) -> float:
+        """Before a secret is checked, in one atomic step: the seconds before any of
+        ``keys`` (a name, an address, a network) may try a secret again, charging
+        nothing; or 0, with the attempt counted against every key as a wrong secret
+        (the delay doubles past the free ones), so guesses sent at once are counted
+        one by one (:class:`wslab.chat.rules.ratelimit.LoginThrottle`)."""
 
-    async def login_failed(self, keys: Collection[str]) -> None:
-        """Count a wrong secret against each key (the delay doubles past the free ones)."""
+    async def login_refund(self, keys: Collection[str]) -> None:
+        """Take back an attempt charged by :meth:`login_attempt` whose secret was never
+        checked (refused for load, a store failed)."""
 
     async def login_succeeded(self, keys: Collection[str]) -> None:
-        """Clear the keys' counts."""
+        """The secret was right: clear the keys' counts."""
 
     async def knows(self, name: str, address: str) -> bool:
         """Whether ``name`` logged in from ``address`` before (recently)."""

@@ -1,6 +1,15 @@
-"""Registered users in one Redis hash; ``HSETNX``: the first node wins a race.
+"""Registered users in Redis, shared by every node: the first node to register a name
+(or a look-alike of it) wins.
 
-Key: ``{prefix}users``, a hash of name -> secret record (:mod:`wslab.chat.rules.kdf`).
+Keys (``prefix`` defaults to ``wslab:chat:``)::
+
+    {prefix}users      hash  name -> secret record (:mod:`wslab.chat.rules.kdf`)
+    {prefix}skeletons  hash  confusable skeleton -> name (:mod:`wslab.chat.rules.names`)
+    {prefix}unused     zset  names not used since registered, scored by when (ms,
+                             Redis's clock): a name never used again expires
+
+Registering and expiring are Lua scripts, so the name, its skeleton and its entry in
+``unused`` change together whichever node asks.
 """
 
 from __future__ import annotations
@@ -9,22 +18,88 @@ from .client import FAILURES, connect, failure
 
 __all__ = ["RedisCredentials"]
 
+# KEYS: users, skeletons, unused. ARGV: name, skeleton, record. Returns '' when this call
+# registered the name, else the name that holds it (the name itself, or a look-alike).
+REGISTER = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return ARGV[1]
+end
+local holder = redis.call('HGET', KEYS[2], ARGV[2])
+if holder and redis.call('HEXISTS', KEYS[1], holder) == 1 then
+  return holder
+end
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000), ARGV[1])
+return ''
+"""
+
+# KEYS: users, skeletons, unused. ARGV: age (ms), at most how many. Forgets the names
+# registered longer ago than age and never used since (their skeletons too); returns
+# how many.
+EXPIRE = """
+local now = redis.call('TIME')
+local before = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[1])
+local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', before, 'LIMIT', 0, tonumber(ARGV[2]))
+if #old == 0 then
+  return 0
+end
+local gone = {}
+for _, name in ipairs(old) do
+  gone[name] = true
+end
+local cursor = '0'
+repeat
+  local page = redis.call('HSCAN', KEYS[2], cursor, 'COUNT', 1000)
+  cursor = page[1]
+  for i = 1, #page[2], 2 do
+    if gone[page[2][i + 1]] then
+      redis.call('HDEL', KEYS[2], page[2][i])
+    end
+  end
+until cursor == '0'
+redis.call('HDEL', KEYS[1], unpack(old))
+redis.call('ZREM', KEYS[3], unpack(old))
+return #old
+"""
+EXPIRE_BATCH = 1000  # names forgotten per script call (one HSCAN of the skeletons each)
+
 
 class RedisCredentials:
-    """Registered users in one Redis hash; ``HSETNX``: the first node wins a race."""
+    """A :class:`wslab.chat.stores.CredentialStore` in Redis (see the module docstring)."""
 
     def __init__(self, url: str, *, prefix: str = "wslab:chat:") -> None:
         self._client = connect(url)
-        self._users = f"{prefix}users"
+        self._keys = [f"{prefix}users", f"{prefix}skeletons", f"{prefix}unused"]
+        self._register = self._client.register_script(REGISTER)
+        self._expire = self._client.register_script(EXPIRE)
 
     async def lookup(self, user: str) -> str | None:
-        return await self._call(self._client.hget(self._users, user))
+        return await self._call(self._client.hget(self._keys[0], user))
 
-    async def register(self, user: str, record: str) -> bool:
-        return bool(await self._call(self._client.hsetnx(self._users, user, record)))
+    async def similar(self, skeleton: str) -> str | None:
+        return await self._call(self._client.hget(self._keys[1], skeleton))
+
+    async def register(self, user: str, skeleton: str, record: str) -> str | None:
+        holder = await self._call(self._register(keys=self._keys, args=[user, skeleton, record]))
+        return holder or None
+
+    async def used(self, user: str) -> None:
+        await self._call(self._client.zrem(self._keys[2], user))
+
+    async def expire(self, age: float) -> int:
+        total = 0
+        while True:
+            gone = await self._call(
+                self._expire(keys=self._keys, args=[int(age * 1000), EXPIRE_BATCH])
+            )
+            total += gone
+            if gone < EXPIRE_BATCH:
+                return total
 
     async def count(self) -> int:
-        return await self._call(self._client.hlen(self._users))
+        return await self._call(self._client.hlen(self._keys[0]))
 
     async def close(self) -> None:
         await self._client.aclose()

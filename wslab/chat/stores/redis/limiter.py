@@ -43,23 +43,22 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
 return spent
 """
 
-# KEYS: the failure counts. Returns the longest wait, in ms (0: every key may try).
-WAIT = """
+# KEYS: the failure counts. ARGV: free failures, base delay (ms), cap (ms), TTL (ms).
+# One login attempt, charged before its secret is checked (the rule of
+# wslab.chat.rules.ratelimit.LoginThrottle.attempt): returns the longest wait in ms,
+# charging nothing, when a key must still wait; else counts the attempt against every
+# key as a wrong secret (the delay after the k-th past the free ones is base * 2^k, at
+# most cap) and returns 0. One script: attempts from every node are counted one by one.
+ATTEMPT = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local wait = 0
 for _, key in ipairs(KEYS) do
   wait = math.max(wait, tonumber(redis.call('HGET', key, 'u') or '0') - now)
 end
-return wait
-"""
-
-# KEYS: the failure counts. ARGV: free failures, base delay (ms), cap (ms), TTL (ms).
-# The delay after the k-th failure past the free ones is base * 2^k, at most cap (the
-# rule of wslab.chat.rules.ratelimit.LoginThrottle).
-FAILED = """
-local now = redis.call('TIME')
-now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if wait > 0 then
+  return wait
+end
 local free, base, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 for _, key in ipairs(KEYS) do
   local past = redis.call('HINCRBY', key, 'c', 1) - free - 1
@@ -69,6 +68,28 @@ for _, key in ipairs(KEYS) do
   end
   redis.call('HSET', key, 'u', now + delay)
   redis.call('PEXPIRE', key, ARGV[4])
+end
+return 0
+"""
+
+# KEYS: the failure counts. ARGV: as ATTEMPT. Takes back one attempt of each key (one
+# that was never checked); its delay restarts from now.
+REFUND = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local free, base, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for _, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('HGET', key, 'c') or '0') - 1
+  if count <= 0 then
+    redis.call('DEL', key)
+  else
+    local past = count - free - 1
+    local delay = 0
+    if past >= 0 then
+      delay = math.min(cap, base * 2 ^ math.min(past, 64))
+    end
+    redis.call('HSET', key, 'c', count, 'u', now + delay)
+  end
 end
 return 0
 """
@@ -99,18 +120,19 @@ class RedisLimiter:
         self._free, self._cap_ms = login_free, int(login_cap * 1000)
         self._prefix = prefix
         self._allow = self._client.register_script(ALLOW)
-        self._wait = self._client.register_script(WAIT)
-        self._failed = self._client.register_script(FAILED)
+        self._attempt = self._client.register_script(ATTEMPT)
+        self._refund = self._client.register_script(REFUND)
 
     async def allow(self, key: str, rate: float, burst: int) -> bool:
         return bool(await self._call(self._allow(keys=[self._bucket(key)], args=[rate, burst])))
 
-    async def login_wait(self, keys: Collection[str]) -> float:
-        return await self._call(self._wait(keys=self._fails(keys))) / 1000
-
-    async def login_failed(self, keys: Collection[str]) -> None:
+    async def login_attempt(self, keys: Collection[str]) -> float:
         args = [self._free, 1000, self._cap_ms, FAILS_TTL_MS]
-        await self._call(self._failed(keys=self._fails(keys), args=args))
+        return await self._call(self._attempt(keys=self._fails(keys), args=args)) / 1000
+
+    async def login_refund(self, keys: Collection[str]) -> None:
+        args = [self._free, 1000, self._cap_ms, FAILS_TTL_MS]
+        await self._call(self._refund(keys=self._fails(keys), args=args))
 
     async def login_succeeded(self, keys: Collection[str]) -> None:
         await self._call(self._client.delete(*self._fails(keys)))
