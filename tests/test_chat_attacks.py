@@ -21,6 +21,7 @@ from benchmarks.chat_attacks import (
     BYSTANDER_ADDRESS,
     Bystander,
     Served,
+    _status_of,
     bad_frames,
     brute_force,
     hello_frame,
@@ -135,9 +136,10 @@ def test_a_peer_cut_in_the_middle_of_a_fan_out_stops_no_other_delivery(opened):
 
 def test_wrong_secrets_are_throttled_per_name_and_per_address():
     """The rule (wslab.chat.node): after 5 wrong secrets in a row (the 6th is still
-    answered 4001 and starts the delay), each next attempt waits (4029, with the wait in the reason), for the name from any address
-    and for the address with any name; an address the name logged in from before
-    is spared the name's delay, so the owner is never locked out by a guesser."""
+    answered 4001 and starts the delay), each next attempt waits (4029, with the wait
+    in the reason), for the name from any address, for the address and for its /24
+    with any name; an address the name logged in from before is spared the name's
+    delay, so the owner is never locked out by a guesser."""
     with chat_server() as server:
         ws, answer = _from(server, "127.0.1.1", "bia", "certo")  # bia's own machine
         assert answer == "welcome"
@@ -161,16 +163,22 @@ def test_wrong_secrets_are_throttled_per_name_and_per_address():
         ws, answer = _from(server, "127.0.1.1", "bia", "certo")  # bia's own address
         assert answer == "welcome"
         ws.close()
-        # Per address: wrong secrets for six names, then any login from there waits.
+        # Per address and per network (issue 24): wrong secrets for six names, then
+        # any login from there waits, and from the rest of its /24 too, not elsewhere.
         for n in range(6):
-            ws, answer = _from(server, "127.0.1.4", f"alvo{n}", "certo")
+            ws, answer = _from(server, "127.0.2.4", f"alvo{n}", "certo")
             ws.close()
-            ws, answer = _from(server, "127.0.1.5", f"alvo{n}", "errado")
+            ws, answer = _from(server, "127.0.2.5", f"alvo{n}", "errado")
             assert answer == "4001"
             ws.close()
-        ws, answer = _from(server, "127.0.1.5", "outra", "qualquer")
-        assert answer == "4029"
-        ws.close()
+        for address, expected in (
+            ("127.0.2.5", "4029"),
+            ("127.0.2.6", "4029"),
+            ("127.0.3.6", "welcome"),
+        ):
+            ws, answer = _from(server, address, "outra", "qualquer")
+            assert answer == expected, address
+            ws.close()
 
 
 def test_the_brute_force_attack_is_slowed_to_a_few_guesses():
@@ -359,6 +367,18 @@ def test_a_ping_flood_is_answered_no_faster_than_the_connections_budget():
         raw.close()
 
 
+def _until_waiting(server, count):
+    """Poll (bounded) until the server's gate counts ``count`` waiting connections."""
+
+    async def read():
+        return server.service.gate.waiting_total
+
+    deadline = time.monotonic() + WAIT
+    while server._call(read(), WAIT) != count:
+        assert time.monotonic() < deadline, f"never {count} waiting"
+        time.sleep(0.01)
+
+
 def _status(raw):
     raw.settimeout(WAIT)
     head = read_head(raw)
@@ -380,12 +400,33 @@ def test_connection_caps_refuse_with_their_status_and_one_log_line(caplog):
         held += [raw_socket(server.port, "127.0.3.2") for _ in range(3)]
         time.sleep(0.2)
         assert _status(raw_socket(server.port, "127.0.3.2")).startswith("HTTP/1.1 429")
-        held += [raw_socket(server.port, f"127.0.3.{n}") for n in (3, 4)]  # 8 waiting
-        time.sleep(0.2)
-        assert _status(raw_socket(server.port, "127.0.3.5")).startswith("HTTP/1.1 503")
         refusals = [r.getMessage() for r in caplog.records if "recusada 127.0.3" in r.getMessage()]
-        assert len(refusals) == 3, refusals
+        assert len(refusals) == 2, refusals
         for sock in held:
+            sock.close()
+
+
+def test_a_full_waiting_pool_makes_room_for_a_newcomer():
+    """Issue 24: with every waiting place taken (here 6 by one /24, 2 by another), a
+    newcomer is not refused: the oldest waiting connection of the network holding the
+    most is cut, and the newcomer logs in."""
+    caps = Caps(max_connections=20, max_per_address=5, max_waiting=8, max_waiting_per_address=3)
+    with chat_server(caps=caps, hello_timeout=30) as server:
+        crowd = []
+        for n in range(6):  # one at a time, so that crowd[0] is the oldest
+            crowd.append(raw_socket(server.port, f"127.0.3.{1 + n // 3}"))
+            _until_waiting(server, n + 1)
+        others = [raw_socket(server.port, "127.0.4.1") for _ in range(2)]
+        _until_waiting(server, 8)
+        ws, answer = _from(server, "127.0.5.1", "recem")
+        assert answer == "welcome"
+        crowd[0].settimeout(WAIT)
+        with contextlib.suppress(ConnectionResetError):
+            assert crowd[0].recv(1) == b""  # cut to make room
+        for sock in (*crowd[1:], *others):  # the others still wait
+            assert _status_of(sock) is None
+        ws.close()
+        for sock in crowd + others:
             sock.close()
 
 

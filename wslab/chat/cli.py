@@ -397,8 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries(logging.getLogger().handlers[0])
     logging.getLogger("websockets").setLevel(logging.WARNING)
     files = _raise_fd_limit()
-    # Refused connections that linger hold descriptors too: they come off the room.
-    max_connections = min(args.max_connections, max(1, files - FD_MARGIN - args.max_refused))
+    # Refused connections that linger hold descriptors too (at most an eighth of them):
+    # they come off the room.
+    max_refused = min(args.max_refused, files // 8)
+    max_connections = min(args.max_connections, max(1, files - FD_MARGIN - max_refused))
     # Connections still waiting never take more than half the room, so sessions can
     # always be opened beside a flood of slow handshakes.
     max_waiting = min(args.max_waiting, max(1, max_connections // 2))
@@ -420,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         max_waiting=max_waiting,
         max_waiting_per_address=args.max_waiting_per_address,
         max_waiting_per_network=args.max_waiting_per_network,
-        max_refused=args.max_refused,
+        max_refused=max_refused,
         prefixes=prefixes,
     )
     try:

@@ -403,7 +403,12 @@ class ChatNode:
                 await self._stored(self.credentials.used(name))
             checked = True
             if throttled:
-                await self._stored(self.limiter.login_succeeded(keys))
+                # The owner proved itself: the name's and the host's counts are cleared;
+                # the network's loses only this attempt (a login to one's own account
+                # must not wipe the guesses made from the rest of the network).
+                await self._stored(self.limiter.login_succeeded(keys[:2]))
+                if len(keys) > 2:
+                    await self._stored(self.limiter.login_refund(keys[2:]))
                 await self._stored(self.limiter.remember(name, host))
             self._registered.add(name)
         finally:

@@ -96,18 +96,25 @@ class LoginThrottle:
     An attempt is charged *before* its secret is checked (:meth:`attempt`), as if it
     were wrong, and the check and the charge are one step: guesses sent at once are
     counted one by one, so at most ``free + 1`` of them are checked before the delay
-    starts, however many arrive together. A success clears the keys; an attempt that
-    was never checked (refused for load) is refunded (:meth:`refund`).
+    starts, however many arrive together. A success clears the keys it is given; an
+    attempt that was never checked (refused for load) is refunded (:meth:`refund`).
+    A key with no failure for ``forget`` seconds (a day) starts again from zero.
 
     At most ``max_keys`` keys are kept, least recently failed first out.
     """
 
     def __init__(
-        self, free: int = 5, base: float = 1.0, cap: float = 300.0, max_keys: int = 100_000
+        self,
+        free: int = 5,
+        base: float = 1.0,
+        cap: float = 300.0,
+        max_keys: int = 100_000,
+        forget: float = 86_400.0,
     ) -> None:
         if free < 0 or not base > 0 or cap < base:
             raise ValueError(f"need free >= 0 and 0 < base <= cap: {free}, {base}, {cap}")
         self.free, self.base, self.cap, self.max_keys = free, base, cap, max_keys
+        self.forget = forget
         self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
     def wait(self, keys: Iterable[str], now: float) -> float:
@@ -126,7 +133,8 @@ class LoginThrottle:
 
     def failed(self, keys: Iterable[str], now: float) -> None:
         for key in keys:
-            count = self._failures.pop(key, (0, now))[0] + 1
+            count, until = self._failures.pop(key, (0, now))
+            count = 1 if now - until > self.forget else count + 1
             self._failures[key] = (count, now + self._delay(count))
             if len(self._failures) > self.max_keys:
                 self._failures.popitem(last=False)
