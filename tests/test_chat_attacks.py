@@ -13,6 +13,7 @@ import json
 import logging
 import socket
 import time
+from collections import Counter
 
 import pytest
 from chatclient import WAIT, chat_server, closed_with, hello, nothing_more, receive, say
@@ -23,20 +24,29 @@ from benchmarks.chat_attacks import (
     Served,
     _status_of,
     bad_frames,
+    botnet_address,
+    botnet_guesses,
+    botnet_registrations,
+    botnet_silent,
+    botnet_slow_handshakes,
     brute_force,
     hello_frame,
     left_replay,
     log_flood,
     masked,
     mixed,
+    mixed_botnet,
+    owner_logins,
     ping_flood,
     prefill,
     raw_session,
     raw_socket,
     read_head,
     refusal_of,
+    refused_flood,
     registration_flood,
     resume_flood,
+    rst_close,
     slow_handshake,
     ws_connect,
 )
@@ -590,3 +600,96 @@ def test_a_bystander_is_served_through_a_mixed_attack(history_db, tmp_path):
     assert peak - before < 300, f"RSS {before:.0f} -> {peak:.0f} MiB"
     assert "Traceback" not in log and "socket.send() raised" not in log
     assert seen["brute_force: 4029"] > 0 and seen["registration_flood: 4003"] > 0, dict(seen)
+
+
+# -- issue 24: attackers with many addresses (each in its own /24) ----------------------------
+
+
+def test_an_existing_user_logs_in_throughout_a_registration_flood_from_200_networks():
+    """200 addresses registering as fast as they are let, with the real scrypt (two
+    workers): the owner, who logged in from her address before, gets in every time
+    (the old code refused her with 1013 in 26 of 29 tries)."""
+    with Served() as served:
+        seen = botnet_registrations(served.port, 8.0)
+        log = served.log()
+    tries = seen["dona entrou"] + sum(v for k, v in seen.items() if k.startswith("dona recusada"))
+    assert tries >= 5 and seen["dona entrou"] == tries, dict(seen)
+    assert seen["welcome"] > 0 and seen["1013"] + seen["4003"] > 0, dict(seen)
+    assert "Traceback" not in log
+
+
+def test_guesses_sent_at_once_from_200_addresses_are_counted_one_by_one():
+    """Rounds of 200 guesses at once: the free 5 and one more are checked, then one per
+    doubling delay (1 s, 2 s: at most 8 in 3 s), where the old code checked 64 a
+    round. The owner, from her own address, still gets in."""
+    with Served(*CHEAP_KDF) as served:
+        seen = botnet_guesses(served.port, 3.0)
+        owner = Counter()
+        owner_logins(served.port, 0.5, owner)
+    assert 6 <= seen["4001"] <= 8, dict(seen)
+    assert seen["4029"] > 0 and owner["dona entrou"] == 1, (dict(seen), dict(owner))
+
+
+@pytest.mark.parametrize(
+    ("attack", "options"),
+    [
+        (botnet_slow_handshakes, {"addresses": 60, "per_address": 15}),  # 900 sockets
+        (botnet_silent, {"addresses": 200, "per_address": 6}),  # 1,200 sockets
+        (refused_flood, {"threads": 6}),
+    ],
+    ids=["slow-handshakes", "silent", "refused"],
+)
+def test_new_users_get_in_while_many_addresses_hold_the_waiting_pool(attack, options):
+    """With the usual 1,024 descriptors: slow handshakes from 60 addresses (under the
+    cap of each), six silent connections from each of 200, or one address reconnecting
+    as fast as it can (refused each time): the pool makes room, waits shorten under
+    pressure and refused sockets are bounded, so every new user gets in (the old code
+    let 1 to 6 of 30-60 in)."""
+    with Served(*CHEAP_KDF, files=1024) as served:
+        seen = attack(served.port, 6.0, **options)
+        log = served.log()
+    refused = {k: v for k, v in seen.items() if k.startswith("nova recusada")}
+    assert seen["nova entrou"] >= 5 and not refused, dict(seen)
+    assert "Traceback" not in log
+
+
+def test_a_resume_that_never_reads_pins_one_page(history_db, tmp_path):
+    """Issue 24: the whole decoded replay was held per client. Twenty clients resume
+    from offset 0 (1,000 messages) and never read: the node holds at most one page of
+    each, and all together at most max_pending_logins pages."""
+    from wslab.chat.node import PAGE
+
+    with chat_server(db=_copy(history_db, tmp_path)) as server:
+        held = [
+            raw_session(server.port, f"pesada{n}", botnet_address(n), 2048, (server.epoch, 0))
+            for n in range(20)
+        ]
+
+        async def load():
+            return server.node.replay_load()
+
+        deadline = time.monotonic() + WAIT
+        while server._call(load(), WAIT)[0] < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        replays, messages = server._call(load(), WAIT)
+        for raw in held:
+            rst_close(raw)
+    assert replays == 20 and messages <= 20 * PAGE, (replays, messages)
+
+
+def test_an_existing_user_and_new_ones_get_in_through_a_mixed_attack_from_many_addresses(
+    history_db, tmp_path
+):
+    """The many-address attacks at once (registrations, guesses, slow handshakes,
+    refused reconnects, resumes that never read), with the real scrypt: the owner gets
+    in every time, the bystander's lines keep echoing, and nothing logs a traceback."""
+    with Served(files=1024, db=_copy(history_db, tmp_path)) as served:
+        with Bystander(served.port, 12.0) as watcher:
+            seen = mixed_botnet(served.port, 10.0)
+            echoes = watcher.echoes()
+        log = served.log()
+    owner = {k: v for k, v in seen.items() if "dona" in k and "espera" not in k}
+    assert owner.get("registros: dona entrou", 0) >= 5, owner
+    assert set(owner) == {"registros: dona entrou"}, owner
+    assert watcher.error is None and echoes and None not in echoes, watcher.error
+    assert "Traceback" not in log

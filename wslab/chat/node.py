@@ -171,7 +171,7 @@ class ChatNode:
             now,
         )
         self._expired_at = -math.inf  # when unused names were last expired (clock)
-        self._replaying = 0  # replays read a page at a time, not yet closed
+        self._replaying: set[Replay] = set()  # replays not yet written and closed
         self._store_down = False  # a shared store stopped answering (see _outage)
         # Names known to be registered (never removed: a name, once taken, stays). A
         # /msg to one of them needs no lookup, so awaits_store and say agree.
@@ -299,7 +299,7 @@ class ChatNode:
             self.presence.changed()
         try:
             if (resume is not None or history) and (
-                self._replaying >= self.limits.max_pending_logins
+                len(self._replaying) >= self.limits.max_pending_logins
             ):
                 raise Refusal(
                     "Servidor ocupado com outras retomadas: tente de novo em instantes.",
@@ -314,6 +314,11 @@ class ChatNode:
         except BaseException:
             self.leave(session_id)
             raise
+
+    def replay_load(self) -> tuple[int, int]:
+        """(replays in progress, items they hold now): at most ``max_pending_logins``
+        replays, each holding at most a page plus what the hub buffered for it."""
+        return len(self._replaying), sum(r.held for r in self._replaying)
 
     def go_live(self, session_id: str) -> list[Outbound]:
         """What the session buffered since :meth:`login`; live delivery from now on.
@@ -642,9 +647,9 @@ class Replay:
         self._tail = items[last:]
         self._peers = items[first].peers if replayed else ()
         self._upto = upto
-        self._counted = bool(self._offsets)
-        if self._counted:
-            node._replaying += 1
+        self.held = len(self._head) + len(self._tail)  # items referenced now
+        if items:
+            node._replaying.add(self)
 
     def __len__(self) -> int:
         """Items it will yield in all."""
@@ -656,7 +661,9 @@ class Replay:
                 yield item
             self._head = []
             while self._offsets:
-                for item in await self._page():
+                page = await self._page()
+                self.held = len(page) + len(self._tail)
+                for item in page:
                     yield item
             for item in self._tail:
                 yield item
@@ -670,9 +677,8 @@ class Replay:
     def close(self) -> None:
         """Forget what is left (the caller stopped writing)."""
         self._offsets, self._head, self._tail = [], [], []
-        if self._counted:
-            self._counted = False
-            self._node._replaying -= 1
+        self.held = 0
+        self._node._replaying.discard(self)
 
     async def _page(self) -> list[Outbound]:
         node, wanted = self._node, self._offsets[:PAGE]
