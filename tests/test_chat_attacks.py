@@ -12,11 +12,13 @@ import contextlib
 import json
 import logging
 import socket
+import threading
 import time
 from collections import Counter
 
 import pytest
 from chatclient import WAIT, chat_server, closed_with, hello, nothing_more, receive, say
+from websockets.exceptions import ConnectionClosed
 
 from benchmarks.chat_attacks import (
     BYSTANDER_ADDRESS,
@@ -693,3 +695,28 @@ def test_an_existing_user_and_new_ones_get_in_through_a_mixed_attack_from_many_a
     assert set(owner) == {"registros: dona entrou"}, owner
     assert watcher.error is None and echoes and None not in echoes, watcher.error
     assert "Traceback" not in log
+
+
+def test_an_ordinary_rush_of_first_logins_all_get_in():
+    """Issue 24: the budgets bite only when scrypt is contended. Two hundred new users,
+    each from an address (and /24) of its own, log in within about 20 s (ten a second,
+    faster than the issue's 200 a minute) with the real scrypt: every one gets in."""
+    with Served() as served:
+        seen: Counter = Counter()
+        started = time.monotonic()
+
+        def first_login(i: int) -> None:
+            time.sleep(max(0.0, started + i / 10 - time.monotonic()))
+            try:
+                with ws_connect(served.port, botnet_address(i)) as ws:
+                    ws.send(hello_frame(f"pessoa{i}", f"segredo{i}"))
+                    seen[refusal_of(ws)] += 1
+            except (OSError, ConnectionClosed) as error:
+                seen[type(error).__name__] += 1
+
+        threads = [threading.Thread(target=first_login, args=(i,)) for i in range(200)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert seen == Counter({"welcome": 200}), dict(seen)

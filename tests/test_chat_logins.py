@@ -115,3 +115,44 @@ def test_a_login_that_waits_too_long_is_told_busy_and_frees_its_place():
         pool.close()
 
     asyncio.run(asyncio.wait_for(body(), 10))
+
+
+# -- names registered and never used again expire (issue 24) --------------------------------
+
+
+def test_names_never_used_again_expire_so_the_cap_cannot_be_filled_for_good():
+    from wslab.chat.errors import Refusal
+    from wslab.chat.node import ChatNode, Limits
+    from wslab.chat.rules.kdf import CHEAP
+    from wslab.chat.stores.memory import MemoryCredentials, MemoryLog
+
+    now = [1_000_000.0]  # the store's wall clock and the node's, moved by hand
+    limits = Limits(max_users=2, unused_name_days=30, login_free=None)
+    node = ChatNode(
+        MemoryLog(),
+        MemoryCredentials(clock=lambda: now[0]),
+        kdf=CHEAP,
+        limits=limits,
+        offload=None,
+        clock=lambda: now[0],
+    )
+
+    async def body():
+        await node.start(lambda items: None)
+        for name in ("ana", "bot1"):
+            session, replay = await node.login(name, "s", object())
+            replay.close()
+            node.leave(session.id)
+        again, replay = await node.login("ana", "s", object())  # ana comes back: used
+        replay.close()
+        with pytest.raises(Refusal) as full:
+            await node.login("bot2", "s", object())
+        assert full.value.close_code == 4003
+        now[0] += 31 * 86400  # a month later: bot1 was never used again
+        session, replay = await node.login("bia", "s", object())
+        replay.close()
+        assert await node.credentials.lookup("bot1") is None
+        assert await node.credentials.lookup("ana") is not None
+        await node.close()
+
+    asyncio.run(asyncio.wait_for(body(), 10))
