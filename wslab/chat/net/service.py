@@ -45,11 +45,14 @@ MiB) of unread output, plus one write past it (one frame, or frames joined up to
 KiB, one ``READ_SIZE`` read, one frame being parsed: about 100 KiB), plus ~30 KiB of
 fixed state: about 1.2 MiB. Shared: a history read holds at most ``retention``
 messages (1,000 x 16 KiB = 16 MiB) and at most ``Limits.max_replays`` (2) run at once;
-a scrypt hash needs 16 MiB and at most ``Limits.kdf_workers`` (2) run at once. In
-total, at most about 1.2 MiB x ``caps.max_connections`` + 64 MiB (``python -m
-wslab.chat serve`` cuts ``max_connections`` to the limit of open files minus 64: with
-the usual 1,024, 960 connections, about 1.2 GiB in the worst case, when every one of
-them is a client that stops reading at the worst moment). The kernel's socket buffers
+a replay keeps one page of it (:data:`..node.PAGE`, 32 messages: at most 512 KiB) while
+its client reads, and at most ``Limits.max_pending_logins`` (64) replays are under way:
+32 MiB in all (:class:`..node.Replay`); a scrypt hash needs 16 MiB and at most
+``Limits.kdf_workers`` (2) run at once. In total, at most about 1.2 MiB x
+``caps.max_connections`` + 96 MiB (``python -m wslab.chat serve`` cuts
+``max_connections`` to the limit of open files minus 64 and minus the refused
+connections that may linger: with the usual 1,024, 832 connections, about 1 GiB in the
+worst case, when every one of them is a client that stops reading at the worst moment). The kernel's socket buffers
 come on top, outside the process. ``python -m benchmarks.chat_attacks`` measures the
 RSS under each attack. Every client-supplied value in a log line is cut and escaped,
 and repeated log lines are counted (:mod:`.logs`).
