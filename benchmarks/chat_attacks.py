@@ -318,6 +318,12 @@ def _threads(count: int, target: Callable[[int], None]) -> None:
         thread.join()
 
 
+def _beside(count: int, attack: Callable[[int], None], watcher: Callable[[], None]) -> None:
+    """``attack(i)`` in ``count`` threads and ``watcher()`` (the owner or new users
+    logging in) in one more, all at once."""
+    _threads(count + 1, lambda i: watcher() if i == count else attack(i))
+
+
 def ping_flood(port: int, seconds: float, sockets: int = 4) -> Counter:
     """Sockets (half logged in) that send pings as fast as they can and never read."""
     seen: Counter = Counter()
@@ -662,9 +668,6 @@ def botnet_registrations(port: int, seconds: float, addresses: int = 200) -> Cou
     end = time.monotonic() + seconds
 
     def attack(i: int) -> None:
-        if i == addresses:
-            owner_logins(port, seconds, seen)
-            return
         n = 0
         while time.monotonic() < end:
             n += 1
@@ -678,7 +681,7 @@ def botnet_registrations(port: int, seconds: float, addresses: int = 200) -> Cou
             if answer != "welcome":
                 time.sleep(0.5)
 
-    _threads(addresses + 1, attack)
+    _beside(addresses, attack, lambda: owner_logins(port, seconds, seen))
     return seen
 
 
@@ -717,9 +720,6 @@ def botnet_slow_handshakes(
     end = time.monotonic() + seconds
 
     def attack(i: int) -> None:
-        if i == addresses:
-            fresh_logins(port, seconds, seen)
-            return
         live: list[socket.socket] = []
         position = 0
         while time.monotonic() < end:
@@ -744,7 +744,7 @@ def botnet_slow_handshakes(
         for raw in live:
             raw.close()
 
-    _threads(addresses + 1, attack)
+    _beside(addresses, attack, lambda: fresh_logins(port, seconds, seen))
     return seen
 
 
@@ -772,9 +772,6 @@ def botnet_silent(port: int, seconds: float, addresses: int = 200, per_address: 
     end = time.monotonic() + seconds
 
     def attack(i: int) -> None:
-        if i == addresses:
-            fresh_logins(port, seconds, seen)
-            return
         live: list[socket.socket] = []
         while time.monotonic() < end:
             while len(live) < per_address and time.monotonic() < end:
@@ -792,7 +789,7 @@ def botnet_silent(port: int, seconds: float, addresses: int = 200, per_address: 
         for raw in live:
             raw.close()
 
-    _threads(addresses + 1, attack)
+    _beside(addresses, attack, lambda: fresh_logins(port, seconds, seen))
     return seen
 
 
@@ -807,9 +804,6 @@ def refused_flood(port: int, seconds: float, rate: float = 2500.0, threads: int 
     pause = threads / rate
 
     def attack(i: int) -> None:
-        if i == threads:
-            fresh_logins(port, seconds, seen)
-            return
         opened = failed = 0
         next_at = time.monotonic()
         live: deque[tuple[float, socket.socket]] = deque()  # each kept open for 1 s
@@ -832,7 +826,7 @@ def refused_flood(port: int, seconds: float, rate: float = 2500.0, threads: int 
         seen["recusada aberta"] += opened
         seen["connect falhou"] += failed
 
-    _threads(threads + 1, attack)
+    _beside(threads, attack, lambda: fresh_logins(port, seconds, seen))
     for raw in held:
         raw.close()
     return seen
