@@ -263,6 +263,21 @@ def test_read_after_returns_what_follows_with_its_state(open_stores):
     run(body())
 
 
+def test_read_after_with_a_limit_reads_one_page(open_stores):
+    """A lazy replay reads the log a page at a time (issue 24): the oldest ``limit``
+    messages after the offset, whichever end of the history they are near."""
+
+    async def body():
+        async with started(open_stores) as (log, _, recorder):
+            await say(log, recorder, *(f"ana: m{n}" for n in range(1, 11)))
+            pages = [[m.offset for m in (await log.read_after(after, 4))[1]] for after in (0, 3, 8)]
+            assert pages == [[1, 2, 3, 4], [4, 5, 6, 7], [9, 10]]
+            state, page = await log.read_after(6, 2)
+            assert [m.text for m in page] == ["m7", "m8"] and state.newest == 10
+
+    run(body())
+
+
 def test_recent_shows_only_what_the_user_may_see(open_stores):
     async def body():
         async with started(open_stores) as (log, _, recorder):

@@ -66,9 +66,14 @@ class MemoryLog:
         self, offset: int, limit: int | None = None
     ) -> tuple[LogState, list[Delivery]]:
         kept = max(0, min(self._newest - offset, len(self._history)))
+        take = kept if limit is None else min(kept, limit)
         start = len(self._history) - kept
-        stop = len(self._history) if limit is None else min(len(self._history), start + limit)
-        return self.state, list(itertools.islice(self._history, start, stop))
+        if kept <= start:  # nearer the newest end: walk from there, O(kept)
+            found = list(itertools.islice(reversed(self._history), kept - take, kept))
+            found.reverse()
+        else:  # nearer the oldest end: O(start + take)
+            found = list(itertools.islice(self._history, start, start + take))
+        return self.state, found
 
     async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
         visible = (m for m in reversed(self._history) if m.visible_to(user))
