@@ -60,33 +60,63 @@ def test_two_limiters_share_one_bucket(make):
     run(body())
 
 
-def test_attempts_past_the_free_ones_make_every_node_wait(make):
-    """Each attempt is charged before its secret is checked (as a wrong one): with 2
-    free, the 3rd is still let through and starts a 1 s delay, doubling to the cap."""
+def test_charged_attempts_past_the_free_ones_make_every_node_wait(make):
+    """A charged key (a name) counts each attempt as a failure before its secret is
+    checked: with 2 free, the 3rd is still let through and starts a 1 s delay."""
 
     async def body():
         a, b = make(), make()
-        keys = ("name:ana", "addr:10.0.0.1")
-        assert [await node.login_attempt(keys) for node in (a, b, a)] == [0, 0, 0]
-        assert 0.5 < await b.login_attempt(["name:ana"]) <= 1.0  # waits; charged nothing
-        assert 0.5 < await a.login_attempt(["addr:10.0.0.1"]) <= 1.0
-        await a.login_succeeded(keys)
-        assert await b.login_attempt(keys) == 0
+        name = ("name:ana",)
+        assert [await node.login_attempt(name, ()) for node in (a, b, a)] == [0, 0, 0]
+        assert 0.5 < await b.login_attempt(name, ()) <= 1.0  # waits; counted nothing
+        await a.login_succeeded(name)
+        assert await b.login_attempt(name, ()) == 0
         await a.close()
         await b.close()
 
     run(body())
 
 
-def test_attempts_sent_at_once_are_counted_one_by_one(make):
-    """Issue 24: twenty guesses at once, alternating two nodes, get the free ones and
-    one more checked, not twenty (the check and the charge are one step)."""
+def test_guesses_at_one_name_sent_at_once_are_counted_one_by_one(make):
+    """Issue 24: twenty guesses at once from twenty hosts, alternating two nodes, get
+    the free ones and one more checked, not twenty (the check and the charge are one
+    step)."""
 
     async def body():
         a, b = make(), make()
-        keys = ("name:ana", "addr:10.0.0.9")
-        waits = await asyncio.gather(*(n.login_attempt(keys) for n in (a, b) * 10))
+        waits = await asyncio.gather(
+            *(
+                n.login_attempt(("name:ana",), (f"addr:10.0.0.{i}",))
+                for i, n in enumerate((a, b) * 10)
+            )
+        )
         assert waits.count(0) == 3  # login_free=2, plus the one that starts the delay
+        await a.close()
+        await b.close()
+
+    run(body())
+
+
+def test_a_held_key_lets_logins_pass_together_until_it_has_failed(make):
+    """Many people behind one NAT log in at once; once the address has a wrong secret,
+    its attempts go one at a time, and the failures it lands make it wait."""
+
+    async def body():
+        a, b = make(), make()
+        host = ("addr:10.0.0.1",)
+        assert [await n.login_attempt((), host) for n in (a, b) * 5] == [0] * 10  # a NAT
+        for n in (a, b) * 5:
+            await n.login_release(host)
+        assert await a.login_attempt((), host) == 0
+        await b.login_failed(host)  # one wrong secret
+        assert await a.login_attempt((), host) == 0
+        assert await b.login_attempt((), host) > 0  # one in flight at a time now
+        await a.login_failed(host)  # 2 failures: still free
+        assert await b.login_attempt((), host) == 0
+        await b.login_failed(host)  # the 3rd starts the delay
+        assert 0.5 < await a.login_attempt((), host) <= 1.0
+        await a.login_succeeded(host)
+        assert await b.login_attempt((), host) == 0
         await a.close()
         await b.close()
 
@@ -96,12 +126,12 @@ def test_attempts_sent_at_once_are_counted_one_by_one(make):
 def test_a_refund_takes_back_an_attempt_that_was_never_checked(make):
     async def body():
         a, b = make(), make()
-        keys = ("name:bia",)
-        assert [await a.login_attempt(keys) for _ in range(3)] == [0, 0, 0]
-        await b.login_refund(keys)  # the 3rd was refused for load: it did not count
-        await b.login_refund(keys)
-        assert [await a.login_attempt(keys) for _ in range(2)] == [0, 0]
-        assert await a.login_attempt(keys) > 0
+        name = ("name:bia",)
+        assert [await a.login_attempt(name, ()) for _ in range(3)] == [0, 0, 0]
+        await b.login_refund(name)  # the 3rd was refused for load: it did not count
+        await b.login_refund(name)
+        assert [await a.login_attempt(name, ()) for _ in range(2)] == [0, 0]
+        assert await a.login_attempt(name, ()) > 0
         await a.close()
         await b.close()
 

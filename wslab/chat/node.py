@@ -10,14 +10,17 @@ the same node over the in-memory stores, so there is one implementation of the r
 
 Rules enforced here, each a setting of :class:`Limits`:
 
-- a login attempt counts against the name, the address (host) and its network before
-  its secret is checked, in one atomic step of the limiter, and is refunded by a
-  success; after ``login_free`` in a row, each next attempt waits twice as long (from
-  1 s up to 5 min), refused with 4029, so guesses sent at once from any number of
-  addresses and nodes get ``login_free + 1`` checks, not one each. The name's delay
-  holds for every address (a guesser with many addresses is slowed all the same),
-  except one from which this name logged in before: there only the address's own
-  count applies, so its owner is not locked out by someone else's guesses;
+- wrong secrets count against the name, the address (host) and its network; after
+  ``login_free`` in a row, each next attempt waits twice as long (from 1 s up to 5
+  min), refused with 4029. The count is taken before the secret is checked, in one
+  atomic step of the limiter (:class:`.rules.ratelimit.LoginThrottle`): the name is
+  charged at once (refunded if the secret is never checked), so guesses at one name
+  sent together from any number of addresses and nodes get ``login_free + 1`` checks,
+  not one each; a host or network that has failed lets one attempt through at a
+  time, while people behind one NAT still log in together. The name's delay holds for
+  every address (a guesser with many addresses is slowed all the same), except one
+  from which this name logged in before: there only the address's own count applies,
+  so its owner is not locked out by someone else's guesses;
 - new names: at most ``registrations_per_minute`` per address and
   ``registrations_per_minute_network`` per network (4003), and ``max_users`` in all
   (4003; names registered and never used again expire after ``unused_name_days``, so
@@ -380,19 +383,21 @@ class ChatNode:
         prefixes = self.limits.prefixes
         host, network = address_key(address, prefixes), network_key(address, prefixes)
         throttled = self.limits.login_free is not None
-        known, keys = False, ()
+        known, charged, held = False, (), ()
         if throttled:
             known = await self._stored(self.limiter.knows(name, host))
-            keys = (
-                (f"addr:{host}",) if known else (f"name:{name}", f"addr:{host}", f"addr:{network}")
-            )
-            wait = await self._stored(self.limiter.login_attempt(keys))  # charged now
+            # The name is charged before the KDF (one owner, one login at a time); the
+            # host and its network hold the attempt in flight (many people behind one
+            # NAT log in together): see LoginThrottle.
+            charged = () if known else (f"name:{name}",)
+            held = (f"addr:{host}",) if known else (f"addr:{host}", f"addr:{network}")
+            wait = await self._stored(self.limiter.login_attempt(charged, held))
             if wait > 0:
                 raise Refusal(
                     f"Muitas tentativas com segredo errado: tente de novo em {math.ceil(wait)} s.",
                     ChatCloseCode.THROTTLED,
                 )
-        checked = False  # whether the secret was compared (a wrong one keeps its charge)
+        outcome = "unchecked"
         try:
             record = await self._stored(self.credentials.lookup(name))
             if record is None:
@@ -400,26 +405,35 @@ class ChatNode:
             if record is not None:  # a registered name (or one registered meanwhile)
                 tier = Tier.RETURNING if known else Tier.KNOWN
                 right = await self._kdf(tier, network, Scrypt.verify, secret, record)
-                checked = True
                 if not right:
+                    outcome = "wrong"
                     raise AuthError(
                         "Segredo errado para este nome: ele já está registrado com outro segredo."
                     )
+            outcome = "right"
+            if record is not None:
                 await self._stored(self.credentials.used(name))
-            checked = True
-            if throttled:
-                # The owner proved itself: the name's and the host's counts are cleared;
-                # the network's loses only this attempt (a login to one's own account
-                # must not wipe the guesses made from the rest of the network).
-                await self._stored(self.limiter.login_succeeded(keys[:2]))
-                if len(keys) > 2:
-                    await self._stored(self.limiter.login_refund(keys[2:]))
-                await self._stored(self.limiter.remember(name, host))
             self._registered.add(name)
         finally:
-            if throttled and not checked:
-                with contextlib.suppress(StoreError):
-                    await self.limiter.login_refund(keys)
+            if throttled:
+                await self._settle(outcome, name, host, charged, held)
+
+    async def _settle(self, outcome: str, name: str, host: str, charged, held) -> None:
+        """Settle a login attempt in the limiter: a right secret clears the name's and
+        the host's failures (not the network's: a login to one's own account must not
+        wipe the guesses made from the rest of it); a wrong one lands on the held keys
+        (the name was charged already); one never checked is taken back."""
+        limiter = self.limiter
+        if outcome == "right":
+            await self._stored(limiter.login_succeeded((*charged, f"addr:{host}")))
+            await self._stored(limiter.login_release(held))
+            await self._stored(limiter.remember(name, host))
+        elif outcome == "wrong":
+            await self._stored(limiter.login_failed(held))
+        else:
+            with contextlib.suppress(StoreError):
+                await limiter.login_refund(charged)
+                await limiter.login_release(held)
 
     async def _register(self, name: str, secret: str, host: str, network: str) -> str | None:
         """Register ``name``; None on success, else the record of whoever won the race.

@@ -170,19 +170,24 @@ class Limiter(Protocol):
         """Spend one token of the bucket ``key`` (``rate`` per second, bursts of
         ``burst``) if it has one."""
 
-    async def login_attempt(self, keys: Collection[str]) -> float:
-        """Before a secret is checked, in one atomic step: the seconds before any of
-        ``keys`` (a name, an address, a network) may try a secret again, charging
-        nothing; or 0, with the attempt counted against every key as a wrong secret
-        (the delay doubles past the free ones), so guesses sent at once are counted
-        one by one (:class:`wslab.chat.rules.ratelimit.LoginThrottle`)."""
+    async def login_attempt(self, charged: Collection[str], held: Collection[str]) -> float:
+        """Before a secret is checked, in one atomic step: the seconds before this
+        attempt may be made, counting nothing; or 0, with the attempt counted as a
+        failure against each ``charged`` key (a name) and as in flight against each
+        ``held`` key (a host, a network), which then allows one attempt in flight
+        while it has failures (:class:`wslab.chat.rules.ratelimit.LoginThrottle`)."""
 
-    async def login_refund(self, keys: Collection[str]) -> None:
-        """Take back an attempt charged by :meth:`login_attempt` whose secret was never
-        checked (refused for load, a store failed)."""
+    async def login_failed(self, held: Collection[str]) -> None:
+        """The attempt's secret was wrong: it lands on the held keys as a failure."""
+
+    async def login_release(self, held: Collection[str]) -> None:
+        """The attempt ended without a wrong secret: the held keys let it go."""
+
+    async def login_refund(self, charged: Collection[str]) -> None:
+        """Take back a charge on keys whose secret was never checked."""
 
     async def login_succeeded(self, keys: Collection[str]) -> None:
-        """The secret was right: clear the keys' counts."""
+        """The secret was right: the keys' failures are forgotten."""
 
     async def knows(self, name: str, address: str) -> bool:
         """Whether ``name`` logged in from ``address`` before (recently)."""

@@ -160,11 +160,17 @@ class MemoryLimiter:
             buckets = self._buckets[(rate, burst)] = KeyedBuckets(rate, burst)
         return buckets.allow((key,), self._clock())
 
-    async def login_attempt(self, keys: Collection[str]) -> float:
-        return self._throttle.attempt(keys, self._clock())
+    async def login_attempt(self, charged: Collection[str], held: Collection[str]) -> float:
+        return self._throttle.attempt(charged, held, self._clock())
 
-    async def login_refund(self, keys: Collection[str]) -> None:
-        self._throttle.refund(keys, self._clock())
+    async def login_failed(self, held: Collection[str]) -> None:
+        self._throttle.failed(held, self._clock())
+
+    async def login_release(self, held: Collection[str]) -> None:
+        self._throttle.release(held, self._clock())
+
+    async def login_refund(self, charged: Collection[str]) -> None:
+        self._throttle.refund(charged, self._clock())
 
     async def login_succeeded(self, keys: Collection[str]) -> None:
         self._throttle.succeeded(keys)
