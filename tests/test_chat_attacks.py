@@ -691,7 +691,7 @@ def test_an_existing_user_and_new_ones_get_in_through_a_mixed_attack_from_many_a
             echoes = watcher.echoes()
         log = served.log()
     owner = {k: v for k, v in seen.items() if "dona" in k and "espera" not in k}
-    assert owner.get("registros: dona entrou", 0) >= 5, owner
+    assert owner.get("registros: dona entrou", 0) >= 3, owner  # one try a second, each bounded
     assert set(owner) == {"registros: dona entrou"}, owner
     assert watcher.error is None and echoes and None not in echoes, watcher.error
     assert "Traceback" not in log

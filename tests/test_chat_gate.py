@@ -77,6 +77,20 @@ def test_under_pressure_a_connection_may_wait_less():
     assert not gate.pressed and gate.expired(PRESSED_WAIT + 4.5, wait=15.0) == []
 
 
+def test_a_connection_logging_in_is_neither_cut_for_room_nor_for_its_wait():
+    gate = Gate(Caps(max_waiting=2, max_waiting_per_address=4, max_waiting_per_network=4))
+    gate.admit("owner", "192.0.2.1", 0.0)
+    gate.heard("owner")  # its hello arrived: the KDF may take a while
+    gate.admit("slow", "192.0.2.2", 1.0)
+    assert gate.admit("new", "198.51.100.1", 2.0).evict == "slow"
+    assert gate.expired(100.0, wait=15.0) == ["new"]
+    gate.heard("new")
+    refused = gate.admit("more", "203.0.113.1", 3.0).refusal  # all waiting are logging in
+    assert refused is not None and refused[0] == HTTPStatus.SERVICE_UNAVAILABLE
+    gate.seated("owner")
+    assert gate.waiting_total == 1 and gate.admit("more", "203.0.113.1", 3.0).refusal is None
+
+
 def test_refused_sockets_that_linger_are_bounded():
     gate = Gate(Caps(max_refused=2))
     assert [gate.refused() for _ in range(3)] == [True, True, False]

@@ -16,7 +16,8 @@ connection of the network holding the most waiting ones is cut to make room (a
 flood of slow handshakes from many addresses then churns its own connections and
 new users still get in). Under pressure (the pool over half full) the time a
 connection may wait is cut from ``open_timeout + hello_timeout`` to
-:data:`PRESSED_WAIT` seconds (:meth:`Gate.expired`).
+:data:`PRESSED_WAIT` seconds (:meth:`Gate.expired`). A connection whose hello has
+arrived is logging in (the node bounds that wait): it is never the one cut.
 
 Refused connections are answered and kept half-closed for a moment (so the answer
 arrives); at most ``max_refused`` are kept so at once, the others closed at once,
@@ -63,32 +64,37 @@ class Admission:
 
 
 class _Entry:
-    __slots__ = ("host", "network", "since")
+    __slots__ = ("host", "network", "since", "waiting")
 
     def __init__(self, host: str, network: str, since: float) -> None:
         self.host, self.network, self.since = host, network, since
+        self.waiting = True
 
 
 class Gate:
-    """Counts open connections per host and network, and those still waiting."""
+    """Counts open connections per host and network, and those still waiting.
+
+    A waiting connection whose hello arrived (:meth:`heard`: its login is under way,
+    bounded by the node) still counts as waiting, but is neither cut to make room nor
+    cut for waiting too long.
+    """
 
     def __init__(self, caps: Caps = Caps()) -> None:
         self.caps = caps
         self._open: Counter[str] = Counter()
         self._waiting: Counter[str] = Counter()
         self._entries: dict[Hashable, _Entry] = {}
-        self._queue: OrderedDict[Hashable, None] = OrderedDict()  # waiting, oldest first
+        # Waiting and not heard yet, oldest first, and how many per network.
+        self._queue: OrderedDict[Hashable, None] = OrderedDict()
+        self._queued: Counter[str] = Counter()
         self.open_total = 0
+        self.waiting_total = 0
         self.refused_lingering = 0
-
-    @property
-    def waiting_total(self) -> int:
-        return len(self._queue)
 
     @property
     def pressed(self) -> bool:
         """Whether the waiting pool is over half full."""
-        return 2 * len(self._queue) > self.caps.max_waiting
+        return 2 * self.waiting_total > self.caps.max_waiting
 
     def admit(self, connection: Hashable, address: str, now: float) -> Admission:
         """Count a new ``connection`` from ``address``, or say why it is refused."""
@@ -116,32 +122,45 @@ class Gate:
                         f"Conexões demais de {what} esperando para entrar (limite {waiting_cap}).",
                     )
                 )
-        evict = self._room() if len(self._queue) >= caps.max_waiting else None
-        if evict is not None:  # it waits no more: cut, it stays open until it is gone
-            self._unqueue(evict)
+        if self.waiting_total >= caps.max_waiting:
+            if not self._queue:  # every waiting one is logging in: no room to make
+                return Admission((HTTPStatus.SERVICE_UNAVAILABLE, CROWDED))
+            evict = self._room()
+            self._stop_waiting(evict)  # cut: it stays open until it is gone
+        else:
+            evict = None
         for key in (host, network):
             self._open[key] += 1
             self._waiting[key] += 1
         self.open_total += 1
+        self.waiting_total += 1
         self._entries[connection] = _Entry(host, network, now)
         self._queue[connection] = None
+        self._queued[network] += 1
         return Admission(None, evict)
 
-    def _room(self) -> Hashable | None:
+    def _room(self) -> Hashable:
         """The waiting connection to cut for a newcomer: the oldest of the network
-        holding the most waiting connections."""
-        networks = Counter(self._entries[c].network for c in self._queue)
-        heaviest = networks.most_common(1)[0][0]
+        holding the most waiting connections (not heard yet)."""
+        heaviest = self._queued.most_common(1)[0][0]
         return next(c for c in self._queue if self._entries[c].network == heaviest)
+
+    def heard(self, connection: Hashable) -> None:
+        """``connection``'s hello arrived: no longer cut to make room nor for its wait."""
+        if connection in self._queue:
+            del self._queue[connection]
+            self._drop(self._queued, self._entries[connection].network)
 
     def seated(self, connection: Hashable) -> None:
         """``connection`` got its session: it waits no more."""
-        self._unqueue(connection)
+        self._stop_waiting(connection)
 
-    def _unqueue(self, connection: Hashable) -> None:
-        if connection in self._queue:
-            del self._queue[connection]
-            entry = self._entries[connection]
+    def _stop_waiting(self, connection: Hashable) -> None:
+        entry = self._entries[connection]
+        if entry.waiting:
+            self.heard(connection)
+            entry.waiting = False
+            self.waiting_total -= 1
             self._drop(self._waiting, entry.host, entry.network)
 
     def left(self, connection: Hashable) -> None:
@@ -149,16 +168,16 @@ class Gate:
         entry = self._entries.get(connection)
         if entry is None:
             return
-        self._unqueue(connection)
+        self._stop_waiting(connection)
         del self._entries[connection]
         self._drop(self._open, entry.host, entry.network)
         self.open_total -= 1
 
     def expired(self, now: float, wait: float) -> list[Hashable]:
-        """Waiting connections to cut at ``now``: those waiting longer than ``wait``
-        seconds (the caller's open plus hello timeouts), or than :data:`PRESSED_WAIT`
-        while the pool is over half full. Oldest first; they stay counted until
-        :meth:`left`."""
+        """Waiting connections (not heard yet) to cut at ``now``: those waiting longer
+        than ``wait`` seconds (the caller's open plus hello timeouts), or than
+        :data:`PRESSED_WAIT` while the pool is over half full. Oldest first; they stay
+        counted until :meth:`left`."""
         if self.pressed:
             wait = min(wait, PRESSED_WAIT)
         found = []
@@ -188,3 +207,4 @@ class Gate:
 
 
 FULL = "Servidor lotado: tente de novo em instantes."
+CROWDED = "Conexões demais esperando para entrar: tente de novo em instantes."

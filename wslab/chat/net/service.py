@@ -339,6 +339,7 @@ class ChatService:
             )
         except ConnectionClosed:
             return None
+        self.gate.heard(connection)  # its login is under way, bounded by the node
         client = Client(connection)
         try:
             hello = parse_hello(first)
