@@ -235,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
         "--login-free",
         type=_count,
         default=defaults.login_free,
-        help="segredos errados seguidos, por nome e por endereço, antes de a "
+        help="segredos errados seguidos, por nome, por endereço e por rede, antes de a "
         "espera (1 s, dobrando até 5 min) começar",
     )
     limits.add_argument(
@@ -248,13 +248,13 @@ def _parser() -> argparse.ArgumentParser:
         "--registrations-per-minute-network",
         type=_count,
         default=defaults.registrations_per_minute_network,
-        help="nomes novos por minuto por rede (IPv4 /24, IPv6 /48)",
+        help="nomes novos por minuto por rede (IPv4 /24, IPv6 /48; 0: sem limite)",
     )
     limits.add_argument(
         "--new-names-per-minute",
         type=_count,
         default=defaults.new_names_per_minute,
-        help="nomes novos por minuto no total, enquanto o scrypt está ocupado",
+        help="nomes novos por minuto no total, enquanto o scrypt está ocupado (0: sem cota)",
     )
     limits.add_argument(
         "--replays-in-all-per-second",

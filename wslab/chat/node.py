@@ -114,7 +114,7 @@ class Limits:
     kdf_workers: int = 2
     max_pending_logins: int = 64
     login_wait: float = 10.0  # seconds a login waits for the KDF at most
-    new_names_per_minute: int = 200  # in all, while the KDF is busy (bursts of as many)
+    new_names_per_minute: int = 200  # in all, while the KDF is busy (bursts of as many; 0: none)
     replays_in_all_per_second: float = 10.0  # in all, while the KDF is busy (bursts x10)
     prefixes: Prefixes = PREFIXES  # what counts as one host and one network
     max_replays: int = 2  # history reads at once (each may be megabytes); others wait
@@ -448,7 +448,7 @@ class ChatNode:
                 (f"register:{host}", per_minute, "deste endereço"),
                 (f"register:{network}", self.limits.registrations_per_minute_network, "desta rede"),
             ):
-                if not await self._stored(self.limiter.allow(key, limit / 60.0, limit)):
+                if limit and not await self._stored(self.limiter.allow(key, limit / 60.0, limit)):
                     raise Refusal(
                         f"Nomes novos demais a partir {where}: tente de novo em um minuto.",
                         ChatCloseCode.NAME_LIMIT,
@@ -456,6 +456,7 @@ class ChatNode:
         if (
             self._pool is not None
             and self._pool.contended
+            and self.limits.new_names_per_minute
             and not self._new_names.allow(self._clock())
         ):
             raise Refusal(

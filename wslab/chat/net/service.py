@@ -52,9 +52,9 @@ its client reads, and at most ``Limits.max_pending_logins`` (64) replays are und
 ``caps.max_connections`` + 96 MiB (``python -m wslab.chat serve`` cuts
 ``max_connections`` to the limit of open files minus 64 and minus the refused
 connections that may linger: with the usual 1,024, 832 connections, about 1 GiB in the
-worst case, when every one of them is a client that stops reading at the worst moment). The kernel's socket buffers
-come on top, outside the process. ``python -m benchmarks.chat_attacks`` measures the
-RSS under each attack. Every client-supplied value in a log line is cut and escaped,
+worst case, when every one of them is a client that stops reading at the worst
+moment). The kernel's socket buffers come on top, outside the process. ``python -m
+benchmarks.chat_attacks`` measures the RSS under each attack. Every client-supplied value in a log line is cut and escaped,
 and repeated log lines are counted (:mod:`.logs`).
 
 Every connection is served on one event loop; each node call runs to completion
