@@ -134,7 +134,7 @@ def test_a_peer_cut_in_the_middle_of_a_fan_out_stops_no_other_delivery(opened):
         async def cut_then_say():
             service = server.service
             service.connection("s2").transport.abort()  # connection_lost not yet run
-            service.send(await service.node.say("s1", "para todos"))
+            service.send(await service.node.submit("s1", "para todos"))
 
         server._call(cut_then_say(), WAIT)
         for ws in (clients[0], clients[2]):
@@ -191,6 +191,23 @@ def test_wrong_secrets_are_throttled_per_name_and_per_address():
             ws, answer = _from(server, address, "outra", "qualquer")
             assert answer == expected, address
             ws.close()
+
+
+def test_the_wrong_secret_that_starts_the_wait_says_how_long():
+    """Five wrong secrets in a row are answered "Senha errada" alone; the sixth starts
+    the wait, and its reason says when the next try may come (1 s: the first step)."""
+    with chat_server() as server:
+        ws, answer = _from(server, "127.0.1.1", "bia", "certo")
+        ws.close()
+        reasons = []
+        for guess in range(6):
+            ws = ws_connect(server.port, "127.0.1.2")
+            ws.send(hello_frame("bia", f"{guess:04d}"))
+            code, reason = closed_with(ws)
+            assert code == 4001 and reason.startswith("Senha errada"), (code, reason)
+            reasons.append(reason)
+        assert not any("próxima tentativa" in reason for reason in reasons[:5]), reasons
+        assert "a próxima tentativa só daqui a 1 s" in reasons[5], reasons[5]
 
 
 def test_the_brute_force_attack_is_slowed_to_a_few_guesses():

@@ -108,12 +108,12 @@ def test_a_held_key_lets_logins_pass_together_until_it_has_failed(make):
         for n in (a, b) * 5:
             await n.login_release(host)
         assert await a.login_attempt((), host) == 0
-        await b.login_failed(host)  # one wrong secret
+        await b.login_failed((), host)  # one wrong secret
         assert await a.login_attempt((), host) == 0
         assert await b.login_attempt((), host) > 0  # one in flight at a time now
-        await a.login_failed(host)  # 2 failures: still free
+        await a.login_failed((), host)  # 2 failures: still free
         assert await b.login_attempt((), host) == 0
-        await b.login_failed(host)  # the 3rd starts the delay
+        await b.login_failed((), host)  # the 3rd starts the delay
         assert 0.5 < await a.login_attempt((), host) <= 1.0
         await a.login_succeeded(host)
         assert await b.login_attempt((), host) == 0

@@ -140,19 +140,19 @@ def test_names_never_used_again_expire_so_the_cap_cannot_be_filled_for_good():
     async def body():
         await node.start(lambda items: None)
         for name in ("ana", "bot1"):
-            session, replay = await node.login(name, "s", object())
+            session, replay = await node.open(name, "s", object())
             replay.close()
-            node.leave(session.id)
-        again, replay = await node.login("ana", "s", object())  # ana comes back: used
+            node.close(session.id)
+        again, replay = await node.open("ana", "s", object())  # ana comes back: used
         replay.close()
         with pytest.raises(Refusal) as full:
-            await node.login("bot2", "s", object())
+            await node.open("bot2", "s", object())
         assert full.value.close_code == 4003
         now[0] += 31 * 86400  # a month later: bot1 was never used again
-        session, replay = await node.login("bia", "s", object())
+        session, replay = await node.open("bia", "s", object())
         replay.close()
         assert await node.credentials.lookup("bot1") is None
         assert await node.credentials.lookup("ana") is not None
-        await node.close()
+        await node.stop()
 
     asyncio.run(asyncio.wait_for(body(), 10))

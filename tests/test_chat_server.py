@@ -76,13 +76,13 @@ def test_who_and_command_errors_answer_only_the_asking_session(server, join):
 
 def test_a_public_message_is_serialized_once_for_all_recipients(server, monkeypatch, join):
     calls = []
-    real = service_module.encode_delivery
+    real = service_module.encode_item
 
     def counting(delivery, **options):
         calls.append(delivery.offset)
         return real(delivery, **options)
 
-    monkeypatch.setattr(service_module, "encode_delivery", counting)
+    monkeypatch.setattr(service_module, "encode_item", counting)
     clients = [join(server, f"u{i}")[0] for i in range(5)]
     say(clients[0], "para todos")
     assert all(receive(ws)["text"] == "para todos" for ws in clients)
@@ -94,7 +94,7 @@ def test_wrong_secret_closes_with_4001_and_disturbs_no_one(server, join, opened)
     intruder = opened(server.ws_url)
     intruder.send(json.dumps({"type": "hello", "user": "ana", "secret": "errado"}))
     code, reason = closed_with(intruder)
-    assert code == 4001 and "Segredo errado" in reason
+    assert code == 4001 and "Senha errada" in reason
     say(ana, "ainda aqui")
     assert receive(ana)["text"] == "ainda aqui"
     assert server.session_ids() == ["s1"]

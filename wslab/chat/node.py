@@ -1,11 +1,11 @@
 """One chat node: the hub's rules over the stores, with the limits that keep one client
 from hurting the others. Async (it awaits the stores) but owns no sockets.
 
-The network adapter (:mod:`wslab.chat.net.service`) calls :meth:`ChatNode.login`,
-:meth:`ChatNode.go_live`, :meth:`ChatNode.say` and :meth:`ChatNode.leave`, and writes
+The network adapter (:mod:`wslab.chat.net.service`) calls :meth:`ChatNode.open`,
+:meth:`ChatNode.go_live`, :meth:`ChatNode.submit` and :meth:`ChatNode.close`, and writes
 the :class:`Outbound` items they return; items for messages committed by the log (this
 node's and, with a shared store, other nodes') reach the ``emit`` callback given to
-:meth:`ChatNode.start`. The synchronous :class:`wslab.chat.model.router.ChatRouter` drives
+:meth:`ChatNode.start`. The synchronous :class:`wslab.chat.model.chat.ChatModel` drives
 the same node over the in-memory stores, so there is one implementation of the rules.
 
 Rules enforced here, each a setting of :class:`Limits`:
@@ -62,16 +62,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from websockets.frames import CloseCode
-
-from .errors import AuthError, ChatCloseCode, Refusal, StoreError
+from .errors import AuthError, CloseCode, Refusal, StoreError
 from .kdfpool import Busy, KdfPool
 from .rules.addresses import PREFIXES, Prefixes, address_key, network_key
 from .rules.commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
-from .rules.hub import Hub, Recovery
+from .rules.hub import Hub, Recovery, resume_read
 from .rules.kdf import SCRYPT, Scrypt
 from .rules.logins import Tier
-from .rules.messages import Delivery, DeliveryKind, Outbound, Session
+from .rules.messages import Kind, Message, Outbound, Session
 from .rules.names import normalize_name, skeleton
 from .rules.ratelimit import KeyedBuckets, TokenBucket
 from .stores import CredentialStore, Limiter, MessageLog, Presence
@@ -108,7 +106,7 @@ class Limits:
     login_free: int | None = 5  # None: no throttle (the in-memory model)
     login_cap: float = 300.0
     registrations_per_minute: int | None = 10  # None: no cap per address (nor network)
-    registrations_per_minute_network: int = 30
+    registrations_per_minute_network: int = 200  # an ordinary rush of 200 behind one /24 passes
     max_users: int = 100_000
     unused_name_days: float = 30.0  # a name registered and never used again expires
     kdf_workers: int = 2
@@ -129,7 +127,7 @@ class ChatNode:
         kdf: cost of new secret records (verification uses each record's own cost).
         limits: see :class:`Limits`.
         offload: ``"threads"`` (the default) hashes secrets in a :class:`KdfPool` of
-            ``limits.kdf_workers``; ``None`` runs them inline (the synchronous router).
+            ``limits.kdf_workers``; ``None`` runs them inline (the synchronous model).
         clock: monotonic seconds, for the limits.
         presence: who is online on the other nodes of a shared store (see
             :class:`Presence`); ``/who`` then lists them with this node's users.
@@ -150,8 +148,12 @@ class ChatNode:
         hub: Hub | None = None,
         presence: Presence | None = None,
         limiter: Limiter | None = None,
+        metrics=None,
     ) -> None:
         self.log = log
+        # The network's collectors (wslab.chat.net.metrics.Metrics), duck-typed so the
+        # node imports nothing of the network; None counts nothing.
+        self.metrics = metrics
         self.presence = presence
         self.credentials = credentials
         self.kdf = kdf
@@ -177,7 +179,7 @@ class ChatNode:
         self._replaying: set[Replay] = set()  # replays not yet written and closed
         self._store_down = False  # a shared store stopped answering (see _outage)
         # Names known to be registered (never removed: a name, once taken, stays). A
-        # /msg to one of them needs no lookup, so awaits_store and say agree.
+        # /msg to one of them needs no lookup, so awaits_store and submit agree.
         self._registered: set[str] = set()
         self._replays: asyncio.Semaphore | None = None  # made on the loop, when first needed
         self._waiting_replays = 0
@@ -212,7 +214,8 @@ class ChatNode:
         if self.presence is not None:
             await self.presence.start(self.hub.online)
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
+        """Close the stores and the KDF's threads (the end of :meth:`start`)."""
         if self.presence is not None:
             await self.presence.close()
         await self.log.close()
@@ -225,25 +228,41 @@ class ChatNode:
     def epoch(self) -> str:
         return self.log.state.epoch
 
+    async def check(self) -> None:
+        """Return when the log can take an append now; :class:`StoreError` saying why
+        not (for ``/readyz``)."""
+        await self.log.check()
+
+    def online_here(self) -> list[str]:
+        """Sorted names of the users with a session open on this node."""
+        return self.hub.online()
+
+    @property
+    def pending_logins(self) -> int:
+        """Logins waiting for, or in, the KDF."""
+        return 0 if self._pool is None else self._pool.busy + self._pool.waiting
+
     def _outage(self, down: bool) -> None:
         """A shared store stopped (or started again) answering: tell every session.
-        While it is down, lines are refused at once (:meth:`say`), as the notice says,
-        rather than left to wait for the store and be stored after it."""
+        While it is down, lines are refused at once (:meth:`submit`), as the notice
+        says, rather than left to wait for the store and be stored after it."""
         self._store_down = down
+        if down and self.metrics is not None:
+            self.metrics.store_outages.inc()
         self._emit(self.hub.announce(STORE_DOWN if down else STORE_BACK))
 
-    def _committed(self, messages: Sequence[Delivery]) -> None:
+    def _committed(self, messages: Sequence[Message]) -> None:
         items = self.hub.route(messages)
         if items:
             self._emit(items)
 
     # -- sessions --------------------------------------------------------------------
 
-    async def login(
+    async def open(
         self,
         user: str,
         secret: str,
-        peer: object,
+        handle: object,
         *,
         address: str = "",
         resume: tuple[str, int] | None = None,
@@ -265,7 +284,7 @@ class ChatNode:
         except ValueError as error:
             raise Refusal(str(error)) from None
         if not isinstance(secret, str) or not secret:
-            raise Refusal("O segredo (senha) deve ser um texto não vazio.")
+            raise Refusal("A senha deve ser um texto não vazio.")
         if resume is not None or history:
             if self._waiting_replays >= self.limits.max_pending_logins:
                 raise Refusal(
@@ -297,7 +316,7 @@ class ChatNode:
                 )
         await self._authenticate(name, secret, address)
         arrived = not self.hub.is_online(name)
-        session_id = self.hub.open(name, peer)
+        session_id = self.hub.open(name, handle)
         if arrived and self.presence is not None:
             self.presence.changed()
         try:
@@ -312,10 +331,10 @@ class ChatNode:
             session, items = self.hub.recover(session_id, recovery)
             return session, Replay(self, items, recovery.state.newest)
         except StoreError as error:
-            self.leave(session_id)
+            self.close(session_id)
             raise Refusal(str(error), CloseCode.SERVICE_RESTART) from None
         except BaseException:
-            self.leave(session_id)
+            self.close(session_id)
             raise
 
     def replay_load(self) -> tuple[int, int]:
@@ -324,7 +343,7 @@ class ChatNode:
         return len(self._replaying), sum(r.held for r in self._replaying)
 
     def go_live(self, session_id: str) -> list[Outbound]:
-        """What the session buffered since :meth:`login`; live delivery from now on.
+        """What the session buffered since :meth:`open`; live delivery from now on.
 
         Raises:
             Refusal: (1013) the buffer overflowed; the session is closed.
@@ -337,7 +356,7 @@ class ChatNode:
                 self.presence.changed()
             raise
 
-    def leave(self, session_id: str) -> None:
+    def close(self, session_id: str) -> None:
         """Close a session (unknown ids are ignored)."""
         try:
             user = self.hub.user_of(session_id)
@@ -369,14 +388,14 @@ class ChatNode:
             return await self.log.read_after(after, limit)
 
     async def _read_for(self, user: str, resume: tuple[str, int] | None, history: int) -> Recovery:
-        state = self.log.state
-        if resume is not None and resume[0] == state.epoch and resume[1] <= state.newest:
-            state, messages = await self.log.read_after(resume[1])
-        elif resume is not None or history:
-            count = history if resume is None else (history or self.log.retention)
-            state, messages = await self.log.recent(user, min(count, self.log.retention))
+        """Do the read the hub says this session needs (:func:`resume_read`)."""
+        read = resume_read(resume, self.log.state, history, self.log.retention)
+        if read.after is not None:
+            state, messages = await self.log.read_after(read.after)
+        elif read.recent:
+            state, messages = await self.log.recent(user, read.recent)
         else:
-            messages = []
+            state, messages = self.log.state, []
         return Recovery(resume, state, messages, self.log.retention)
 
     async def _authenticate(self, name: str, secret: str, address: str) -> None:
@@ -394,8 +413,8 @@ class ChatNode:
             wait = await self._stored(self.limiter.login_attempt(charged, held))
             if wait > 0:
                 raise Refusal(
-                    f"Muitas tentativas com segredo errado: tente de novo em {math.ceil(wait)} s.",
-                    ChatCloseCode.THROTTLED,
+                    f"Muitas tentativas com senha errada: tente de novo em {math.ceil(wait)} s.",
+                    CloseCode.THROTTLED,
                 )
         outcome = "unchecked"
         try:
@@ -404,36 +423,47 @@ class ChatNode:
                 record = await self._register(name, secret, host, network)
             if record is not None:  # a registered name (or one registered meanwhile)
                 tier = Tier.RETURNING if known else Tier.KNOWN
-                right = await self._kdf(tier, network, Scrypt.verify, secret, record)
-                if not right:
-                    outcome = "wrong"
+                if not await self._kdf(tier, network, Scrypt.verify, secret, record):
+                    outcome = "settled"
+                    wait = 0.0
+                    if throttled:
+                        wait = await self._settle("wrong", name, host, charged, held)
+                    # Past ``login_free`` failures in a row the next try must wait: say
+                    # how long (the reason stays within a close frame's 123 bytes).
+                    if wait > 0:
+                        raise AuthError(
+                            "Senha errada para este nome. Foram erros demais seguidos: a próxima "
+                            f"tentativa só daqui a {math.ceil(wait)} s."
+                        )
                     raise AuthError(
-                        "Segredo errado para este nome: ele já está registrado com outro segredo."
+                        "Senha errada para este nome: ele já está registrado com outra senha."
                     )
             outcome = "right"
             if record is not None:
                 await self._stored(self.credentials.used(name))
             self._registered.add(name)
         finally:
-            if throttled:
+            if throttled and outcome != "settled":
                 await self._settle(outcome, name, host, charged, held)
 
-    async def _settle(self, outcome: str, name: str, host: str, charged, held) -> None:
+    async def _settle(self, outcome: str, name: str, host: str, charged, held) -> float:
         """Settle a login attempt in the limiter: a right secret clears the name's and
         the host's failures (not the network's: a login to one's own account must not
         wipe the guesses made from the rest of it); a wrong one lands on the held keys
-        (the name was charged already); one never checked is taken back."""
+        (the name was charged already), and the seconds the next try must wait are
+        returned; one never checked is taken back."""
         limiter = self.limiter
         if outcome == "right":
             await self._stored(limiter.login_succeeded((*charged, f"addr:{host}")))
             await self._stored(limiter.login_release(held))
             await self._stored(limiter.remember(name, host))
         elif outcome == "wrong":
-            await self._stored(limiter.login_failed(held))
+            return await self._stored(limiter.login_failed(charged, held))
         else:
             with contextlib.suppress(StoreError):
                 await limiter.login_refund(charged)
                 await limiter.login_release(held)
+        return 0.0
 
     async def _register(self, name: str, secret: str, host: str, network: str) -> str | None:
         """Register ``name``; None on success, else the record of whoever won the race.
@@ -451,7 +481,7 @@ class ChatNode:
                 if limit and not await self._stored(self.limiter.allow(key, limit / 60.0, limit)):
                     raise Refusal(
                         f"Nomes novos demais a partir {where}: tente de novo em um minuto.",
-                        ChatCloseCode.NAME_LIMIT,
+                        CloseCode.NAME_LIMIT,
                     )
         if (
             self._pool is not None
@@ -469,7 +499,7 @@ class ChatNode:
         ):
             raise Refusal(
                 "O servidor atingiu o limite de usuários registrados: entre com um nome existente.",
-                ChatCloseCode.NAME_LIMIT,
+                CloseCode.NAME_LIMIT,
             )
         shape = skeleton(name)
         holder = await self._stored(self.credentials.similar(shape))
@@ -482,7 +512,7 @@ class ChatNode:
             return await self._stored(self.credentials.lookup(name))
         raise Refusal(
             f"O nome '{name}' se parece demais com '{holder}', que já existe: escolha outro.",
-            ChatCloseCode.BAD_HELLO,
+            CloseCode.BAD_HELLO,
         )
 
     async def _expire_unused(self) -> int:
@@ -502,6 +532,7 @@ class ChatNode:
         without a pool (the synchronous router)."""
         if self._pool is None:
             return function(*args)
+        started = time.perf_counter()
         try:
             return await self._pool.run(tier, network, function, *args)
         except Busy:
@@ -509,6 +540,9 @@ class ChatNode:
                 "Servidor ocupado com outros logins: tente de novo em instantes.",
                 CloseCode.TRY_AGAIN_LATER,
             ) from None
+        finally:
+            if self.metrics is not None:
+                self.metrics.kdf_wait_seconds.observe(time.perf_counter() - started)
 
     @staticmethod
     async def _stored(call):
@@ -519,7 +553,7 @@ class ChatNode:
 
     # -- lines -----------------------------------------------------------------------
 
-    async def say(
+    async def submit(
         self, session_id: str, text: str, *, address: str = "", charged: bool = False
     ) -> list[Outbound]:
         """Handle one line typed in a session; returns replies for that session only.
@@ -541,7 +575,7 @@ class ChatNode:
         try:
             command = parse_line(text)
             if self._store_down and not isinstance(command, WhoQuery):
-                return self._error(session_id, STORE_DOWN_LINE)
+                return self.error(session_id, STORE_DOWN_LINE)
             if isinstance(command, PrivateText) and not self._exists_here(command.to):
                 if await self.credentials.lookup(command.to) is None:
                     raise CommandError(
@@ -550,24 +584,30 @@ class ChatNode:
                 self._registered.add(command.to)
             if isinstance(command, WhoQuery):
                 names = ", ".join(await self._online())
-                return [self.hub.reply(session_id, DeliveryKind.SYSTEM, f"Online agora: {names}.")]
+                return [self.hub.reply(session_id, Kind.SYSTEM, f"Online agora: {names}.")]
             if self._shared_lines and not await self.limiter.allow(
                 f"line:{user}", self.limits.max_rate, self.limits.burst
             ):
                 return self._too_fast(session_id)  # over the user's rate on every node
+            started = time.perf_counter()
             if isinstance(command, PublicText):
-                await self.log.append(DeliveryKind.PUBLIC, user, None, command.text)
+                kind = Kind.PUBLIC
+                await self.log.append(kind, user, None, command.text)
             else:
-                await self.log.append(DeliveryKind.PRIVATE, user, command.to, command.text)
+                kind = Kind.PRIVATE
+                await self.log.append(kind, user, command.to, command.text)
+            if self.metrics is not None:
+                self.metrics.store_seconds.observe(time.perf_counter() - started)
+                self.metrics.stored.labels(kind.value).inc()
         except CommandError as error:
-            return self._error(session_id, str(error))
+            return self.error(session_id, str(error))
         except StoreError as error:
             logger.warning("armazenamento falhou para %s: %s", session_id, error)
-            return self._error(session_id, str(error))
+            return self.error(session_id, str(error))
         return []
 
     def awaits_store(self, text: str) -> bool:
-        """Whether :meth:`say` would await a store before it appends ``text``: a
+        """Whether :meth:`submit` would await a store before it appends ``text``: a
         ``/msg`` to a name this node does not know to be registered (it is looked up)
         or ``/who`` with a shared presence. A pipelining caller waits for earlier lines
         first. Known names only grow, so a line judged not to await never does. (The
@@ -604,11 +644,11 @@ class ChatNode:
         return self._too_fast(session_id)
 
     def _too_fast(self, session_id: str) -> list[Outbound]:
-        return self._error(
+        return self.error(
             session_id,
             (
                 f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
-                "linhas por segundo por usuário); esta linha não foi enviada."
+                "mensagens por segundo por usuário); esta não foi enviada."
             ),
         )
 
@@ -619,11 +659,11 @@ class ChatNode:
             return self.hub.online()
         return sorted(set(self.hub.online()) | set(await self.presence.online()))
 
-    def _error(self, session_id: str, text: str) -> list[Outbound]:
+    def error(self, session_id: str, text: str) -> list[Outbound]:
         """An error item for the session, if it is still open (a store await may have
         outlasted it)."""
         try:
-            return [self.hub.reply(session_id, DeliveryKind.ERROR, text)]
+            return [self.hub.reply(session_id, Kind.ERROR, text)]
         except KeyError:
             return []
 
@@ -658,9 +698,9 @@ class Replay:
         first, last = (replayed[0], replayed[-1] + 1) if replayed else (len(items), len(items))
         self._node = node
         self._head = items[: min(last, first + PAGE)]
-        self._offsets = [item.delivery.offset for item in items[first + PAGE : last]]
+        self._offsets = [item.item.offset for item in items[first + PAGE : last]]
         self._tail = items[last:]
-        self._peers = items[first].peers if replayed else ()
+        self._handles = items[first].handles if replayed else ()
         self._upto = upto
         self.held = len(self._head) + len(self._tail)  # items referenced now
         if items:
@@ -708,4 +748,4 @@ class Replay:
         if not found:
             raise Refusal(BEHIND, CloseCode.TRY_AGAIN_LATER)
         del self._offsets[: len([o for o in wanted if o <= found[-1].offset])]
-        return [Outbound(m, self._peers, replayed=True) for m in found]
+        return [Outbound(m, self._handles, replayed=True) for m in found]

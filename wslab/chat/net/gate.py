@@ -3,13 +3,22 @@ network, and room made for newcomers when the waiting pool is full.
 
 Pure bookkeeping (no sockets, the caller passes the clock), so each rule is a unit
 test. The server asks :meth:`Gate.admit` the moment TCP is accepted, before a byte is
-read. A connection counts as *waiting* until its session is open (its handshake and
-hello still to come); waiting connections have caps of their own, lower than the
-totals, because they cost the server without serving anyone yet.
+read, and answers a refusal with an HTTP status and one sentence. A connection counts
+as *waiting* until its session is open (its handshake and hello still to come);
+waiting connections have caps of their own, lower than the totals, because they cost
+the server without serving anyone yet.
 
 Addresses count twice (:mod:`..rules.addresses`): as a host (an IPv4 address, an IPv6
 /64) and as a network (an IPv4 /24, an IPv6 /48), each with its caps, so one IPv6
 host or one range of many addresses cannot fill the caps meant for many clients.
+
+Behind a trusted proxy (``serve --trust-proxy``) every connection comes from the
+proxy's address, and who the client is becomes known only with its first bytes (a
+PROXY header) or its HTTP request (``X-Forwarded-For``). At accept, a trusted proxy's
+connections count under a cap of their own (``max_per_proxy``, besides the totals);
+:meth:`Gate.readdress` then moves each one to its client's host and network and
+applies their caps there, so one client behind the proxy cannot take the room of the
+others, and the proxy's address is never one client's.
 
 When the waiting pool is full, a newcomer is not refused: the oldest waiting
 connection of the network holding the most waiting ones is cut to make room (a
@@ -38,6 +47,8 @@ from ..rules.addresses import PREFIXES, Prefixes, address_key, network_key
 __all__ = ["PRESSED_WAIT", "Admission", "Caps", "Gate"]
 
 PRESSED_WAIT = 3.0  # seconds a connection may wait for its session under pressure
+FULL = "Servidor lotado: tente de novo em instantes."
+CROWDED = "Conexões demais esperando para entrar: tente de novo em instantes."
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +62,7 @@ class Caps:
     max_waiting_per_address: int = 16
     max_waiting_per_network: int = 64
     max_refused: int = 128  # refused connections kept half-closed at once
+    max_per_proxy: int = 10_000  # connections of one trusted proxy not yet readdressed
     prefixes: Prefixes = field(default=PREFIXES)
 
 
@@ -64,10 +76,11 @@ class Admission:
 
 
 class _Entry:
-    __slots__ = ("host", "network", "since", "waiting")
+    __slots__ = ("keys", "network", "since", "waiting")
 
-    def __init__(self, host: str, network: str, since: float) -> None:
-        self.host, self.network, self.since = host, network, since
+    def __init__(self, keys: tuple[str, ...], network: str, since: float) -> None:
+        self.keys = keys  # what it counts under: (host, network), or (proxy,) at first
+        self.network, self.since = network, since
         self.waiting = True
 
 
@@ -96,48 +109,93 @@ class Gate:
         """Whether the waiting pool is over half full."""
         return 2 * self.waiting_total > self.caps.max_waiting
 
-    def admit(self, connection: Hashable, address: str, now: float) -> Admission:
-        """Count a new ``connection`` from ``address``, or say why it is refused."""
+    def admit(
+        self, connection: Hashable, address: str, now: float, *, proxy: bool = False
+    ) -> Admission:
+        """Count a new ``connection`` from ``address``, or say why it is refused.
+
+        ``proxy``: ``address`` is a trusted proxy's; only the totals and
+        ``max_per_proxy`` apply until :meth:`readdress` names the client."""
         caps = self.caps
-        host = address_key(address, caps.prefixes)
-        network = network_key(address, caps.prefixes)
         if self.open_total >= caps.max_connections:
             return Admission((HTTPStatus.SERVICE_UNAVAILABLE, FULL))
-        for key, cap, waiting_cap in (
-            (host, caps.max_per_address, caps.max_waiting_per_address),
-            (network, caps.max_per_network, caps.max_waiting_per_network),
-        ):
-            what = "seu endereço" if key is host else "sua rede"
-            if self._open[key] >= cap:
+        if proxy:
+            if self._open[address] >= caps.max_per_proxy:
                 return Admission(
                     (
-                        HTTPStatus.TOO_MANY_REQUESTS,
-                        f"Conexões demais a partir de {what} (limite {cap}).",
+                        HTTPStatus.SERVICE_UNAVAILABLE,
+                        f"Conexões demais através do proxy (limite {caps.max_per_proxy}).",
                     )
                 )
-            if self._waiting[key] >= waiting_cap:
-                return Admission(
-                    (
-                        HTTPStatus.TOO_MANY_REQUESTS,
-                        f"Conexões demais de {what} esperando para entrar (limite {waiting_cap}).",
-                    )
-                )
+            keys, network = (address,), f"proxy:{address}"
+        else:
+            keys = self._keys(address)
+            refusal = self._refusal(*keys)
+            if refusal is not None:
+                return Admission(refusal)
+            network = keys[1]
+        evict = None
         if self.waiting_total >= caps.max_waiting:
             if not self._queue:  # every waiting one is logging in: no room to make
                 return Admission((HTTPStatus.SERVICE_UNAVAILABLE, CROWDED))
             evict = self._room()
             self._stop_waiting(evict)  # cut: it stays open until it is gone
-        else:
-            evict = None
-        for key in (host, network):
+        for key in keys:
             self._open[key] += 1
             self._waiting[key] += 1
         self.open_total += 1
         self.waiting_total += 1
-        self._entries[connection] = _Entry(host, network, now)
+        self._entries[connection] = _Entry(keys, network, now)
         self._queue[connection] = None
         self._queued[network] += 1
         return Admission(None, evict)
+
+    def readdress(self, connection: Hashable, address: str) -> tuple[HTTPStatus, str] | None:
+        """Move a connection still waiting for its session from its trusted proxy to
+        its client's ``address``, if that host and network are under their caps;
+        otherwise it stays counted under the proxy (and is refused by the caller)."""
+        entry = self._entries[connection]
+        keys = self._keys(address)
+        if keys == entry.keys:
+            return None
+        refusal = self._refusal(*keys)
+        if refusal is not None:
+            return refusal
+        for key in entry.keys:
+            self._drop(self._open, key)
+            if entry.waiting:
+                self._drop(self._waiting, key)
+        for key in keys:
+            self._open[key] += 1
+            if entry.waiting:
+                self._waiting[key] += 1
+        if connection in self._queue:
+            self._drop(self._queued, entry.network)
+            self._queued[keys[1]] += 1
+        entry.keys, entry.network = keys, keys[1]
+        return None
+
+    def _keys(self, address: str) -> tuple[str, str]:
+        prefixes = self.caps.prefixes
+        return address_key(address, prefixes), network_key(address, prefixes)
+
+    def _refusal(self, host: str, network: str) -> tuple[HTTPStatus, str] | None:
+        caps = self.caps
+        for key, cap, waiting_cap, what in (
+            (host, caps.max_per_address, caps.max_waiting_per_address, "seu endereço"),
+            (network, caps.max_per_network, caps.max_waiting_per_network, "sua rede"),
+        ):
+            if self._open[key] >= cap:
+                return (
+                    HTTPStatus.TOO_MANY_REQUESTS,
+                    f"Conexões demais a partir de {what} (limite {cap}).",
+                )
+            if self._waiting[key] >= waiting_cap:
+                return (
+                    HTTPStatus.TOO_MANY_REQUESTS,
+                    f"Conexões demais de {what} esperando para entrar (limite {waiting_cap}).",
+                )
+        return None
 
     def _room(self) -> Hashable:
         """The waiting connection to cut for a newcomer: the oldest of the network
@@ -161,7 +219,7 @@ class Gate:
             self.heard(connection)
             entry.waiting = False
             self.waiting_total -= 1
-            self._drop(self._waiting, entry.host, entry.network)
+            self._drop(self._waiting, *entry.keys)
 
     def left(self, connection: Hashable) -> None:
         """An admitted connection closed (unknown ones are ignored)."""
@@ -170,7 +228,7 @@ class Gate:
             return
         self._stop_waiting(connection)
         del self._entries[connection]
-        self._drop(self._open, entry.host, entry.network)
+        self._drop(self._open, *entry.keys)
         self.open_total -= 1
 
     def expired(self, now: float, wait: float) -> list[Hashable]:
@@ -204,7 +262,3 @@ class Gate:
             counter[key] -= 1
             if counter[key] <= 0:
                 del counter[key]
-
-
-FULL = "Servidor lotado: tente de novo em instantes."
-CROWDED = "Conexões demais esperando para entrar: tente de novo em instantes."

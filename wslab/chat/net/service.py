@@ -2,7 +2,7 @@
 
 The server owns no routing logic: it turns frames into node calls (:mod:`.wire`
 parses them) and writes the :class:`Outbound` items the node returns or emits, each
-encoded once and written to all its peers (compression is off, so every recipient
+encoded once and written to each of its sessions (compression is off, so every recipient
 gets the very same bytes).
 
 HTTP (:mod:`.http`): ``/`` and the other files of ``wslab/chat/net/static`` are the browser
@@ -75,18 +75,16 @@ from http import HTTPStatus
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from ..errors import Refusal
+from ..errors import CloseCode, Refusal
 from ..node import ChatNode, Replay
-from ..rules.messages import DeliveryKind, Outbound
+from ..rules.messages import Outbound
 from ..rules.wire import (
     MAX_FRAME_BYTES,
     BadMessage,
-    ChatCloseCode,
-    encode_delivery,
+    encode_item,
     encode_welcome,
     parse_hello,
     parse_message,
@@ -96,6 +94,10 @@ from .fanout import join, prepare_text, write_prepared
 from .gate import Caps, Gate
 from .http import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
 from .logs import shown
+from .metrics import Metrics
+from .probes import PROBE_PATHS, Readiness, probe_response
+from .proxy import Network, TrustedProxies, forwarded_for, forwarded_hops
+from .tls import HSTS
 
 __all__ = ["ChatService", "WS_PATH"]
 
@@ -109,24 +111,29 @@ REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the clien
 COALESCE_BYTES = 16 * 1024  # frames of several messages joined into one write, at most
 SWEEP = 0.5  # seconds between two looks for connections that waited too long
 LOST_REASON = "O servidor perdeu parte do histórico: reconecte e retome do último offset."
+DRAIN_REASON = "Este nó está reiniciando: reconecte para continuar noutro."  # 1012
+DRAIN_TIMEOUT = 10.0  # seconds from SIGTERM to the last connection closed, at most
+# Refusals of a login, by close code, for the metrics.
+_REFUSAL_REASONS = {4000: "hello", 4001: "secret", 4003: "names", 4029: "throttled", 1013: "busy"}
 
 logger = logging.getLogger(__name__)
 
 
-def _same(peers: Collection[object], other: Collection[object]) -> bool:
-    """Whether two items go to the same peers: the very same snapshot (the hub hands
+def _same(handles: Collection[object], other: Collection[object]) -> bool:
+    """Whether two items go to the same sessions: the very same snapshot (the hub hands
     consecutive public messages one tuple), or small equal ones (one session's)."""
-    return peers is other or (len(peers) <= 8 and peers == other)
+    return handles is other or (len(handles) <= 8 and handles == other)
 
 
 class Client:
-    """The peer the hub holds for one session: its connection and its session id."""
+    """The handle the hub holds for one session: its connection and its session id."""
 
-    __slots__ = ("connection", "session_id")
+    __slots__ = ("connection", "in_flight", "session_id")
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.session_id = ""
+        self.in_flight = 0  # lines read and not yet answered (the drain waits for them)
 
 
 class ChatService:
@@ -139,7 +146,7 @@ class ChatService:
         allowed_hosts: names, besides ``localhost`` and the server's addresses, that
             the ``Host`` header may carry (a server reached by a DNS name).
         caps: connection caps (:class:`Caps`).
-        peers: origins (``http://HOST:PORT``) of the other nodes of the chat: the
+        other_nodes: origins (``http://HOST:PORT``) of the other nodes of the chat: the
             welcome lists them (as WebSocket URLs, after this node's own) so a browser
             can fail over, the page may connect to them, and their pages may open /ws.
         allowed_origins: more origins whose pages may open /ws (a name in front).
@@ -153,6 +160,14 @@ class ChatService:
         max_frames: frames per second one connection may send (pings included; bursts
             of twice that, and bytes in proportion); None lifts the input budget, for a
             benchmark that also lifts the line rate.
+        trusted: the proxies whose word on the client's address is taken, and which
+            way they say it (:mod:`.proxy`); nobody by default.
+        public_urls: origins users reach (``https://chat.example.com``): Host and
+            Origin may name them, the welcome's ``nodes`` and the page's CSP use them
+            (a browser behind a balancer reconnects through it, never to a node).
+        metrics: the collectors (:mod:`.metrics`); a fresh set by default.
+        metrics_allow: networks whose clients may read ``/metrics`` (none: nobody).
+        tls: the node serves TLS itself: pages carry HSTS.
     """
 
     def __init__(
@@ -163,29 +178,47 @@ class ChatService:
         max_pending: int = MAX_PENDING_BYTES,
         allowed_hosts: Collection[str] = (),
         caps: Caps | None = None,
-        peers: Collection[str] = (),
+        other_nodes: Collection[str] = (),
         allowed_origins: Collection[str] = (),
         pipeline: int = 1,
         max_frames: float | None = FRAMES_PER_SECOND,
+        trusted: TrustedProxies | None = None,
+        public_urls: Collection[str] = (),
+        metrics: Metrics | None = None,
+        metrics_allow: tuple[Network, ...] = (),
+        tls: bool = False,
     ) -> None:
         self.node = node
+        self.trusted = trusted if trusted is not None else TrustedProxies()
+        self.public = tuple(parse_origin(url) for url in public_urls)
+        self.metrics = metrics if metrics is not None else Metrics()
+        if node.metrics is None:
+            node.metrics = self.metrics
+        self.metrics_allow = metrics_allow
+        self.tls = tls
+        self.readiness = Readiness()
+        self._watch: asyncio.Task | None = None
+        self._noted: set[str] = set()  # kinds of problem already logged once
         self.pipeline = max(1, pipeline) if node.log.ordered else 1
         self.max_frames = max_frames
-        self.peers = tuple(parse_origin(peer) for peer in peers)
-        self.allowed_origins = (*self.peers, *(parse_origin(o) for o in allowed_origins))
-        self.nodes: tuple[str, ...] = ()  # WebSocket URLs for the welcome, set by serve()
+        self.other_nodes = tuple(parse_origin(node) for node in other_nodes)
+        self.allowed_origins = (*self.other_nodes, *(parse_origin(o) for o in allowed_origins))
+        self.node_urls: tuple[str, ...] = ()  # WebSocket URLs for the welcome, set by serve()
         self.hello_timeout = hello_timeout
         self.max_pending = max_pending
         self.allowed_hosts = tuple(allowed_hosts)
         self.gate = Gate(caps if caps is not None else Caps())
         self.open_timeout: float | None = OPEN_TIMEOUT
-        self._static = StaticFiles(tuple(socket_url(peer) for peer in self.peers))
+        self._static = StaticFiles(
+            tuple(socket_url(origin) for origin in (*self.public, *self.other_nodes)),
+            extra_headers=[HSTS] if tls else [],
+        )
         self._clients: dict[str, Client] = {}  # open sessions, in opening order
         self._all: set[Connection] = set()  # with or without a session yet
         self._sweeper: asyncio.Task | None = None
-        # The connections of the last peers written to (a client's connection never
+        # The connections of the last handles written to (a client's connection never
         # changes; holding the tuple keeps its identity from being reused).
-        self._peers: Collection[object] = ()
+        self._last_handles: Collection[object] = ()
         self._connections: list[ServerConnection] = []
 
     def session_ids(self) -> list[str]:
@@ -221,7 +254,17 @@ class ChatService:
             compression=None,
             **options,
         )
-        if self.peers:  # a cluster: the welcome names every node, this one first
+        self._watch = self.readiness.start(self.node.check)
+        self.metrics.watch(
+            connections=lambda: self.gate.open_total,
+            sessions=lambda: len(self._clients),
+            users_online=lambda: len(self.node.online_here()),
+            kdf_queue=lambda: self.node.pending_logins,
+            draining=lambda: int(self.readiness.draining),
+        )
+        if self.public:  # behind a balancer: browsers come back through it
+            self.node_urls = tuple(socket_url(origin) for origin in self.public)
+        elif self.other_nodes:  # a cluster: the welcome names every node, this one first
             bound = server.sockets[0].getsockname()
             own = (
                 ()
@@ -232,7 +275,7 @@ class ChatService:
                     ),
                 )
             )
-            self.nodes = (*own, *(socket_url(peer) for peer in self.peers))
+            self.node_urls = (*own, *(socket_url(node) for node in self.other_nodes))
         return server
 
     async def shut_down(self, server: Server) -> None:
@@ -242,10 +285,73 @@ class ChatService:
             self._sweeper.cancel()
         await asyncio.gather(*(close_within(c, CloseCode.GOING_AWAY) for c in list(self._all)))
         await server.wait_closed()
-        await self.node.close()
+        await Readiness.stop(self._watch)
+        await self.node.stop()
+
+    async def drain(self, server: Server, bound: float = DRAIN_TIMEOUT) -> None:
+        """Stop as a rolling restart wants, within ``bound`` seconds (then the node's
+        stores close):
+
+        - at once, ``/readyz`` answers 503 and no new session starts (``/ws`` gets 503,
+          a hello arriving gets 1012), while the listener stays open for the probes;
+        - every session stops being read; the lines already read are handled as usual
+          (stored and echoed, or answered with an error), then it is closed with 1012
+          (service restart), so its client resumes on another node;
+        - at ``bound`` minus the close timeout, sessions still busy are closed all the
+          same (a line stored then is kept, its echo is not sent: the client gets it on
+          resume), and any close not answered in time cuts TCP.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        self.readiness.draining = True
+        self.note("drenando: /readyz 503, fechando as sessões com 1012 (no máximo %g s)", bound)
+        for connection in list(self._all):
+            connection.draining = True
+            connection.transport.pause_reading()
+        close_by = deadline - min(CLOSE_TIMEOUT, bound / 2)
+        waiting = set(self._all)
+        while waiting:
+            for connection in list(waiting):
+                if connection.client is None or self._idle(connection) or loop.time() >= close_by:
+                    waiting.discard(connection)
+                    if connection.client is not None:
+                        self._forget(connection.client.session_id)
+                    # Read again, for the client's close frame (a line that comes now
+                    # finds its session gone and is not stored).
+                    connection.draining = False
+                    if not connection.transport.is_closing():
+                        connection.transport.resume_reading()
+                    connection.close_soon(CloseCode.SERVICE_RESTART, DRAIN_REASON)
+            if waiting:
+                await asyncio.sleep(0.005)
+        closes = [c.closing for c in list(self._all) if c.closing is not None]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                await asyncio.gather(*closes, return_exceptions=True)
+        for connection in list(self._all):
+            connection.transport.abort()
+        server.close(close_connections=False)
+        await server.wait_closed()
+        await Readiness.stop(self._watch)
+        await self.node.stop()
+
+    @staticmethod
+    def _idle(connection: Connection) -> bool:
+        """Whether a session's loop waits for a frame with none read and no line in
+        flight: all it read is handled. (websockets' queue of frames read ahead.)"""
+        frames = connection.recv_messages.frames
+        return (
+            len(frames) == 0 and frames.get_waiter is not None and not connection.client.in_flight
+        )
 
     def note(self, message: str, *args) -> None:
         logger.info(message, *args)
+
+    def note_once(self, kind: str, message: str, *args) -> None:
+        """Log ``message`` the first time a problem of ``kind`` is seen, never again."""
+        if kind not in self._noted:
+            self._noted.add(kind)
+            logger.warning(message + " (avisado uma vez só)", *args)
 
     # -- the waiting pool ---------------------------------------------------------------
 
@@ -288,6 +394,18 @@ class ChatService:
     def _process_request(self, connection: Connection, request: Request) -> Response | None:
         connection.requested = True
         path = request.path.partition("?")[0]
+        source = self.trusted.source
+        if connection.proxied and source != "proxy-protocol":
+            if source == "forwarded":
+                hops = forwarded_hops(request.headers.get_all("Forwarded"))
+            else:
+                hops = forwarded_for(request.headers.get_all("X-Forwarded-For"))
+            over = connection.readdress(hops, source)
+            if over is not None:
+                self.metrics.refused("per-address")
+                return connection.respond(over[0], over[1] + "\n")
+        if path in PROBE_PATHS and path != "/metrics":  # any Host: a balancer's probe
+            return probe_response(path, self.readiness, self.metrics, connection.address, ())
         local = connection.local_address
         refusal = handshake_refusal(
             request.headers,
@@ -296,15 +414,26 @@ class ChatService:
             local_port=local[1] if local else None,
             check_origin=path == WS_PATH,
             allowed_origins=self.allowed_origins,
+            public_origins=self.public,
         )
         if refusal is not None:
+            self.metrics.refused("host")
             self.note("recusada %s %s: %s", connection.address, shown(path, 40), refusal)
             body = refusal_page(refusal)
             headers = Headers(
                 [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
             )
             return Response(HTTPStatus.FORBIDDEN, "Forbidden", headers, body)
+        if path == "/metrics":
+            return probe_response(
+                path, self.readiness, self.metrics, connection.address, self.metrics_allow
+            )
         if path == WS_PATH:
+            if self.readiness.draining:
+                self.metrics.refused("draining")
+                response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, DRAIN_REASON + "\n")
+                response.headers["Retry-After"] = "1"
+                return response
             return None
         response = self._static.response(path)
         if response is None:
@@ -333,17 +462,17 @@ class ChatService:
         except TimeoutError:
             return await self._refuse(
                 connection,
-                Refusal(
-                    f"O hello não chegou em {self.hello_timeout:g} s.", ChatCloseCode.BAD_HELLO
-                ),
+                Refusal(f"O hello não chegou em {self.hello_timeout:g} s.", CloseCode.BAD_HELLO),
             )
         except ConnectionClosed:
             return None
         self.gate.heard(connection)  # its login is under way, bounded by the node
         client = Client(connection)
         try:
+            if self.readiness.draining:
+                raise Refusal(DRAIN_REASON, CloseCode.SERVICE_RESTART)
             hello = parse_hello(first)
-            session, replay = await self.node.login(
+            session, replay = await self.node.open(
                 hello.user,
                 hello.secret,
                 client,
@@ -355,20 +484,25 @@ class ChatService:
             return await self._refuse(connection, refusal)
         client.session_id = session.id
         try:
-            self._write(connection, encode_welcome(session, self.node.epoch, self.nodes))
+            self._write(connection, encode_welcome(session, self.node_urls))
             replayed = await self._replay(connection, replay)
             self.send(self.node.go_live(session.id))  # what came while replaying
         except Refusal as refusal:  # too slow, behind, or the hub's buffer overflowed
-            self.node.leave(session.id)
+            self.node.close(session.id)
             return await self._refuse(connection, refusal)
         except BaseException:
-            self.node.leave(session.id)
+            self.node.close(session.id)
             raise
         finally:
             replay.close()
-        if connection.state is not State.OPEN:
-            self.node.leave(session.id)
+        if connection.state is not State.OPEN or self.readiness.draining:
+            self.node.close(session.id)
+            if self.readiness.draining:
+                return await self._refuse(
+                    connection, Refusal(DRAIN_REASON, CloseCode.SERVICE_RESTART)
+                )
             return None
+        self.metrics.replayed.inc(replayed)
         self._clients[session.id] = client
         connection.client = client
         connection.seated = True
@@ -392,7 +526,7 @@ class ChatService:
         async for item in replay:
             if not writable(connection):
                 break
-            self._write(connection, encode_delivery(item.delivery, replayed=item.replayed))
+            self._write(connection, encode_item(item.item, replayed=item.replayed))
             written += 1
             buffered = connection.transport.get_write_buffer_size()
             if buffered > self.max_pending:
@@ -413,33 +547,17 @@ class ChatService:
         in_flight: set[asyncio.Task] = set()  # lines waiting for their commit (pipeline)
         try:
             async for frame in connection:
-                if session_id not in self._clients:
-                    break  # shed as too slow while this frame was in flight
-                over = self.node.spend(session_id, connection.address)
-                if over is not None:  # every frame costs, a malformed one too
-                    self.send(over)
-                    continue
+                client.in_flight += 1
                 try:
-                    say = parse_message(frame)
-                except BadMessage as error:
-                    self.send([self.node.hub.reply(session_id, DeliveryKind.ERROR, str(error))])
-                    continue
-                line = self.node.say(session_id, say.text, address=connection.address, charged=True)
-                if self.pipeline == 1 or self.node.awaits_store(say.text):
-                    if in_flight:
-                        await asyncio.wait(in_flight)
-                    self.send(await line)
-                    continue
-                while len(in_flight) >= self.pipeline:
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                task = asyncio.get_running_loop().create_task(line)
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                task.add_done_callback(self._said)
+                    if not await self._line(client, frame, in_flight):
+                        break
+                finally:
+                    client.in_flight -= 1
         except ConnectionClosed:
             pass  # 1009, a lost peer...: the close code is logged below
         finally:
             self._forget(session_id)
+            self.metrics.closed(connection.close_code)
             self.note(
                 "fechada %s (%s): %s %s",
                 session_id,
@@ -448,7 +566,42 @@ class ChatService:
                 shown(connection.close_reason or "", 80),
             )
 
+    async def _line(self, client: Client, frame, in_flight: set[asyncio.Task]) -> bool:
+        """Handle one frame of a session: its line stored (or refused), in the order
+        read. False when the session is gone (shed while this frame was in flight)."""
+        connection, session_id = client.connection, client.session_id
+        if session_id not in self._clients:
+            return False
+        over = self.node.spend(session_id, connection.address)
+        if over is not None:  # every frame costs, a malformed one too
+            self.send(over)
+            return True
+        try:
+            said = parse_message(frame)
+        except BadMessage as error:
+            self.send(self.node.error(session_id, str(error)))
+            return True
+        line = self.node.submit(session_id, said.text, address=connection.address, charged=True)
+        if self.pipeline == 1 or self.node.awaits_store(said.text):
+            if in_flight:
+                await asyncio.wait(in_flight)
+            self.send(await line)
+            return True
+        while len(in_flight) >= self.pipeline:
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.get_running_loop().create_task(line)
+        in_flight.add(task)
+        client.in_flight += 1
+        task.add_done_callback(in_flight.discard)
+        task.add_done_callback(self._said)
+        task.add_done_callback(lambda _: setattr(client, "in_flight", client.in_flight - 1))
+        return True
+
     async def _refuse(self, connection: Connection, refusal: Refusal) -> None:
+        code = refusal.close_code
+        draining = code == CloseCode.SERVICE_RESTART and self.readiness.draining
+        self.metrics.refused("draining" if draining else _REFUSAL_REASONS.get(code, "busy"))
+        self.metrics.closed(code)
         self.note(
             "recusada %s: %d %s",
             connection.address,
@@ -472,34 +625,38 @@ class ChatService:
             broadcast([connection], frame)
 
     def send(self, items: Iterable[Outbound]) -> None:
-        """Write each item, encoded once, to each of its peers that is open and keeps
+        """Write each item, encoded once, to each of its handles that is open and keeps
         up; a peer over ``max_pending`` is shed instead. One peer's failure never
         stops the others' deliveries.
 
-        Consecutive items for the same peers (a group commit's public messages) are
-        written together: one ``transport.write`` per peer carries their frames back
+        Consecutive items for the same handles (a group commit's public messages) are
+        written together: one ``transport.write`` per connection carries their frames back
         to back, in order, up to ``COALESCE_BYTES`` (:func:`.prepared.join`); the
         slow-reader check comes before each of those writes.
         """
-        run: list = []  # prepared items of the current run, all for `peers`
-        peers: Collection[object] = ()
+        run: list = []  # prepared items of the current run, all for `handles`
+        handles: Collection[object] = ()
         size = 0
         for item in items:
-            prepared = prepare_text(encode_delivery(item.delivery, replayed=item.replayed))
+            prepared = prepare_text(encode_item(item.item, replayed=item.replayed))
             if run and (
-                size + len(prepared.frames) > COALESCE_BYTES or not _same(item.peers, peers)
+                size + len(prepared.frames) > COALESCE_BYTES or not _same(item.handles, handles)
             ):
-                self._write_run(run, peers)
+                self._write_run(run, handles)
                 run, size = [], 0
             run.append(prepared)
-            peers, size = item.peers, size + len(prepared.frames)
+            handles, size = item.handles, size + len(prepared.frames)
         if run:
-            self._write_run(run, peers)
+            self._write_run(run, handles)
 
-    def _write_run(self, run: list, peers: Collection[object]) -> None:
+    def _write_run(self, run: list, handles: Collection[object]) -> None:
         # The hub hands one snapshot (a tuple: immutable) until the sessions change.
-        if peers is not self._peers or not isinstance(peers, tuple):
-            self._peers, self._connections = peers, [client.connection for client in peers]
+        if handles is not self._last_handles or not isinstance(handles, tuple):
+            self._last_handles, self._connections = (
+                handles,
+                [client.connection for client in handles],
+            )
+        self.metrics.delivered.inc(len(run) * len(self._connections))
         write_prepared(
             self._connections,
             join(run),  # the frames' bytes, encoded once for all
@@ -512,6 +669,7 @@ class ChatService:
     def shed_connection(self, connection: Connection) -> None:
         """End the session of a client too slow to read; it may resume later."""
         client = connection.client
+        self.metrics.shed.inc()
         if client is not None and client.session_id in self._clients:
             self.note("lenta %s (%s): fechando com 1013", client.session_id, connection.address)
             self._forget(client.session_id)
@@ -523,4 +681,4 @@ class ChatService:
 
     def _forget(self, session_id: str) -> None:
         self._clients.pop(session_id, None)
-        self.node.leave(session_id)
+        self.node.close(session_id)

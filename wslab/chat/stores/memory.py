@@ -1,6 +1,6 @@
 """The in-memory stores: today's behaviour for notebooks, the simulation and the
 property tests. Nothing survives the process; every coroutine returns without
-suspending, so a synchronous caller can drive them (see :mod:`wslab.chat.model.router`)."""
+suspending, so a synchronous caller can drive them (see :mod:`wslab.chat.model.chat`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 
-from ..rules.messages import Delivery, DeliveryKind
+from ..rules.messages import Kind, Message
 from ..rules.ratelimit import KeyedBuckets, LoginThrottle
 from . import Deliver, LogState, Lost, Outage, check_retention
 
@@ -34,7 +34,7 @@ class MemoryLog:
             raise ValueError(f"epoch must be a non-empty string, not {epoch!r}")
         self._retention = check_retention(retention)
         self._epoch = epoch
-        self._history: deque[Delivery] = deque(maxlen=retention)
+        self._history: deque[Message] = deque(maxlen=retention)
         self._newest = 0
         self._deliver: Deliver | None = None
 
@@ -54,9 +54,9 @@ class MemoryLog:
         self._deliver = deliver
         return self.state
 
-    async def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> int:
+    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
         self._newest += 1
-        message = Delivery(kind, self._newest, sender, to, text)
+        message = Message(kind, self._newest, sender, to, text)
         self._history.append(message)
         if self._deliver is not None:
             self._deliver((message,))
@@ -64,7 +64,7 @@ class MemoryLog:
 
     async def read_after(
         self, offset: int, limit: int | None = None
-    ) -> tuple[LogState, list[Delivery]]:
+    ) -> tuple[LogState, list[Message]]:
         kept = max(0, min(self._newest - offset, len(self._history)))
         take = kept if limit is None else min(kept, limit)
         start = len(self._history) - kept
@@ -75,11 +75,14 @@ class MemoryLog:
             found = list(itertools.islice(self._history, start, start + take))
         return self.state, found
 
-    async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
+    async def recent(self, user: str, count: int) -> tuple[LogState, list[Message]]:
         visible = (m for m in reversed(self._history) if m.visible_to(user))
         found = list(itertools.islice(visible, count))
         found.reverse()
         return self.state, found
+
+    async def check(self) -> None:
+        return None  # memory always takes an append
 
     async def close(self) -> None:
         self._deliver = None
@@ -163,8 +166,10 @@ class MemoryLimiter:
     async def login_attempt(self, charged: Collection[str], held: Collection[str]) -> float:
         return self._throttle.attempt(charged, held, self._clock())
 
-    async def login_failed(self, held: Collection[str]) -> None:
-        self._throttle.failed(held, self._clock())
+    async def login_failed(self, charged: Collection[str], held: Collection[str]) -> float:
+        now = self._clock()
+        self._throttle.failed(held, now)
+        return self._throttle.wait([*charged, *held], now)
 
     async def login_release(self, held: Collection[str]) -> None:
         self._throttle.release(held, self._clock())

@@ -49,7 +49,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import StoreError
-from ..rules.messages import Delivery, DeliveryKind
+from ..rules.messages import Kind, Message
 from ..rules.names import skeleton
 from . import Deliver, LogState, Lost, Outage
 from .memory import check_retention
@@ -267,7 +267,7 @@ class SqliteLog:
         self._delivered = self._store._newest
         return self.state
 
-    async def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> int:
+    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
         future = asyncio.get_running_loop().create_future()
         self._pending.append((kind, sender, to, text, future))
         if self._flusher is None:
@@ -289,7 +289,7 @@ class SqliteLog:
                             future.set_exception(error)
                     continue
                 messages = [
-                    Delivery(DeliveryKind(kind), first + i, sender, to, text)
+                    Message(Kind(kind), first + i, sender, to, text)
                     for i, (kind, sender, to, text) in enumerate(rows)
                 ]
                 self._delivered = messages[-1].offset
@@ -324,7 +324,7 @@ class SqliteLog:
 
     async def read_after(
         self, offset: int, limit: int | None = None
-    ) -> tuple[LogState, list[Delivery]]:
+    ) -> tuple[LogState, list[Message]]:
         def read(db: sqlite3.Connection):
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE offset > ? ORDER BY offset LIMIT ?",
@@ -335,7 +335,7 @@ class SqliteLog:
         newest, rows = await self._store.run(read)
         return self._store.state(newest), [_message(row) for row in rows]
 
-    async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
+    async def recent(self, user: str, count: int) -> tuple[LogState, list[Message]]:
         def read(db: sqlite3.Connection):
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE kind = 'public' OR sender = ? "
@@ -346,6 +346,16 @@ class SqliteLog:
 
         newest, rows = await self._store.run(read)
         return self._store.state(newest), [_message(row) for row in reversed(rows)]
+
+    async def check(self) -> None:
+        """Take and release the write lock (``BEGIN IMMEDIATE``): a read-only or locked
+        file fails here, as an append would."""
+
+        def lock(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+
+        await self._store.run(lock)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -418,6 +428,6 @@ class SqliteCredentials:
         await self._store.close()
 
 
-def _message(row: tuple) -> Delivery:
+def _message(row: tuple) -> Message:
     offset, kind, sender, recipient, text = row
-    return Delivery(DeliveryKind(kind), offset, sender, recipient, text)
+    return Message(Kind(kind), offset, sender, recipient, text)

@@ -1,8 +1,10 @@
 """Real parts for tests, notebooks and benchmarks, started on loopback and stopped by
-PID: the chat in a background thread (:class:`ChatServer`) and a Valkey server
-(:class:`LocalValkey`)."""
+PID: the chat in a background thread (:class:`ChatServer`) or as a process
+(:class:`ServeProcess`), and a Valkey server (:class:`LocalValkey`). The processes die
+with the thread that started them (Linux), so a killed kernel leaves none behind."""
 
+from .serve import ServeProcess
 from .server import ChatServer
 from .valkey import LocalValkey
 
-__all__ = ["ChatServer", "LocalValkey"]
+__all__ = ["ChatServer", "LocalValkey", "ServeProcess"]

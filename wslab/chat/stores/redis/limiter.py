@@ -50,8 +50,10 @@ return spent
 # - 'attempt': the longest wait in ms, counting nothing, when a key must wait (or
 #   base when a held key has failures and an attempt in flight); else 0, with a
 #   failure charged to each charged key and one attempt in flight on each held key;
-# - 'failed' / 'release': a held attempt ends with a wrong secret (it lands as a
-#   failure) or without one; 'refund': a charged attempt was never checked.
+# - 'failed': the attempt's secret was wrong: it lands on the held keys as a failure
+#   (the charged ones, first, counted it already); returns the longest wait in ms;
+# - 'release': a held attempt ended without a wrong secret; 'refund': a charged
+#   attempt was never checked.
 # The delay after the k-th failure past the free ones is base * 2^k, at most cap.
 THROTTLE = """
 local now = redis.call('TIME')
@@ -86,12 +88,25 @@ if op == 'attempt' then
   end
   return 0
 end
+if op == 'failed' then
+  local charged = tonumber(ARGV[6])
+  local wait = 0
+  for i, key in ipairs(KEYS) do
+    if i > charged then
+      if tonumber(redis.call('HGET', key, 'f') or '0') > 0 then
+        redis.call('HINCRBY', key, 'f', -1)
+      end
+      fail(key)
+    end
+    wait = math.max(wait, tonumber(redis.call('HGET', key, 'u') or '0') - now)
+  end
+  return wait
+end
 for _, key in ipairs(KEYS) do
-  if op == 'failed' or op == 'release' then
+  if op == 'release' then
     if tonumber(redis.call('HGET', key, 'f') or '0') > 0 then
       redis.call('HINCRBY', key, 'f', -1)
     end
-    if op == 'failed' then fail(key) end
   elseif op == 'refund' then
     local count = math.max(0, tonumber(redis.call('HGET', key, 'c') or '0') - 1)
     redis.call('HSET', key, 'c', count, 'u', now + delay(count))
@@ -136,8 +151,8 @@ class RedisLimiter:
         keys = [*charged, *held]
         return await self._throttled("attempt", keys, len(charged)) / 1000
 
-    async def login_failed(self, held: Collection[str]) -> None:
-        await self._throttled("failed", held)
+    async def login_failed(self, charged: Collection[str], held: Collection[str]) -> float:
+        return await self._throttled("failed", [*charged, *held], len(charged)) / 1000
 
     async def login_release(self, held: Collection[str]) -> None:
         await self._throttled("release", held)

@@ -40,7 +40,7 @@ import secrets
 from collections.abc import Sequence
 
 from ...errors import StoreError
-from ...rules.messages import Delivery, DeliveryKind
+from ...rules.messages import Kind, Message
 from .. import Deliver, LogState, Lost, Outage, check_retention
 from .client import FAILURES, REPLY_TIMEOUT, connect, failure
 
@@ -138,9 +138,9 @@ def _epoch_changed() -> StoreError:
     )
 
 
-def _delivery(entry_id: str, fields: dict[str, str]) -> Delivery:
-    return Delivery(
-        DeliveryKind(fields["k"]),
+def _delivery(entry_id: str, fields: dict[str, str]) -> Message:
+    return Message(
+        Kind(fields["k"]),
         int(entry_id.split("-", 1)[0]),
         fields["s"],
         fields["t"] or None,
@@ -148,7 +148,7 @@ def _delivery(entry_id: str, fields: dict[str, str]) -> Delivery:
     )
 
 
-def _from_flat(entry: Sequence) -> Delivery:
+def _from_flat(entry: Sequence) -> Message:
     """A delivery from a Lua reply entry: [id, [field, value, ...]]."""
     entry_id, flat = entry
     return _delivery(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)))
@@ -227,7 +227,7 @@ class RedisLog:
 
         ``lost(epoch)`` is called when this node can no longer vouch that ``deliver``
         got every message in order: Redis lost its data (a new epoch), or this node fell
-        further behind than the stream keeps (same epoch). Delivery then goes on with
+        further behind than the stream keeps (same epoch). Message then goes on with
         messages committed after that point.
 
         ``outage(True)`` is called when the follower's call to Redis fails after it
@@ -248,6 +248,12 @@ class RedisLog:
             )
         return self.state
 
+    async def check(self) -> None:
+        try:
+            await self._client.ping()
+        except FAILURES as error:
+            raise failure(self._client, error, "o nó não está pronto") from error
+
     async def close(self) -> None:
         self._closed = True
         self._deliver = self._lost = self._outage = None
@@ -266,7 +272,7 @@ class RedisLog:
 
     # -- writes and reads ------------------------------------------------------------
 
-    async def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> int:
+    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
         if self._closed:
             raise StoreError("O histórico no Redis foi fechado: a mensagem não foi guardada.")
         if self._epoch is None:
@@ -290,11 +296,11 @@ class RedisLog:
 
     async def read_after(
         self, offset: int, limit: int | None = None
-    ) -> tuple[LogState, list[Delivery]]:
+    ) -> tuple[LogState, list[Message]]:
         state, entries = await self._snapshot("after", offset, "", limit or 0)
         return state, [_from_flat(entry) for entry in entries]
 
-    async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
+    async def recent(self, user: str, count: int) -> tuple[LogState, list[Message]]:
         if count <= 0:
             state, _ = await self._snapshot("after", 1 << 62, "", 0)
             return state, []
@@ -453,7 +459,7 @@ class RedisLog:
         self._hand(messages)
         return False
 
-    def _hand(self, messages: list[Delivery]) -> None:
+    def _hand(self, messages: list[Message]) -> None:
         if messages and self._deliver is not None:
             try:
                 self._deliver(tuple(messages))
