@@ -459,27 +459,18 @@ def _parser() -> argparse.ArgumentParser:
         help="conexões recusadas mantidas meio fechadas ao mesmo tempo (para a resposta "
         "chegar); as demais são fechadas na hora",
     )
-    limits.add_argument(
-        "--ipv4-network",
-        type=_count,
-        default=caps.prefixes.ipv4_network,
-        metavar="BITS",
-        help="prefixo que conta como uma rede IPv4",
-    )
-    limits.add_argument(
-        "--ipv6-network",
-        type=_count,
-        default=caps.prefixes.ipv6_network,
-        metavar="BITS",
-        help="prefixo que conta como uma rede IPv6",
-    )
-    limits.add_argument(
-        "--ipv6-host",
-        type=_count,
-        default=caps.prefixes.ipv6_host,
-        metavar="BITS",
-        help="prefixo que conta como um endereço IPv6 (uma máquina)",
-    )
+    for field, what in (
+        ("ipv4_network", "uma rede IPv4"),
+        ("ipv6_network", "uma rede IPv6"),
+        ("ipv6_host", "um endereço IPv6 (uma máquina)"),
+    ):
+        limits.add_argument(
+            "--" + field.replace("_", "-"),
+            type=_count,
+            default=getattr(caps.prefixes, field),
+            metavar="BITS",
+            help=f"prefixo que conta como {what}",
+        )
     limits.add_argument(
         "--open-timeout",
         type=_positive,
