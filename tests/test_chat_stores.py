@@ -441,6 +441,24 @@ def test_two_nodes_share_registrations(valkey_url):
     run(body())
 
 
+def test_names_of_an_older_redis_get_their_skeletons_before_a_look_alike_check(valkey_url):
+    """A Redis written by a wslab that kept no skeletons: the first check fills them
+    in, once for every node, so "a1ice" meets the old "alice"."""
+    import redis.asyncio
+
+    async def body():
+        async with redis.asyncio.Redis.from_url(valkey_url) as client:
+            await client.hset("wslab:chat:users", mapping={"alice": "r1", "bob": "r2"})
+        a, b = RedisCredentials(valkey_url), RedisCredentials(valkey_url)
+        assert await a.register("a1ice", "alice", "r3") == "alice"
+        assert await b.similar("bob") == "bob"
+        assert await b.register("carol", "carol", "r4") is None
+        await a.close()
+        await b.close()
+
+    run(body())
+
+
 def test_redis_restarted_with_its_data_keeps_epoch_and_messages(valkey, valkey_url):
     async def body():
         async with redis_node(valkey_url) as (log, _, recorder):
