@@ -2,9 +2,12 @@
 
 ``python -m benchmarks.chat_attacks`` starts a real ``python -m wslab.chat serve``
 process (SQLite history prefilled, so a resume from offset 0 has megabytes to replay)
-for each class of attack of issue 10, runs a bounded attacker against it (loopback
-only, bounded in connections and in time, it stops by itself) while a bystander on
-another loopback address sends a line every 100 ms, and prints one row per attack:
+for each class of attack of issue 10, and of issue 24 from many addresses (``botnet_*``:
+up to 200 source addresses, each in its own /24, with an existing user or new users
+logging in throughout, counted in the row), runs a bounded attacker against it
+(loopback only, bounded in connections and in time, it stops by itself) while a
+bystander on another loopback address sends a line every 100 ms, and prints one row
+per attack:
 the bystander's echo times (p50/p99/max, ms), the server's RSS (MiB: before, peak,
 after, from /proc), the refusals the attacker saw and the log lines the server wrote.
 The JSON goes to ``benchmarks/results/chat_attacks.json``.
