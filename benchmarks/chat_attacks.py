@@ -2,9 +2,12 @@
 
 ``python -m benchmarks.chat_attacks`` starts a real ``python -m wslab.chat serve``
 process (SQLite history prefilled, so a resume from offset 0 has megabytes to replay)
-for each class of attack of issue 10, runs a bounded attacker against it (loopback
-only, bounded in connections and in time, it stops by itself) while a bystander on
-another loopback address sends a line every 100 ms, and prints one row per attack:
+for each class of attack of issue 10, and of issue 24 from many addresses (``botnet_*``:
+up to 200 source addresses, each in its own /24, with an existing user or new users
+logging in throughout, counted in the row), runs a bounded attacker against it
+(loopback only, bounded in connections and in time, it stops by itself) while a
+bystander on another loopback address sends a line every 100 ms, and prints one row
+per attack:
 the bystander's echo times (p50/p99/max, ms), the server's RSS (MiB: before, peak,
 after, from /proc), the refusals the attacker saw and the log lines the server wrote.
 The JSON goes to ``benchmarks/results/chat_attacks.json``.
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import platform
@@ -42,7 +46,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -347,6 +351,12 @@ def _threads(count: int, target: Callable[[int], None]) -> None:
         thread.join()
 
 
+def _beside(count: int, attack: Callable[[int], None], watcher: Callable[[], None]) -> None:
+    """``attack(i)`` in ``count`` threads and ``watcher()`` (the owner or new users
+    logging in) in one more, all at once."""
+    _threads(count + 1, lambda i: watcher() if i == count else attack(i))
+
+
 def ping_flood(port: int, seconds: float, sockets: int = 4) -> Counter:
     """Sockets (half logged in) that send pings as fast as they can and never read."""
     seen: Counter = Counter()
@@ -642,6 +652,242 @@ def left_replay(port: int, seconds: float, clients: int = 4) -> Counter:
     return seen
 
 
+# -- attackers with many addresses (issue 24): a botnet or a cloud range ------------------
+
+
+def botnet_address(i: int) -> str:
+    """The ``i``-th address of a botnet: each in its own /24 (127.10.0.7, 127.10.1.7,
+    ...), so that counting per network does not stop it by itself."""
+    return f"127.{10 + i // 250}.{i % 250}.7"
+
+
+OWNER_ADDRESS = "127.99.0.1"  # the existing user who logs in throughout
+OWNER, OWNER_SECRET = "dona", "segredo-da-dona"
+
+
+def owner_ready(port: int) -> None:
+    """The owner logs in once from her address (registering on a fresh server), so she
+    is an existing user who logged in from there before the attack starts."""
+    with ws_connect(port, OWNER_ADDRESS) as ws:
+        ws.send(hello_frame(OWNER, OWNER_SECRET))
+        answer = refusal_of(ws)
+    if answer != "welcome":
+        raise RuntimeError(f"the owner could not log in before the attack: {answer}")
+
+
+def owner_logins(port: int, seconds: float, seen: Counter, every: float = 1.0) -> None:
+    """An existing user logging in every ``every`` s: 'dona entrou' or what refused
+    her, and the slowest time she waited (ms)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.monotonic()
+        try:
+            with ws_connect(port, OWNER_ADDRESS) as ws:
+                ws.send(hello_frame(OWNER, OWNER_SECRET))
+                answer = refusal_of(ws)
+        except (OSError, InvalidHandshake, ConnectionClosed) as error:
+            answer = f"recusada: {type(error).__name__}"
+        took = round(1000 * (time.monotonic() - started))
+        seen["dona entrou" if answer == "welcome" else f"dona recusada: {answer}"] += 1
+        seen["dona: espera máxima (ms)"] = max(seen["dona: espera máxima (ms)"], took)
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
+def botnet_registrations(port: int, seconds: float, addresses: int = 200) -> Counter:
+    """Each address registers new names as fast as it is let (issue 24: 2,304 names a
+    minute from 200 addresses), while the owner logs in every second."""
+    owner_ready(port)
+    seen: Counter = Counter()
+    end = time.monotonic() + seconds
+
+    def attack(i: int) -> None:
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+            try:
+                with ws_connect(port, botnet_address(i)) as ws:
+                    ws.send(hello_frame(f"bot{i}x{n}"))
+                    answer = refusal_of(ws)
+            except (OSError, InvalidHandshake):
+                answer = "recusada"
+            seen[answer] += 1
+            if answer != "welcome":
+                time.sleep(0.5)
+
+    _beside(addresses, attack, lambda: owner_logins(port, seconds, seen))
+    return seen
+
+
+def botnet_guesses(port: int, seconds: float, addresses: int = 200) -> Counter:
+    """Guesses of the owner's secret sent all at once from many addresses, in rounds:
+    how many were checked (4001) where the rule allows 5 in a row."""
+    owner_ready(port)
+    seen: Counter = Counter()
+    end = time.monotonic() + seconds
+    start = threading.Barrier(addresses)
+
+    def attack(i: int) -> None:
+        while time.monotonic() < end:
+            try:
+                start.wait(timeout=max(0.1, end - time.monotonic()))
+            except threading.BrokenBarrierError:
+                return
+            try:
+                with ws_connect(port, botnet_address(i)) as ws:
+                    ws.send(hello_frame(OWNER, f"chute{i}"))
+                    seen[refusal_of(ws)] += 1
+            except (OSError, InvalidHandshake):
+                seen["recusada"] += 1
+
+    _threads(addresses, attack)
+    return seen
+
+
+def botnet_slow_handshakes(
+    port: int, seconds: float, addresses: int = 100, per_address: int = 15
+) -> Counter:
+    """Sockets from many addresses (under the cap of each) sending their HTTP request
+    one byte a second and reconnecting when cut, while fresh clients try to log in."""
+    seen: Counter = Counter()
+    request = build_request(f"ws://127.0.0.1:{port}/ws", generate_key())
+    end = time.monotonic() + seconds
+
+    def attack(i: int) -> None:
+        live: list[socket.socket] = []
+        position = 0
+        while time.monotonic() < end:
+            while len(live) < per_address and time.monotonic() < end:
+                raw = _open_quietly(port, botnet_address(i), seen)
+                if raw is None:
+                    break
+                live.append(raw)
+            position += 1
+            for raw in list(live):
+                status = _status_of(raw)
+                if status is None:
+                    try:
+                        raw.send(request[position % 40 : position % 40 + 1])
+                        continue
+                    except OSError:
+                        status = "cortada"
+                seen[f"lenta: {status}"] += 1
+                live.remove(raw)
+                raw.close()
+            time.sleep(1.0)
+        for raw in live:
+            raw.close()
+
+    _beside(addresses, attack, lambda: fresh_logins(port, seconds, seen))
+    return seen
+
+
+def fresh_logins(port: int, seconds: float, seen: Counter, every: float = 0.5) -> None:
+    """New users (a new name each time) from an address of their own: 'nova entrou'
+    or what refused them."""
+    end, n = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        n += 1
+        started = time.monotonic()
+        try:
+            with ws_connect(port, f"127.98.{n % 250}.1") as ws:
+                ws.send(hello_frame(f"nova{n}"))
+                answer = refusal_of(ws)
+        except (OSError, InvalidHandshake, ConnectionClosed) as error:
+            answer = f"recusada: {type(error).__name__}"
+        seen["nova entrou" if answer == "welcome" else f"nova recusada: {answer}"] += 1
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
+def botnet_silent(port: int, seconds: float, addresses: int = 200, per_address: int = 6) -> Counter:
+    """Six silent TCP connections from each of 200 addresses, reopened when cut, while
+    fresh clients try to log in."""
+    seen: Counter = Counter()
+    end = time.monotonic() + seconds
+
+    def attack(i: int) -> None:
+        live: list[socket.socket] = []
+        while time.monotonic() < end:
+            while len(live) < per_address and time.monotonic() < end:
+                raw = _open_quietly(port, botnet_address(i), seen)
+                if raw is None:
+                    break
+                live.append(raw)
+            time.sleep(0.5)
+            for raw in list(live):
+                status = _status_of(raw)
+                if status is not None:
+                    seen[f"muda: {status}"] += 1
+                    live.remove(raw)
+                    raw.close()
+        for raw in live:
+            raw.close()
+
+    _beside(addresses, attack, lambda: fresh_logins(port, seconds, seen))
+    return seen
+
+
+def refused_flood(port: int, seconds: float, rate: float = 2500.0, threads: int = 4) -> Counter:
+    """One address over its cap reconnecting ``rate`` times a second (each socket
+    refused, closed by the client a second later), while fresh clients log in: refused
+    sockets must not hold the server's descriptors (issue 24: 2,500 a second kept the
+    server at 1,024 and new connections were reset)."""
+    seen: Counter = Counter()
+    end = time.monotonic() + seconds
+    held = [raw_socket(port, "127.0.11.1") for _ in range(64)]  # at the cap: the rest refused
+    pause = threads / rate
+
+    def attack(i: int) -> None:
+        opened = failed = 0
+        next_at = time.monotonic()
+        live: deque[tuple[float, socket.socket]] = deque()  # each kept open for 1 s
+        while time.monotonic() < end:
+            raw = socket.socket()
+            try:  # connect without waiting for the answer; closed (FIN) a second later
+                raw.bind(("127.0.11.1", 0))
+                raw.setblocking(False)
+                opened += raw.connect_ex(("127.0.0.1", port)) in (0, errno.EINPROGRESS)
+                live.append((time.monotonic(), raw))
+            except OSError:
+                failed += 1
+                raw.close()
+            while live and live[0][0] < time.monotonic() - 1.0:
+                live.popleft()[1].close()
+            next_at += pause
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        for _, raw in live:
+            raw.close()
+        seen["recusada aberta"] += opened
+        seen["connect falhou"] += failed
+
+    _beside(threads, attack, lambda: fresh_logins(port, seconds, seen))
+    for raw in held:
+        raw.close()
+    return seen
+
+
+def botnet_resumes(port: int, seconds: float, clients: int = 60) -> Counter:
+    """Clients from 60 addresses resuming from offset 0 with a small receive buffer and
+    never reading (issue 24: 4.8 MiB pinned per client): memory, see the RSS column."""
+    seen: Counter = Counter()
+    epoch = epoch_of(port)
+    end = time.monotonic() + seconds
+
+    def attack(i: int) -> None:
+        while time.monotonic() < end:
+            try:
+                raw = raw_session(port, f"pesada{i}", botnet_address(i), 2048, (epoch, 0))
+            except OSError as error:
+                seen[f"recusada: {str(error)[:30]}"] += 1
+                time.sleep(0.5)
+                continue
+            seen["retomou sem ler"] += 1
+            time.sleep(max(0.0, end - time.monotonic()))  # holds it, reading nothing
+            rst_close(raw)
+
+    _threads(clients, attack)
+    return seen
+
+
 SINGLE: tuple[Attack, ...] = (
     ping_flood,
     resume_flood,
@@ -669,7 +915,39 @@ def mixed(port: int, seconds: float) -> Counter:
     return seen
 
 
-ATTACKS: dict[str, Attack] = {f.__name__: f for f in (*SINGLE, mixed)}
+BOTNET: tuple[Attack, ...] = (
+    botnet_registrations,
+    botnet_guesses,
+    botnet_slow_handshakes,
+    botnet_silent,
+    refused_flood,
+    botnet_resumes,
+)
+
+
+def mixed_botnet(port: int, seconds: float) -> Counter:
+    """The many-address attacks at once, smaller each (so the load generator, on the
+    same two cores, stays within reach), with the owner logging in throughout."""
+    owner_ready(port)
+    seen: Counter = Counter()
+    runs = (
+        lambda: botnet_registrations(port, seconds, addresses=100),
+        lambda: botnet_guesses(port, seconds, addresses=100),
+        lambda: botnet_slow_handshakes(port, seconds, addresses=40, per_address=10),
+        lambda: refused_flood(port, seconds, threads=4),
+        lambda: botnet_resumes(port, seconds, clients=20),
+    )
+    names = ("registros", "chutes", "handshakes lentos", "recusadas", "retomadas")
+
+    def run(i: int) -> None:
+        for key, value in runs[i]().items():
+            seen[f"{names[i]}: {key}"] += value
+
+    _threads(len(runs), run)
+    return seen
+
+
+ATTACKS: dict[str, Attack] = {f.__name__: f for f in (*SINGLE, mixed, *BOTNET, mixed_botnet)}
 
 
 # -- one run: an attack beside the bystander -----------------------------------------------

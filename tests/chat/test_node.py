@@ -3,6 +3,8 @@ a store must fail for real), with its clock in the test's hands: logins and thei
 throttle, the caps on new names and on resumes, lines and their rates, what a new
 session gets, and a store that fails."""
 
+import asyncio
+
 import pytest
 from chatclient import run
 
@@ -37,7 +39,8 @@ class Node:
     async def live(self, user, secret="s", address=HERE, **options):
         """Open a session of ``user`` and take it live: (session, handle, items)."""
         handle = f"{user}#{len(self.node.hub) + 1}"
-        session, items = await self.node.open(user, secret, handle, address=address, **options)
+        session, replay = await self.node.open(user, secret, handle, address=address, **options)
+        items = await replay.collect()
         return session, handle, items + self.node.go_live(session.id)
 
     async def say(self, session, *lines, address=HERE):
@@ -381,3 +384,44 @@ def test_a_store_that_fails_an_append_answers_the_line_and_keeps_the_session(tmp
         assert (await chat.say(ana, "/who"))[0].item.text == "Online agora: ana."
 
     on_node(body, log=store.log, credentials=store.credentials)
+
+
+# -- names registered and never used again expire (issue 24) --------------------------------
+
+
+def test_names_never_used_again_expire_so_the_cap_cannot_be_filled_for_good():
+    from wslab.chat.errors import Refusal
+    from wslab.chat.node import ChatNode, Limits
+    from wslab.chat.rules.kdf import CHEAP
+    from wslab.chat.stores.memory import MemoryCredentials, MemoryLog
+
+    now = [1_000_000.0]  # the store's wall clock and the node's, moved by hand
+    limits = Limits(max_users=2, unused_name_days=30, login_free=None)
+    node = ChatNode(
+        MemoryLog(),
+        MemoryCredentials(clock=lambda: now[0]),
+        kdf=CHEAP,
+        limits=limits,
+        offload=None,
+        clock=lambda: now[0],
+    )
+
+    async def body():
+        await node.start(lambda items: None)
+        for name in ("ana", "bot1"):
+            session, replay = await node.open(name, "s", object())
+            replay.close()
+            node.close(session.id)
+        again, replay = await node.open("ana", "s", object())  # ana comes back: used
+        replay.close()
+        with pytest.raises(Refusal) as full:
+            await node.open("bot2", "s", object())
+        assert full.value.close_code == 4003
+        now[0] += 31 * 86400  # a month later: bot1 was never used again
+        session, replay = await node.open("bia", "s", object())
+        replay.close()
+        assert await node.credentials.lookup("bot1") is None
+        assert await node.credentials.lookup("ana") is not None
+        await node.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 10))

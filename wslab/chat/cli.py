@@ -41,6 +41,7 @@ from .net.service import (
 )
 from .net.tls import server_context
 from .node import ChatNode, Limits
+from .rules.addresses import Prefixes
 from .rules.kdf import Scrypt
 
 DEFAULT_DB = "wslab-chat.db"
@@ -89,7 +90,13 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
         address_share=args.address_share,
         login_free=args.login_free,
         registrations_per_minute=args.registrations_per_minute,
+        registrations_per_minute_network=args.registrations_per_minute_network,
         max_users=args.max_users,
+        unused_name_days=args.unused_name_days,
+        login_wait=args.login_wait,
+        new_names_per_minute=args.new_names_per_minute,
+        replays_in_all_per_second=args.replays_in_all_per_second,
+        prefixes=caps.prefixes,
     )
     stores = choose_stores(
         db=None if args.redis else args.db,
@@ -350,7 +357,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_count,
         default=defaults.login_free,
         metavar="N",
-        help="senhas erradas seguidas, por nome e por endereço, antes de a "
+        help="senhas erradas seguidas, por nome, por endereço e por rede, antes de a "
         "espera (1 s, dobrando até 5 min) começar",
     )
     limits.add_argument(
@@ -361,11 +368,46 @@ def _parser() -> argparse.ArgumentParser:
         help="nomes novos por minuto por endereço",
     )
     limits.add_argument(
+        "--registrations-per-minute-network",
+        type=_count,
+        default=defaults.registrations_per_minute_network,
+        metavar="N",
+        help="nomes novos por minuto por rede (IPv4 /24, IPv6 /48; 0: sem limite)",
+    )
+    limits.add_argument(
+        "--new-names-per-minute",
+        type=_count,
+        default=defaults.new_names_per_minute,
+        metavar="N",
+        help="nomes novos por minuto no total, enquanto o scrypt está ocupado (0: sem cota)",
+    )
+    limits.add_argument(
+        "--replays-in-all-per-second",
+        type=_positive,
+        default=defaults.replays_in_all_per_second,
+        metavar="N",
+        help="retomadas por segundo no total, enquanto o scrypt está ocupado",
+    )
+    limits.add_argument(
+        "--login-wait",
+        type=_positive,
+        default=defaults.login_wait,
+        metavar="SEGUNDOS",
+        help="segundos que um login espera, no máximo, pela vez no scrypt",
+    )
+    limits.add_argument(
         "--max-users",
         type=_count,
         default=defaults.max_users,
         metavar="N",
         help="nomes registrados no total",
+    )
+    limits.add_argument(
+        "--unused-name-days",
+        type=_positive,
+        default=defaults.unused_name_days,
+        metavar="DIAS",
+        help="dias até expirar um nome registrado e nunca mais usado",
     )
     limits.add_argument(
         "--max-connections",
@@ -379,7 +421,14 @@ def _parser() -> argparse.ArgumentParser:
         type=_count,
         default=caps.max_per_address,
         metavar="N",
-        help="conexões abertas por endereço",
+        help="conexões abertas por endereço (IPv4, ou IPv6 /64)",
+    )
+    limits.add_argument(
+        "--max-per-network",
+        type=_count,
+        default=caps.max_per_network,
+        metavar="N",
+        help="conexões abertas por rede (IPv4 /24, IPv6 /48)",
     )
     limits.add_argument(
         "--max-waiting",
@@ -395,6 +444,33 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="conexões ainda sem sessão, por endereço",
     )
+    limits.add_argument(
+        "--max-waiting-per-network",
+        type=_count,
+        default=caps.max_waiting_per_network,
+        metavar="N",
+        help="conexões ainda sem sessão, por rede",
+    )
+    limits.add_argument(
+        "--max-refused",
+        type=_count,
+        default=caps.max_refused,
+        metavar="N",
+        help="conexões recusadas mantidas meio fechadas ao mesmo tempo (para a resposta "
+        "chegar); as demais são fechadas na hora",
+    )
+    for field, what in (
+        ("ipv4_network", "uma rede IPv4"),
+        ("ipv6_network", "uma rede IPv6"),
+        ("ipv6_host", "um endereço IPv6 (uma máquina)"),
+    ):
+        limits.add_argument(
+            "--" + field.replace("_", "-"),
+            type=_count,
+            default=getattr(caps.prefixes, field),
+            metavar="BITS",
+            help=f"prefixo que conta como {what}",
+        )
     limits.add_argument(
         "--open-timeout",
         type=_positive,
@@ -455,7 +531,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries(logging.getLogger().handlers[0])
     logging.getLogger("websockets").setLevel(logging.WARNING)
     files = _raise_fd_limit()
-    max_connections = min(args.max_connections, max(1, files - FD_MARGIN))
+    # Refused connections that linger hold descriptors too (at most an eighth of them):
+    # they come off the room.
+    max_refused = min(args.max_refused, files // 8)
+    max_connections = min(args.max_connections, max(1, files - FD_MARGIN - max_refused))
     # Connections still waiting never take more than half the room, so sessions can
     # always be opened beside a flood of slow handshakes.
     max_waiting = min(args.max_waiting, max(1, max_connections // 2))
@@ -466,7 +545,20 @@ def main(argv: list[str] | None = None) -> int:
             max_connections,
             max_waiting,
         )
-    caps = Caps(max_connections, args.max_per_address, max_waiting, args.max_waiting_per_address)
+    try:
+        prefixes = Prefixes(args.ipv6_host, args.ipv4_network, args.ipv6_network)
+    except ValueError:
+        parser.error("prefixos: IPv4 até 32 bits, e rede IPv6 <= endereço IPv6 <= 128 bits")
+    caps = Caps(
+        max_connections=max_connections,
+        max_per_address=args.max_per_address,
+        max_per_network=args.max_per_network,
+        max_waiting=max_waiting,
+        max_waiting_per_address=args.max_waiting_per_address,
+        max_waiting_per_network=args.max_waiting_per_network,
+        max_refused=max_refused,
+        prefixes=prefixes,
+    )
     try:
         settings = _settings(args)
     except BadSetting as error:

@@ -84,12 +84,36 @@ def test_names_are_case_insensitive_and_kept_lower_case(model):
 
 
 @pytest.mark.parametrize(
-    "name", ["", "a" * 33, "ana maria", "joão", "a/b", "ana\n", "\u212a", 7, None, b"ana"]
+    "name",
+    ["", "a" * 33, "ana maria", "a/b", "ana\n", "<b>", "\U0001f600", "\u0301a", 7, None, b"ana"],
 )
 def test_bad_names_are_refused_and_open_nothing(model, name):
     with pytest.raises(Refusal, match="Nome de usuário inválido"):
         model.open(name, "pw")
     assert model.online() == []
+
+
+def test_names_with_accents_register_under_precis(model):
+    """Issue 24: PRECIS UsernameCaseMapped (RFC 8265): letters of any script, lower-case,
+    NFC; width and case variants are the same name."""
+    assert model.open("João", "pw").user == "joão"
+    assert model.open("CONCEIÇÃO", "pw2").user == "conceição"
+    assert model.open("jo\u0061\u0303o", "pw").user == "joão"  # decomposed: NFC
+    assert model.open("\uff4a\uff4f\u00e3\uff4f", "pw").user == "joão"  # fullwidth
+    assert model.online() == ["conceição", "joão"]
+
+
+@pytest.mark.parametrize(
+    ("holder", "look_alike"),
+    [("alice", "a1ice"), ("mallory", "rnallory"), ("paypal", "p\u0430ypal"), ("bob", "b0b")],
+)
+def test_a_look_alike_of_a_registered_name_is_refused(model, holder, look_alike):
+    """Issue 24: the UTS #39 skeleton ("a1ice" -> "alice", "rnallory" = "mallory")."""
+    model.open(holder, "pw")
+    with pytest.raises(Refusal, match="se parece demais") as refused:
+        model.open(look_alike, "other")
+    assert refused.value.close_code == 4000
+    assert model.online() == [holder]
 
 
 def test_name_of_32_characters_is_accepted(model):

@@ -22,7 +22,10 @@ def test_text_frame_and_history_limits_match():
 
 
 def test_the_name_rule_matches():
-    assert _const("NAME_PATTERN") == f"/^[A-Za-z0-9_.-]{{1,{MAX_NAME_LENGTH}}}$/"
+    """The page's first look at a name: letters, marks, digits and _ . -, starting with
+    no mark, up to the server's length (the server enforces PRECIS on top)."""
+    pattern = rf"/^[\p{{L}}\p{{Nd}}_.-][\p{{L}}\p{{M}}\p{{Nd}}_.-]{{0,{MAX_NAME_LENGTH - 1}}}$/u"
+    assert _const("NAME_PATTERN") == pattern
 
 
 def test_every_application_close_code_has_the_same_name_and_number():

@@ -382,6 +382,20 @@ def test_wrong_secret_shows_the_reason_and_does_not_retry(open_tab, server):
     assert sorted(server.session_ids()) == sorted([owner.session(), intruder.session()])
 
 
+def test_a_name_with_accents_logs_in_and_a_look_alike_is_refused(open_tab, server):
+    """Issue 24: the page lets "João" through (the server makes it "joão", PRECIS) and
+    shows the server's reason for "a1ice" when "alice" exists."""
+    from playwright.sync_api import expect
+
+    joao = open_tab("João", "segredo")
+    expect(joao.page.locator("#me")).to_have_text("joão")
+    alice = open_tab("alice", "segredo-da-alice")
+    mimic = open_tab("a1ice")
+    mimic.login("outro", wait=False)
+    expect(mimic.page.locator("#login-error")).to_contain_text("se parece demais com 'alice'")
+    assert len(server.session_ids()) == 2 and alice.session() in server.session_ids()
+
+
 def test_server_restart_goes_away_with_1001_and_new_epoch_offsets_are_shown(open_tab, server):
     from playwright.sync_api import expect
 

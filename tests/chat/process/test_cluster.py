@@ -179,7 +179,7 @@ def test_redis_unreachable_tells_open_sessions_refuses_new_ones_and_stores_nothi
             assert notice["type"] == "system" and "perdeu o contato" in notice["text"], notice
         say(joao, "no escuro")
         reply = receive(joao)
-        assert reply["type"] == "error" and "não foi confirmada" in reply["text"], reply
+        assert reply["type"] == "error" and "fora do ar" in reply["text"], reply
         assert nothing_more(ana, within=0.5)  # nothing echoed, nothing delivered
         late = opened(b)
         late.send(json.dumps({"type": "hello", "user": "maria", "secret": "s", "resume": None}))
@@ -195,6 +195,39 @@ def test_redis_unreachable_tells_open_sessions_refuses_new_ones_and_stores_nothi
     assert (echo["offset"], echo["text"]) == (2, "de volta")  # "no escuro" was never stored
     assert next_message(ana)["offset"] == 2
     assert hello(opened(a), "ana")["epoch"] == welcome["epoch"]  # Redis kept its data
+
+
+def test_a_paused_redis_refuses_lines_at_once_as_the_notice_says(nodes, opened, valkey):
+    """Issue 24: with Valkey paused (SIGSTOP), the notice said lines get an error, yet
+    42 of 50 were queued and stored after the pause. Now a line sent after the notice
+    gets its error at once and is never stored: the next line after the pause takes
+    the next offset."""
+    import os
+    import signal
+
+    (_, a), (_, b) = nodes
+    ana, joao = opened(a), opened(b)
+    hello(ana, "ana")
+    hello(joao, "joao")
+    say(joao, "antes")
+    assert receive(ana)["offset"] == receive(joao)["offset"] == 1
+    os.kill(valkey.pid, signal.SIGSTOP)
+    try:
+        notice = json.loads(joao.recv(timeout=4 * WAIT))  # the follower's reply timeout
+        assert notice["type"] == "system" and "na hora" in notice["text"], notice
+        for n in range(5):
+            say(joao, f"pausa {n}")
+            reply = receive(joao)
+            assert reply["type"] == "error" and "não será" in reply["text"], reply
+    finally:
+        os.kill(valkey.pid, signal.SIGCONT)
+    for ws in (ana, joao):
+        frames = [json.loads(ws.recv(timeout=4 * WAIT)) for _ in range(1 + (ws is ana))]
+        assert frames[-1]["type"] == "system" and "restabelecido" in frames[-1]["text"], frames
+    say(joao, "depois")
+    echo = next_message(joao)
+    assert (echo["offset"], echo["text"]) == (2, "depois")  # none of the five was stored
+    assert next_message(ana)["text"] == "depois"
 
 
 def test_redis_back_empty_is_a_new_epoch_and_a_resume_is_not_recovered(nodes, opened, valkey):

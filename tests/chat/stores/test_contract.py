@@ -188,6 +188,21 @@ def test_read_after_returns_what_follows_with_its_state(open_stores):
     run(body())
 
 
+def test_read_after_with_a_limit_reads_one_page(open_stores):
+    """A lazy replay reads the log a page at a time (issue 24): the oldest ``limit``
+    messages after the offset, whichever end of the history they are near."""
+
+    async def body():
+        async with started(open_stores) as (log, _, recorder):
+            await say(log, recorder, *(f"ana: m{n}" for n in range(1, 11)))
+            pages = [[m.offset for m in (await log.read_after(after, 4))[1]] for after in (0, 3, 8)]
+            assert pages == [[1, 2, 3, 4], [4, 5, 6, 7], [9, 10]]
+            state, page = await log.read_after(6, 2)
+            assert [m.text for m in page] == ["m7", "m8"] and state.newest == 10
+
+    run(body())
+
+
 def test_recent_shows_only_what_the_user_may_see(open_stores):
     async def body():
         async with started(open_stores) as (log, _, recorder):
@@ -228,8 +243,8 @@ def test_a_name_is_registered_once(open_stores):
     async def body():
         async with started(open_stores) as (_, users, _recorder):
             assert await users.lookup("ana") is None
-            assert await users.register("ana", "record-1") is True
-            assert await users.register("ana", "record-2") is False
+            assert await users.register("ana", "ana", "record-1") is None
+            assert await users.register("ana", "ana", "record-2") == "ana"
             assert await users.lookup("ana") == "record-1"
 
     run(body())
@@ -238,9 +253,28 @@ def test_a_name_is_registered_once(open_stores):
 def test_two_concurrent_registrations_of_a_name_one_wins(open_stores):
     async def body():
         async with started(open_stores) as (_, users, _recorder):
-            won = await asyncio.gather(users.register("ana", "r1"), users.register("ana", "r2"))
-            assert sorted(won) == [False, True]
-            assert await users.lookup("ana") == ("r1" if won[0] else "r2")
+            won = await asyncio.gather(
+                users.register("ana", "ana", "r1"), users.register("ana", "ana", "r2")
+            )
+            assert sorted(won, key=str) == [None, "ana"]
+            assert await users.lookup("ana") == ("r1" if won[0] is None else "r2")
+
+    run(body())
+
+
+def test_a_look_alike_of_a_registered_name_is_refused_with_its_holder(open_stores):
+    """Issue 24: the skeleton is stored with the name, so "a1ice" (skeleton "alice")
+    finds "alice" in one lookup, and registering it is refused atomically."""
+    from wslab.chat.rules.names import skeleton
+
+    async def body():
+        async with started(open_stores) as (_, users, _recorder):
+            assert await users.register("alice", skeleton("alice"), "r1") is None
+            assert await users.similar(skeleton("a1ice")) == "alice"
+            assert await users.similar(skeleton("bob")) is None
+            assert await users.register("a1ice", skeleton("a1ice"), "r2") == "alice"
+            assert await users.lookup("a1ice") is None
+            assert await users.count() == 1
 
     run(body())
 
@@ -250,8 +284,28 @@ def test_count_counts_registered_names(open_stores):
         async with started(open_stores) as (_, users, _recorder):
             assert await users.count() == 0
             for name in ("ana", "joao", "ana", "bia"):
-                await users.register(name, "r")
+                await users.register(name, name, "r")
             assert await users.count() == 3
+
+    run(body())
+
+
+def test_names_never_used_again_expire_and_free_their_skeleton(open_stores):
+    """A name registered and never used since expires after ``age`` seconds; one used
+    again (a second login) stays."""
+
+    async def body():
+        async with started(open_stores) as (_, users, _recorder):
+            for name in ("ana", "bia"):
+                assert await users.register(name, name, "r") is None
+            await users.used("bia")
+            assert await users.expire(3600) == 0  # not old enough
+            await asyncio.sleep(0.05)
+            assert await users.expire(0.01) == 1
+            assert await users.lookup("ana") is None and await users.lookup("bia") == "r"
+            assert await users.similar("ana") is None
+            assert await users.register("ana", "ana", "r2") is None  # free again
+            assert await users.count() == 2
 
     run(body())
 
@@ -305,22 +359,78 @@ def test_two_limiters_share_one_bucket(make):
     run(body())
 
 
-def test_wrong_secrets_past_the_free_ones_make_every_node_wait(make):
+def test_charged_attempts_past_the_free_ones_make_every_node_wait(make):
+    """A charged key (a name) counts each attempt as a failure before its secret is
+    checked: with 2 free, the 3rd is still let through and starts a 1 s delay."""
+
     async def body():
         a, b = make(), make()
-        keys = ("name:ana", "addr:10.0.0.1")
-        for _ in range(2):  # the free failures
-            await a.login_failed(keys)
-        assert await b.login_wait(keys) == 0
-        await a.login_failed(keys)  # the first past them: 1 s
-        assert 0.5 < await b.login_wait(["name:ana"]) <= 1.0
-        await b.login_failed(keys)  # then 2 s
-        assert 1.5 < await a.login_wait(["addr:10.0.0.1"]) <= 2.0
-        for _ in range(5):
-            await b.login_failed(keys)
-        assert 7.0 < await a.login_wait(keys) <= 8.0  # capped
-        await a.login_succeeded(keys)
-        assert await b.login_wait(keys) == 0
+        name = ("name:ana",)
+        assert [await node.login_attempt(name, ()) for node in (a, b, a)] == [0, 0, 0]
+        assert 0.5 < await b.login_attempt(name, ()) <= 1.0  # waits; counted nothing
+        await a.login_succeeded(name)
+        assert await b.login_attempt(name, ()) == 0
+        await a.close()
+        await b.close()
+
+    run(body())
+
+
+def test_guesses_at_one_name_sent_at_once_are_counted_one_by_one(make):
+    """Issue 24: twenty guesses at once from twenty hosts, alternating two nodes, get
+    the free ones and one more checked, not twenty (the check and the charge are one
+    step)."""
+
+    async def body():
+        a, b = make(), make()
+        waits = await asyncio.gather(
+            *(
+                n.login_attempt(("name:ana",), (f"addr:10.0.0.{i}",))
+                for i, n in enumerate((a, b) * 10)
+            )
+        )
+        assert waits.count(0) == 3  # login_free=2, plus the one that starts the delay
+        await a.close()
+        await b.close()
+
+    run(body())
+
+
+def test_a_held_key_lets_logins_pass_together_until_it_has_failed(make):
+    """Many people behind one NAT log in at once; once the address has a wrong secret,
+    its attempts go one at a time, and the failures it lands make it wait."""
+
+    async def body():
+        a, b = make(), make()
+        host = ("addr:10.0.0.1",)
+        assert [await n.login_attempt((), host) for n in (a, b) * 5] == [0] * 10  # a NAT
+        for n in (a, b) * 5:
+            await n.login_release(host)
+        assert await a.login_attempt((), host) == 0
+        await b.login_failed((), host)  # one wrong secret
+        assert await a.login_attempt((), host) == 0
+        assert await b.login_attempt((), host) > 0  # one in flight at a time now
+        await a.login_failed((), host)  # 2 failures: still free
+        assert await b.login_attempt((), host) == 0
+        await b.login_failed((), host)  # the 3rd starts the delay
+        assert 0.5 < await a.login_attempt((), host) <= 1.0
+        await a.login_succeeded(host)
+        assert await b.login_attempt((), host) == 0
+        await a.close()
+        await b.close()
+
+    run(body())
+
+
+def test_a_refund_takes_back_an_attempt_that_was_never_checked(make):
+    async def body():
+        a, b = make(), make()
+        name = ("name:bia",)
+        assert [await a.login_attempt(name, ()) for _ in range(3)] == [0, 0, 0]
+        await b.login_refund(name)  # the 3rd was refused for load: it did not count
+        await b.login_refund(name)
+        assert [await a.login_attempt(name, ()) for _ in range(2)] == [0, 0]
+        assert await a.login_attempt(name, ()) > 0
         await a.close()
         await b.close()
 

@@ -28,7 +28,7 @@ def test_messages_users_and_epoch_survive_a_reopen(tmp_path):
         store, got = await _opened(path)
         offsets = [await store.log.append(PUBLIC, "ana", None, f"m{i}") for i in range(1, 4)]
         await store.log.append(PRIVATE, "ana", "joao", "psiu")
-        assert await store.credentials.register("ana", "scrypt$record")
+        assert await store.credentials.register("ana", "ana", "scrypt$record") is None
         epoch = store.log.state.epoch
         await store.log.close()
         return offsets, [m.offset for m in got], epoch
@@ -40,7 +40,7 @@ def test_messages_users_and_epoch_survive_a_reopen(tmp_path):
         store, _ = await _opened(path)
         state, messages = await store.log.read_after(0)
         record = await store.credentials.lookup("ana")
-        taken = await store.credentials.register("ana", "other")
+        taken = await store.credentials.register("ana", "ana", "other") is None
         offset = await store.log.append(PUBLIC, "bia", None, "depois")
         await store.log.close()
         return state, messages, record, taken, offset
@@ -178,3 +178,103 @@ def test_a_full_disk_fails_the_append_and_stores_nothing(tmp_path):
     got, state, kept = run(go())
     assert [m.text for m in got] == ["cabe"] and state.newest == 1
     assert [m.text for m in kept] == ["cabe"]
+
+
+# -- data at rest (issue 24) ---------------------------------------------------------------
+
+
+def test_the_database_wal_and_shm_are_private_whatever_the_umask(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "chat.db"
+    old = os.umask(0o022)
+    try:
+
+        async def go():
+            store, _ = await _opened(path)
+            await store.log.append(PUBLIC, "ana", None, "oi")
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+            await store.log.close()
+            return modes
+
+        modes = run(go())
+    finally:
+        os.umask(old)
+    # An -shm file appears only without locking_mode=EXCLUSIVE; any there is 0600 too.
+    assert {"chat.db", "chat.db-wal"} <= set(modes) and set(modes.values()) == {0o600}
+
+
+def test_an_existing_file_readable_by_others_is_warned_about_once(tmp_path, caplog):
+    path = tmp_path / "chat.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    with caplog.at_level("WARNING", logger="wslab.chat.stores.sqlite"):
+
+        async def go():
+            store, _ = await _opened(path)
+            await store.log.append(PUBLIC, "ana", None, "oi")
+            await store.credentials.count()
+            await store.log.close()
+
+        run(go())
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "-rw-r--r--" in warnings[0] and "chmod 600" in warnings[0]
+
+
+def test_a_read_only_database_says_it_is_read_only(tmp_path):
+    """Issue 24: it said "disk I/O error". Through the command line a user runs; as
+    root (who writes anything) the file is made immutable instead."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    path = tmp_path / "chat.db"
+    run(_opened(path))  # a real database, then read-only
+    immutable = os.geteuid() == 0
+    if immutable and (
+        not shutil.which("chattr") or subprocess.run(["chattr", "+i", path]).returncode
+    ):
+        pytest.skip("root, and no chattr +i here to make the file read-only")
+    if not immutable:
+        path.chmod(0o444)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "wslab.chat", "serve", "--port", "0", "--db", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", path])
+    assert done.returncode == 1
+    assert "é somente leitura" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_version_1_file_gains_skeletons_and_keeps_its_users(tmp_path):
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE messages (offset INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+        "sender TEXT NOT NULL, recipient TEXT, text TEXT NOT NULL);"
+        "CREATE TABLE users (name TEXT PRIMARY KEY, record TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('epoch', 'e1'), ('newest', '0');"
+        "INSERT INTO users VALUES ('alice', 'r-alice');"
+        "PRAGMA user_version=1;"
+    )
+    db.close()
+
+    async def go():
+        store, _ = await _opened(path)
+        users = store.credentials
+        found = (await users.lookup("alice"), await users.similar("alice"))
+        refused = await users.register("a1ice", "alice", "r2")
+        expired = await users.expire(0)  # an old name counts as used: it never expires
+        await store.log.close()
+        return found, refused, expired
+
+    assert run(go()) == (("r-alice", "alice"), "alice", 0)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

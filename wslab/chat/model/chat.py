@@ -124,7 +124,8 @@ class ChatModel:
         """
         point = None if resume is None else resume_point(*_pair(resume))
         queue = _Queue()
-        session, items = _now(self._node.open(user, secret, queue, resume=point, history=history))
+        session, replay = _now(self._node.open(user, secret, queue, resume=point, history=history))
+        items = _now(replay.collect())
         queue.session_id = session.id
         self._queues[session.id] = queue
         self._put(items + self._node.go_live(session.id))

@@ -105,7 +105,10 @@ class Connection(ServerConnection):
         )
         self.proxied = self.peer in self.service.trusted
         self.opened_at = self.loop.time()
-        refusal = self.service.gate.admit(self.address, proxy=self.proxied)
+        admission = self.service.gate.admit(self, self.address, self.opened_at, proxy=self.proxied)
+        if admission.evict is not None:
+            self.service.make_room(admission.evict)
+        refusal = admission.refusal
         if refusal is None:
             self.admitted = True
             if hasattr(transport, "max_size"):  # asyncio's selector transports
@@ -139,9 +142,16 @@ class Connection(ServerConnection):
         )
         # Half-close and discard what the client sends for a moment: closing a socket
         # with its request unread would reset it, and the client could lose the answer.
-        if transport.can_write_eof():
+        # At most caps.max_refused linger so at once; the others are closed now.
+        gate = self.service.gate
+        if transport.can_write_eof() and gate.refused():
             transport.write_eof()
-            self.loop.call_later(REFUSAL_LINGER, transport.close)
+
+            def close() -> None:
+                gate.refused_done()
+                transport.close()
+
+            self.loop.call_later(REFUSAL_LINGER, close)
         else:
             transport.close()
 
@@ -170,13 +180,13 @@ class Connection(ServerConnection):
             )
         if self.admitted:
             self.admitted = False
-            self.service.gate.left(self.address, seated=self.seated)
+            self.service.gate.left(self)
 
     def give_back(self) -> None:
         """Give back the gate's count of this connection (once)."""
         if self.admitted:
             self.admitted = False
-            self.service.gate.left(self.address, seated=self.seated)
+            self.service.gate.left(self)
 
     def readdress(self, hops: list[str], source: str) -> tuple[HTTPStatus, str] | None:
         """Take the client's address from a trusted proxy's ``hops`` (:mod:`.proxy`)
@@ -191,7 +201,7 @@ class Connection(ServerConnection):
                 self.peer,
                 shown(", ".join(hops), 80),
             )
-        refusal = self.service.gate.readdress(self.address, client.address)
+        refusal = self.service.gate.readdress(self, client.address)
         if refusal is None:
             self.address = client.address
         return refusal

@@ -12,11 +12,16 @@ client; ``/ws`` is the WebSocket endpoint. A ``Host`` that does not name this se
 
 One bad client never disturbs the others, and each one's cost is capped:
 
-- connections: at most ``caps.max_connections`` in all and ``caps.max_per_address``
-  per address; of those still waiting for their session (handshake and hello to come)
-  ``caps.max_waiting`` and ``caps.max_waiting_per_address``. A refusal is answered, the
-  moment TCP is accepted, with 503 or 429 and one sentence; the handshake must end
-  within ``open_timeout`` and the hello come within ``hello_timeout``;
+- connections: at most ``caps.max_connections`` in all, ``caps.max_per_address`` per
+  host and ``caps.max_per_network`` per network (:mod:`.gate`); of those still waiting
+  for their session (handshake and hello to come) ``caps.max_waiting_per_address`` per
+  host and ``caps.max_waiting_per_network`` per network. A refusal is answered, the
+  moment TCP is accepted, with 503 or 429 and one sentence (at most
+  ``caps.max_refused`` refused sockets linger half-closed at once). When
+  ``caps.max_waiting`` connections wait, a newcomer is let in and the oldest waiting
+  connection of the network holding the most is cut. The handshake must end within
+  ``open_timeout`` and the hello come within ``hello_timeout``; while the waiting pool
+  is over half full, a connection may wait :data:`.gate.PRESSED_WAIT` s in all;
 - an invalid hello closes with 4000, a wrong secret with 4001, too many wrong secrets
   with 4029, too many new names with 4003 (the node's rules, :mod:`.node`);
 - after the hello, malformed JSON, an unknown type, a binary frame or a line over the
@@ -40,13 +45,16 @@ MiB) of unread output, plus one write past it (one frame, or frames joined up to
 KiB, one ``READ_SIZE`` read, one frame being parsed: about 100 KiB), plus ~30 KiB of
 fixed state: about 1.2 MiB. Shared: a history read holds at most ``retention``
 messages (1,000 x 16 KiB = 16 MiB) and at most ``Limits.max_replays`` (2) run at once;
-a scrypt hash needs 16 MiB and at most ``Limits.kdf_workers`` (2) run at once. In
-total, at most about 1.2 MiB x ``caps.max_connections`` + 64 MiB (``python -m
-wslab.chat serve`` cuts ``max_connections`` to the limit of open files minus 64: with
-the usual 1,024, 960 connections, about 1.2 GiB in the worst case, when every one of
-them is a client that stops reading at the worst moment). The kernel's socket buffers
-come on top, outside the process. ``python -m benchmarks.chat_attacks`` measures the
-RSS under each attack. Every client-supplied value in a log line is cut and escaped,
+a replay keeps one page of it (:data:`..node.PAGE`, 32 messages: at most 512 KiB) while
+its client reads, and at most ``Limits.max_pending_logins`` (64) replays are under way:
+32 MiB in all (:class:`..node.Replay`); a scrypt hash needs 16 MiB and at most
+``Limits.kdf_workers`` (2) run at once. In total, at most about 1.2 MiB x
+``caps.max_connections`` + 96 MiB (``python -m wslab.chat serve`` cuts
+``max_connections`` to the limit of open files minus 64 and minus the refused
+connections that may linger: with the usual 1,024, 832 connections, about 1 GiB in the
+worst case, when every one of them is a client that stops reading at the worst
+moment). The kernel's socket buffers come on top, outside the process. ``python -m
+benchmarks.chat_attacks`` measures the RSS under each attack. Every client-supplied value in a log line is cut and escaped,
 and repeated log lines are counted (:mod:`.logs`).
 
 Every connection is served on one event loop; each node call runs to completion
@@ -71,7 +79,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from ..errors import CloseCode, Refusal
-from ..node import ChatNode
+from ..node import ChatNode, Replay
 from ..rules.messages import Outbound
 from ..rules.wire import (
     MAX_FRAME_BYTES,
@@ -101,6 +109,7 @@ MAX_QUEUE = 4  # frames websockets reads ahead per connection (4 x 16 KiB at mos
 TOO_SLOW = "Cliente lento demais: reconecte e retome do último offset."  # 1013
 REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
 COALESCE_BYTES = 16 * 1024  # frames of several messages joined into one write, at most
+SWEEP = 0.5  # seconds between two looks for connections that waited too long
 LOST_REASON = "O servidor perdeu parte do histórico: reconecte e retome do último offset."
 DRAIN_REASON = "Este nó está reiniciando: reconecte para continuar noutro."  # 1012
 DRAIN_TIMEOUT = 10.0  # seconds from SIGTERM to the last connection closed, at most
@@ -206,6 +215,7 @@ class ChatService:
         )
         self._clients: dict[str, Client] = {}  # open sessions, in opening order
         self._all: set[Connection] = set()  # with or without a session yet
+        self._sweeper: asyncio.Task | None = None
         # The connections of the last handles written to (a client's connection never
         # changes; holding the tuple keeps its identity from being reused).
         self._last_handles: Collection[object] = ()
@@ -230,6 +240,7 @@ class ChatService:
             StoreError: the store cannot be opened.
         """
         await self.node.start(self.send, self.restart_sessions)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         options.setdefault("open_timeout", OPEN_TIMEOUT)
         self.open_timeout = options["open_timeout"]
         options.setdefault("max_queue", MAX_QUEUE)
@@ -270,6 +281,8 @@ class ChatService:
     async def shut_down(self, server: Server) -> None:
         """Stop listening, close every connection with 1001 (bounded), close the node."""
         server.close(close_connections=False)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await asyncio.gather(*(close_within(c, CloseCode.GOING_AWAY) for c in list(self._all)))
         await server.wait_closed()
         await Readiness.stop(self._watch)
@@ -339,6 +352,28 @@ class ChatService:
         if kind not in self._noted:
             self._noted.add(kind)
             logger.warning(message + " (avisado uma vez só)", *args)
+
+    # -- the waiting pool ---------------------------------------------------------------
+
+    def make_room(self, connection: Connection) -> None:
+        """Cut a waiting connection (the gate chose it) to let a newcomer in."""
+        self.note(
+            "cortada %s: sala de espera cheia, lugar dado a outra conexão", connection.address
+        )
+        connection.transport.abort()
+
+    async def _sweep(self) -> None:
+        """Cut the connections that waited too long for their session: ``open_timeout``
+        plus ``hello_timeout``, or less while the waiting pool is over half full
+        (:meth:`.gate.Gate.expired`). Every ``SWEEP`` seconds."""
+        while True:
+            await asyncio.sleep(SWEEP)
+            wait = (self.open_timeout or OPEN_TIMEOUT) + self.hello_timeout
+            late = self.gate.expired(asyncio.get_running_loop().time(), wait)
+            if late:
+                self.note("cortadas %d conexões que esperavam demais para entrar", len(late))
+            for connection in late:
+                connection.transport.abort()
 
     # -- the store lost messages (a new epoch): every session resumes -------------------
 
@@ -431,12 +466,13 @@ class ChatService:
             )
         except ConnectionClosed:
             return None
+        self.gate.heard(connection)  # its login is under way, bounded by the node
         client = Client(connection)
         try:
             if self.readiness.draining:
                 raise Refusal(DRAIN_REASON, CloseCode.SERVICE_RESTART)
             hello = parse_hello(first)
-            session, items = await self.node.open(
+            session, replay = await self.node.open(
                 hello.user,
                 hello.secret,
                 client,
@@ -449,13 +485,16 @@ class ChatService:
         client.session_id = session.id
         try:
             self._write(connection, encode_welcome(session, self.node_urls))
-            replayed = await self._replay(connection, items)
+            replayed = await self._replay(connection, replay)
             self.send(self.node.go_live(session.id))  # what came while replaying
-        except Refusal as refusal:  # the buffer overflowed: go_live closed the session
+        except Refusal as refusal:  # too slow, behind, or the hub's buffer overflowed
+            self.node.close(session.id)
             return await self._refuse(connection, refusal)
         except BaseException:
             self.node.close(session.id)
             raise
+        finally:
+            replay.close()
         if connection.state is not State.OPEN or self.readiness.draining:
             self.node.close(session.id)
             if self.readiness.draining:
@@ -467,7 +506,7 @@ class ChatService:
         self._clients[session.id] = client
         connection.client = client
         connection.seated = True
-        self.gate.seated(connection.address)
+        self.gate.seated(connection)
         self.note(
             "aberta %s %s de %s (recuperada=%s, %d reenviadas)",
             session.id,
@@ -478,11 +517,13 @@ class ChatService:
         )
         return client
 
-    async def _replay(self, connection: Connection, items: list[Outbound]) -> int:
+    async def _replay(self, connection: Connection, replay: Replay) -> int:
         """Write a session's first items in chunks of ``REPLAY_CHUNK`` bytes, waiting
-        (at most ``close_timeout``) for the client to read each. Returns how many."""
+        (at most ``close_timeout``) for the client to read each; the replay reads its
+        next page from the log only when asked (:class:`.node.Replay`). Returns how
+        many."""
         written = 0
-        for item in items:
+        async for item in replay:
             if not writable(connection):
                 break
             self._write(connection, encode_item(item.item, replayed=item.replayed))

@@ -4,7 +4,8 @@
 - :mod:`.hub`: who receives what, and what a resume gets;
 - :mod:`.commands`, :mod:`.names`, :mod:`.text`: what a user may type and be called;
 - :mod:`.wire`: the JSON protocol; :mod:`.ratelimit`: token buckets and the login
-  throttle; :mod:`.kdf`: stored secrets; :mod:`.addresses`: how addresses are counted.
+  throttle; :mod:`.kdf`: stored secrets; :mod:`.addresses`: how addresses are counted
+  (hosts and networks); :mod:`.logins`: who gets the next turn of the KDF.
 
 ``tests/chat/test_layers.py`` fails if a module here imports asyncio, websockets,
 sqlite3, redis or the stores.

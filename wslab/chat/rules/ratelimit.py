@@ -89,35 +89,113 @@ class KeyedBuckets:
 
 
 class LoginThrottle:
-    """Wrong secrets per key (a name, an address): after ``free`` failures in a row,
-    each next attempt must wait ``base * 2**k`` seconds (k = failures past ``free``),
-    up to ``cap``. A success clears the key.
+    """Wrong secrets per key (a name, a host, a network): after ``free`` failures in a
+    row, each next attempt must wait ``base * 2**k`` seconds (k = failures past
+    ``free``), up to ``cap``.
 
-    At most ``max_keys`` keys are kept, least recently failed first out.
+    Guesses sent at once must not all be checked before the first failure is counted
+    (issue 24: 64 of 200 were), so :meth:`attempt` decides and counts in one step,
+    before the secret is checked, in one of two ways per key:
+
+    - *charged* keys (a name: one owner, who logs in once at a time) count the attempt
+      as a failure at once; a right secret clears the key (:meth:`succeeded`), an
+      attempt never checked (refused for load) is refunded (:meth:`refund`). Guesses
+      at one name sent together get ``free + 1`` checks, from any number of addresses;
+    - *held* keys (a host, a network: many people behind one NAT log in together)
+      count the attempt as in flight: while a key has failures, it has one attempt in
+      flight at most, so guesses from there go one at a time; with none, logins pass
+      side by side. The outcome settles it (:meth:`failed`, :meth:`release`).
+
+    A key with no failure for ``forget`` seconds (a day) starts again from zero. At
+    most ``max_keys`` keys are kept, least recently used first out. Memory: ~150 bytes
+    per key.
     """
 
     def __init__(
-        self, free: int = 5, base: float = 1.0, cap: float = 300.0, max_keys: int = 100_000
+        self,
+        free: int = 5,
+        base: float = 1.0,
+        cap: float = 300.0,
+        max_keys: int = 100_000,
+        forget: float = 86_400.0,
     ) -> None:
         if free < 0 or not base > 0 or cap < base:
             raise ValueError(f"need free >= 0 and 0 < base <= cap: {free}, {base}, {cap}")
         self.free, self.base, self.cap, self.max_keys = free, base, cap, max_keys
-        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self.forget = forget
+        self._keys: OrderedDict[str, list] = OrderedDict()  # key -> [failures, until, in flight]
 
     def wait(self, keys: Iterable[str], now: float) -> float:
         """Seconds before any of ``keys`` may try again (0 when all may now)."""
-        waits = [self._failures.get(key, (0, now))[1] - now for key in keys]
-        return max(0.0, *waits)
+        return max(0.0, *(self._entry(key, now)[1] - now for key in keys))
 
-    def failed(self, keys: Iterable[str], now: float) -> None:
-        for key in keys:
-            count = self._failures.pop(key, (0, now))[0] + 1
-            past = count - self.free - 1
-            delay = 0.0 if past < 0 else min(self.cap, self.base * 2.0 ** min(past, 64))
-            self._failures[key] = (count, now + delay)
-            if len(self._failures) > self.max_keys:
-                self._failures.popitem(last=False)
+    def attempt(self, charged: Iterable[str], held: Iterable[str], now: float) -> float:
+        """Seconds before this attempt may be made, counting nothing; or 0, with the
+        attempt counted (see the class docstring)."""
+        charged, held = list(charged), list(held)
+        wait = self.wait(charged + held, now)
+        if wait > 0:
+            return wait
+        if any(e[0] > 0 and e[2] > 0 for e in (self._entry(k, now) for k in held)):
+            return self.base  # one guess at a time from a key that has failed
+        for key in charged:
+            self._fail(key, now)
+        for key in held:
+            self._touch(key, now)[2] += 1
+        return 0.0
+
+    def failed(self, held: Iterable[str], now: float) -> None:
+        """A held attempt had the wrong secret: it lands as a failure."""
+        for key in held:
+            self._release(key, now)
+            self._fail(key, now)
+
+    def release(self, held: Iterable[str], now: float) -> None:
+        """A held attempt ended without a wrong secret (right, or never checked)."""
+        for key in held:
+            self._release(key, now)
+
+    def refund(self, charged: Iterable[str], now: float) -> None:
+        """Take back a charged attempt that was never checked (its delay restarts
+        from ``now``)."""
+        for key in charged:
+            entry = self._touch(key, now)
+            entry[0] = max(0, entry[0] - 1)
+            entry[1] = now + self._delay(entry[0])
 
     def succeeded(self, keys: Iterable[str]) -> None:
+        """The secret was right: the keys' failures are forgotten (attempts in flight
+        stay counted until they settle)."""
         for key in keys:
-            self._failures.pop(key, None)
+            entry = self._keys.get(key)
+            if entry is not None:
+                entry[0], entry[1] = 0, 0.0
+
+    def _entry(self, key: str, now: float) -> list:
+        entry = self._keys.get(key)
+        if entry is None:
+            return [0, now, 0]
+        if entry[0] and now - entry[1] > self.forget:
+            entry[0], entry[1] = 0, now
+        return entry
+
+    def _touch(self, key: str, now: float) -> list:
+        entry = self._entry(key, now)
+        self._keys[key] = entry
+        self._keys.move_to_end(key)
+        if len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+        return entry
+
+    def _fail(self, key: str, now: float) -> None:
+        entry = self._touch(key, now)
+        entry[0] += 1
+        entry[1] = now + self._delay(entry[0])
+
+    def _release(self, key: str, now: float) -> None:
+        entry = self._touch(key, now)
+        entry[2] = max(0, entry[2] - 1)
+
+    def _delay(self, count: int) -> float:
+        past = count - self.free - 1
+        return 0.0 if past < 0 else min(self.cap, self.base * 2.0 ** min(past, 64))

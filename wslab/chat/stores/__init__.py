@@ -97,8 +97,11 @@ class MessageLog(Protocol):
         returns, depending on the store). Raises StoreError when nothing was stored.
         """
 
-    async def read_after(self, offset: int) -> tuple[LogState, list[Message]]:
-        """Every kept message with an offset above ``offset``, oldest first.
+    async def read_after(
+        self, offset: int, limit: int | None = None
+    ) -> tuple[LogState, list[Message]]:
+        """Every kept message with an offset above ``offset``, oldest first; at most
+        ``limit`` of them when given (a page of a replay read lazily).
 
         The state and the messages describe one snapshot. Every message a read
         returns has been handed to ``deliver`` when the read returns (a shared store
@@ -119,13 +122,28 @@ class MessageLog(Protocol):
 
 
 class CredentialStore(Protocol):
-    """Registered users: name -> encoded secret record (see :mod:`wslab.chat.rules.kdf`)."""
+    """Registered users: name -> encoded secret record (see :mod:`wslab.chat.rules.kdf`),
+    each with its confusable skeleton (:func:`wslab.chat.rules.names.skeleton`), kept so
+    that "is there a look-alike?" is one lookup, and whether it was used since it was
+    registered (a name never used again expires: :meth:`expire`)."""
 
     async def lookup(self, user: str) -> str | None:
         """The record of ``user``, or None if the name is free."""
 
-    async def register(self, user: str, record: str) -> bool:
-        """Register ``user`` unless the name is taken; True if this call registered it."""
+    async def similar(self, skeleton: str) -> str | None:
+        """The registered name whose skeleton is ``skeleton``, if any."""
+
+    async def register(self, user: str, skeleton: str, record: str) -> str | None:
+        """Register ``user`` unless the name or a name with its skeleton is taken, in
+        one atomic step. None if this call registered it, else the name that holds it
+        (``user`` itself when the name is taken, another name for a look-alike)."""
+
+    async def used(self, user: str) -> None:
+        """``user`` logged in again after registering: it never expires."""
+
+    async def expire(self, age: float) -> int:
+        """Forget the names registered more than ``age`` seconds ago (the store's wall
+        clock) and never used since; how many were forgotten."""
 
     async def count(self) -> int:
         """How many names are registered."""
@@ -147,14 +165,26 @@ class Limiter(Protocol):
         """Spend one token of the bucket ``key`` (``rate`` per second, bursts of
         ``burst``) if it has one."""
 
-    async def login_wait(self, keys: Collection[str]) -> float:
-        """Seconds before any of ``keys`` (a name, an address) may try a secret again."""
+    async def login_attempt(self, charged: Collection[str], held: Collection[str]) -> float:
+        """Before a secret is checked, in one atomic step: the seconds before this
+        attempt may be made, counting nothing; or 0, with the attempt counted as a
+        failure against each ``charged`` key (a name) and as in flight against each
+        ``held`` key (a host, a network), which then allows one attempt in flight
+        while it has failures (:class:`wslab.chat.rules.ratelimit.LoginThrottle`)."""
 
-    async def login_failed(self, keys: Collection[str]) -> None:
-        """Count a wrong secret against each key (the delay doubles past the free ones)."""
+    async def login_failed(self, charged: Collection[str], held: Collection[str]) -> float:
+        """The attempt's secret was wrong: it lands on the held keys as a failure (the
+        charged ones counted it already); the seconds before any of them may try
+        again."""
+
+    async def login_release(self, held: Collection[str]) -> None:
+        """The attempt ended without a wrong secret: the held keys let it go."""
+
+    async def login_refund(self, charged: Collection[str]) -> None:
+        """Take back a charge on keys whose secret was never checked."""
 
     async def login_succeeded(self, keys: Collection[str]) -> None:
-        """Clear the keys' counts."""
+        """The secret was right: the keys' failures are forgotten."""
 
     async def knows(self, name: str, address: str) -> bool:
         """Whether ``name`` logged in from ``address`` before (recently)."""

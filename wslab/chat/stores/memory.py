@@ -62,11 +62,18 @@ class MemoryLog:
             self._deliver((message,))
         return message.offset
 
-    async def read_after(self, offset: int) -> tuple[LogState, list[Message]]:
+    async def read_after(
+        self, offset: int, limit: int | None = None
+    ) -> tuple[LogState, list[Message]]:
         kept = max(0, min(self._newest - offset, len(self._history)))
-        replay = list(itertools.islice(reversed(self._history), kept))
-        replay.reverse()
-        return self.state, replay
+        take = kept if limit is None else min(kept, limit)
+        start = len(self._history) - kept
+        if kept <= start:  # nearer the newest end: walk from there, O(kept)
+            found = list(itertools.islice(reversed(self._history), kept - take, kept))
+            found.reverse()
+        else:  # nearer the oldest end: O(start + take)
+            found = list(itertools.islice(self._history, start, start + take))
+        return self.state, found
 
     async def recent(self, user: str, count: int) -> tuple[LogState, list[Message]]:
         visible = (m for m in reversed(self._history) if m.visible_to(user))
@@ -82,16 +89,43 @@ class MemoryLog:
 
 
 class MemoryCredentials:
-    """Registered users in a dict."""
+    """Registered users in dicts: name -> record, skeleton -> name, and the names not
+    used since they were registered -> when (``clock``: wall-clock seconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._records: dict[str, str] = {}
+        self._skeletons: dict[str, str] = {}
+        self._unused: dict[str, float] = {}
 
     async def lookup(self, user: str) -> str | None:
         return self._records.get(user)
 
-    async def register(self, user: str, record: str) -> bool:
-        return self._records.setdefault(user, record) is record
+    async def similar(self, skeleton: str) -> str | None:
+        return self._skeletons.get(skeleton)
+
+    async def register(self, user: str, skeleton: str, record: str) -> str | None:
+        if user in self._records:
+            return user
+        holder = self._skeletons.get(skeleton)
+        if holder is not None:
+            return holder
+        self._records[user] = record
+        self._skeletons[skeleton] = user
+        self._unused[user] = self._clock()
+        return None
+
+    async def used(self, user: str) -> None:
+        self._unused.pop(user, None)
+
+    async def expire(self, age: float) -> int:
+        before = self._clock() - age
+        old = [user for user, when in self._unused.items() if when < before]
+        for user in old:
+            del self._unused[user]
+            del self._records[user]
+        self._skeletons = {k: v for k, v in self._skeletons.items() if v in self._records}
+        return len(old)
 
     async def count(self) -> int:
         return len(self._records)
@@ -129,11 +163,19 @@ class MemoryLimiter:
             buckets = self._buckets[(rate, burst)] = KeyedBuckets(rate, burst)
         return buckets.allow((key,), self._clock())
 
-    async def login_wait(self, keys: Collection[str]) -> float:
-        return self._throttle.wait(keys, self._clock())
+    async def login_attempt(self, charged: Collection[str], held: Collection[str]) -> float:
+        return self._throttle.attempt(charged, held, self._clock())
 
-    async def login_failed(self, keys: Collection[str]) -> None:
-        self._throttle.failed(keys, self._clock())
+    async def login_failed(self, charged: Collection[str], held: Collection[str]) -> float:
+        now = self._clock()
+        self._throttle.failed(held, now)
+        return self._throttle.wait([*charged, *held], now)
+
+    async def login_release(self, held: Collection[str]) -> None:
+        self._throttle.release(held, self._clock())
+
+    async def login_refund(self, charged: Collection[str]) -> None:
+        self._throttle.refund(charged, self._clock())
 
     async def login_succeeded(self, keys: Collection[str]) -> None:
         self._throttle.succeeded(keys)

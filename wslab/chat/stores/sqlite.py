@@ -23,25 +23,42 @@ for one append (a full disk: the sender gets an error frame and nothing is echoe
 Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`): ``meta(key, value)`` holds the
 epoch, created with the database, and the newest offset (offsets are never reused, even
 when retention trimmed every row); ``messages(offset, kind, sender, recipient, text)``
-the newest ``retention`` messages; ``users(name, record)`` the scrypt records.
+the newest ``retention`` messages; ``users(name, record, skeleton, registered, used)``
+the scrypt records, each name's confusable skeleton (indexed: the look-alike check is
+one lookup), when it was registered (Unix seconds) and whether it logged in again since
+(a name never used again expires). Version 1 files gain the three columns at start
+(their names count as used).
+
+Data at rest: the file holds every scrypt record and every private message, so it is
+created readable by its owner only (0600, whatever the umask; SQLite creates the
+``-wal`` and ``-shm`` files with the database's permissions), and a server that finds
+an existing file readable by its group or by others says so once, at start. A file
+or folder it cannot write is refused at start with a sentence saying so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import secrets
 import sqlite3
+import stat
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import StoreError
 from ..rules.messages import Kind, Message
+from ..rules.names import skeleton
 from . import Deliver, LogState, Lost, Outage
 from .memory import check_retention
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = 1
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,6 +67,14 @@ CREATE TABLE messages (
     recipient TEXT, text TEXT NOT NULL
 );
 CREATE TABLE users (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+"""
+# Version 1 -> 2: skeletons, registration times, used flags (old names count as used).
+_UPGRADE = """
+ALTER TABLE users ADD COLUMN skeleton TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN registered REAL NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN used INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX users_skeleton ON users (skeleton);
+CREATE INDEX users_unused ON users (used, registered);
 """
 _COLUMNS = "offset, kind, sender, recipient, text"
 
@@ -68,6 +93,55 @@ def _sentence(path: str, error: sqlite3.Error) -> str:
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return f"O banco '{path}' está corrompido (ou não é um banco SQLite): restaure uma cópia ou use outro --db."
     return f"Falha no banco '{path}': {error}."
+
+
+def _private_file(path: str) -> None:
+    """Create ``path`` as 0600 if it is missing; warn about an existing file that its
+    group or others may read; refuse, with a sentence, a file or folder it cannot write
+    (SQLite would only say "disk I/O error" or "readonly database" later)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = os.stat(path).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            logger.warning(
+                "o banco '%s' pode ser lido por outros usuários desta máquina (permissões "
+                "%s): ele guarda os segredos (scrypt) e as mensagens privadas; use chmod 600",
+                path,
+                stat.filemode(mode),
+            )
+        if not os.access(path, os.W_OK):
+            raise StoreError(
+                f"O banco '{path}' é somente leitura: dê permissão de escrita ou use outro --db."
+            ) from None
+    except PermissionError:
+        raise StoreError(
+            f"A pasta de '{path}' é somente leitura: dê permissão de escrita ou use outro --db."
+        ) from None
+    except OSError:
+        raise StoreError(
+            f"Não consegui abrir o banco '{path}': a pasta existe e tem permissão de escrita?"
+        ) from None
+    else:
+        os.fchmod(fd, 0o600)  # whatever the umask took away or left
+        os.close(fd)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK):  # SQLite must create the -wal and -shm beside it
+        raise StoreError(
+            f"A pasta de '{path}' é somente leitura (o SQLite cria arquivos -wal e -shm "
+            "ao lado do banco): dê permissão de escrita ou use outro --db."
+        )
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2, in the caller's transaction."""
+    for statement in _UPGRADE.strip().split(";"):
+        if statement.strip():
+            db.execute(statement)
+    names = [row[0] for row in db.execute("SELECT name FROM users")]
+    db.executemany(
+        "UPDATE users SET skeleton = ? WHERE name = ?", [(skeleton(n), n) for n in names]
+    )
 
 
 class SqliteStore:
@@ -111,6 +185,8 @@ class SqliteStore:
         return function(self._db, *args)
 
     def _open(self) -> None:
+        if self.path != ":memory:":
+            _private_file(self.path)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -133,6 +209,10 @@ class SqliteStore:
                     "INSERT INTO meta VALUES (?, ?)",
                     [("epoch", secrets.token_hex(16)), ("newest", "0")],
                 )
+                db.execute("PRAGMA user_version=1")
+                version = 1
+            if version == 1:
+                _upgrade(db)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             meta = dict(db.execute("SELECT key, value FROM meta"))
             db.execute("COMMIT")
@@ -242,10 +322,13 @@ class SqliteLog:
         store._newest = newest
         return first
 
-    async def read_after(self, offset: int) -> tuple[LogState, list[Message]]:
+    async def read_after(
+        self, offset: int, limit: int | None = None
+    ) -> tuple[LogState, list[Message]]:
         def read(db: sqlite3.Connection):
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE offset > ? ORDER BY offset", (offset,)
+                f"SELECT {_COLUMNS} FROM messages WHERE offset > ? ORDER BY offset LIMIT ?",
+                (offset, -1 if limit is None else limit),
             ).fetchall()
             return self._store._newest, rows
 
@@ -293,14 +376,48 @@ class SqliteCredentials:
 
         return await self._store.run(read)
 
-    async def register(self, user: str, record: str) -> bool:
-        def write(db: sqlite3.Connection) -> bool:
+    async def similar(self, skeleton: str) -> str | None:
+        def read(db: sqlite3.Connection):
+            row = db.execute(
+                "SELECT name FROM users WHERE skeleton = ? LIMIT 1", (skeleton,)
+            ).fetchone()
+            return row[0] if row else None
+
+        return await self._store.run(read)
+
+    async def register(self, user: str, skeleton: str, record: str) -> str | None:
+        def write(db: sqlite3.Connection) -> str | None:
+            # One statement (the worker thread runs one call at a time): the name and
+            # the skeleton are checked and taken together.
             cursor = db.execute(
-                "INSERT OR IGNORE INTO users (name, record) VALUES (?, ?)", (user, record)
+                "INSERT OR IGNORE INTO users (name, record, skeleton, registered, used) "
+                "SELECT ?, ?, ?, ?, 0 WHERE NOT EXISTS "
+                "(SELECT 1 FROM users WHERE skeleton = ?)",
+                (user, record, skeleton, time.time(), skeleton),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount == 1:
+                return None
+            taken = db.execute("SELECT 1 FROM users WHERE name = ?", (user,)).fetchone()
+            if taken:
+                return user
+            row = db.execute("SELECT name FROM users WHERE skeleton = ?", (skeleton,)).fetchone()
+            return row[0] if row else user
 
         return await self._store.run(write)
+
+    async def used(self, user: str) -> None:
+        await self._store.run(
+            lambda db: db.execute("UPDATE users SET used = 1 WHERE name = ? AND used = 0", (user,))
+        )
+
+    async def expire(self, age: float) -> int:
+        def delete(db: sqlite3.Connection) -> int:
+            before = time.time() - age
+            return db.execute(
+                "DELETE FROM users WHERE used = 0 AND registered < ?", (before,)
+            ).rowcount
+
+        return await self._store.run(delete)
 
     async def count(self) -> int:
         return await self._store.run(

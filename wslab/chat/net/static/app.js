@@ -24,7 +24,8 @@
   // tests/test_chat_static.py holds each equal to its Python original.
   const MAX_TEXT_LENGTH = 2000; // characters (code points), as the server counts them
   const MAX_FRAME_BYTES = 16 * 1024; // the server's frame limit
-  const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
+  // A first look only: the server enforces PRECIS (RFC 8265) and refuses look-alikes.
+  const NAME_PATTERN = /^[\p{L}\p{Nd}_.-][\p{L}\p{M}\p{Nd}_.-]{0,31}$/u;
   const HISTORY = 50; // messages a fresh tab asks for (the server allows up to 200)
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_CAP_MS = 10000;
@@ -432,11 +433,11 @@
 
   ui.loginForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    const name = ui.loginName.value.trim();
+    const name = ui.loginName.value.trim().normalize("NFC");
     const typedSecret = ui.loginSecret.value;
     if (!NAME_PATTERN.test(name)) {
-      showLoginError("Nome inválido: use de 1 a 32 caracteres entre letras a-z, " +
-        "dígitos 0-9, '_', '.' e '-'.");
+      showLoginError("Nome inválido: use de 1 a 32 letras (acentos valem), dígitos, " +
+        "'_', '.' ou '-', sem espaços nem símbolos.");
       ui.loginName.focus();
       return;
     }

@@ -1,30 +1,143 @@
-"""Registered users in one Redis hash; ``HSETNX``: the first node wins a race.
+"""Registered users in Redis, shared by every node: the first node to register a name
+(or a look-alike of it) wins.
 
-Key: ``{prefix}users``, a hash of name -> secret record (:mod:`wslab.chat.rules.kdf`).
+Keys (``prefix`` defaults to ``wslab:chat:``)::
+
+    {prefix}users      hash  name -> secret record (:mod:`wslab.chat.rules.kdf`)
+    {prefix}skeletons  hash  confusable skeleton -> name (:mod:`wslab.chat.rules.names`)
+    {prefix}unused     zset  names not used since registered, scored by when (ms,
+                             Redis's clock): a name never used again expires
+
+Registering and expiring are Lua scripts, so the name, its skeleton and its entry in
+``unused`` change together whichever node asks.
+
+Names registered before skeletons were kept (a Redis of an older wslab) get theirs the
+first time a node checks a look-alike: the node walks ``users`` (1,000 names a call,
+about 11 µs of Python per skeleton: 1 s per 100,000 names) and sets the key
+``{prefix}skeletons:complete`` when done, so it happens once for all the nodes (two
+nodes that start it together both finish it; ``HSETNX`` keeps the first holder).
 """
 
 from __future__ import annotations
 
+import asyncio
+
+from ...rules.names import skeleton as skeleton_of
 from .client import FAILURES, connect, failure
 
 __all__ = ["RedisCredentials"]
 
+# KEYS: users, skeletons, unused. ARGV: name, skeleton, record. Returns '' when this call
+# registered the name, else the name that holds it (the name itself, or a look-alike).
+REGISTER = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return ARGV[1]
+end
+local holder = redis.call('HGET', KEYS[2], ARGV[2])
+if holder and redis.call('HEXISTS', KEYS[1], holder) == 1 then
+  return holder
+end
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000), ARGV[1])
+return ''
+"""
+
+# KEYS: users, skeletons, unused. ARGV: age (ms), at most how many. Forgets the names
+# registered longer ago than age and never used since (their skeletons too); returns
+# how many.
+EXPIRE = """
+local now = redis.call('TIME')
+local before = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[1])
+local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', before, 'LIMIT', 0, tonumber(ARGV[2]))
+if #old == 0 then
+  return 0
+end
+local gone = {}
+for _, name in ipairs(old) do
+  gone[name] = true
+end
+local cursor = '0'
+repeat
+  local page = redis.call('HSCAN', KEYS[2], cursor, 'COUNT', 1000)
+  cursor = page[1]
+  for i = 1, #page[2], 2 do
+    if gone[page[2][i + 1]] then
+      redis.call('HDEL', KEYS[2], page[2][i])
+    end
+  end
+until cursor == '0'
+redis.call('HDEL', KEYS[1], unpack(old))
+redis.call('ZREM', KEYS[3], unpack(old))
+return #old
+"""
+EXPIRE_BATCH = 1000  # names forgotten per script call (one HSCAN of the skeletons each)
+
 
 class RedisCredentials:
-    """Registered users in one Redis hash; ``HSETNX``: the first node wins a race."""
+    """A :class:`wslab.chat.stores.CredentialStore` in Redis (see the module docstring)."""
 
     def __init__(self, url: str, *, prefix: str = "wslab:chat:") -> None:
         self._client = connect(url)
-        self._users = f"{prefix}users"
+        self._keys = [f"{prefix}users", f"{prefix}skeletons", f"{prefix}unused"]
+        self._done = f"{prefix}skeletons:complete"
+        self._complete = False
+        self._backfill = asyncio.Lock()
+        self._register = self._client.register_script(REGISTER)
+        self._expire = self._client.register_script(EXPIRE)
 
     async def lookup(self, user: str) -> str | None:
-        return await self._call(self._client.hget(self._users, user))
+        return await self._call(self._client.hget(self._keys[0], user))
 
-    async def register(self, user: str, record: str) -> bool:
-        return bool(await self._call(self._client.hsetnx(self._users, user, record)))
+    async def similar(self, skeleton: str) -> str | None:
+        await self._backfilled()
+        return await self._call(self._client.hget(self._keys[1], skeleton))
+
+    async def register(self, user: str, skeleton: str, record: str) -> str | None:
+        await self._backfilled()
+        holder = await self._call(self._register(keys=self._keys, args=[user, skeleton, record]))
+        return holder or None
+
+    async def _backfilled(self) -> None:
+        """Give the names of an older Redis their skeletons, once (module docstring)."""
+        if self._complete:
+            return
+        async with self._backfill:
+            if self._complete or await self._call(self._client.exists(self._done)):
+                self._complete = True
+                return
+            cursor = 0
+            while True:
+                cursor, records = await self._call(
+                    self._client.hscan(self._keys[0], cursor, count=1000)
+                )
+                names = list(records)
+                if names:
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        for name in names:
+                            pipe.hsetnx(self._keys[1], skeleton_of(name), name)
+                        await self._call(pipe.execute())
+                if not cursor:
+                    break
+            await self._call(self._client.set(self._done, 1))
+            self._complete = True
+
+    async def used(self, user: str) -> None:
+        await self._call(self._client.zrem(self._keys[2], user))
+
+    async def expire(self, age: float) -> int:
+        total = 0
+        while True:
+            gone = await self._call(
+                self._expire(keys=self._keys, args=[int(age * 1000), EXPIRE_BATCH])
+            )
+            total += gone
+            if gone < EXPIRE_BATCH:
+                return total
 
     async def count(self) -> int:
-        return await self._call(self._client.hlen(self._users))
+        return await self._call(self._client.hlen(self._keys[0]))
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -6,8 +6,8 @@ own clock (``TIME``), so the nodes' clocks need not agree. Keys (``prefix`` defa
 to ``wslab:chat:``), each with a TTL, so Redis forgets what no longer matters::
 
     {prefix}bucket:<key>          hash  n tokens, t last update (s): until full again
-    {prefix}fails:<key>           hash  c wrong secrets in a row, u retry after (ms):
-                                        for a day after the last failure
+    {prefix}fails:<key>           hash  c wrong secrets in a row, u retry after (ms),
+                                        f attempts in flight: for a day after the last
     {prefix}known:<name>:<addr>   string, for KNOWN_DAYS days after the last login
 """
 
@@ -43,32 +43,75 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
 return spent
 """
 
-# KEYS: the failure counts. Returns the longest wait, in ms (0: every key may try).
-WAIT = """
+# KEYS: the throttle's keys, the charged ones first. ARGV: free failures, base delay
+# (ms), cap (ms), TTL (ms), the operation, how many keys are charged. The rules of
+# wslab.chat.rules.ratelimit.LoginThrottle, one script so that attempts from every node
+# are counted one by one:
+# - 'attempt': the longest wait in ms, counting nothing, when a key must wait (or
+#   base when a held key has failures and an attempt in flight); else 0, with a
+#   failure charged to each charged key and one attempt in flight on each held key;
+# - 'failed': the attempt's secret was wrong: it lands on the held keys as a failure
+#   (the charged ones, first, counted it already); returns the longest wait in ms;
+# - 'release': a held attempt ended without a wrong secret; 'refund': a charged
+#   attempt was never checked.
+# The delay after the k-th failure past the free ones is base * 2^k, at most cap.
+THROTTLE = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local wait = 0
-for _, key in ipairs(KEYS) do
-  wait = math.max(wait, tonumber(redis.call('HGET', key, 'u') or '0') - now)
+local free, base, cap, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local op = ARGV[5]
+local function delay(count)
+  local past = count - free - 1
+  if past < 0 then return 0 end
+  return math.min(cap, base * 2 ^ math.min(past, 64))
 end
-return wait
-"""
-
-# KEYS: the failure counts. ARGV: free failures, base delay (ms), cap (ms), TTL (ms).
-# The delay after the k-th failure past the free ones is base * 2^k, at most cap (the
-# rule of wslab.chat.rules.ratelimit.LoginThrottle).
-FAILED = """
-local now = redis.call('TIME')
-now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local free, base, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-for _, key in ipairs(KEYS) do
-  local past = redis.call('HINCRBY', key, 'c', 1) - free - 1
-  local delay = 0
-  if past >= 0 then
-    delay = math.min(cap, base * 2 ^ math.min(past, 64))
+local function fail(key)
+  local count = redis.call('HINCRBY', key, 'c', 1)
+  redis.call('HSET', key, 'u', now + delay(count))
+  redis.call('PEXPIRE', key, ttl)
+end
+if op == 'attempt' then
+  local charged = tonumber(ARGV[6])
+  local wait = 0
+  for _, key in ipairs(KEYS) do
+    wait = math.max(wait, tonumber(redis.call('HGET', key, 'u') or '0') - now)
   end
-  redis.call('HSET', key, 'u', now + delay)
-  redis.call('PEXPIRE', key, ARGV[4])
+  if wait > 0 then return wait end
+  for i = charged + 1, #KEYS do
+    local v = redis.call('HMGET', KEYS[i], 'c', 'f')
+    if tonumber(v[1] or '0') > 0 and tonumber(v[2] or '0') > 0 then return base end
+  end
+  for i = 1, charged do fail(KEYS[i]) end
+  for i = charged + 1, #KEYS do
+    redis.call('HINCRBY', KEYS[i], 'f', 1)
+    redis.call('PEXPIRE', KEYS[i], ttl)
+  end
+  return 0
+end
+if op == 'failed' then
+  local charged = tonumber(ARGV[6])
+  local wait = 0
+  for i, key in ipairs(KEYS) do
+    if i > charged then
+      if tonumber(redis.call('HGET', key, 'f') or '0') > 0 then
+        redis.call('HINCRBY', key, 'f', -1)
+      end
+      fail(key)
+    end
+    wait = math.max(wait, tonumber(redis.call('HGET', key, 'u') or '0') - now)
+  end
+  return wait
+end
+for _, key in ipairs(KEYS) do
+  if op == 'release' then
+    if tonumber(redis.call('HGET', key, 'f') or '0') > 0 then
+      redis.call('HINCRBY', key, 'f', -1)
+    end
+  elseif op == 'refund' then
+    local count = math.max(0, tonumber(redis.call('HGET', key, 'c') or '0') - 1)
+    redis.call('HSET', key, 'c', count, 'u', now + delay(count))
+    redis.call('PEXPIRE', key, ttl)
+  end
 end
 return 0
 """
@@ -99,21 +142,35 @@ class RedisLimiter:
         self._free, self._cap_ms = login_free, int(login_cap * 1000)
         self._prefix = prefix
         self._allow = self._client.register_script(ALLOW)
-        self._wait = self._client.register_script(WAIT)
-        self._failed = self._client.register_script(FAILED)
+        self._throttle = self._client.register_script(THROTTLE)
 
     async def allow(self, key: str, rate: float, burst: int) -> bool:
         return bool(await self._call(self._allow(keys=[self._bucket(key)], args=[rate, burst])))
 
-    async def login_wait(self, keys: Collection[str]) -> float:
-        return await self._call(self._wait(keys=self._fails(keys))) / 1000
+    async def login_attempt(self, charged: Collection[str], held: Collection[str]) -> float:
+        keys = [*charged, *held]
+        return await self._throttled("attempt", keys, len(charged)) / 1000
 
-    async def login_failed(self, keys: Collection[str]) -> None:
-        args = [self._free, 1000, self._cap_ms, FAILS_TTL_MS]
-        await self._call(self._failed(keys=self._fails(keys), args=args))
+    async def login_failed(self, charged: Collection[str], held: Collection[str]) -> float:
+        return await self._throttled("failed", [*charged, *held], len(charged)) / 1000
+
+    async def login_release(self, held: Collection[str]) -> None:
+        await self._throttled("release", held)
+
+    async def login_refund(self, charged: Collection[str]) -> None:
+        await self._throttled("refund", charged)
 
     async def login_succeeded(self, keys: Collection[str]) -> None:
-        await self._call(self._client.delete(*self._fails(keys)))
+        async with self._client.pipeline(transaction=True) as pipe:
+            for key in self._fails(keys):
+                pipe.hdel(key, "c", "u")  # attempts in flight stay counted
+            await self._call(pipe.execute())
+
+    async def _throttled(self, op: str, keys: Collection[str], charged: int = 0):
+        if not keys:
+            return 0
+        args = [self._free, 1000, self._cap_ms, FAILS_TTL_MS, op, charged]
+        return await self._call(self._throttle(keys=self._fails(keys), args=args))
 
     async def knows(self, name: str, address: str) -> bool:
         return bool(await self._call(self._client.exists(self._known(name, address))))

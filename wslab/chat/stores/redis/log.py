@@ -86,7 +86,8 @@ return {epoch, newest}
 """
 
 # KEYS: meta, log. ARGV: expected epoch, retention, mode ('after' or 'recent'), after
-# (offset), user, count. One snapshot: {epoch, newest, oldest, entries}, entries
+# (offset), user, count (for 'after': at most this many, 0 for all). One snapshot:
+# {epoch, newest, oldest, entries}, entries
 # oldest first for 'after' and newest first for 'recent'; newest -1 when Redis's epoch
 # is not the expected one. 'recent' scans the retention window 100 entries at a time.
 READ = """
@@ -106,7 +107,11 @@ local found = {}
 if ARGV[3] == 'after' then
   local from = math.max(tonumber(ARGV[4]) + 1, oldest)
   if from <= newest then
-    found = redis.call('XRANGE', KEYS[2], from .. '-0', newest .. '-0')
+    if tonumber(ARGV[6]) > 0 then
+      found = redis.call('XRANGE', KEYS[2], from .. '-0', newest .. '-0', 'COUNT', ARGV[6])
+    else
+      found = redis.call('XRANGE', KEYS[2], from .. '-0', newest .. '-0')
+    end
   end
 else
   local user, count, high = ARGV[5], tonumber(ARGV[6]), newest
@@ -289,8 +294,10 @@ class RedisLog:
             )
         return offset
 
-    async def read_after(self, offset: int) -> tuple[LogState, list[Message]]:
-        state, entries = await self._snapshot("after", offset, "", 0)
+    async def read_after(
+        self, offset: int, limit: int | None = None
+    ) -> tuple[LogState, list[Message]]:
+        state, entries = await self._snapshot("after", offset, "", limit or 0)
         return state, [_from_flat(entry) for entry in entries]
 
     async def recent(self, user: str, count: int) -> tuple[LogState, list[Message]]:

@@ -10,16 +10,30 @@ the same node over the in-memory stores, so there is one implementation of the r
 
 Rules enforced here, each a setting of :class:`Limits`:
 
-- a wrong secret counts against the name and the address; after ``login_free`` in a
-  row, each next attempt waits twice as long (from 1 s up to 5 min), refused with 4029.
-  The name's delay holds for every address (a guesser with many addresses is slowed
-  all the same), except one from which this name logged in before: there only the
-  address's own count applies, so its owner is not locked out by someone else's
-  guesses;
-- new names: at most ``registrations_per_minute`` per address and ``max_users`` in
-  all (4003);
-- secrets are hashed off the event loop, at most ``kdf_workers`` at a time, with at
-  most ``max_pending_logins`` waiting (1013 beyond);
+- wrong secrets count against the name, the address (host) and its network; after
+  ``login_free`` in a row, each next attempt waits twice as long (from 1 s up to 5
+  min), refused with 4029. The count is taken before the secret is checked, in one
+  atomic step of the limiter (:class:`.rules.ratelimit.LoginThrottle`): the name is
+  charged at once (refunded if the secret is never checked), so guesses at one name
+  sent together from any number of addresses and nodes get ``login_free + 1`` checks,
+  not one each; a host or network that has failed lets one attempt through at a
+  time, while people behind one NAT still log in together. The name's delay holds for
+  every address (a guesser with many addresses is slowed all the same), except one
+  from which this name logged in before: there only the address's own count applies,
+  so its owner is not locked out by someone else's guesses;
+- new names: at most ``registrations_per_minute`` per address and
+  ``registrations_per_minute_network`` per network (4003), and ``max_users`` in all
+  (4003; names registered and never used again expire after ``unused_name_days``, so
+  the cap cannot be filled for good); a name that looks like a registered one (the
+  same UTS #39 skeleton) is refused with 4000;
+- secrets are hashed off the event loop, at most ``kdf_workers`` at a time, in the
+  order of :mod:`.kdfpool`: a registered name from a network it logged in from before
+  first, then other registered names, then new names, the networks taking turns in
+  each, at most ``max_pending_logins`` waiting, each at most ``login_wait`` seconds
+  (1013 beyond, the lowest first). While every worker is busy, new names also spend a
+  global budget (``new_names_per_minute``, bursts of as many) and resumes another
+  (``replays_in_all_per_second``, bursts of 10 times it): an ordinary rush of first
+  logins on a server that is not busy never meets them;
 - a resume's history is read at most ``max_replays`` at a time (a read may be
   megabytes, and it shares the store with the appends of everyone else), with at
   most ``max_pending_logins`` waiting, and at most ``replays_per_second`` per address
@@ -41,23 +55,25 @@ only count of lines.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .errors import AuthError, CloseCode, Refusal, StoreError
-from .rules.addresses import address_key
-from .rules.commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
-from .rules.hub import Hub, Recovery, resume_read
-from .rules.kdf import SCRYPT, Scrypt
-from .rules.messages import Kind, Message, Outbound, Session
-from .rules.names import normalize_name
-from .rules.ratelimit import KeyedBuckets
-from .stores import CredentialStore, Limiter, MessageLog, Presence
-from .stores.memory import MemoryLimiter
+from ..errors import AuthError, CloseCode, Refusal, StoreError
+from ..rules.addresses import PREFIXES, Prefixes, address_key, network_key
+from ..rules.commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
+from ..rules.hub import Hub, Recovery, resume_read
+from ..rules.kdf import SCRYPT, Scrypt
+from ..rules.logins import Tier
+from ..rules.messages import Kind, Message, Outbound, Session
+from ..rules.names import normalize_name, skeleton
+from ..rules.ratelimit import KeyedBuckets, TokenBucket
+from ..stores import CredentialStore, Limiter, MessageLog, Presence
+from ..stores.memory import MemoryLimiter
+from .kdfpool import Busy, KdfPool
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +83,12 @@ Emit = Callable[[list[Outbound]], None]
 
 STORE_DOWN = (
     "O servidor perdeu o contato com o armazenamento compartilhado (Redis): por "
-    "enquanto nenhuma mensagem é guardada nem entregue, e as que você enviar recebem "
-    "erro. Sua sessão continua aberta."
+    "enquanto nenhuma mensagem é guardada nem entregue, e cada linha que você enviar "
+    "recebe um erro na hora e não é enviada depois. Sua sessão continua aberta."
+)
+STORE_DOWN_LINE = (
+    "O armazenamento compartilhado (Redis) está fora do ar: esta linha não foi enviada "
+    "e não será; envie de novo quando ele voltar."
 )
 STORE_BACK = (
     "Contato com o armazenamento compartilhado restabelecido: as mensagens guardadas "
@@ -85,10 +105,16 @@ class Limits:
     address_share: float = 5.0  # an address may send as much as this many users
     login_free: int | None = 5  # None: no throttle (the in-memory model)
     login_cap: float = 300.0
-    registrations_per_minute: int | None = 10  # None: no cap per address
+    registrations_per_minute: int | None = 10  # None: no cap per address (nor network)
+    registrations_per_minute_network: int = 200  # an ordinary rush of 200 behind one /24 passes
     max_users: int = 100_000
+    unused_name_days: float = 30.0  # a name registered and never used again expires
     kdf_workers: int = 2
     max_pending_logins: int = 64
+    login_wait: float = 10.0  # seconds a login waits for the KDF at most
+    new_names_per_minute: int = 200  # in all, while the KDF is busy (bursts of as many; 0: none)
+    replays_in_all_per_second: float = 10.0  # in all, while the KDF is busy (bursts x10)
+    prefixes: Prefixes = PREFIXES  # what counts as one host and one network
     max_replays: int = 2  # history reads at once (each may be megabytes); others wait
     replays_per_second: float | None = 1.0  # per address, bursts of 5 (None: no limit)
 
@@ -100,9 +126,8 @@ class ChatNode:
         log, credentials: the stores (:mod:`wslab.chat.stores`).
         kdf: cost of new secret records (verification uses each record's own cost).
         limits: see :class:`Limits`.
-        offload: runs a CPU-heavy function off the event loop and awaits it; by
-            default a thread pool of ``limits.kdf_workers``. ``None`` runs it inline
-            (the synchronous model).
+        offload: ``"threads"`` (the default) hashes secrets in a :class:`KdfPool` of
+            ``limits.kdf_workers``; ``None`` runs them inline (the synchronous model).
         clock: monotonic seconds, for the limits.
         presence: who is online on the other nodes of a shared store (see
             :class:`Presence`); ``/who`` then lists them with this node's users.
@@ -118,7 +143,7 @@ class ChatNode:
         *,
         kdf: Scrypt = SCRYPT,
         limits: Limits = Limits(),
-        offload: Callable | None | str = "threads",
+        offload: str | None = "threads",
         clock: Callable[[], float] = time.monotonic,
         hub: Hub | None = None,
         presence: Presence | None = None,
@@ -136,12 +161,23 @@ class ChatNode:
         self.hub = hub if hub is not None else Hub()
         self._clock = clock
         self._emit: Emit = lambda items: None
-        self._pool: ThreadPoolExecutor | None = None
-        if offload == "threads":
-            self._pool = ThreadPoolExecutor(limits.kdf_workers, "wslab-kdf")
-            offload = self._in_pool
-        self._offload = offload
-        self._pending_logins = 0
+        self._pool = (
+            KdfPool(limits.kdf_workers, limits.max_pending_logins, limits.login_wait)
+            if offload == "threads"
+            else None
+        )
+        now = clock()
+        self._new_names = TokenBucket(
+            max(limits.new_names_per_minute, 1) / 60.0, max(limits.new_names_per_minute, 1), now
+        )
+        self._replays_in_all = TokenBucket(
+            limits.replays_in_all_per_second,
+            max(1, round(10 * limits.replays_in_all_per_second)),
+            now,
+        )
+        self._expired_at = -math.inf  # when unused names were last expired (clock)
+        self._replaying: set[Replay] = set()  # replays not yet written and closed
+        self._store_down = False  # a shared store stopped answering (see _outage)
         # Names known to be registered (never removed: a name, once taken, stays). A
         # /msg to one of them needs no lookup, so awaits_store and submit agree.
         self._registered: set[str] = set()
@@ -186,7 +222,7 @@ class ChatNode:
         await self.credentials.close()
         await self.limiter.close()
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.close()
 
     @property
     def epoch(self) -> str:
@@ -204,10 +240,13 @@ class ChatNode:
     @property
     def pending_logins(self) -> int:
         """Logins waiting for, or in, the KDF."""
-        return self._pending_logins
+        return 0 if self._pool is None else self._pool.busy + self._pool.waiting
 
     def _outage(self, down: bool) -> None:
-        """A shared store stopped (or started again) answering: tell every session."""
+        """A shared store stopped (or started again) answering: tell every session.
+        While it is down, lines are refused at once (:meth:`submit`), as the notice
+        says, rather than left to wait for the store and be stored after it."""
+        self._store_down = down
         if down and self.metrics is not None:
             self.metrics.store_outages.inc()
         self._emit(self.hub.announce(STORE_DOWN if down else STORE_BACK))
@@ -216,19 +255,6 @@ class ChatNode:
         items = self.hub.route(messages)
         if items:
             self._emit(items)
-
-    async def _in_pool(self, function: Callable, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
-
-    async def _cpu(self, function: Callable, *args):
-        if self._offload is None:
-            return function(*args)
-        started = time.perf_counter()
-        try:
-            return await self._offload(function, *args)
-        finally:
-            if self.metrics is not None:
-                self.metrics.kdf_wait_seconds.observe(time.perf_counter() - started)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -241,11 +267,13 @@ class ChatNode:
         address: str = "",
         resume: tuple[str, int] | None = None,
         history: int = 0,
-    ) -> tuple[Session, list[Outbound]]:
+    ) -> tuple[Session, Replay]:
         """Authenticate (registering a new name), open a session and plan its replay.
 
         All or nothing: when this raises, no session is open and nothing is queued.
-        The session then buffers live messages until :meth:`go_live`.
+        The session then buffers live messages until :meth:`go_live`. The replay is
+        read lazily (:class:`Replay`): iterate it (or :meth:`Replay.collect`) and
+        close it.
 
         Raises:
             Refusal: with the close code to send (bad name or secret, throttled, a cap,
@@ -268,27 +296,51 @@ class ChatNode:
                 address
                 and rate
                 and not await self._stored(
-                    self.limiter.allow(f"resume:{address_key(address)}", rate, 5)
+                    self.limiter.allow(
+                        f"resume:{address_key(address, self.limits.prefixes)}", rate, 5
+                    )
                 )
             ):
                 raise Refusal(
                     "Retomadas demais a partir do seu endereço: tente de novo em alguns segundos.",
                     CloseCode.TRY_AGAIN_LATER,
                 )
-        await self._authenticate(name, secret, address_key(address))
+            if (
+                self._pool is not None
+                and self._pool.contended
+                and not self._replays_in_all.allow(self._clock())
+            ):
+                raise Refusal(
+                    "Retomadas demais no servidor agora: tente de novo em alguns segundos.",
+                    CloseCode.TRY_AGAIN_LATER,
+                )
+        await self._authenticate(name, secret, address)
         arrived = not self.hub.is_online(name)
         session_id = self.hub.open(name, handle)
         if arrived and self.presence is not None:
             self.presence.changed()
         try:
+            if (resume is not None or history) and (
+                len(self._replaying) >= self.limits.max_pending_logins
+            ):
+                raise Refusal(
+                    "Servidor ocupado com outras retomadas: tente de novo em instantes.",
+                    CloseCode.TRY_AGAIN_LATER,
+                )
             recovery = await self._read_bounded(name, resume, history)
-            return self.hub.recover(session_id, recovery)
+            session, items = self.hub.recover(session_id, recovery)
+            return session, Replay(self, items, recovery.state.newest)
         except StoreError as error:
             self.close(session_id)
             raise Refusal(str(error), CloseCode.SERVICE_RESTART) from None
         except BaseException:
             self.close(session_id)
             raise
+
+    def replay_load(self) -> tuple[int, int]:
+        """(replays in progress, items they hold now): at most ``max_pending_logins``
+        replays, each holding at most a page plus what the hub buffered for it."""
+        return len(self._replaying), sum(r.held for r in self._replaying)
 
     def go_live(self, session_id: str) -> list[Outbound]:
         """What the session buffered since :meth:`open`; live delivery from now on.
@@ -328,6 +380,13 @@ class ChatNode:
         finally:
             self._waiting_replays -= 1
 
+    async def _read_page(self, after: int, limit: int):
+        """One page of a lazy replay, under the limit of history reads at once."""
+        if self._replays is None:
+            self._replays = asyncio.Semaphore(self.limits.max_replays)
+        async with self._replays:
+            return await self.log.read_after(after, limit)
+
     async def _read_for(self, user: str, resume: tuple[str, int] | None, history: int) -> Recovery:
         """Do the read the hub says this session needs (:func:`resume_read`)."""
         read = resume_read(resume, self.log.state, history, self.log.retention)
@@ -340,73 +399,150 @@ class ChatNode:
         return Recovery(resume, state, messages, self.log.retention)
 
     async def _authenticate(self, name: str, secret: str, address: str) -> None:
+        prefixes = self.limits.prefixes
+        host, network = address_key(address, prefixes), network_key(address, prefixes)
         throttled = self.limits.login_free is not None
-        wait, keys = 0.0, ()
+        known, charged, held = False, (), ()
         if throttled:
-            known = await self._stored(self.limiter.knows(name, address))
-            keys = (f"addr:{address}",) if known else (f"name:{name}", f"addr:{address}")
-            wait = await self._stored(self.limiter.login_wait(keys))
-        if wait > 0:
-            raise Refusal(
-                f"Muitas tentativas com senha errada: tente de novo em {math.ceil(wait)} s.",
-                CloseCode.THROTTLED,
-            )
-        if self._pending_logins >= self.limits.max_pending_logins:
-            raise Refusal(
-                "Servidor ocupado com outros logins: tente de novo em instantes.",
-                CloseCode.TRY_AGAIN_LATER,
-            )
-        self._pending_logins += 1
+            known = await self._stored(self.limiter.knows(name, host))
+            # The name is charged before the KDF (one owner, one login at a time); the
+            # host and its network hold the attempt in flight (many people behind one
+            # NAT log in together): see LoginThrottle.
+            charged = () if known else (f"name:{name}",)
+            held = (f"addr:{host}",) if known else (f"addr:{host}", f"addr:{network}")
+            wait = await self._stored(self.limiter.login_attempt(charged, held))
+            if wait > 0:
+                raise Refusal(
+                    f"Muitas tentativas com senha errada: tente de novo em {math.ceil(wait)} s.",
+                    CloseCode.THROTTLED,
+                )
+        outcome = "unchecked"
         try:
             record = await self._stored(self.credentials.lookup(name))
             if record is None:
-                record = await self._register(name, secret, address)
-                if record is None:
+                record = await self._register(name, secret, host, network)
+            if record is not None:  # a registered name (or one registered meanwhile)
+                tier = Tier.RETURNING if known else Tier.KNOWN
+                if not await self._kdf(tier, network, Scrypt.verify, secret, record):
+                    outcome = "settled"
+                    wait = 0.0
                     if throttled:
-                        await self._stored(self.limiter.remember(name, address))
-                    self._registered.add(name)
-                    return  # registered by this call
-            if not await self._cpu(Scrypt.verify, secret, record):
-                wait = 0.0
-                if throttled:
-                    await self._stored(self.limiter.login_failed(keys))
-                    wait = await self._stored(self.limiter.login_wait(keys))
-                # Past ``login_free`` failures in a row the next try must wait: say how
-                # long (the reason stays within a close frame's 123 bytes).
-                if wait > 0:
+                        wait = await self._settle("wrong", name, host, charged, held)
+                    # Past ``login_free`` failures in a row the next try must wait: say
+                    # how long (the reason stays within a close frame's 123 bytes).
+                    if wait > 0:
+                        raise AuthError(
+                            "Senha errada para este nome. Foram erros demais seguidos: a próxima "
+                            f"tentativa só daqui a {math.ceil(wait)} s."
+                        )
                     raise AuthError(
-                        "Senha errada para este nome. Foram erros demais seguidos: a próxima "
-                        f"tentativa só daqui a {math.ceil(wait)} s."
+                        "Senha errada para este nome: ele já está registrado com outra senha."
                     )
-                raise AuthError(
-                    "Senha errada para este nome: ele já está registrado com outra senha."
-                )
-            if throttled:
-                await self._stored(self.limiter.login_succeeded(keys))
-                await self._stored(self.limiter.remember(name, address))
+            outcome = "right"
+            if record is not None:
+                await self._stored(self.credentials.used(name))
             self._registered.add(name)
         finally:
-            self._pending_logins -= 1
+            if throttled and outcome != "settled":
+                await self._settle(outcome, name, host, charged, held)
 
-    async def _register(self, name: str, secret: str, address: str) -> str | None:
-        """Register ``name``; None on success, else the record of whoever won the race."""
+    async def _settle(self, outcome: str, name: str, host: str, charged, held) -> float:
+        """Settle a login attempt in the limiter: a right secret clears the name's and
+        the host's failures (not the network's: a login to one's own account must not
+        wipe the guesses made from the rest of it); a wrong one lands on the held keys
+        (the name was charged already), and the seconds the next try must wait are
+        returned; one never checked is taken back."""
+        limiter = self.limiter
+        if outcome == "right":
+            await self._stored(limiter.login_succeeded((*charged, f"addr:{host}")))
+            await self._stored(limiter.login_release(held))
+            await self._stored(limiter.remember(name, host))
+        elif outcome == "wrong":
+            return await self._stored(limiter.login_failed(charged, held))
+        else:
+            with contextlib.suppress(StoreError):
+                await limiter.login_refund(charged)
+                await limiter.login_release(held)
+        return 0.0
+
+    async def _register(self, name: str, secret: str, host: str, network: str) -> str | None:
+        """Register ``name``; None on success, else the record of whoever won the race.
+
+        Raises:
+            Refusal: over a registration cap (4003), a look-alike of a registered name
+                (4000), the KDF too busy (1013).
+        """
         per_minute = self.limits.registrations_per_minute
-        if per_minute and not await self._stored(
-            self.limiter.allow(f"register:{address}", per_minute / 60.0, per_minute)
+        if per_minute:
+            for key, limit, where in (
+                (f"register:{host}", per_minute, "deste endereço"),
+                (f"register:{network}", self.limits.registrations_per_minute_network, "desta rede"),
+            ):
+                if limit and not await self._stored(self.limiter.allow(key, limit / 60.0, limit)):
+                    raise Refusal(
+                        f"Nomes novos demais a partir {where}: tente de novo em um minuto.",
+                        CloseCode.NAME_LIMIT,
+                    )
+        if (
+            self._pool is not None
+            and self._pool.contended
+            and self.limits.new_names_per_minute
+            and not self._new_names.allow(self._clock())
         ):
             raise Refusal(
-                "Nomes novos demais a partir deste endereço: tente de novo em um minuto.",
-                CloseCode.NAME_LIMIT,
+                "Cadastros demais neste momento: tente de novo em instantes.",
+                CloseCode.TRY_AGAIN_LATER,
             )
-        if await self._stored(self.credentials.count()) >= self.limits.max_users:
+        if await self._stored(self.credentials.count()) >= self.limits.max_users and (
+            not await self._expire_unused()
+            or await self._stored(self.credentials.count()) >= self.limits.max_users
+        ):
             raise Refusal(
                 "O servidor atingiu o limite de usuários registrados: entre com um nome existente.",
                 CloseCode.NAME_LIMIT,
             )
-        record = await self._cpu(self.kdf.hash, secret)
-        if await self._stored(self.credentials.register(name, record)):
-            return None
-        return await self._stored(self.credentials.lookup(name))
+        shape = skeleton(name)
+        holder = await self._stored(self.credentials.similar(shape))
+        if holder is None:
+            record = await self._kdf(Tier.NEW, network, self.kdf.hash, secret)
+            holder = await self._stored(self.credentials.register(name, shape, record))
+            if holder is None:
+                return None
+        if holder == name:  # registered meanwhile by someone else
+            return await self._stored(self.credentials.lookup(name))
+        raise Refusal(
+            f"O nome '{name}' se parece demais com '{holder}', que já existe: escolha outro.",
+            CloseCode.BAD_HELLO,
+        )
+
+    async def _expire_unused(self) -> int:
+        """Forget names registered and never used again (at most once a minute);
+        how many."""
+        now = self._clock()
+        if now - self._expired_at < 60.0:
+            return 0
+        self._expired_at = now
+        gone = await self._stored(self.credentials.expire(self.limits.unused_name_days * 86400))
+        if gone:
+            logger.info("%d nomes registrados e nunca mais usados expiraram", gone)
+        return gone
+
+    async def _kdf(self, tier: Tier, network: str, function: Callable, *args):
+        """``function(*args)`` (scrypt) in the KDF pool, in ``tier``'s turn; inline
+        without a pool (the synchronous router)."""
+        if self._pool is None:
+            return function(*args)
+        started = time.perf_counter()
+        try:
+            return await self._pool.run(tier, network, function, *args)
+        except Busy:
+            raise Refusal(
+                "Servidor ocupado com outros logins: tente de novo em instantes.",
+                CloseCode.TRY_AGAIN_LATER,
+            ) from None
+        finally:
+            if self.metrics is not None:
+                self.metrics.kdf_wait_seconds.observe(time.perf_counter() - started)
 
     @staticmethod
     async def _stored(call):
@@ -438,6 +574,8 @@ class ChatNode:
         user = self.hub.user_of(session_id)
         try:
             command = parse_line(text)
+            if self._store_down and not isinstance(command, WhoQuery):
+                return self.error(session_id, STORE_DOWN_LINE)
             if isinstance(command, PrivateText) and not self._exists_here(command.to):
                 if await self.credentials.lookup(command.to) is None:
                     raise CommandError(
@@ -500,7 +638,7 @@ class ChatNode:
             return None
         now = self._clock()
         if self._lines.allow((user,), now) and self._address_lines.allow(
-            (address_key(address),), now
+            (address_key(address, self.limits.prefixes),), now
         ):
             return None
         return self._too_fast(session_id)
@@ -528,3 +666,86 @@ class ChatNode:
             return [self.hub.reply(session_id, Kind.ERROR, text)]
         except KeyError:
             return []
+
+
+PAGE = 32  # messages of a replay held at once (at most 32 x 16 KiB = 512 KiB)
+BEHIND = (
+    "Sua retomada ficou para trás: o histórico seguiu adiante enquanto ela era lida. "
+    "Reconecte e retome do último offset."
+)
+
+
+class Replay:
+    """A new session's first items, read from the log a page at a time.
+
+    The plan (the notice, which offsets to replay, whether it recovered) is made once,
+    by the hub, over one read; but only the first :data:`PAGE` messages are kept, and
+    of the others only their offsets: each next page is read again from the log
+    (``read_after(last, PAGE)``, under the node's limit of reads at once) when the
+    caller has written the previous one. So a client that does not read pins at most
+    one page, and all replays together hold at most ``max_pending_logins`` pages (the
+    node refuses more with 1013): 64 x 512 KiB = 32 MiB with the defaults, besides
+    the ``max_replays`` whole reads in progress (2 x ``retention`` messages). Live
+    messages that arrive meanwhile wait in the hub (``max_buffer``) and come after.
+
+    A message that left the history between two pages (the client read too slowly)
+    ends the replay with :class:`Refusal` (1013): the client resumes from its last
+    offset and is told what it lost.
+    """
+
+    def __init__(self, node: ChatNode, items: list[Outbound], upto: int) -> None:
+        replayed = [i for i, item in enumerate(items) if item.replayed]
+        first, last = (replayed[0], replayed[-1] + 1) if replayed else (len(items), len(items))
+        self._node = node
+        self._head = items[: min(last, first + PAGE)]
+        self._offsets = [item.item.offset for item in items[first + PAGE : last]]
+        self._tail = items[last:]
+        self._handles = items[first].handles if replayed else ()
+        self._upto = upto
+        self.held = len(self._head) + len(self._tail)  # items referenced now
+        if items:
+            node._replaying.add(self)
+
+    def __len__(self) -> int:
+        """Items it will yield in all."""
+        return len(self._head) + len(self._offsets) + len(self._tail)
+
+    async def __aiter__(self):
+        try:
+            for item in self._head:
+                yield item
+            self._head = []
+            while self._offsets:
+                page = await self._page()
+                self.held = len(page) + len(self._tail)
+                for item in page:
+                    yield item
+            for item in self._tail:
+                yield item
+        finally:
+            self.close()
+
+    async def collect(self) -> list[Outbound]:
+        """Every item at once (the synchronous model, whose stores never suspend)."""
+        return [item async for item in self]
+
+    def close(self) -> None:
+        """Forget what is left (the caller stopped writing)."""
+        self._offsets, self._head, self._tail = [], [], []
+        self.held = 0
+        self._node._replaying.discard(self)
+
+    async def _page(self) -> list[Outbound]:
+        node, wanted = self._node, self._offsets[:PAGE]
+        try:
+            state, messages = await node._read_page(wanted[0] - 1, PAGE)
+        except StoreError as error:
+            raise Refusal(str(error), CloseCode.SERVICE_RESTART) from None
+        if state.oldest > wanted[0]:
+            raise Refusal(BEHIND, CloseCode.TRY_AGAIN_LATER)
+        keep = set(wanted)
+        found = [m for m in messages if m.offset in keep]
+        if not found:
+            raise Refusal(BEHIND, CloseCode.TRY_AGAIN_LATER)
+        del self._offsets[: len([o for o in wanted if o <= found[-1].offset])]
+        return [Outbound(m, self._handles, replayed=True) for m in found]
