@@ -16,6 +16,12 @@ import time
 import pytest
 from chatclient import WAIT, closed_with, hello, receive, say, serve_node, serve_process
 from prometheus_client.parser import text_string_to_metric_families
+from test_chat_browser import (  # noqa: F401 (fixtures)
+    MESSAGE_ITEMS,
+    RECONNECT_TIMEOUT_MS,
+    browser,
+    open_tab_at,
+)
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -382,3 +388,96 @@ def test_a_rolling_restart_under_traffic_loses_nothing(tmp_path, tls, valkey_url
             acked = settled(crowd)
     assert [what for _, what, _ in timeline.steps] == ["sigterm", "exited", "started", "ready"] * 2
     assert_nothing_lost(crowd, acked)
+
+
+def test_two_tabs_through_caddy_in_a_rolling_restart_see_no_error_page_and_miss_nothing(
+    tmp_path,
+    tls,
+    valkey_url,
+    open_tab_at,  # noqa: F811
+):
+    """The same rolling restart with two Chromium tabs over wss beside the 50 users
+    (the contexts ignore certificate errors: the CA is trustme's). A page opened while
+    each node drains, and again once it is down, is the chat's, never an error page;
+    the two tabs never navigate away, say lines throughout, and end with every
+    acknowledged message (theirs and the crowd's) once, in order, without a notice
+    that something may be lost."""
+    from playwright.sync_api import expect
+
+    with rolling_cluster(tmp_path, tls, valkey_url) as (caddy, nodes):
+        crowd = Crowd(
+            caddy.ws_url,
+            ROLLING_USERS,
+            ssl_context=tls.client_context(),
+            interval=ROLLING_INTERVAL,
+        )
+        with crowd:
+            crowd.wait_welcomed()
+            tabs = [
+                open_tab_at(caddy.url + "/", name, "segredo", ignore_https_errors=True)
+                for name in ("ana", "bia")
+            ]
+            navigated = []
+            for tab in tabs:
+                tab.page.on(
+                    "framenavigated",
+                    lambda frame, page=tab.page: (
+                        navigated.append(frame.url) if frame is page.main_frame else None
+                    ),
+                )
+            statuses = []
+
+            def page_opened() -> None:
+                page = tabs[0].page.context.new_page()
+                try:
+                    statuses.append(page.goto(caddy.url + "/").status)
+                    expect(page.locator("#login-name")).to_be_visible()
+                finally:
+                    page.close()
+
+            def say_from_tabs(when: str) -> None:
+                for tab in tabs:
+                    tab.wait_connected(timeout=RECONNECT_TIMEOUT_MS)
+                    tab.send(f"{tab.user} {when}")
+
+            def during(index: int) -> None:
+                page_opened()  # while the node drains
+                say_from_tabs(f"durante o nó {index}")
+                until(lambda: not nodes[index].running(), 20, f"node {index} exited")
+                page_opened()  # while it is down
+
+            say_from_tabs("antes")
+            timeline = roll(crowd, nodes, during=during)
+            say_from_tabs("depois")
+            for tab in tabs:  # each tab's last line came back: acknowledged
+                expect(
+                    tab.page.locator(f"{MESSAGE_ITEMS}[data-from='{tab.user}']").last
+                ).to_contain_text("depois", timeout=RECONNECT_TIMEOUT_MS)
+            shown = {tab.user: tab_messages(tab) for tab in tabs}
+            said = {(o, t) for tab in tabs for o, t, who in shown[tab.user] if who == tab.user}
+            acked = sorted(set(settled(crowd)) | said)
+            crowd.wait_received(set(acked), within=10)
+            for tab in tabs:
+                tab.wait_offset(acked[-1][0])
+                shown[tab.user] = tab_messages(tab)
+            notices = {
+                tab.user: tab.page.locator("#messages li:not([data-offset])").all_inner_texts()
+                for tab in tabs
+            }
+    assert [what for _, what, _ in timeline.steps] == ["sigterm", "exited", "started", "ready"] * 2
+    assert statuses == [200] * 4
+    assert navigated == []  # no tab left the chat's page, for an error page or any other
+    assert_nothing_lost(crowd, acked)
+    wanted = set(acked)
+    for tab in tabs:
+        offsets = [offset for offset, _, _ in shown[tab.user]]
+        assert offsets == sorted(set(offsets)), tab.user
+        assert [(o, t) for o, t, _ in shown[tab.user] if (o, t) in wanted] == acked, tab.user
+        back = [n for n in notices[tab.user] if "Reconectado" in n]
+        assert back and all("reenviada" in n for n in back), (tab.user, notices[tab.user])
+        assert not [n for n in notices[tab.user] if "perdido" in n], notices[tab.user]
+
+
+def tab_messages(tab) -> list[tuple[int, str, str]]:
+    """(offset, text, sender) of every message a tab shows, in the page's order."""
+    return [(m["offset"], m["text"], m["from"]) for m in tab.messages()]
