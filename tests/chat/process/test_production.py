@@ -14,9 +14,9 @@ import subprocess
 import time
 
 import pytest
-from chatclient import WAIT, closed_with, hello, receive, say, serve_node, serve_process
+from chatclient import WAIT, closed_with, hello, receive, say, serve_node, serve_process, until
 from prometheus_client.parser import text_string_to_metric_families
-from test_chat_browser import (  # noqa: F401 (fixtures)
+from test_browser import (  # noqa: F401 (fixtures)
     MESSAGE_ITEMS,
     RECONNECT_TIMEOUT_MS,
     browser,
@@ -28,7 +28,7 @@ from websockets.sync.client import connect
 from wslab.chat.net.proxy import PROXY_V2_SIGNATURE
 from wslab.chat.testing.caddy import LocalCaddy, certificates
 from wslab.chat.testing.process import free_port
-from wslab.chat.testing.rolling import Crowd, Timeline, restart, until
+from wslab.chat.testing.rolling import Crowd, Timeline, restart
 from wslab.protocol.frames import Frame, Opcode, new_mask
 
 TRUST = ["--trust-proxy", "127.0.0.1/32"]  # Caddy dials the nodes from 127.0.0.1
@@ -141,7 +141,10 @@ def test_eighty_first_logins_through_caddy_all_get_in(tmp_path, tls):
         node(*TRUST, "--public-url", f"https://localhost:{front}") as (_, url),
         LocalCaddy(tmp_path, [f"127.0.0.1:{http_port(url)}"], tls, port=front) as caddy,
     ):
-        until(lambda: get(caddy.url + "/readyz", context=tls.client_context())[0] == 200)
+        until(
+            lambda: get(caddy.url + "/readyz", context=tls.client_context())[0] == 200,
+            within=2 * WAIT,
+        )
         context = tls.client_context()
         for index in range(80):
             source = f"127.0.0.{10 + index}"
@@ -259,7 +262,7 @@ def test_sigterm_drains_answers_every_line_read_closes_with_1012_and_exits_in_bo
                 else:
                     assert frame["type"] == "error", frame
         assert ana.close_code == 1012
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=2 * WAIT) == 0
         assert time.monotonic() - started < 4 + 5
         silent.close()
         assert [text for _, text in echoed] == [f"linha {i}" for i in range(len(echoed))]
@@ -328,7 +331,10 @@ def rolling_cluster(tmp_path, tls, valkey_url):
         for port in ports:
             nodes.append(serve_node(*options, "--port", str(port)))
         with LocalCaddy(tmp_path, [f"127.0.0.1:{p}" for p in ports], tls, port=front) as caddy:
-            until(lambda: get(caddy.url + "/readyz", context=tls.client_context())[0] == 200)
+            until(
+                lambda: get(caddy.url + "/readyz", context=tls.client_context())[0] == 200,
+                within=2 * WAIT,
+            )
             yield caddy, nodes
     finally:
         for node in nodes:
@@ -352,9 +358,9 @@ def roll(crowd, nodes, *, during=None) -> Timeline:
 def settled(crowd) -> list:
     """Every acknowledged message, once every user has received it (bounded): lines in
     flight when the talk stopped are acknowledged meanwhile, so wait twice."""
-    crowd.wait_received(crowd.acked(), within=30)
+    crowd.wait_received(crowd.acked(), within=6 * WAIT)
     acked = crowd.acked()
-    crowd.wait_received(acked, within=10)
+    crowd.wait_received(acked, within=2 * WAIT)
     return sorted(acked)
 
 
@@ -443,7 +449,7 @@ def test_two_tabs_through_caddy_in_a_rolling_restart_see_no_error_page_and_miss_
             def during(index: int) -> None:
                 page_opened()  # while the node drains
                 say_from_tabs(f"durante o nó {index}")
-                until(lambda: not nodes[index].running(), 20, f"node {index} exited")
+                until(lambda: not nodes[index].running(), within=4 * WAIT)
                 page_opened()  # while it is down
 
             say_from_tabs("antes")
@@ -456,7 +462,7 @@ def test_two_tabs_through_caddy_in_a_rolling_restart_see_no_error_page_and_miss_
             shown = {tab.user: tab_messages(tab) for tab in tabs}
             said = {(o, t) for tab in tabs for o, t, who in shown[tab.user] if who == tab.user}
             acked = sorted(set(settled(crowd)) | said)
-            crowd.wait_received(set(acked), within=10)
+            crowd.wait_received(set(acked), within=2 * WAIT)
             for tab in tabs:
                 tab.wait_offset(acked[-1][0])
                 shown[tab.user] = tab_messages(tab)
