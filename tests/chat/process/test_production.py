@@ -319,7 +319,8 @@ ROLLING_USERS, ROLLING_INTERVAL, ROLLING_RETENTION = 50, 0.5, 20_000
 
 @contextlib.contextmanager
 def rolling_cluster(tmp_path, tls, valkey_url):
-    """Two nodes over Valkey behind Caddy (the deploy Caddyfile): (caddy, nodes)."""
+    """Two nodes over Valkey behind Caddy (the deploy Caddyfile), and the crowd of users
+    through it, every one welcomed: (caddy, nodes, crowd)."""
     front, ports = free_port(), [free_port(), free_port()]
     options = (
         *("--redis", valkey_url, *TRUST, "--public-url", f"https://localhost:{front}"),
@@ -335,7 +336,15 @@ def rolling_cluster(tmp_path, tls, valkey_url):
                 lambda: get(caddy.url + "/readyz", context=tls.client_context())[0] == 200,
                 within=2 * WAIT,
             )
-            yield caddy, nodes
+            crowd = Crowd(
+                caddy.ws_url,
+                ROLLING_USERS,
+                ssl_context=tls.client_context(),
+                interval=ROLLING_INTERVAL,
+            )
+            with crowd:
+                crowd.wait_welcomed()
+                yield caddy, nodes, crowd
     finally:
         for node in nodes:
             if node.running():
@@ -352,6 +361,7 @@ def roll(crowd, nodes, *, during=None) -> Timeline:
         assert restart(node, index, timeline, during=during and (lambda i=index: during(i))) == 0
     crowd.wait_acked(100)
     crowd.talk(False)
+    assert [what for _, what, _ in timeline.steps] == ["sigterm", "exited", "started", "ready"] * 2
     return timeline
 
 
@@ -381,18 +391,9 @@ def test_a_rolling_restart_under_traffic_loses_nothing(tmp_path, tls, valkey_url
     """Two nodes over Valkey behind Caddy; 50 users talk over wss while node A is
     drained (SIGTERM), started again and waited for, then node B. Every acknowledged
     message reaches every user exactly once, in order; every resume is recovered."""
-    with rolling_cluster(tmp_path, tls, valkey_url) as (caddy, nodes):
-        crowd = Crowd(
-            caddy.ws_url,
-            ROLLING_USERS,
-            ssl_context=tls.client_context(),
-            interval=ROLLING_INTERVAL,
-        )
-        with crowd:
-            crowd.wait_welcomed()
-            timeline = roll(crowd, nodes)
-            acked = settled(crowd)
-    assert [what for _, what, _ in timeline.steps] == ["sigterm", "exited", "started", "ready"] * 2
+    with rolling_cluster(tmp_path, tls, valkey_url) as (_, nodes, crowd):
+        roll(crowd, nodes)
+        acked = settled(crowd)
     assert_nothing_lost(crowd, acked)
 
 
@@ -410,67 +411,58 @@ def test_two_tabs_through_caddy_in_a_rolling_restart_see_no_error_page_and_miss_
     that something may be lost."""
     from playwright.sync_api import expect
 
-    with rolling_cluster(tmp_path, tls, valkey_url) as (caddy, nodes):
-        crowd = Crowd(
-            caddy.ws_url,
-            ROLLING_USERS,
-            ssl_context=tls.client_context(),
-            interval=ROLLING_INTERVAL,
-        )
-        with crowd:
-            crowd.wait_welcomed()
-            tabs = [
-                open_tab_at(caddy.url + "/", name, "segredo", ignore_https_errors=True)
-                for name in ("ana", "bia")
-            ]
-            navigated = []
+    with rolling_cluster(tmp_path, tls, valkey_url) as (caddy, nodes, crowd):
+        tabs = [
+            open_tab_at(caddy.url + "/", name, "segredo", ignore_https_errors=True)
+            for name in ("ana", "bia")
+        ]
+        navigated = []
+        for tab in tabs:
+            tab.page.on(
+                "framenavigated",
+                lambda frame, page=tab.page: (
+                    navigated.append(frame.url) if frame is page.main_frame else None
+                ),
+            )
+        statuses = []
+
+        def page_opened() -> None:
+            page = tabs[0].page.context.new_page()
+            try:
+                statuses.append(page.goto(caddy.url + "/").status)
+                expect(page.locator("#login-name")).to_be_visible()
+            finally:
+                page.close()
+
+        def say_from_tabs(when: str) -> None:
             for tab in tabs:
-                tab.page.on(
-                    "framenavigated",
-                    lambda frame, page=tab.page: (
-                        navigated.append(frame.url) if frame is page.main_frame else None
-                    ),
-                )
-            statuses = []
+                tab.wait_connected(timeout=RECONNECT_TIMEOUT_MS)
+                tab.send(f"{tab.user} {when}")
 
-            def page_opened() -> None:
-                page = tabs[0].page.context.new_page()
-                try:
-                    statuses.append(page.goto(caddy.url + "/").status)
-                    expect(page.locator("#login-name")).to_be_visible()
-                finally:
-                    page.close()
+        def during(index: int) -> None:
+            page_opened()  # while the node drains
+            say_from_tabs(f"durante o nó {index}")
+            until(lambda: not nodes[index].running(), within=4 * WAIT)
+            page_opened()  # while it is down
 
-            def say_from_tabs(when: str) -> None:
-                for tab in tabs:
-                    tab.wait_connected(timeout=RECONNECT_TIMEOUT_MS)
-                    tab.send(f"{tab.user} {when}")
-
-            def during(index: int) -> None:
-                page_opened()  # while the node drains
-                say_from_tabs(f"durante o nó {index}")
-                until(lambda: not nodes[index].running(), within=4 * WAIT)
-                page_opened()  # while it is down
-
-            say_from_tabs("antes")
-            timeline = roll(crowd, nodes, during=during)
-            say_from_tabs("depois")
-            for tab in tabs:  # each tab's last line came back: acknowledged
-                expect(
-                    tab.page.locator(f"{MESSAGE_ITEMS}[data-from='{tab.user}']").last
-                ).to_contain_text("depois", timeout=RECONNECT_TIMEOUT_MS)
-            shown = {tab.user: tab_messages(tab) for tab in tabs}
-            said = {(o, t) for tab in tabs for o, t, who in shown[tab.user] if who == tab.user}
-            acked = sorted(set(settled(crowd)) | said)
-            crowd.wait_received(set(acked), within=2 * WAIT)
-            for tab in tabs:
-                tab.wait_offset(acked[-1][0])
-                shown[tab.user] = tab_messages(tab)
-            notices = {
-                tab.user: tab.page.locator("#messages li:not([data-offset])").all_inner_texts()
-                for tab in tabs
-            }
-    assert [what for _, what, _ in timeline.steps] == ["sigterm", "exited", "started", "ready"] * 2
+        say_from_tabs("antes")
+        roll(crowd, nodes, during=during)
+        say_from_tabs("depois")
+        for tab in tabs:  # each tab's last line came back: acknowledged
+            expect(
+                tab.page.locator(f"{MESSAGE_ITEMS}[data-from='{tab.user}']").last
+            ).to_contain_text("depois", timeout=RECONNECT_TIMEOUT_MS)
+        shown = {tab.user: tab_messages(tab) for tab in tabs}
+        said = {(o, t) for tab in tabs for o, t, who in shown[tab.user] if who == tab.user}
+        acked = sorted(set(settled(crowd)) | said)
+        crowd.wait_received(set(acked), within=2 * WAIT)
+        for tab in tabs:
+            tab.wait_offset(acked[-1][0])
+            shown[tab.user] = tab_messages(tab)
+        notices = {
+            tab.user: tab.page.locator("#messages li:not([data-offset])").all_inner_texts()
+            for tab in tabs
+        }
     assert statuses == [200] * 4
     assert navigated == []  # no tab left the chat's page, for an error page or any other
     assert_nothing_lost(crowd, acked)
