@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PYTHON) -m benchmarks.chat_fanout_cluster
 	$(PYTHON) -m benchmarks.chat_ingest --fsyncs
 	$(PYTHON) -m benchmarks.chat_login
+	$(PYTHON) -m benchmarks.chat_tls
 
 # Debian's Chromium, for the browser test of the chat client (make test skips that
 # test, saying why, when no Chromium is found). Installs through apt-get as root.

@@ -101,12 +101,19 @@ def chat_server(*, max_rate=20.0, burst=40, **options):
     return ChatServer(**options)
 
 
-def serve_process(*options, cwd=None):
+def serve_node(*options, cwd=None) -> ServeProcess:
     """``python -m wslab.chat serve --port 0 --max-rate 0 --kdf-n 1024 OPTIONS`` as a
-    real process that dies with the test run (a later option wins); (process, ws url)
-    once it listens."""
-    server = ServeProcess("--max-rate", "0", "--kdf-n", "1024", *options, cwd=cwd, wait=4 * WAIT)
-    return server.start().process, server.ws_url
+    real process that dies with the test run (a later option wins), started: it
+    listens."""
+    return ServeProcess(
+        "--max-rate", "0", "--kdf-n", "1024", *options, cwd=cwd, wait=4 * WAIT
+    ).start()
+
+
+def serve_process(*options, cwd=None):
+    """:func:`serve_node`'s (process, ws url)."""
+    server = serve_node(*options, cwd=cwd)
+    return server.process, server.ws_url
 
 
 # -- stores ------------------------------------------------------------------------------

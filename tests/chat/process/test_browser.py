@@ -156,13 +156,14 @@ class Tab:
 
 @pytest.fixture
 def open_tab_at(browser) -> Iterator[Callable[..., Tab]]:
-    """Factory: a tab for ``user`` on the page of ``url``, in a fresh context, logged in
-    unless told not to; at the end, no tab may have logged a page error."""
+    """Factory: a tab for ``user`` on the page of ``url``, in a fresh context (made with
+    ``context_options``: Playwright's), logged in unless told not to; at the end, no tab
+    may have logged a page error."""
     contexts = []
     tabs: list[Tab] = []
 
-    def open_(url: str, user: str, secret: str | None = None) -> Tab:
-        context = browser.new_context()
+    def open_(url: str, user: str, secret: str | None = None, **context_options) -> Tab:
+        context = browser.new_context(**context_options)
         contexts.append(context)
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()

@@ -328,7 +328,10 @@ class ChatService:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, deadline - loop.time())):
                 await asyncio.gather(*closes, return_exceptions=True)
-        for connection in list(self._all):
+        # Cut whatever is still open: a session's close still under way, and a
+        # connection whose handler has returned (out of _all) while websockets' own
+        # close waits for a slow reader (its close_timeout is 10 s; the bound is ours).
+        for connection in {*self._all, *server.all_connections}:
             connection.transport.abort()
         server.close(close_connections=False)
         await server.wait_closed()
