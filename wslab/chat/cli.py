@@ -24,7 +24,7 @@ import sys
 
 from ..argparse_pt import ArgumentParser
 from .assemble import choose_stores
-from .errors import StoreError
+from .errors import BadSetting, StoreError
 from .net.gate import Caps
 from .net.http import parse_origin
 from .net.logs import quiet_libraries
@@ -58,20 +58,13 @@ def _raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-class BadSetting(ValueError):
-    """A setting of ``serve`` that cannot be used (a pt-BR sentence): exit 1."""
-
-
 def _settings(args: argparse.Namespace) -> dict:
     """The production settings, checked: TLS context, trusted proxies, public URLs,
     /metrics networks. Raises :class:`BadSetting` with one sentence."""
-    try:
-        context = server_context(args.certfile, args.keyfile) if args.certfile else None
-        trusted = TrustedProxies(parse_networks(args.trust_proxy), args.proxy_header)
-        public = [parse_origin(url) for url in args.public_url]
-        allow = parse_networks(args.metrics_allow or LOOPBACK)
-    except ValueError as error:
-        raise BadSetting(str(error)) from None
+    context = server_context(args.certfile, args.keyfile) if args.certfile else None
+    trusted = TrustedProxies(parse_networks(args.trust_proxy), args.proxy_header)
+    public = [parse_origin(url) for url in args.public_url]
+    allow = parse_networks(args.metrics_allow or LOOPBACK)
     if args.keyfile and not args.certfile:
         raise BadSetting("--keyfile sem --certfile: diga também o certificado.")
     if context is not None and args.proxy_header == "proxy-protocol" and trusted:
@@ -187,7 +180,7 @@ def _positive(text: str) -> float:
 def _origin(text: str) -> str:
     try:
         return parse_origin(text)
-    except ValueError as error:
+    except BadSetting as error:  # argparse shows an ArgumentTypeError's own words
         raise argparse.ArgumentTypeError(str(error)) from None
 
 

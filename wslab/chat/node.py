@@ -249,12 +249,9 @@ class ChatNode:
 
         Raises:
             Refusal: with the close code to send (bad name or secret, throttled, a cap,
-                the store failing).
+                the store failing or holding a corrupt record).
         """
-        try:
-            name = normalize_name(user)
-        except ValueError as error:
-            raise Refusal(str(error)) from None
+        name = normalize_name(user)  # BadName: a Refusal (4000)
         if not isinstance(secret, str) or not secret:
             raise Refusal("A senha deve ser um texto não vazio.")
         if resume is not None or history:
@@ -306,10 +303,9 @@ class ChatNode:
 
     def close(self, session_id: str) -> None:
         """Close a session (unknown ids are ignored)."""
-        try:
-            user = self.hub.user_of(session_id)
-        except KeyError:
+        if not self.hub.is_open(session_id):
             return
+        user = self.hub.user_of(session_id)
         self.hub.close(session_id)
         if self.presence is not None and not self.hub.is_online(user):
             self.presence.changed()
@@ -366,7 +362,8 @@ class ChatNode:
                         await self._stored(self.limiter.remember(name, address))
                     self._registered.add(name)
                     return  # registered by this call
-            if not await self._cpu(Scrypt.verify, secret, record):
+            # A corrupt record: BadRecord, a StoreError, refused like a store failing.
+            if not await self._stored(self._cpu(Scrypt.verify, secret, record)):
                 wait = 0.0
                 if throttled:
                     await self._stored(self.limiter.login_failed(keys))
@@ -430,7 +427,7 @@ class ChatNode:
         ``charged``: the caller already charged this frame to the rate (:meth:`spend`).
 
         Raises:
-            KeyError: if the session is not open.
+            UnknownSession: (a ``KeyError`` too) if the session is not open.
         """
         over = None if charged else self.spend(session_id, address)
         if over is not None:
@@ -493,7 +490,7 @@ class ChatNode:
         server's read budget per connection).
 
         Raises:
-            KeyError: if the session is not open.
+            UnknownSession: (a ``KeyError`` too) if the session is not open.
         """
         user = self.hub.user_of(session_id)
         if self._lines is None:
@@ -524,7 +521,6 @@ class ChatNode:
     def error(self, session_id: str, text: str) -> list[Outbound]:
         """An error item for the session, if it is still open (a store await may have
         outlasted it)."""
-        try:
-            return [self.hub.reply(session_id, Kind.ERROR, text)]
-        except KeyError:
+        if not self.hub.is_open(session_id):
             return []
+        return [self.hub.reply(session_id, Kind.ERROR, text)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Coroutine, Sequence
 
 from ..assemble import choose_stores
+from ..errors import UnknownSession
 from ..node import ChatNode, Limits
 from ..rules.hub import Hub
 from ..rules.kdf import SCRYPT, Scrypt
@@ -140,7 +141,7 @@ class ChatModel:
         """Return what is queued for the session, oldest first, and clear it.
 
         Raises:
-            KeyError: if the session is unknown or closed.
+            UnknownSession: (a ``KeyError`` too) if the session is unknown or closed.
         """
         queue = self._queue(session_id)
         queued = queue.copy()
@@ -158,7 +159,7 @@ class ChatModel:
         Returns the ids of the sessions that got something queued by this call.
 
         Raises:
-            KeyError: if the session is unknown or closed.
+            UnknownSession: (a ``KeyError`` too) if the session is unknown or closed.
             TypeError: if ``text`` is not a string.
         """
         self._queue(session_id)
@@ -168,10 +169,10 @@ class ChatModel:
         return touched
 
     def _queue(self, session_id: str) -> _Queue:
-        try:
-            return self._queues[session_id]
-        except (KeyError, TypeError):
-            raise KeyError(f"Sessão desconhecida ou já encerrada: {session_id!r}.") from None
+        queue = self._queues.get(session_id) if isinstance(session_id, str) else None
+        if queue is None:
+            raise UnknownSession(session_id)
+        return queue
 
     def _put(self, items: list[Outbound]) -> None:
         touched = self._touched

@@ -70,7 +70,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from ..errors import CloseCode, Refusal
+from ..errors import CloseCode, Refusal, UnknownSession
 from ..node import ChatNode
 from ..rules.messages import Outbound
 from ..rules.wire import (
@@ -215,9 +215,16 @@ class ChatService:
         """Ids of the open sessions, in opening order."""
         return list(self._clients)
 
-    def connection(self, session_id: str) -> ServerConnection:
-        """The connection serving a session (``KeyError`` if it is not open)."""
-        return self._clients[session_id].connection
+    def connection(self, session_id: str) -> Connection:
+        """The connection serving a session.
+
+        Raises:
+            UnknownSession: (a ``KeyError`` too) the session is not open.
+        """
+        client = self._clients.get(session_id)
+        if client is None:
+            raise UnknownSession(session_id)
+        return client.connection
 
     @property
     def epoch(self) -> str:
@@ -574,7 +581,7 @@ class ChatService:
         """A pipelined line was stored or refused: send its replies (an error, if any)."""
         if task.cancelled():
             return
-        with contextlib.suppress(KeyError):  # the session closed meanwhile: nobody to answer
+        with contextlib.suppress(UnknownSession):  # it closed meanwhile: nobody to answer
             self.send(task.result())
 
     # -- writing -----------------------------------------------------------------------

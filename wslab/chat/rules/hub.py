@@ -30,7 +30,7 @@ import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from ..errors import CloseCode, Refusal
+from ..errors import CloseCode, Refusal, UnknownSession
 from .messages import Kind, LogState, Message, Notice, Outbound, Session
 
 __all__ = ["Hub", "Read", "Recovery", "resume_read", "resume_verdict"]
@@ -142,8 +142,12 @@ class Hub:
     def is_online(self, user: str) -> bool:
         return user in self._users
 
+    def is_open(self, session_id: str) -> bool:
+        """Whether a session is open here (recovering or live)."""
+        return session_id in self._sessions
+
     def user_of(self, session_id: str) -> str:
-        """The user of an open session (``KeyError`` if it is not open)."""
+        """The user of an open session (:class:`UnknownSession` if it is not open)."""
         return self._state(session_id).user
 
     def handle_of(self, session_id: str) -> object:
@@ -238,7 +242,11 @@ class Hub:
         return items
 
     def reply(self, session_id: str, kind: Kind, text: str) -> Outbound:
-        """A notice (system or error) for one session only; never kept."""
+        """A notice (system or error) for one session only; never kept.
+
+        Raises:
+            UnknownSession: the session is not open.
+        """
         return Outbound(Notice(kind, text), (self._state(session_id).handle,))
 
     def announce(self, text: str) -> list[Outbound]:
@@ -288,7 +296,7 @@ class Hub:
         return self._snapshot
 
     def _state(self, session_id: str) -> _SessionState:
-        try:
-            return self._sessions[session_id]
-        except (KeyError, TypeError):
-            raise KeyError(f"unknown or closed session: {session_id!r}") from None
+        state = self._sessions.get(session_id) if isinstance(session_id, str) else None
+        if state is None:
+            raise UnknownSession(session_id)
+        return state

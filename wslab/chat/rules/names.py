@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
-__all__ = ["MAX_NAME_LENGTH", "normalize_name"]
+from ..errors import CloseCode, Refusal
+
+__all__ = ["MAX_NAME_LENGTH", "BadName", "is_name", "normalize_name"]
 
 MAX_NAME_LENGTH = 32
 # Checked on the name as typed (ASCII only), before lower-casing: str.lower() maps some
@@ -12,15 +15,27 @@ MAX_NAME_LENGTH = 32
 _NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_NAME_LENGTH}}}")
 
 
+class BadName(Refusal, ValueError):
+    """Not a user name (4000): the hello is refused with this sentence."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, CloseCode.BAD_HELLO)
+
+
+def is_name(name: object) -> TypeGuard[str]:
+    """Whether ``name`` is a string of 1 to 32 characters among a-z, A-Z, 0-9, ``_``,
+    ``.`` and ``-``."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 def normalize_name(name: object) -> str:
     """Return ``name`` lower-cased.
 
     Raises:
-        ValueError: if ``name`` is not a string of 1 to 32 characters among
-            a-z, A-Z, 0-9, ``_``, ``.`` and ``-``.
+        BadName: (a ``ValueError`` too) if ``name`` is not a name (:func:`is_name`).
     """
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
-        raise ValueError(
+    if not is_name(name):
+        raise BadName(
             f"Nome de usuário inválido: {name!r}. Use de 1 a {MAX_NAME_LENGTH} "
             "caracteres entre letras a-z, dígitos 0-9, '_', '.' e '-'."
         )

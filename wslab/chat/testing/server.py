@@ -129,7 +129,7 @@ class ChatServer(BackgroundServer):
         would; returns once the server has ended the session.
 
         Raises:
-            KeyError: if the session is not open.
+            UnknownSession: (a ``KeyError`` too) if the session is not open.
         """
 
         async def cut() -> None:
