@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import NoReturn
+from collections.abc import Iterable
+from typing import Any, NoReturn
 
 __all__ = ["ArgumentParser", "HelpFormatter", "translate"]
 
 # argparse's error sentences (Python 3.11-3.13), most specific first.
-_ERRORS = [
+_SENTENCES = [
     (r"argument (?P<name>.+?): (?P<rest>.+)", "argumento {name}: {rest}"),
     (r"the following arguments are required: (?P<names>.+)", "faltam argumentos: {names}"),
     (r"one of the arguments (?P<names>.+) is required", "é preciso um dos argumentos {names}"),
@@ -39,7 +40,7 @@ _ERRORS = [
     ),
     (r"ignored explicit argument (?P<value>.+)", "valor ignorado: {value}"),
 ]
-_ERRORS = [(re.compile(pattern + r"\Z"), template) for pattern, template in _ERRORS]
+_ERRORS = [(re.compile(pattern + r"\Z"), template) for pattern, template in _SENTENCES]
 
 
 def translate(message: str) -> str:
@@ -57,7 +58,13 @@ class HelpFormatter(argparse.HelpFormatter):
     """ "uso:" as the usage prefix, and "(padrão: X)" after the help of an option that
     has a default worth saying (not None, not empty, not False)."""
 
-    def add_usage(self, usage, actions, groups, prefix=None) -> None:
+    def add_usage(
+        self,
+        usage: str | None,
+        actions: Iterable[argparse.Action],
+        groups: Iterable[argparse._MutuallyExclusiveGroup],
+        prefix: str | None = None,
+    ) -> None:
         super().add_usage(usage, actions, groups, "uso: " if prefix is None else prefix)
 
     def _get_help_string(self, action: argparse.Action) -> str:
@@ -72,9 +79,9 @@ class HelpFormatter(argparse.HelpFormatter):
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` that writes its own words in pt-BR (see the module)."""
 
-    def __init__(self, *args, add_help: bool = True, **kwargs) -> None:
+    def __init__(self, *, add_help: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, add_help=False, **kwargs)
+        super().__init__(add_help=False, **kwargs)
         self._positionals.title = "argumentos"
         self._optionals.title = "opções"
         if add_help:

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Origem: servidor ao vivo ({live.url}), recebida em {live.received_at} UTC, em {live.elapsed:.2f} s."
         )
         return 0
-    print(f"Falha ({live.failure.name}): {live.explanation}")
+    print(f"Falha ({live.failure and live.failure.name}): {live.explanation}")
     if local is None:
         return 1
     if not local.ok:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from ..background import BackgroundServer
 from .accounting import ByteCounter
 from .events import TickSchedule
 from .long_polling import LongPollingServer, receive_by_long_polling
@@ -29,7 +30,7 @@ class Transport:
     """A named pair: a server class (context manager over a source) and its client."""
 
     name: str
-    server: Callable[[TickSchedule], object]
+    server: Callable[[TickSchedule], BackgroundServer]
     receive: Receiver
 
 

@@ -8,6 +8,8 @@ every byte on the wire is an event frame, the handshake or the close handshake.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import websocket  # websocket-client
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
@@ -38,7 +40,7 @@ class WebSocketServer(BackgroundServer):
             return  # the client left; returning ends this handler
         # returning closes the connection with code 1000 (normal closure)
 
-    def _serve(self, ready) -> None:
+    def _serve(self, ready: Callable[[int], None]) -> None:
         self._server = serve(
             self._handle,
             self.host,
@@ -53,7 +55,8 @@ class WebSocketServer(BackgroundServer):
 
     def _shutdown(self) -> None:
         """Closes the listener and open connections (1001), waits for handlers."""
-        self._server.shutdown()
+        if self._server is not None:
+            self._server.shutdown()
 
 
 def receive_by_websocket(

@@ -4,6 +4,7 @@ notebooks, and the stores it uses when none are given."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from ...background import BackgroundServer
 from ..assemble import choose_stores
@@ -83,14 +84,14 @@ class ChatServer(BackgroundServer):
     def ws_url(self) -> str:
         return self.url_for("ws", WS_PATH)
 
-    def _serve(self, ready) -> None:
+    def _serve(self, ready: Callable[[int], None]) -> None:
         loop = self._loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(self._run(ready))
         finally:
             loop.close()
 
-    async def _run(self, ready) -> None:
+    async def _run(self, ready: Callable[[int], None]) -> None:
         server = await self.service.serve(self.host, self.requested_port, **self._options)
         self._stop = asyncio.Event()
         ready(server.sockets[0].getsockname()[1])
