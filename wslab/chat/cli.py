@@ -20,24 +20,28 @@ import asyncio
 import logging
 import resource
 import signal
+import ssl
 import sys
+from collections.abc import Coroutine
+from typing import Any, NamedTuple
 
 from ..argparse_pt import ArgumentParser
 from .assemble import choose_stores
 from .errors import BadSetting, StoreError
+from .net.connection import FRAMES_PER_SECOND
 from .net.gate import Caps
 from .net.http import parse_origin
 from .net.logs import quiet_libraries
 from .net.metrics import Metrics
 from .net.probes import LOOPBACK
-from .net.proxy import SOURCES, TrustedProxies, parse_networks
+from .net.proxy import SOURCES, Network, TrustedProxies, parse_networks
 from .net.service import (
     DRAIN_TIMEOUT,
-    FRAMES_PER_SECOND,
     HELLO_TIMEOUT,
     MAX_PENDING_BYTES,
     OPEN_TIMEOUT,
     ChatService,
+    Client,
 )
 from .net.tls import server_context
 from .node import ChatNode, Limits
@@ -58,7 +62,16 @@ def _raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def _settings(args: argparse.Namespace) -> dict:
+class Settings(NamedTuple):
+    """The production settings of ``serve``, checked (:func:`_settings`)."""
+
+    context: ssl.SSLContext | None  # --certfile: the node serves TLS
+    trusted: TrustedProxies
+    public: list[str]
+    allow: tuple[Network, ...]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
     """The production settings, checked: TLS context, trusted proxies, public URLs,
     /metrics networks. Raises :class:`BadSetting` with one sentence."""
     context = server_context(args.certfile, args.keyfile) if args.certfile else None
@@ -72,10 +85,10 @@ def _settings(args: argparse.Namespace) -> dict:
             "--proxy-header proxy-protocol com --certfile não é suportado: o cabeçalho "
             "PROXY vem antes do TLS; termine o TLS no balanceador."
         )
-    return {"ssl": context, "trusted": trusted, "public": public, "allow": allow}
+    return Settings(context, trusted, public, allow)
 
 
-async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
+async def _serve(args: argparse.Namespace, caps: Caps, settings: Settings) -> None:
     limits = Limits(
         max_rate=args.max_rate or None,
         burst=args.burst,
@@ -91,7 +104,7 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
         limits=limits,
         presence_ttl=args.presence_ttl,
     )
-    node = ChatNode(
+    node: ChatNode[Client] = ChatNode(
         stores.log,
         stores.credentials,
         presence=stores.presence,
@@ -109,18 +122,18 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
         allowed_origins=args.allow_origin,
         pipeline=PIPELINE,  # where the log keeps call order (SQLite), else 1
         max_frames=args.max_frames or None,
-        trusted=settings["trusted"],
-        public_urls=settings["public"],
+        trusted=settings.trusted,
+        public_urls=settings.public,
         metrics=Metrics(enabled=not args.no_metrics),
-        metrics_allow=() if args.metrics_port else settings["allow"],
-        tls=settings["ssl"] is not None,
+        metrics_allow=() if args.metrics_port else settings.allow,
+        tls=settings.context is not None,
     )
     server = await service.serve(
         args.host,
         args.port,
         backlog=1024,
         open_timeout=args.open_timeout,
-        ssl=settings["ssl"],
+        ssl=settings.context,
     )
     if args.metrics_port:
         from prometheus_client import start_http_server
@@ -130,16 +143,21 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     log.info(
         "servindo o chat em %s://%s:%d/ (WebSocket em /ws; %s, época %s); Ctrl-C para parar",
-        "https" if settings["ssl"] else "http",
+        "https" if settings.context else "http",
         shown,
         bound[1],
         stores.where,
         node.epoch,
     )
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()  # the signal that came first
+    stop: asyncio.Future[int] = loop.create_future()  # the signal that came first
+
+    def stopping(signum: int) -> None:
+        if not stop.done():
+            stop.set_result(signum)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda s=signum: stop.done() or stop.set_result(s))
+        loop.add_signal_handler(signum, stopping, signum)
     if await stop == signal.SIGTERM:  # a balancer's rolling restart
         await service.drain(server, args.drain_timeout)
     else:  # Ctrl-C: the operator stops it
@@ -419,7 +437,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(coroutine, loop: str) -> None:
+def _run(coroutine: Coroutine[Any, Any, None], loop: str) -> None:
     """``asyncio.run`` on uvloop (the default where it installs) or asyncio's own loop."""
     if loop == "uvloop":
         import uvloop

@@ -44,16 +44,17 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from .errors import AuthError, CloseCode, Refusal, StoreError
 from .rules.addresses import address_key
 from .rules.commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
 from .rules.hub import Hub, Recovery, resume_read
 from .rules.kdf import SCRYPT, Scrypt
-from .rules.messages import Kind, Message, Outbound, Session
+from .rules.messages import H, Kind, Message, Outbound, Session
 from .rules.names import normalize_name
 from .rules.ratelimit import KeyedBuckets
 from .stores import CredentialStore, Limiter, MessageLog, Presence
@@ -61,9 +62,49 @@ from .stores.memory import MemoryLimiter
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ChatNode", "Limits"]
+__all__ = ["ChatNode", "Count", "Labelled", "Limits", "NodeMetrics", "Observe", "Offload"]
 
-Emit = Callable[[list[Outbound]], None]
+T = TypeVar("T")
+Emit = Callable[[list[Outbound[H]]], None]
+
+
+class Offload(Protocol):
+    """Runs ``function(*args)`` off the event loop; awaiting the result gives its value."""
+
+    def __call__(self, function: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
+
+
+class Count(Protocol):
+    """A counter (prometheus_client's ``Counter``, or one that counts nothing)."""
+
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class Observe(Protocol):
+    """A histogram (prometheus_client's ``Histogram``, or one that counts nothing)."""
+
+    def observe(self, amount: float) -> None: ...
+
+
+class Labelled(Protocol):
+    """A counter with labels: ``labels(value)`` is the counter of that series."""
+
+    def labels(self, *values: str) -> Count: ...
+
+
+class NodeMetrics(Protocol):
+    """What the node counts; the network's :class:`wslab.chat.net.metrics.Metrics` is
+    one (a protocol, so the node imports nothing of the network)."""
+
+    @property
+    def stored(self) -> Labelled: ...
+    @property
+    def store_seconds(self) -> Observe: ...
+    @property
+    def kdf_wait_seconds(self) -> Observe: ...
+    @property
+    def store_outages(self) -> Count: ...
+
 
 STORE_DOWN = (
     "O servidor perdeu o contato com o armazenamento compartilhado (Redis): por "
@@ -93,7 +134,7 @@ class Limits:
     replays_per_second: float | None = 1.0  # per address, bursts of 5 (None: no limit)
 
 
-class ChatNode:
+class ChatNode(Generic[H]):
     """The hub, the stores and the limits of one node.
 
     Args:
@@ -118,29 +159,29 @@ class ChatNode:
         *,
         kdf: Scrypt = SCRYPT,
         limits: Limits = Limits(),
-        offload: Callable | None | str = "threads",
+        offload: Offload | Literal["threads"] | None = "threads",
         clock: Callable[[], float] = time.monotonic,
-        hub: Hub | None = None,
+        hub: Hub[H] | None = None,
         presence: Presence | None = None,
         limiter: Limiter | None = None,
-        metrics=None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.log = log
-        # The network's collectors (wslab.chat.net.metrics.Metrics), duck-typed so the
-        # node imports nothing of the network; None counts nothing.
+        # The network's collectors (wslab.chat.net.metrics.Metrics), through a protocol
+        # so the node imports nothing of the network; None counts nothing.
         self.metrics = metrics
         self.presence = presence
         self.credentials = credentials
         self.kdf = kdf
         self.limits = limits
-        self.hub = hub if hub is not None else Hub()
+        self.hub: Hub[H] = hub if hub is not None else Hub()
         self._clock = clock
-        self._emit: Emit = lambda items: None
+        self._emit: Emit[H] = lambda items: None
         self._pool: ThreadPoolExecutor | None = None
-        if offload == "threads":
+        if isinstance(offload, str):  # "threads"
             self._pool = ThreadPoolExecutor(limits.kdf_workers, "wslab-kdf")
             offload = self._in_pool
-        self._offload = offload
+        self._offload: Offload | None = offload
         self._pending_logins = 0
         # Names known to be registered (never removed: a name, once taken, stays). A
         # /msg to one of them needs no lookup, so awaits_store and submit agree.
@@ -165,7 +206,7 @@ class ChatNode:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self, emit: Emit, lost: Callable[[str], None] | None = None) -> None:
+    async def start(self, emit: Emit[H], lost: Callable[[str], None] | None = None) -> None:
         """Start the log; committed messages now reach ``emit`` as outbound items.
 
         ``lost(epoch)``: the store lost messages (a shared store came back empty, or
@@ -217,10 +258,10 @@ class ChatNode:
         if items:
             self._emit(items)
 
-    async def _in_pool(self, function: Callable, *args):
+    async def _in_pool(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
 
-    async def _cpu(self, function: Callable, *args):
+    async def _cpu(self, function: Callable[..., T], *args: Any) -> T:
         if self._offload is None:
             return function(*args)
         started = time.perf_counter()
@@ -236,12 +277,12 @@ class ChatNode:
         self,
         user: str,
         secret: str,
-        handle: object,
+        handle: H,
         *,
         address: str = "",
         resume: tuple[str, int] | None = None,
         history: int = 0,
-    ) -> tuple[Session, list[Outbound]]:
+    ) -> tuple[Session, list[Outbound[H]]]:
         """Authenticate (registering a new name), open a session and plan its replay.
 
         All or nothing: when this raises, no session is open and nothing is queued.
@@ -287,7 +328,7 @@ class ChatNode:
             self.close(session_id)
             raise
 
-    def go_live(self, session_id: str) -> list[Outbound]:
+    def go_live(self, session_id: str) -> list[Outbound[H]]:
         """What the session buffered since :meth:`open`; live delivery from now on.
 
         Raises:
@@ -337,7 +378,8 @@ class ChatNode:
 
     async def _authenticate(self, name: str, secret: str, address: str) -> None:
         throttled = self.limits.login_free is not None
-        wait, keys = 0.0, ()
+        wait = 0.0
+        keys: tuple[str, ...] = ()
         if throttled:
             known = await self._stored(self.limiter.knows(name, address))
             keys = (f"addr:{address}",) if known else (f"name:{name}", f"addr:{address}")
@@ -406,7 +448,7 @@ class ChatNode:
         return await self._stored(self.credentials.lookup(name))
 
     @staticmethod
-    async def _stored(call):
+    async def _stored(call: Awaitable[T]) -> T:
         try:
             return await call
         except StoreError as error:
@@ -416,7 +458,7 @@ class ChatNode:
 
     async def submit(
         self, session_id: str, text: str, *, address: str = "", charged: bool = False
-    ) -> list[Outbound]:
+    ) -> list[Outbound[H]]:
         """Handle one line typed in a session; returns replies for that session only.
 
         A message is answered through the log: its echo to the sender, with its
@@ -444,8 +486,11 @@ class ChatNode:
             if isinstance(command, WhoQuery):
                 names = ", ".join(await self._online())
                 return [self.hub.reply(session_id, Kind.SYSTEM, f"Online agora: {names}.")]
-            if self._shared_lines and not await self.limiter.allow(
-                f"line:{user}", self.limits.max_rate, self.limits.burst
+            rate = self.limits.max_rate
+            if (
+                self._shared_lines
+                and rate is not None
+                and not await self.limiter.allow(f"line:{user}", rate, self.limits.burst)
             ):
                 return self._too_fast(session_id)  # over the user's rate on every node
             started = time.perf_counter()
@@ -484,7 +529,7 @@ class ChatNode:
         """Whether ``name`` is known to be registered without asking the store."""
         return name in self._registered or self.hub.is_online(name)
 
-    def spend(self, session_id: str, address: str = "") -> list[Outbound] | None:
+    def spend(self, session_id: str, address: str = "") -> list[Outbound[H]] | None:
         """Charge one frame of the session to its user's and its address's rate;
         None if allowed, else the error to answer (a flood of them is bounded by the
         server's read budget per connection).
@@ -493,7 +538,7 @@ class ChatNode:
             UnknownSession: (a ``KeyError`` too) if the session is not open.
         """
         user = self.hub.user_of(session_id)
-        if self._lines is None:
+        if self._lines is None or self._address_lines is None:  # no rate limit
             return None
         now = self._clock()
         if self._lines.allow((user,), now) and self._address_lines.allow(
@@ -502,7 +547,7 @@ class ChatNode:
             return None
         return self._too_fast(session_id)
 
-    def _too_fast(self, session_id: str) -> list[Outbound]:
+    def _too_fast(self, session_id: str) -> list[Outbound[H]]:
         return self.error(
             session_id,
             (
@@ -518,7 +563,7 @@ class ChatNode:
             return self.hub.online()
         return sorted(set(self.hub.online()) | set(await self.presence.online()))
 
-    def error(self, session_id: str, text: str) -> list[Outbound]:
+    def error(self, session_id: str, text: str) -> list[Outbound[H]]:
         """An error item for the session, if it is still open (a store await may have
         outlasted it)."""
         if not self.hub.is_open(session_id):

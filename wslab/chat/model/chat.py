@@ -10,13 +10,14 @@ The rules (who sees what, when a resume is recovered) are the hub's
 from __future__ import annotations
 
 from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from ..assemble import choose_stores
 from ..errors import UnknownSession
 from ..node import ChatNode, Limits
 from ..rules.hub import Hub
 from ..rules.kdf import SCRYPT, Scrypt
-from ..rules.messages import Message, Outbound, Session
+from ..rules.messages import Message, Notice, Outbound, Session
 from ..rules.wire import resume_point
 
 __all__ = ["ChatModel"]
@@ -27,17 +28,21 @@ _MODEL_LIMITS = Limits(
 )
 
 
-def _now(coroutine: Coroutine):
+T = TypeVar("T")
+
+
+def _now(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine that never suspends to its end and return its value."""
     try:
         coroutine.send(None)
     except StopIteration as done:
-        return done.value
+        value: T = done.value
+        return value
     coroutine.close()
     raise RuntimeError("an in-memory store suspended: ChatModel cannot drive it")
 
 
-class _Queue(list):
+class _Queue(list[Message | Notice]):
     """A session's pending messages and notices; the session's handle in the hub."""
 
     __slots__ = ("session_id",)
@@ -66,14 +71,14 @@ class ChatModel:
             non-empty string.
     """
 
-    hub_class: type[Hub] = Hub
+    hub_class: type[Hub[_Queue]] = Hub
 
     def __init__(
         self, retention: int = 1000, *, epoch: str | None = None, kdf: Scrypt = SCRYPT
     ) -> None:
         stores = choose_stores(retention=retention, epoch=epoch)
         self._log = stores.log
-        self._node = ChatNode(
+        self._node: ChatNode[_Queue] = ChatNode(
             self._log,
             stores.credentials,
             kdf=kdf,
@@ -100,7 +105,7 @@ class ChatModel:
         return self._log.state.newest
 
     @property
-    def hub(self) -> Hub:
+    def hub(self) -> Hub[_Queue]:
         return self._node.hub
 
     def online(self) -> list[str]:
@@ -137,7 +142,7 @@ class ChatModel:
         if isinstance(session_id, str) and self._queues.pop(session_id, None) is not None:
             self._node.close(session_id)
 
-    def take(self, session_id: str) -> list[Message]:
+    def take(self, session_id: str) -> list[Message | Notice]:
         """Return what is queued for the session, oldest first, and clear it.
 
         Raises:
@@ -174,7 +179,7 @@ class ChatModel:
             raise UnknownSession(session_id)
         return queue
 
-    def _put(self, items: list[Outbound]) -> None:
+    def _put(self, items: list[Outbound[_Queue]]) -> None:
         touched = self._touched
         for item in items:
             for queue in item.handles:

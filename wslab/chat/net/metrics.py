@@ -20,6 +20,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from ..node import Count, Labelled, Observe
+
 __all__ = ["CLOSE_CODES", "CONTENT_TYPE", "REFUSALS", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -67,8 +69,19 @@ class Metrics:
     Attributes bumped by the node and the service: ``stored`` (``.labels(kind)``),
     ``delivered``, ``replayed``, ``shed``, ``store_seconds`` (one append, to its
     confirmation), ``kdf_wait_seconds``, ``store_outages``; and through
-    :meth:`refused` and :meth:`closed`, whose labels are bounded here.
+    :meth:`refused` and :meth:`closed`, whose labels are bounded here. It is the
+    node's :class:`wslab.chat.node.NodeMetrics`.
     """
+
+    stored: Labelled
+    delivered: Count
+    replayed: Count
+    shed: Count
+    store_seconds: Observe
+    kdf_wait_seconds: Observe
+    store_outages: Count
+    _refusals: Labelled
+    _closes: Labelled
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled

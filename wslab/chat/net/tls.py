@@ -38,7 +38,7 @@ def server_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
             with open(path, "rb") as file:
                 head = file.read(1 << 16)
         except OSError as error:
-            why = _WHY.get(error.errno, error.strerror or str(error))
+            why = _WHY.get(error.errno or 0, error.strerror or str(error))
             raise BadSetting(f"Não consegui ler {what} {path!r}: {why}.") from None
         if b"-----BEGIN" not in head:
             raise BadSetting(f"{what.capitalize()} {path!r} não está no formato PEM.")
