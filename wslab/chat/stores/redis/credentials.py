@@ -5,7 +5,10 @@ Key: ``{prefix}users``, a hash of name -> secret record (:mod:`wslab.chat.rules.
 
 from __future__ import annotations
 
-from .client import FAILURES, connect, failure
+from collections.abc import Awaitable
+from typing import Any
+
+from .client import answer, connect
 
 __all__ = ["RedisCredentials"]
 
@@ -18,19 +21,17 @@ class RedisCredentials:
         self._users = f"{prefix}users"
 
     async def lookup(self, user: str) -> str | None:
-        return await self._call(self._client.hget(self._users, user))
+        record: str | None = await self._call(self._client.hget(self._users, user))
+        return record
 
     async def register(self, user: str, record: str) -> bool:
         return bool(await self._call(self._client.hsetnx(self._users, user, record)))
 
     async def count(self) -> int:
-        return await self._call(self._client.hlen(self._users))
+        return int(await self._call(self._client.hlen(self._users)))
 
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def _call(self, call):
-        try:
-            return await call
-        except FAILURES as error:
-            raise failure(self._client, error, "não consegui consultar os usuários") from error
+    async def _call(self, call: Awaitable[Any]) -> Any:
+        return await answer(self._client, call, "não consegui consultar os usuários")

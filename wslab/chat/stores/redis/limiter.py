@@ -13,11 +13,12 @@ to ``wslab:chat:``), each with a TTL, so Redis forgets what no longer matters::
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
+from typing import Any
 
 from redis.asyncio import Redis
 
-from .client import FAILURES, connect, failure
+from .client import answer, connect
 
 __all__ = ["RedisLimiter"]
 
@@ -106,7 +107,7 @@ class RedisLimiter:
         return bool(await self._call(self._allow(keys=[self._bucket(key)], args=[rate, burst])))
 
     async def login_wait(self, keys: Collection[str]) -> float:
-        return await self._call(self._wait(keys=self._fails(keys))) / 1000
+        return float(await self._call(self._wait(keys=self._fails(keys)))) / 1000
 
     async def login_failed(self, keys: Collection[str]) -> None:
         args = [self._free, 1000, self._cap_ms, FAILS_TTL_MS]
@@ -134,8 +135,5 @@ class RedisLimiter:
     def _known(self, name: str, address: str) -> str:
         return f"{self._prefix}known:{name}:{address}"
 
-    async def _call(self, call):
-        try:
-            return await call
-        except FAILURES as error:
-            raise failure(self._client, error, "não consegui consultar os limites") from error
+    async def _call(self, call: Awaitable[Any]) -> Any:
+        return await answer(self._client, call, "não consegui consultar os limites")
