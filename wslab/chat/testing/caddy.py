@@ -69,7 +69,7 @@ class Certificates:
         return ssl.create_default_context(cafile=str(self.ca))
 
 
-def certificates(directory: str | os.PathLike, *names: str) -> Certificates:
+def certificates(directory: str | os.PathLike[str], *names: str) -> Certificates:
     """A trustme CA and a certificate for ``names`` (default: localhost, 127.0.0.1,
     ::1), written as PEM files in ``directory``."""
     import trustme
@@ -107,7 +107,7 @@ class LocalCaddy(LocalProcess):
 
     def __init__(
         self,
-        data_dir: str | os.PathLike,
+        data_dir: str | os.PathLike[str],
         upstreams: Sequence[str],
         tls: Certificates,
         *,
@@ -115,7 +115,7 @@ class LocalCaddy(LocalProcess):
         host: str = "127.0.0.1",
         name: str = "localhost",
         transport: str = "",
-        caddyfile: str | os.PathLike = CADDYFILE,
+        caddyfile: str | os.PathLike[str] = CADDYFILE,
         binary: str | None = None,
     ) -> None:
         if not upstreams:
