@@ -108,6 +108,13 @@ class _Device:
     chain_start: int = 0
     chain_intact: bool = True  # every return so far was recovered=True
 
+    @property
+    def open(self) -> _Open:
+        """The session open on this device (the run picks only connected devices)."""
+        if self.session is None:
+            raise RuntimeError(f"a device of {self.user} has no open session")
+        return self.session
+
 
 class _Run:
     def __init__(
@@ -196,7 +203,7 @@ class _Run:
         device.session = _Open(session.id, device.user, newest, pending, notice, newest)
 
     def take(self, device: _Device) -> None:
-        state = device.session
+        state = device.open
         got = self.model.take(state.sid)
         notices = [d for d in got if d.kind == Kind.SYSTEM]
         errors = [d for d in got if d.kind == Kind.ERROR]
@@ -242,11 +249,11 @@ class _Run:
 
     def drop(self, device: _Device) -> None:
         """The connection dies: whatever was queued and not read is lost."""
-        self.model.close(device.session.sid)
+        self.model.close(device.open.sid)
         device.session = None
 
     def submit(self, device: _Device) -> None:
-        state = device.session
+        state = device.open
         roll = self.rng.random()
         self.texts += 1
         text = f"m{self.texts}"
