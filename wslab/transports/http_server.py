@@ -98,6 +98,13 @@ class EventHandler(BaseHTTPRequestHandler):
             return None
         return value
 
+    def events_after(self) -> int | None:
+        """The N of ``GET /events?after=N`` (-1 when absent): the polls' one request.
+        Another path is answered 404, a bad N 400; both return None."""
+        if not self.path_is("/events"):
+            return None
+        return self.query_int("after", default=-1, minimum=-1)
+
     def path_is(self, expected: str) -> bool:
         """True if the request path is ``expected``; otherwise answer 404."""
         if urlsplit(self.path).path == expected:

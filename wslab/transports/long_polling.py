@@ -18,9 +18,7 @@ class LongPollingHandler(EventHandler):
     """``GET /events?after=N`` waits (at most ``HOLD`` s) for event N+1, then answers."""
 
     def do_GET(self) -> None:
-        if not self.path_is("/events"):
-            return
-        after = self.query_int("after", default=-1, minimum=-1)
+        after = self.events_after()
         if after is None:
             return
         source = self.server.source

@@ -11,18 +11,16 @@ import http.client
 import time
 
 from .accounting import ByteCounter, CountingHTTPConnection
-from .events import CLIENT_TIMEOUT, Event, TickSchedule, decode_batch, encode_batch, stream_deadline
+from .events import CLIENT_TIMEOUT, Event, TickSchedule, decode_batch, encode_batch
 from .http_server import HOST, BackgroundHTTPServer, EventHandler
-from .receipt import Receipt
+from .receipt import Receipt, receive_stream
 
 
 class ShortPollingHandler(EventHandler):
     """``GET /events?after=N`` returns every due event numbered above N, immediately."""
 
     def do_GET(self) -> None:
-        if not self.path_is("/events"):
-            return
-        after = self.query_int("after", default=-1, minimum=-1)
+        after = self.events_after()
         if after is None:
             return
         self.send_body(encode_batch(self.server.source.ready_after(after)), "application/json")
@@ -67,31 +65,23 @@ def poll_until_complete(
     Raises:
         TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
     """
+    first_poll: list[float] = []  # when the first poll went out
+
+    def poll(receipt: Receipt) -> list[Event]:
+        """One poll, after its turn on the schedule (with an ``interval``)."""
+        if not first_poll:
+            first_poll.append(source.clock())
+        elif interval is not None:
+            pause = first_poll[0] + receipt.requests * interval - source.clock()
+            if pause > 0:
+                time.sleep(pause)
+        events = get_events(conn, receipt.seqs[-1] if receipt.seqs else -1)
+        receipt.requests += 1
+        return events
+
     try:
         conn.connect()
-        if not source.started:
-            source.start()
-        receipt = Receipt(origin=source.origin, setup_bytes=counter.snapshot())
-        deadline = stream_deadline(source, timeout)
-        first_poll = source.clock()
-        after = -1
-        while after < source.count - 1:
-            if source.clock() > deadline:
-                raise TimeoutError(
-                    f"{name}: {len(receipt.seqs)} of {source.count} events arrived in time"
-                )
-            events = get_events(conn, after)
-            now = source.clock()
-            receipt.requests += 1
-            for event in events:
-                receipt.receive(event, now)
-                after = event.seq
-            if interval is not None and after < source.count - 1:
-                pause = first_poll + receipt.requests * interval - source.clock()
-                if pause > 0:
-                    time.sleep(pause)
-        receipt.stream_end_bytes = counter.snapshot()
-        return receipt
+        return receive_stream(name, source, counter, poll, timeout=timeout)
     finally:
         conn.close()
 

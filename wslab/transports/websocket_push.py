@@ -17,9 +17,9 @@ from websockets.sync.server import Server, ServerConnection, serve
 from wslab.background import BackgroundServer
 
 from .accounting import ByteCounter, open_counting_socket
-from .events import CLIENT_TIMEOUT, Event, TickSchedule, stream_deadline
+from .events import CLIENT_TIMEOUT, Event, TickSchedule
 from .http_server import HOLD, HOST
-from .receipt import Receipt
+from .receipt import Receipt, receive_stream
 
 
 class WebSocketServer(BackgroundServer):
@@ -75,19 +75,14 @@ def receive_by_websocket(
     sock = open_counting_socket(HOST, port, counter, timeout)
     try:
         ws = websocket.create_connection(f"ws://{HOST}:{port}/", socket=sock, timeout=timeout)
-        if not source.started:
-            source.start()
-        receipt = Receipt(
-            origin=source.origin, requests=1, setup_bytes=counter.snapshot()
-        )  # the Upgrade request
-        deadline = stream_deadline(source, timeout)
-        while len(receipt.seqs) < source.count:
-            if source.clock() > deadline:
-                raise TimeoutError(
-                    f"WebSocket: {len(receipt.seqs)} of {source.count} events arrived in time"
-                )
-            receipt.receive(Event.decode(ws.recv()), source.clock())
-        receipt.stream_end_bytes = counter.snapshot()
+        receipt = receive_stream(
+            "WebSocket",
+            source,
+            counter,
+            lambda _: [Event.decode(ws.recv())],
+            timeout=timeout,
+            requests=1,  # the Upgrade
+        )
         ws.close(timeout=timeout)  # close handshake: our close frame, then the server's
         return receipt
     finally:
