@@ -22,8 +22,8 @@ import resource
 import signal
 import ssl
 import sys
-from collections.abc import Coroutine
-from typing import Any, NamedTuple
+from collections.abc import Callable, Coroutine
+from typing import Any, NamedTuple, TypeVar
 
 from ..argparse_pt import ArgumentParser
 from .assemble import choose_stores
@@ -47,6 +47,7 @@ from .net.tls import server_context
 from .node import ChatNode, Limits
 from .rules.kdf import Scrypt
 
+T = TypeVar("T")
 DEFAULT_DB = "wslab-chat.db"
 PIPELINE = 32  # lines of one connection waiting for their commit at once (an ordered log)
 FD_MARGIN = 64  # descriptors kept for the listening socket, the database, the log...
@@ -165,31 +166,30 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: Settings) -> No
         await service.shut_down(server)
 
 
-def _port(text: str) -> int:
+def _parsed(text: str, kind: Callable[[str], T], must: str) -> T:
+    """``kind(text)``, or the argparse error "``must``, não 'text'"."""
     try:
-        port = int(text)
+        return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"porta deve ser um número, não {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{must}, não {text!r}") from None
+
+
+def _port(text: str) -> int:
+    port = _parsed(text, int, "porta deve ser um número")
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"porta deve estar entre 0 e 65535, não {port}")
     return port
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"deve ser um número inteiro, não {text!r}") from None
+    value = _parsed(text, int, "deve ser um número inteiro")
     if value < 0:
         raise argparse.ArgumentTypeError(f"deve ser >= 0, não {value}")
     return value
 
 
 def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"deve ser um número, não {text!r}") from None
+    value = _parsed(text, float, "deve ser um número")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"deve ser > 0, não {text}")
     return value
@@ -332,108 +332,86 @@ def _parser() -> argparse.ArgumentParser:
     _add_production(serve)
     limits = serve.add_argument_group("limites por cliente")
     defaults, caps = Limits(), Caps()
-    limits.add_argument(
-        "--max-rate",
-        type=float,
-        default=defaults.max_rate,
-        metavar="N",
-        help="mensagens por segundo por usuário, em média (0: sem limite)",
+    # (option, type, default, metavar, help): every limit takes one value of its type.
+    options = (
+        (
+            "--max-rate",
+            float,
+            defaults.max_rate,
+            "N",
+            "mensagens por segundo por usuário, em média (0: sem limite)",
+        ),
+        (
+            "--max-frames",
+            float,
+            FRAMES_PER_SECOND,
+            "N",
+            "frames por segundo por conexão, pings incluídos (0: sem limite)",
+        ),
+        ("--burst", _count, defaults.burst, "N", "mensagens de uma vez"),
+        (
+            "--address-share",
+            _positive,
+            defaults.address_share,
+            "N",
+            "um endereço pode enviar o ritmo de quantos usuários",
+        ),
+        (
+            "--login-free",
+            _count,
+            defaults.login_free,
+            "N",
+            "senhas erradas seguidas, por nome e por endereço, antes de a espera (1 s, dobrando até 5 min) começar",
+        ),
+        (
+            "--registrations-per-minute",
+            _count,
+            defaults.registrations_per_minute,
+            "N",
+            "nomes novos por minuto por endereço",
+        ),
+        ("--max-users", _count, defaults.max_users, "N", "nomes registrados no total"),
+        (
+            "--max-connections",
+            _count,
+            caps.max_connections,
+            "N",
+            "conexões abertas no total (cortado ao limite de arquivos abertos)",
+        ),
+        ("--max-per-address", _count, caps.max_per_address, "N", "conexões abertas por endereço"),
+        (
+            "--max-waiting",
+            _count,
+            caps.max_waiting,
+            "N",
+            "conexões ainda sem sessão (handshake ou hello por vir), no total",
+        ),
+        (
+            "--max-waiting-per-address",
+            _count,
+            caps.max_waiting_per_address,
+            "N",
+            "conexões ainda sem sessão, por endereço",
+        ),
+        (
+            "--open-timeout",
+            _positive,
+            OPEN_TIMEOUT,
+            "SEGUNDOS",
+            "segundos para o pedido HTTP (handshake) chegar inteiro",
+        ),
+        ("--hello-timeout", _positive, HELLO_TIMEOUT, "SEGUNDOS", "segundos para o hello chegar"),
+        (
+            "--max-pending",
+            _count,
+            MAX_PENDING_BYTES,
+            "BYTES",
+            "bytes não lidos por um cliente antes de fechá-lo com 1013",
+        ),
+        ("--kdf-n", int, Scrypt().n, "N", "custo N do scrypt para senhas novas (potência de 2)"),
     )
-    limits.add_argument(
-        "--max-frames",
-        type=float,
-        default=FRAMES_PER_SECOND,
-        metavar="N",
-        help="frames por segundo por conexão, pings incluídos (0: sem limite)",
-    )
-    limits.add_argument(
-        "--burst", type=_count, default=defaults.burst, metavar="N", help="mensagens de uma vez"
-    )
-    limits.add_argument(
-        "--address-share",
-        type=_positive,
-        default=defaults.address_share,
-        metavar="N",
-        help="um endereço pode enviar o ritmo de quantos usuários",
-    )
-    limits.add_argument(
-        "--login-free",
-        type=_count,
-        default=defaults.login_free,
-        metavar="N",
-        help="senhas erradas seguidas, por nome e por endereço, antes de a "
-        "espera (1 s, dobrando até 5 min) começar",
-    )
-    limits.add_argument(
-        "--registrations-per-minute",
-        type=_count,
-        default=defaults.registrations_per_minute,
-        metavar="N",
-        help="nomes novos por minuto por endereço",
-    )
-    limits.add_argument(
-        "--max-users",
-        type=_count,
-        default=defaults.max_users,
-        metavar="N",
-        help="nomes registrados no total",
-    )
-    limits.add_argument(
-        "--max-connections",
-        type=_count,
-        default=caps.max_connections,
-        metavar="N",
-        help="conexões abertas no total (cortado ao limite de arquivos abertos)",
-    )
-    limits.add_argument(
-        "--max-per-address",
-        type=_count,
-        default=caps.max_per_address,
-        metavar="N",
-        help="conexões abertas por endereço",
-    )
-    limits.add_argument(
-        "--max-waiting",
-        type=_count,
-        default=caps.max_waiting,
-        metavar="N",
-        help="conexões ainda sem sessão (handshake ou hello por vir), no total",
-    )
-    limits.add_argument(
-        "--max-waiting-per-address",
-        type=_count,
-        default=caps.max_waiting_per_address,
-        metavar="N",
-        help="conexões ainda sem sessão, por endereço",
-    )
-    limits.add_argument(
-        "--open-timeout",
-        type=_positive,
-        default=OPEN_TIMEOUT,
-        metavar="SEGUNDOS",
-        help="segundos para o pedido HTTP (handshake) chegar inteiro",
-    )
-    limits.add_argument(
-        "--hello-timeout",
-        type=_positive,
-        default=HELLO_TIMEOUT,
-        metavar="SEGUNDOS",
-        help="segundos para o hello chegar",
-    )
-    limits.add_argument(
-        "--max-pending",
-        type=_count,
-        default=MAX_PENDING_BYTES,
-        metavar="BYTES",
-        help="bytes não lidos por um cliente antes de fechá-lo com 1013",
-    )
-    limits.add_argument(
-        "--kdf-n",
-        type=int,
-        default=Scrypt().n,
-        metavar="N",
-        help="custo N do scrypt para senhas novas (potência de 2)",
-    )
+    for flag, kind, default, metavar, text in options:
+        limits.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
     return parser
 
 
