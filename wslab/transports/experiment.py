@@ -19,7 +19,7 @@ from .events import TickSchedule
 from .long_polling import LongPollingServer, receive_by_long_polling
 from .receipt import Receipt
 from .server_sent_events import ServerSentEventsServer, receive_by_server_sent_events
-from .short_polling import ShortPollingServer, receive_by_short_polling
+from .short_polling import ShortPollingServer, receive_by_polling
 from .websocket_push import WebSocketServer, receive_by_websocket
 
 Receiver = Callable[[int, TickSchedule, ByteCounter], Receipt]
@@ -44,7 +44,7 @@ def default_transports(poll_intervals: Sequence[float] = (0.007, 0.11)) -> list[
         Transport(
             f"short polling {interval * 1000:g} ms",
             ShortPollingServer,
-            partial(receive_by_short_polling, interval=interval),
+            partial(receive_by_polling, interval=interval),
         )
         for interval in poll_intervals
     ]

@@ -12,7 +12,7 @@ import time
 
 from .accounting import ByteCounter, CountingHTTPConnection
 from .events import CLIENT_TIMEOUT, Event, TickSchedule, decode_batch, encode_batch
-from .http_server import HOST, BackgroundHTTPServer, EventHandler
+from .http_server import HOLD, HOST, BackgroundHTTPServer, EventHandler
 from .receipt import Receipt, receive_stream
 
 
@@ -47,24 +47,29 @@ def get_events(conn: http.client.HTTPConnection, after: int) -> list[Event]:
     return decode_batch(body)
 
 
-def poll_until_complete(
-    conn: CountingHTTPConnection,
+def receive_by_polling(
+    port: int,
     source: TickSchedule,
     counter: ByteCounter,
     *,
-    name: str,
     interval: float | None,
-    timeout: float,
+    timeout: float = CLIENT_TIMEOUT,
 ) -> Receipt:
-    """Ask for events until all arrived; start the stream once connected.
+    """Poll ``127.0.0.1:port`` until all events arrived; start the stream once connected.
 
-    With an ``interval`` the polls keep a fixed-rate schedule (poll k at the first
-    poll + k * interval); without one the next poll goes out as soon as an answer
-    arrives, which is what long polling does.
+    With an ``interval`` (short polling) the polls keep a fixed-rate schedule (poll k at
+    the first poll + k * interval). With None (long polling) the next poll goes out as
+    soon as an answer arrives, and the socket waits a whole ``HOLD`` longer, since the
+    server may hold each poll that long.
 
     Raises:
+        ValueError: if ``interval`` is not positive.
         TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
     """
+    if interval is not None and not interval > 0:
+        raise ValueError(f"interval must be positive seconds, got {interval!r}")
+    wait = timeout if interval is not None else HOLD + timeout
+    conn = CountingHTTPConnection(HOST, port, counter, wait)
     first_poll: list[float] = []  # when the first poll went out
 
     def poll(receipt: Receipt) -> list[Event]:
@@ -79,30 +84,9 @@ def poll_until_complete(
         receipt.requests += 1
         return events
 
+    name = "short polling" if interval is not None else "long polling"
     try:
         conn.connect()
         return receive_stream(name, source, counter, poll, timeout=timeout)
     finally:
         conn.close()
-
-
-def receive_by_short_polling(
-    port: int,
-    source: TickSchedule,
-    counter: ByteCounter,
-    *,
-    interval: float,
-    timeout: float = CLIENT_TIMEOUT,
-) -> Receipt:
-    """Poll ``127.0.0.1:port`` every ``interval`` s until all events arrived; start the stream.
-
-    Raises:
-        ValueError: if ``interval`` is not positive.
-        TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
-    """
-    if not interval > 0:
-        raise ValueError(f"interval must be positive seconds, got {interval!r}")
-    conn = CountingHTTPConnection(HOST, port, counter, timeout)
-    return poll_until_complete(
-        conn, source, counter, name="short polling", interval=interval, timeout=timeout
-    )
