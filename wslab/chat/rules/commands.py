@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import CommandError
-from .names import is_name, normalize_name
+from .names import BadName, normalize_name
 from .text import checked_text
 
 __all__ = [
@@ -94,12 +94,13 @@ def parse_line(line: str) -> Command:
         target, text = _first_word(rest)
         if not target:
             raise CommandError(f"{_MSG_USAGE}: falta o nome do destinatário.")
-        if not is_name(target):
+        try:
+            to = normalize_name(target)
+        except BadName:  # refused as a line, not as a hello: its own sentence
             raise CommandError(
                 f"Não existe usuário chamado '{target[:40]}': nomes têm de 1 a 32 "
                 "caracteres entre a-z, 0-9, '_', '.' e '-'."
-            )
-        to = normalize_name(target)
+            ) from None
         text = text.strip()
         if not text:
             raise CommandError(f"{_MSG_USAGE}: falta o texto da mensagem para '{to}'.")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import TypeGuard
 
 from ..errors import CloseCode, Refusal
 
-__all__ = ["MAX_NAME_LENGTH", "BadName", "is_name", "normalize_name"]
+__all__ = ["MAX_NAME_LENGTH", "BadName", "normalize_name"]
 
 MAX_NAME_LENGTH = 32
 # Checked on the name as typed (ASCII only), before lower-casing: str.lower() maps some
@@ -22,19 +21,14 @@ class BadName(Refusal, ValueError):
         super().__init__(reason, CloseCode.BAD_HELLO)
 
 
-def is_name(name: object) -> TypeGuard[str]:
-    """Whether ``name`` is a string of 1 to 32 characters among a-z, A-Z, 0-9, ``_``,
-    ``.`` and ``-``."""
-    return isinstance(name, str) and _NAME.fullmatch(name) is not None
-
-
 def normalize_name(name: object) -> str:
     """Return ``name`` lower-cased.
 
     Raises:
-        BadName: (a ``ValueError`` too) if ``name`` is not a name (:func:`is_name`).
+        BadName: (a ``ValueError`` too) if ``name`` is not a string of 1 to 32
+            characters among a-z, A-Z, 0-9, ``_``, ``.`` and ``-``.
     """
-    if not is_name(name):
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
         raise BadName(
             f"Nome de usuário inválido: {name!r}. Use de 1 a {MAX_NAME_LENGTH} "
             "caracteres entre letras a-z, dígitos 0-9, '_', '.' e '-'."
