@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout",
         type=positive,
         default=DEFAULT_TIMEOUT,
-        help="limite da tentativa inteira, em segundos",
+        metavar="SEGUNDOS",
+        help="limite da tentativa inteira",
     )
     args = parser.parse_args(argv)
 
