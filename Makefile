@@ -25,9 +25,11 @@ test: $(STAMP)
 
 # ruff: the lint rules and the formatter configured in pyproject.toml, over the
 # whole tree (notebooks included); `.venv/bin/ruff format .` applies the format.
+# mypy: the type checker, strict, over wslab/ ([tool.mypy] in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # requirements.lock pins every transitive dependency, so a new release of one of
 # them cannot change what the notebooks print. After adding or bumping a direct

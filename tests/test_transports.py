@@ -29,7 +29,7 @@ from wslab.transports.server_sent_events import (
     ServerSentEventsServer,
     receive_by_server_sent_events,
 )
-from wslab.transports.short_polling import ShortPollingServer, get_events, receive_by_short_polling
+from wslab.transports.short_polling import ShortPollingServer, get_events, receive_by_polling
 from wslab.transports.websocket_push import WebSocketServer
 
 HOST = "127.0.0.1"
@@ -272,7 +272,7 @@ def test_event_source_rejects_bad_arguments(count, rate):
 
 def test_short_polling_rejects_a_non_positive_interval():
     with pytest.raises(ValueError, match="interval"):
-        receive_by_short_polling(1, TickSchedule(1, 1), ByteCounter(), interval=0)
+        receive_by_polling(1, TickSchedule(1, 1), ByteCounter(), interval=0)
 
 
 def test_event_source_is_started_once():

@@ -6,6 +6,8 @@ exit", "(default: …)", "error: the following arguments are required"). The
 through :class:`HelpFormatter`, the group titles and ``-h`` when it is built, and each
 error sentence argparse composes through :func:`translate` (a table of argparse's own
 sentences; one it does not know is left as it is). Nothing global is patched.
+:func:`port_number`, :func:`count` and :func:`positive` are argument types whose
+errors are pt-BR sentences too.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, TypeVar
 
-__all__ = ["ArgumentParser", "HelpFormatter", "translate"]
+__all__ = ["ArgumentParser", "HelpFormatter", "count", "port_number", "positive", "translate"]
+
+T = TypeVar("T")
 
 # argparse's error sentences (Python 3.11-3.13), most specific first.
-_ERRORS = [
+_SENTENCES = [
     (r"argument (?P<name>.+?): (?P<rest>.+)", "argumento {name}: {rest}"),
     (r"the following arguments are required: (?P<names>.+)", "faltam argumentos: {names}"),
     (r"one of the arguments (?P<names>.+) is required", "é preciso um dos argumentos {names}"),
@@ -39,7 +44,7 @@ _ERRORS = [
     ),
     (r"ignored explicit argument (?P<value>.+)", "valor ignorado: {value}"),
 ]
-_ERRORS = [(re.compile(pattern + r"\Z"), template) for pattern, template in _ERRORS]
+_ERRORS = [(re.compile(pattern + r"\Z"), template) for pattern, template in _SENTENCES]
 
 
 def translate(message: str) -> str:
@@ -57,7 +62,13 @@ class HelpFormatter(argparse.HelpFormatter):
     """ "uso:" as the usage prefix, and "(padrão: X)" after the help of an option that
     has a default worth saying (not None, not empty, not False)."""
 
-    def add_usage(self, usage, actions, groups, prefix=None) -> None:
+    def add_usage(
+        self,
+        usage: str | None,
+        actions: Iterable[argparse.Action],
+        groups: Iterable[argparse._MutuallyExclusiveGroup],
+        prefix: str | None = None,
+    ) -> None:
         super().add_usage(usage, actions, groups, "uso: " if prefix is None else prefix)
 
     def _get_help_string(self, action: argparse.Action) -> str:
@@ -72,9 +83,9 @@ class HelpFormatter(argparse.HelpFormatter):
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` that writes its own words in pt-BR (see the module)."""
 
-    def __init__(self, *args, add_help: bool = True, **kwargs) -> None:
+    def __init__(self, *, add_help: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, add_help=False, **kwargs)
+        super().__init__(add_help=False, **kwargs)
         self._positionals.title = "argumentos"
         self._optionals.title = "opções"
         if add_help:
@@ -83,3 +94,38 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: erro: {translate(message)}\n")
+
+
+# -- argument types: each raises argparse's ArgumentTypeError with a pt-BR sentence
+
+
+def _parsed(text: str, kind: Callable[[str], T], must: str) -> T:
+    """``kind(text)``, or the argparse error "``must``, não 'text'"."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{must}, não {text!r}") from None
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0 to 65535."""
+    port = _parsed(text, int, "porta deve ser um número")
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"porta deve estar entre 0 e 65535, não {port}")
+    return port
+
+
+def count(text: str) -> int:
+    """An integer >= 0."""
+    value = _parsed(text, int, "deve ser um número inteiro")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"deve ser >= 0, não {value}")
+    return value
+
+
+def positive(text: str) -> float:
+    """A number > 0."""
+    value = _parsed(text, float, "deve ser um número")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"deve ser > 0, não {text}")
+    return value

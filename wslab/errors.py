@@ -7,8 +7,16 @@ without re-deriving it. "Need more bytes" is not an error: parsers return a valu
 it (see :mod:`wslab.protocol`). ``str(error)`` is one sentence; for errors that reach a
 user (on the wire, in the CLI) it is in pt-BR.
 
-Subpackages define their own subclasses next to the code that raises them and list
-them in their docstrings; this module holds only the roots.
+Subpackages define their own subclasses next to the code that raises them; this
+module holds only the root::
+
+    WslabError
+    ├── ProtocolError               bytes that break RFC 6455 (wslab.protocol.errors)
+    │   └── HandshakeError          ... in the opening handshake; an HTTP status
+    ├── AttemptFailed               a named failure of the challenge client (wslab.challenge)
+    ├── InvalidURL                  not a ws:// or wss:// URL (wslab.challenge.result)
+    ├── OutOfOrder                  a notebook cell run out of order (wslab.notebook)
+    └── the chat's tree             drawn in wslab.chat.errors
 """
 
 from __future__ import annotations

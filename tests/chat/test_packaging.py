@@ -1,5 +1,6 @@
 """Install as an operator would: the wheel of this tree declares what ``serve`` imports,
-ships the browser client and the deploy files, and has the ``wslab-chat`` script."""
+ships the browser client, the deploy files and ``py.typed``, and has the ``wslab-chat``
+script."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def test_the_wheel_declares_the_server_its_extras_script_and_files(tmp_path):
         assert any(r.startswith(package) and f'extra == "{extra}"' in r for r in requires)
     assert "wslab-chat = wslab.chat.cli:main" in entry_points
     for shipped in (
+        "wslab/py.typed",  # PEP 561: type checkers read wslab's annotations
         "wslab/chat/net/static/app.js",
         "wslab/chat/net/static/index.html",
         "wslab/chat/deploy/Caddyfile",

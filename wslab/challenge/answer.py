@@ -13,6 +13,7 @@ left one. The report folds the depth into ``<details>``.
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from . import minimal
 from .provenance import RECORDED_MESSAGE, SOURCES, SOURCES_READ_ON
@@ -25,7 +26,7 @@ CONSOLE_CHECK = (
 )
 
 
-def part2_answer(live: FetchResult, capture: dict | None = None) -> str:
+def part2_answer(live: FetchResult, capture: dict[str, Any] | None = None) -> str:
     """Markdown for the Parte 2 answer: short part, DETAILS_MARK, depth."""
     if live.ok:
         short = (

@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Callable
 
 from wslab.background import BackgroundServer
 from wslab.protocol import HandshakeError, NeedData
@@ -65,20 +66,22 @@ class BadServer(BackgroundServer):
     def url(self) -> str:
         return self.url_for("ws")
 
-    def _serve(self, ready) -> None:
+    def _serve(self, ready: Callable[[int], None]) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind((self.host, 0))
         port = listener.getsockname()[1]
         if self.mode == "refuse":
             listener.close()  # the port was free a moment ago and nobody listens now
             ready(port)
-            return self.stopping.wait()
+            self.stopping.wait()
+            return
         if self.mode == "blackhole":
             listener.listen(0)
             filler = socket.create_connection((self.host, port), timeout=2)
             self._hold(listener, filler)  # the queue is now full: later SYNs are dropped
             ready(port)
-            return self.stopping.wait()
+            self.stopping.wait()
+            return
         listener.listen(16)
         listener.settimeout(0.1)
         ready(port)

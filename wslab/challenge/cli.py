@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
+from ..argparse_pt import ArgumentParser, positive
 from .client import DEFAULT_TIMEOUT, fetch_or_replica
 from .provenance import DEFAULT_URL, PROVENANCE
 from .result import InvalidURL
@@ -11,10 +10,9 @@ from .result import InvalidURL
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 with a message (live, or the replica's, marked as such), 1 without, 2 on a bad URL."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m wslab.challenge",
         description="Conecta ao servidor WebSocket do teste e mostra a mensagem que ele envia.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"padrão: {DEFAULT_URL}")
     parser.add_argument(
@@ -22,13 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive,
         default=DEFAULT_TIMEOUT,
-        help="limite da tentativa inteira, em segundos",
+        metavar="SEGUNDOS",
+        help="limite da tentativa inteira",
     )
     args = parser.parse_args(argv)
-    if args.timeout <= 0:
-        parser.error("--timeout deve ser positivo")
 
     print(f"Conectando a {args.url} (limite de {args.timeout:g} s)...", flush=True)
     try:
@@ -47,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Origem: servidor ao vivo ({live.url}), recebida em {live.received_at} UTC, em {live.elapsed:.2f} s."
         )
         return 0
-    print(f"Falha ({live.failure.name}): {live.explanation}")
+    print(f"Falha ({live.failure and live.failure.name}): {live.explanation}")
     if local is None:
         return 1
     if not local.ok:

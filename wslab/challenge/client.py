@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import websocket
@@ -41,7 +42,7 @@ from wslab.protocol.handshake import HandshakeRule, check_response, parse_reques
 from .provenance import DEFAULT_URL
 from .replica import Replica
 from .result import Exchange, Failure, FetchResult, InvalidURL
-from .tap import TappedSocket, tapped_tls_context
+from .tap import TappedSocket, TappedSSLSocket, tapped_tls_context
 
 DEFAULT_TIMEOUT = 75.0  # the host may take about a minute to wake up
 DNS_TIMEOUT = 1.5  # no network must end in under 2 s
@@ -50,7 +51,9 @@ RETRY_DELAY = 2.0
 WAKING_STATUSES = {502, 503, 504}
 LIVE_SWITCH = "WSLAB_LIVE"  # "0" turns off live_attempt (make test does)
 
-Address = tuple  # one entry of socket.getaddrinfo: (family, type, proto, canonname, sockaddr)
+# One entry of socket.getaddrinfo: (family, type, proto, canonname, sockaddr).
+Address = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
+Tapped = TappedSocket | TappedSSLSocket
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ def fetch_message(
     )
 
 
-def live_attempt(url: str = DEFAULT_URL, **options) -> FetchResult:
+def live_attempt(url: str = DEFAULT_URL, **options: Any) -> FetchResult:
     """fetch_message(url), unless the environment turns live attempts off.
 
     ``make test`` sets WSLAB_LIVE=0 so that re-running the notebooks never reaches
@@ -207,7 +210,7 @@ def fetch_or_replica(
     url: str = DEFAULT_URL,
     *,
     use_replica: bool = True,
-    **options,
+    **options: Any,
 ) -> tuple[FetchResult, FetchResult | None]:
     """Try ``url``; when it gives no message and ``use_replica``, ask the local replica.
 
@@ -235,7 +238,7 @@ def _worth_retrying(failed: AttemptFailed, deadline: float) -> bool:
 
 def _resolve(target: Target, limit: float, clock: Stopwatch) -> list[Address]:
     """getaddrinfo in a daemon thread, so a stuck resolver cannot hold us past ``limit``."""
-    answers: list = []
+    answers: list[list[Address] | Exception] = []
     with clock.phase("dns"):
         worker = threading.Thread(target=_lookup, args=(target, answers), daemon=True)
         worker.start()
@@ -245,9 +248,12 @@ def _resolve(target: Target, limit: float, clock: Stopwatch) -> list[Address]:
     return answers[0]
 
 
-def _lookup(target: Target, answers: list) -> None:
+def _lookup(target: Target, answers: list[list[Address] | Exception]) -> None:
     try:
-        answers.append(socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM))
+        found: list[Address] = list(
+            socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        )
+        answers.append(found)
     except (OSError, UnicodeError) as error:
         answers.append(error)
 
@@ -263,10 +269,11 @@ def _attempt(
 ) -> tuple[Exchange, FirstMessage]:
     """One connection from TCP to the first message; raises AttemptFailed naming the phase."""
     attempt_deadline = min(deadline, time.perf_counter() + ATTEMPT_CAP)
-    sock = _connect(target, addresses, attempt_deadline, clock)
+    tcp = _connect(target, addresses, attempt_deadline, clock)
+    sock: Tapped = tcp
     try:
         if target.tls:
-            sock = _start_tls(sock, target.host, cafile, attempt_deadline, clock)
+            sock = _start_tls(tcp, target.host, cafile, attempt_deadline, clock)
         ws, exchange = _handshake(target.url, sock, attempt_deadline, clock)
         try:
             wait = min(read_timeout, _left(attempt_deadline))
@@ -288,7 +295,7 @@ def _connect(
 ) -> TappedSocket:
     """TCP to the first address that accepts, in resolver order (IPv6 may come first)."""
     host, port = target.host, target.port
-    failure = None
+    failure = AttemptFailed(Failure.DNS, host=host)  # no address at all
     with clock.phase("tcp"):
         for family, kind, proto, _, sockaddr in addresses:
             sock = TappedSocket(family, kind, proto)
@@ -315,11 +322,15 @@ def _connect(
 
 def _start_tls(
     sock: TappedSocket, host: str, cafile: str | None, deadline: float, clock: Stopwatch
-) -> TappedSocket:
+) -> TappedSSLSocket:
     with clock.phase("tls"):
         sock.settimeout(_left(deadline))
         try:
-            tls_sock = tapped_tls_context(cafile).wrap_socket(sock, server_hostname=host)
+            # The context's sslsocket_class is TappedSSLSocket (tapped_tls_context).
+            tls_sock = cast(
+                TappedSSLSocket,
+                tapped_tls_context(cafile).wrap_socket(sock, server_hostname=host),
+            )
         except (ssl.SSLError, ssl.CertificateError) as error:
             raise AttemptFailed(Failure.TLS, host=host, reason=_tls_reason(error)) from None
         except OSError as error:
@@ -330,7 +341,7 @@ def _start_tls(
 
 
 def _handshake(
-    url: str, sock: TappedSocket, deadline: float, clock: Stopwatch
+    url: str, sock: Tapped, deadline: float, clock: Stopwatch
 ) -> tuple[websocket.WebSocket, Exchange]:
     """The upgrade, done by websocket-client over the tapped socket; the exchange it left."""
     wait = _left(deadline)
@@ -356,7 +367,7 @@ def _handshake(
 
 
 def _read_first_message(
-    ws: websocket.WebSocket, sock: TappedSocket, wait: float, clock: Stopwatch
+    ws: websocket.WebSocket, sock: Tapped, wait: float, clock: Stopwatch
 ) -> FirstMessage:
     """Skip control and binary frames; the first text frame is the answer."""
     ws.settimeout(wait)
@@ -388,7 +399,7 @@ def _close_code(payload: bytes) -> int | str:
         return "inválido"
 
 
-def _exchange(sock: TappedSocket, status: int | None, headers: dict | None) -> Exchange:
+def _exchange(sock: Tapped, status: int | None, headers: dict[str, str] | None) -> Exchange:
     return Exchange(_head(sock.sent), _head(sock.received), status, dict(headers or {}))
 
 

@@ -21,6 +21,7 @@ import argparse
 import ssl
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import trustme
@@ -53,7 +54,7 @@ class Replica(BackgroundServer):
         self.tls = tls
         self._server: Server | None = None
         self._ca: trustme.CA | None = None
-        self._tmpdir: tempfile.TemporaryDirectory | None = None
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self.ca_file: str | None = None
 
     @property
@@ -75,7 +76,7 @@ class Replica(BackgroundServer):
         finally:
             self._remove_certificate()
 
-    def _serve(self, ready) -> None:
+    def _serve(self, ready: Callable[[int], None]) -> None:
         try:
             self._server = serve(
                 self._greet,
@@ -92,7 +93,8 @@ class Replica(BackgroundServer):
         self._server.serve_forever()
 
     def _shutdown(self) -> None:
-        self._server.shutdown()
+        if self._server is not None:
+            self._server.shutdown()
 
     def _remove_certificate(self) -> None:
         if self._tmpdir is not None:

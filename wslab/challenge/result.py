@@ -10,6 +10,7 @@ import enum
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wslab.errors import WslabError
 
@@ -88,7 +89,10 @@ def save_capture(result: FetchResult, path: str | Path) -> None:
     Path(path).write_text(json.dumps(keep, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def load_capture(path: str | Path) -> dict | None:
+def load_capture(path: str | Path) -> dict[str, Any] | None:
     """The last live capture, or None when no live run has ever succeeded."""
     path = Path(path)
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    capture: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return capture

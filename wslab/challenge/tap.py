@@ -18,12 +18,14 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from typing import Any
 
 TAP_LIMIT = 16 * 1024
 
 
-class _TapMixin:
-    """Records the head of the traffic in ``sent`` and ``received``.
+class _TapMixin(socket.socket):
+    """Records the head of the traffic in ``sent`` and ``received`` (before
+    ``ssl.SSLSocket`` in a TLS socket's bases, so its ``send`` and ``recv`` wrap TLS's).
 
     State lives in ``__dict__`` with defaults, because ssl builds its sockets
     without calling ``__init__``.
@@ -45,15 +47,16 @@ class _TapMixin:
     def received(self) -> bytes:
         return bytes(self._tape("_received"))
 
-    def send(self, data, *args):
+    # (*args: Any): the signatures of socket.socket's and ssl.SSLSocket's differ.
+    def send(self, data: Any, *args: Any) -> int:
         self._hold_to_deadline()
         sent = super().send(data, *args)
         self._record("_sent", bytes(data[:sent]))
         return sent
 
-    def recv(self, bufsize, *args):
+    def recv(self, *args: Any) -> bytes:
         self._hold_to_deadline()
-        data = super().recv(bufsize, *args)
+        data = super().recv(*args)
         self._record("_received", data)
         return data
 
@@ -69,7 +72,8 @@ class _TapMixin:
             self.settimeout(left)
 
     def _tape(self, name: str) -> bytearray:
-        return self.__dict__.setdefault(name, bytearray())
+        tape: bytearray = self.__dict__.setdefault(name, bytearray())
+        return tape
 
     def _record(self, name: str, data: bytes) -> None:
         tape = self._tape(name)
@@ -78,10 +82,10 @@ class _TapMixin:
             tape += data[:room]
 
 
-class TappedSocket(_TapMixin, socket.socket):
+class TappedSocket(_TapMixin):
     """A TCP socket that keeps the head of its traffic."""
 
-    def sendall(self, data, *args):
+    def sendall(self, data: Any, *args: Any) -> None:
         # socket.sendall is C code that never calls send(), so record here
         self._hold_to_deadline()
         super().sendall(data, *args)

@@ -20,24 +20,28 @@ import asyncio
 import logging
 import resource
 import signal
+import ssl
 import sys
+from collections.abc import Coroutine
+from typing import Any, NamedTuple
 
-from ..argparse_pt import ArgumentParser
+from ..argparse_pt import ArgumentParser, count, port_number, positive
 from .assemble import choose_stores
-from .errors import StoreError
+from .errors import BadSetting, StoreError
+from .net.connection import FRAMES_PER_SECOND
 from .net.gate import Caps
 from .net.http import parse_origin
 from .net.logs import quiet_libraries
 from .net.metrics import Metrics
 from .net.probes import LOOPBACK
-from .net.proxy import SOURCES, TrustedProxies, parse_networks
+from .net.proxy import SOURCES, Network, TrustedProxies, parse_networks
 from .net.service import (
     DRAIN_TIMEOUT,
-    FRAMES_PER_SECOND,
     HELLO_TIMEOUT,
     MAX_PENDING_BYTES,
     OPEN_TIMEOUT,
     ChatService,
+    Client,
 )
 from .net.tls import server_context
 from .node import ChatNode, Limits
@@ -59,20 +63,22 @@ def _raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-class BadSetting(ValueError):
-    """A setting of ``serve`` that cannot be used (a pt-BR sentence): exit 1."""
+class Settings(NamedTuple):
+    """The production settings of ``serve``, checked (:func:`_settings`)."""
+
+    context: ssl.SSLContext | None  # --certfile: the node serves TLS
+    trusted: TrustedProxies
+    public: list[str]
+    allow: tuple[Network, ...]
 
 
-def _settings(args: argparse.Namespace) -> dict:
+def _settings(args: argparse.Namespace) -> Settings:
     """The production settings, checked: TLS context, trusted proxies, public URLs,
     /metrics networks. Raises :class:`BadSetting` with one sentence."""
-    try:
-        context = server_context(args.certfile, args.keyfile) if args.certfile else None
-        trusted = TrustedProxies(parse_networks(args.trust_proxy), args.proxy_header)
-        public = [parse_origin(url) for url in args.public_url]
-        allow = parse_networks(args.metrics_allow or LOOPBACK)
-    except ValueError as error:
-        raise BadSetting(str(error)) from None
+    context = server_context(args.certfile, args.keyfile) if args.certfile else None
+    trusted = TrustedProxies(parse_networks(args.trust_proxy), args.proxy_header)
+    public = [parse_origin(url) for url in args.public_url]
+    allow = parse_networks(args.metrics_allow or LOOPBACK)
     if args.keyfile and not args.certfile:
         raise BadSetting("--keyfile sem --certfile: diga também o certificado.")
     if context is not None and args.proxy_header == "proxy-protocol" and trusted:
@@ -80,10 +86,10 @@ def _settings(args: argparse.Namespace) -> dict:
             "--proxy-header proxy-protocol com --certfile não é suportado: o cabeçalho "
             "PROXY vem antes do TLS; termine o TLS no balanceador."
         )
-    return {"ssl": context, "trusted": trusted, "public": public, "allow": allow}
+    return Settings(context, trusted, public, allow)
 
 
-async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
+async def _serve(args: argparse.Namespace, caps: Caps, settings: Settings) -> None:
     limits = Limits(
         max_rate=args.max_rate or None,
         burst=args.burst,
@@ -105,7 +111,7 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
         limits=limits,
         presence_ttl=args.presence_ttl,
     )
-    node = ChatNode(
+    node: ChatNode[Client] = ChatNode(
         stores.log,
         stores.credentials,
         presence=stores.presence,
@@ -123,18 +129,18 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
         allowed_origins=args.allow_origin,
         pipeline=PIPELINE,  # where the log keeps call order (SQLite), else 1
         max_frames=args.max_frames or None,
-        trusted=settings["trusted"],
-        public_urls=settings["public"],
+        trusted=settings.trusted,
+        public_urls=settings.public,
         metrics=Metrics(enabled=not args.no_metrics),
-        metrics_allow=() if args.metrics_port else settings["allow"],
-        tls=settings["ssl"] is not None,
+        metrics_allow=() if args.metrics_port else settings.allow,
+        tls=settings.context is not None,
     )
     server = await service.serve(
         args.host,
         args.port,
         backlog=1024,
         open_timeout=args.open_timeout,
-        ssl=settings["ssl"],
+        ssl=settings.context,
     )
     if args.metrics_port:
         from prometheus_client import start_http_server
@@ -144,16 +150,21 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     log.info(
         "servindo o chat em %s://%s:%d/ (WebSocket em /ws; %s, época %s); Ctrl-C para parar",
-        "https" if settings["ssl"] else "http",
+        "https" if settings.context else "http",
         shown,
         bound[1],
         stores.where,
         node.epoch,
     )
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()  # the signal that came first
+    stop: asyncio.Future[int] = loop.create_future()  # the signal that came first
+
+    def stopping(signum: int) -> None:
+        if not stop.done():
+            stop.set_result(signum)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda s=signum: stop.done() or stop.set_result(s))
+        loop.add_signal_handler(signum, stopping, signum)
     if await stop == signal.SIGTERM:  # a balancer's rolling restart
         await service.drain(server, args.drain_timeout)
     else:  # Ctrl-C: the operator stops it
@@ -161,40 +172,10 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
         await service.shut_down(server)
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"porta deve ser um número, não {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"porta deve estar entre 0 e 65535, não {port}")
-    return port
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"deve ser um número inteiro, não {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"deve ser >= 0, não {value}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"deve ser um número, não {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"deve ser > 0, não {text}")
-    return value
-
-
 def _origin(text: str) -> str:
     try:
         return parse_origin(text)
-    except ValueError as error:
+    except BadSetting as error:  # argparse shows an ArgumentTypeError's own words
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
@@ -235,14 +216,17 @@ def _add_production(serve: argparse.ArgumentParser) -> None:
         help="rede que pode ler /metrics (repita; padrão: loopback)",
     )
     group.add_argument(
-        "--metrics-port", type=_port, default=0, help="/metrics numa porta só dela (0: na do chat)"
+        "--metrics-port",
+        type=port_number,
+        default=0,
+        help="/metrics numa porta só dela (0: na do chat)",
     )
     group.add_argument(
         "--no-metrics", action="store_true", help="não conta métricas (para medir o custo delas)"
     )
     group.add_argument(
         "--drain-timeout",
-        type=_positive,
+        type=positive,
         default=DRAIN_TIMEOUT,
         metavar="SEGUNDOS",
         help="no SIGTERM: /readyz 503, cada sessão fechada com 1012 depois de respondidas "
@@ -266,7 +250,11 @@ def _parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", metavar="ENDEREÇO", help="endereço onde escutar"
     )
     serve.add_argument(
-        "--port", type=_port, default=8765, metavar="PORTA", help="porta (0 escolhe uma livre)"
+        "--port",
+        type=port_number,
+        default=8765,
+        metavar="PORTA",
+        help="porta (0 escolhe uma livre)",
     )
     serve.add_argument(
         "--loop",
@@ -289,14 +277,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--presence-ttl",
-        type=_positive,
+        type=positive,
         default=10.0,
         metavar="SEGUNDOS",
         help="com --redis: em quanto tempo os usuários de um nó que morreu saem do /who",
     )
     serve.add_argument(
         "--retention",
-        type=_count,
+        type=count,
         default=1000,
         metavar="N",
         help="mensagens guardadas para retomadas",
@@ -328,137 +316,168 @@ def _parser() -> argparse.ArgumentParser:
     _add_production(serve)
     limits = serve.add_argument_group("limites por cliente")
     defaults, caps = Limits(), Caps()
-    limits.add_argument(
-        "--max-rate",
-        type=float,
-        default=defaults.max_rate,
-        metavar="N",
-        help="mensagens por segundo por usuário, em média (0: sem limite)",
+    # (option, type, default, metavar, help): every limit takes one value of its type.
+    options = (
+        (
+            "--max-rate",
+            float,
+            defaults.max_rate,
+            "N",
+            "mensagens por segundo por usuário, em média (0: sem limite)",
+        ),
+        (
+            "--max-frames",
+            float,
+            FRAMES_PER_SECOND,
+            "N",
+            "frames por segundo por conexão, pings incluídos (0: sem limite)",
+        ),
+        (
+            "--burst",
+            count,
+            defaults.burst,
+            "N",
+            "mensagens de uma vez",
+        ),
+        (
+            "--address-share",
+            positive,
+            defaults.address_share,
+            "N",
+            "um endereço pode enviar o ritmo de quantos usuários",
+        ),
+        (
+            "--login-free",
+            count,
+            defaults.login_free,
+            "N",
+            "senhas erradas seguidas, por nome, por endereço e por rede, antes de a "
+            "espera (1 s, dobrando até 5 min) começar",
+        ),
+        (
+            "--registrations-per-minute",
+            count,
+            defaults.registrations_per_minute,
+            "N",
+            "nomes novos por minuto por endereço",
+        ),
+        (
+            "--registrations-per-minute-network",
+            count,
+            defaults.registrations_per_minute_network,
+            "N",
+            "nomes novos por minuto por rede (IPv4 /24, IPv6 /48; 0: sem limite)",
+        ),
+        (
+            "--new-names-per-minute",
+            count,
+            defaults.new_names_per_minute,
+            "N",
+            "nomes novos por minuto no total, enquanto o scrypt está ocupado (0: sem cota)",
+        ),
+        (
+            "--replays-in-all-per-second",
+            positive,
+            defaults.replays_in_all_per_second,
+            "N",
+            "retomadas por segundo no total, enquanto o scrypt está ocupado",
+        ),
+        (
+            "--login-wait",
+            positive,
+            defaults.login_wait,
+            "SEGUNDOS",
+            "segundos que um login espera, no máximo, pela vez no scrypt",
+        ),
+        (
+            "--max-users",
+            count,
+            defaults.max_users,
+            "N",
+            "nomes registrados no total",
+        ),
+        (
+            "--unused-name-days",
+            positive,
+            defaults.unused_name_days,
+            "DIAS",
+            "dias até expirar um nome registrado e nunca mais usado",
+        ),
+        (
+            "--max-connections",
+            count,
+            caps.max_connections,
+            "N",
+            "conexões abertas no total (cortado ao limite de arquivos abertos)",
+        ),
+        (
+            "--max-per-address",
+            count,
+            caps.max_per_address,
+            "N",
+            "conexões abertas por endereço (IPv4, ou IPv6 /64)",
+        ),
+        (
+            "--max-per-network",
+            count,
+            caps.max_per_network,
+            "N",
+            "conexões abertas por rede (IPv4 /24, IPv6 /48)",
+        ),
+        (
+            "--max-waiting",
+            count,
+            caps.max_waiting,
+            "N",
+            "conexões ainda sem sessão (handshake ou hello por vir), no total",
+        ),
+        (
+            "--max-waiting-per-address",
+            count,
+            caps.max_waiting_per_address,
+            "N",
+            "conexões ainda sem sessão, por endereço",
+        ),
+        (
+            "--max-waiting-per-network",
+            count,
+            caps.max_waiting_per_network,
+            "N",
+            "conexões ainda sem sessão, por rede",
+        ),
+        (
+            "--max-refused",
+            count,
+            caps.max_refused,
+            "N",
+            "conexões recusadas mantidas meio fechadas ao mesmo tempo (para a resposta "
+            "chegar); as demais são fechadas na hora",
+        ),
+        (
+            "--open-timeout",
+            positive,
+            OPEN_TIMEOUT,
+            "SEGUNDOS",
+            "segundos para o pedido HTTP (handshake) chegar inteiro",
+        ),
+        (
+            "--hello-timeout",
+            positive,
+            HELLO_TIMEOUT,
+            "SEGUNDOS",
+            "segundos para o hello chegar",
+        ),
+        (
+            "--max-pending",
+            count,
+            MAX_PENDING_BYTES,
+            "BYTES",
+            "bytes não lidos por um cliente antes de fechá-lo com 1013",
+        ),
+        ("--kdf-n", int, Scrypt().n, "N", "custo N do scrypt para senhas novas (potência de 2)"),
     )
-    limits.add_argument(
-        "--max-frames",
-        type=float,
-        default=FRAMES_PER_SECOND,
-        metavar="N",
-        help="frames por segundo por conexão, pings incluídos (0: sem limite)",
-    )
-    limits.add_argument(
-        "--burst", type=_count, default=defaults.burst, metavar="N", help="mensagens de uma vez"
-    )
-    limits.add_argument(
-        "--address-share",
-        type=_positive,
-        default=defaults.address_share,
-        metavar="N",
-        help="um endereço pode enviar o ritmo de quantos usuários",
-    )
-    limits.add_argument(
-        "--login-free",
-        type=_count,
-        default=defaults.login_free,
-        metavar="N",
-        help="senhas erradas seguidas, por nome, por endereço e por rede, antes de a "
-        "espera (1 s, dobrando até 5 min) começar",
-    )
-    limits.add_argument(
-        "--registrations-per-minute",
-        type=_count,
-        default=defaults.registrations_per_minute,
-        metavar="N",
-        help="nomes novos por minuto por endereço",
-    )
-    limits.add_argument(
-        "--registrations-per-minute-network",
-        type=_count,
-        default=defaults.registrations_per_minute_network,
-        metavar="N",
-        help="nomes novos por minuto por rede (IPv4 /24, IPv6 /48; 0: sem limite)",
-    )
-    limits.add_argument(
-        "--new-names-per-minute",
-        type=_count,
-        default=defaults.new_names_per_minute,
-        metavar="N",
-        help="nomes novos por minuto no total, enquanto o scrypt está ocupado (0: sem cota)",
-    )
-    limits.add_argument(
-        "--replays-in-all-per-second",
-        type=_positive,
-        default=defaults.replays_in_all_per_second,
-        metavar="N",
-        help="retomadas por segundo no total, enquanto o scrypt está ocupado",
-    )
-    limits.add_argument(
-        "--login-wait",
-        type=_positive,
-        default=defaults.login_wait,
-        metavar="SEGUNDOS",
-        help="segundos que um login espera, no máximo, pela vez no scrypt",
-    )
-    limits.add_argument(
-        "--max-users",
-        type=_count,
-        default=defaults.max_users,
-        metavar="N",
-        help="nomes registrados no total",
-    )
-    limits.add_argument(
-        "--unused-name-days",
-        type=_positive,
-        default=defaults.unused_name_days,
-        metavar="DIAS",
-        help="dias até expirar um nome registrado e nunca mais usado",
-    )
-    limits.add_argument(
-        "--max-connections",
-        type=_count,
-        default=caps.max_connections,
-        metavar="N",
-        help="conexões abertas no total (cortado ao limite de arquivos abertos)",
-    )
-    limits.add_argument(
-        "--max-per-address",
-        type=_count,
-        default=caps.max_per_address,
-        metavar="N",
-        help="conexões abertas por endereço (IPv4, ou IPv6 /64)",
-    )
-    limits.add_argument(
-        "--max-per-network",
-        type=_count,
-        default=caps.max_per_network,
-        metavar="N",
-        help="conexões abertas por rede (IPv4 /24, IPv6 /48)",
-    )
-    limits.add_argument(
-        "--max-waiting",
-        type=_count,
-        default=caps.max_waiting,
-        metavar="N",
-        help="conexões ainda sem sessão (handshake ou hello por vir), no total",
-    )
-    limits.add_argument(
-        "--max-waiting-per-address",
-        type=_count,
-        default=caps.max_waiting_per_address,
-        metavar="N",
-        help="conexões ainda sem sessão, por endereço",
-    )
-    limits.add_argument(
-        "--max-waiting-per-network",
-        type=_count,
-        default=caps.max_waiting_per_network,
-        metavar="N",
-        help="conexões ainda sem sessão, por rede",
-    )
-    limits.add_argument(
-        "--max-refused",
-        type=_count,
-        default=caps.max_refused,
-        metavar="N",
-        help="conexões recusadas mantidas meio fechadas ao mesmo tempo (para a resposta "
-        "chegar); as demais são fechadas na hora",
-    )
+    for flag, kind, default, metavar, text in options:
+        limits.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
     for field, what in (
         ("ipv4_network", "uma rede IPv4"),
         ("ipv6_network", "uma rede IPv6"),
@@ -466,43 +485,15 @@ def _parser() -> argparse.ArgumentParser:
     ):
         limits.add_argument(
             "--" + field.replace("_", "-"),
-            type=_count,
+            type=count,
             default=getattr(caps.prefixes, field),
             metavar="BITS",
             help=f"prefixo que conta como {what}",
         )
-    limits.add_argument(
-        "--open-timeout",
-        type=_positive,
-        default=OPEN_TIMEOUT,
-        metavar="SEGUNDOS",
-        help="segundos para o pedido HTTP (handshake) chegar inteiro",
-    )
-    limits.add_argument(
-        "--hello-timeout",
-        type=_positive,
-        default=HELLO_TIMEOUT,
-        metavar="SEGUNDOS",
-        help="segundos para o hello chegar",
-    )
-    limits.add_argument(
-        "--max-pending",
-        type=_count,
-        default=MAX_PENDING_BYTES,
-        metavar="BYTES",
-        help="bytes não lidos por um cliente antes de fechá-lo com 1013",
-    )
-    limits.add_argument(
-        "--kdf-n",
-        type=int,
-        default=Scrypt().n,
-        metavar="N",
-        help="custo N do scrypt para senhas novas (potência de 2)",
-    )
     return parser
 
 
-def _run(coroutine, loop: str) -> None:
+def _run(coroutine: Coroutine[Any, Any, None], loop: str) -> None:
     """``asyncio.run`` on uvloop (the default where it installs) or asyncio's own loop."""
     if loop == "uvloop":
         import uvloop

@@ -253,7 +253,7 @@ class FrameHeader:
 
 
 def parse_header(
-    data: bytes,
+    data: bytes | bytearray,
     *,
     expect_masked: bool | None = None,
     max_size: int | None = None,
@@ -320,7 +320,7 @@ def parse_header(
 
 
 def decode_frame(
-    data: bytes,
+    data: bytes | bytearray,
     *,
     expect_masked: bool | None = None,
     max_size: int | None = None,

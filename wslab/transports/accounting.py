@@ -11,6 +11,10 @@ from __future__ import annotations
 import http.client
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 
 @dataclass
@@ -35,12 +39,12 @@ class CountingSocket(socket.socket):
 
     counter: ByteCounter
 
-    def send(self, data, flags: int = 0) -> int:
+    def send(self, data: ReadableBuffer, flags: int = 0) -> int:
         sent = super().send(data, flags)
         self.counter.sent += sent
         return sent
 
-    def sendall(self, data, flags: int = 0) -> None:
+    def sendall(self, data: ReadableBuffer, flags: int = 0) -> None:
         super().sendall(data, flags)
         self.counter.sent += memoryview(data).nbytes
 
@@ -49,7 +53,7 @@ class CountingSocket(socket.socket):
         self.counter.received += len(data)
         return data
 
-    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+    def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0) -> int:
         received = super().recv_into(buffer, nbytes, flags)
         self.counter.received += received
         return received
@@ -93,4 +97,5 @@ class CountingHTTPConnection(http.client.HTTPConnection):
         self.counter = counter
 
     def connect(self) -> None:
+        assert self.timeout is not None  # __init__ takes a float
         self.sock = open_counting_socket(self.host, self.port, self.counter, self.timeout)

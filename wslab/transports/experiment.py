@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from ..background import BackgroundServer
 from .accounting import ByteCounter
 from .events import TickSchedule
 from .long_polling import LongPollingServer, receive_by_long_polling
 from .receipt import Receipt
 from .server_sent_events import ServerSentEventsServer, receive_by_server_sent_events
-from .short_polling import ShortPollingServer, receive_by_short_polling
+from .short_polling import ShortPollingServer, receive_by_polling
 from .websocket_push import WebSocketServer, receive_by_websocket
 
 Receiver = Callable[[int, TickSchedule, ByteCounter], Receipt]
@@ -29,7 +30,7 @@ class Transport:
     """A named pair: a server class (context manager over a source) and its client."""
 
     name: str
-    server: Callable[[TickSchedule], object]
+    server: Callable[[TickSchedule], BackgroundServer]
     receive: Receiver
 
 
@@ -43,7 +44,7 @@ def default_transports(poll_intervals: Sequence[float] = (0.007, 0.11)) -> list[
         Transport(
             f"short polling {interval * 1000:g} ms",
             ShortPollingServer,
-            partial(receive_by_short_polling, interval=interval),
+            partial(receive_by_polling, interval=interval),
         )
         for interval in poll_intervals
     ]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from wslab.background import BackgroundServer
@@ -26,20 +28,26 @@ class _TrackingHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = False  # joined in server_close()
 
-    def __init__(self, address, handler, source: TickSchedule, stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        source: TickSchedule,
+        stopping: threading.Event,
+    ) -> None:
         super().__init__(address, handler)
         self.source = source
         self.stopping = stopping  # set by BackgroundServer.stop: handlers waiting for events wake
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
 
-    def get_request(self):
+    def get_request(self) -> tuple[socket.socket, Any]:
         request, address = super().get_request()
         with self._open_lock:
             self._open.add(request)
         return request, address
 
-    def shutdown_request(self, request) -> None:
+    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)
@@ -70,7 +78,7 @@ class EventHandler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
-    def log_message(self, format: str, *args) -> None:
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the notebook must stay quiet
 
     def query_int(self, name: str, default: int, minimum: int) -> int | None:
@@ -89,6 +97,13 @@ class EventHandler(BaseHTTPRequestHandler):
             self.send_error(400, f"query parameter {name} must be an integer, at least {minimum}")
             return None
         return value
+
+    def events_after(self) -> int | None:
+        """The N of ``GET /events?after=N`` (-1 when absent): the polls' one request.
+        Another path is answered 404, a bad N 400; both return None."""
+        if not self.path_is("/events"):
+            return None
+        return self.query_int("after", default=-1, minimum=-1)
 
     def path_is(self, expected: str) -> bool:
         """True if the request path is ``expected``; otherwise answer 404."""
@@ -120,7 +135,7 @@ class BackgroundHTTPServer(BackgroundServer):
         self.source = source
         self._httpd: _TrackingHTTPServer | None = None
 
-    def _serve(self, ready) -> None:
+    def _serve(self, ready: Callable[[int], None]) -> None:
         self._httpd = _TrackingHTTPServer(
             (self.host, self.requested_port), self.handler_class, self.source, self.stopping
         )
@@ -130,6 +145,8 @@ class BackgroundHTTPServer(BackgroundServer):
     def _shutdown(self) -> None:
         """Stop serving, close every connection, join every handler thread."""
         httpd = self._httpd
+        if httpd is None:
+            return
         httpd.shutdown()
         httpd.close_open_connections()  # wake handlers blocked on a keep-alive read
         httpd.server_close()  # closes the listener and joins handler threads

@@ -7,20 +7,18 @@ request and response header, over one keep-alive connection.
 
 from __future__ import annotations
 
-from .accounting import ByteCounter, CountingHTTPConnection
-from .events import CLIENT_TIMEOUT, TickSchedule, encode_batch
-from .http_server import HOLD, HOST, BackgroundHTTPServer, EventHandler
-from .receipt import Receipt
-from .short_polling import poll_until_complete
+from functools import partial
+
+from .events import encode_batch
+from .http_server import HOLD, BackgroundHTTPServer, EventHandler
+from .short_polling import receive_by_polling
 
 
 class LongPollingHandler(EventHandler):
     """``GET /events?after=N`` waits (at most ``HOLD`` s) for event N+1, then answers."""
 
     def do_GET(self) -> None:
-        if not self.path_is("/events"):
-            return
-        after = self.query_int("after", default=-1, minimum=-1)
+        after = self.events_after()
         if after is None:
             return
         source = self.server.source
@@ -35,20 +33,6 @@ class LongPollingServer(BackgroundHTTPServer):
     handler_class = LongPollingHandler
 
 
-def receive_by_long_polling(
-    port: int,
-    source: TickSchedule,
-    counter: ByteCounter,
-    *,
-    timeout: float = CLIENT_TIMEOUT,
-) -> Receipt:
-    """Long-poll ``127.0.0.1:port`` until all events arrived; start the stream.
-
-    Raises:
-        TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
-    """
-    # a read may legitimately last a whole HOLD, so the socket waits a little longer
-    conn = CountingHTTPConnection(HOST, port, counter, HOLD + timeout)
-    return poll_until_complete(
-        conn, source, counter, name="long polling", interval=None, timeout=timeout
-    )
+#: Long polling's client: polling with no interval (the next poll as soon as an answer
+#: arrives), over a socket that waits a whole ``HOLD`` longer.
+receive_by_long_polling = partial(receive_by_polling, interval=None)

@@ -10,9 +10,9 @@ client closes it when done, or the server stops. A client that reconnects sends
 from __future__ import annotations
 
 from .accounting import ByteCounter, CountingHTTPConnection
-from .events import CLIENT_TIMEOUT, Event, TickSchedule, stream_deadline
+from .events import CLIENT_TIMEOUT, Event, TickSchedule
 from .http_server import HOLD, HOST, BackgroundHTTPServer, EventHandler
-from .receipt import Receipt
+from .receipt import Receipt, receive_stream
 
 
 def format_event(event: Event) -> bytes:
@@ -81,31 +81,27 @@ def receive_by_server_sent_events(
             raise ConnectionError(
                 f"SSE: expected a 200 text/event-stream, got HTTP {response.status}"
             )
-        if not source.started:
-            source.start()
-        receipt = Receipt(origin=source.origin, requests=1, setup_bytes=counter.snapshot())
-        deadline = stream_deadline(source, timeout)
         data_lines: list[bytes] = []
-        while len(receipt.seqs) < source.count:
-            if source.clock() > deadline:
-                raise TimeoutError(
-                    f"SSE: {len(receipt.seqs)} of {source.count} events arrived in time"
-                )
+
+        def read_line(receipt: Receipt) -> list[Event]:
+            """One line of the stream: the event a blank line dispatches, else nothing."""
             line = response.readline()
             if not line:
                 raise ConnectionError(
                     f"SSE: stream ended after {len(receipt.seqs)} of {source.count} events"
                 )
             line = line.rstrip(b"\r\n")
-            if not line:  # blank line: dispatch the event
-                if data_lines:
-                    receipt.receive(Event.decode(b"\n".join(data_lines)), source.clock())
-                    data_lines = []
-                continue
-            name, _, value = line.partition(b":")
-            if name == b"data":
-                data_lines.append(value[1:] if value.startswith(b" ") else value)
-        receipt.stream_end_bytes = counter.snapshot()
-        return receipt
+            if line:
+                name, _, value = line.partition(b":")
+                if name == b"data":
+                    data_lines.append(value[1:] if value.startswith(b" ") else value)
+                return []
+            if not data_lines:
+                return []
+            event = Event.decode(b"\n".join(data_lines))
+            data_lines.clear()
+            return [event]
+
+        return receive_stream("SSE", source, counter, read_line, timeout=timeout, requests=1)
     finally:
         conn.close()

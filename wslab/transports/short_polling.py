@@ -11,18 +11,16 @@ import http.client
 import time
 
 from .accounting import ByteCounter, CountingHTTPConnection
-from .events import CLIENT_TIMEOUT, Event, TickSchedule, decode_batch, encode_batch, stream_deadline
-from .http_server import HOST, BackgroundHTTPServer, EventHandler
-from .receipt import Receipt
+from .events import CLIENT_TIMEOUT, Event, TickSchedule, decode_batch, encode_batch
+from .http_server import HOLD, HOST, BackgroundHTTPServer, EventHandler
+from .receipt import Receipt, receive_stream
 
 
 class ShortPollingHandler(EventHandler):
     """``GET /events?after=N`` returns every due event numbered above N, immediately."""
 
     def do_GET(self) -> None:
-        if not self.path_is("/events"):
-            return
-        after = self.query_int("after", default=-1, minimum=-1)
+        after = self.events_after()
         if after is None:
             return
         self.send_body(encode_batch(self.server.source.ready_after(after)), "application/json")
@@ -49,70 +47,46 @@ def get_events(conn: http.client.HTTPConnection, after: int) -> list[Event]:
     return decode_batch(body)
 
 
-def poll_until_complete(
-    conn: CountingHTTPConnection,
-    source: TickSchedule,
-    counter: ByteCounter,
-    *,
-    name: str,
-    interval: float | None,
-    timeout: float,
-) -> Receipt:
-    """Ask for events until all arrived; start the stream once connected.
-
-    With an ``interval`` the polls keep a fixed-rate schedule (poll k at the first
-    poll + k * interval); without one the next poll goes out as soon as an answer
-    arrives, which is what long polling does.
-
-    Raises:
-        TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
-    """
-    try:
-        conn.connect()
-        if not source.started:
-            source.start()
-        receipt = Receipt(origin=source.origin, setup_bytes=counter.snapshot())
-        deadline = stream_deadline(source, timeout)
-        first_poll = source.clock()
-        after = -1
-        while after < source.count - 1:
-            if source.clock() > deadline:
-                raise TimeoutError(
-                    f"{name}: {len(receipt.seqs)} of {source.count} events arrived in time"
-                )
-            events = get_events(conn, after)
-            now = source.clock()
-            receipt.requests += 1
-            for event in events:
-                receipt.receive(event, now)
-                after = event.seq
-            if interval is not None and after < source.count - 1:
-                pause = first_poll + receipt.requests * interval - source.clock()
-                if pause > 0:
-                    time.sleep(pause)
-        receipt.stream_end_bytes = counter.snapshot()
-        return receipt
-    finally:
-        conn.close()
-
-
-def receive_by_short_polling(
+def receive_by_polling(
     port: int,
     source: TickSchedule,
     counter: ByteCounter,
     *,
-    interval: float,
+    interval: float | None,
     timeout: float = CLIENT_TIMEOUT,
 ) -> Receipt:
-    """Poll ``127.0.0.1:port`` every ``interval`` s until all events arrived; start the stream.
+    """Poll ``127.0.0.1:port`` until all events arrived; start the stream once connected.
+
+    With an ``interval`` (short polling) the polls keep a fixed-rate schedule (poll k at
+    the first poll + k * interval). With None (long polling) the next poll goes out as
+    soon as an answer arrives, and the socket waits a whole ``HOLD`` longer, since the
+    server may hold each poll that long.
 
     Raises:
         ValueError: if ``interval`` is not positive.
         TimeoutError: if the events do not all arrive within the stream duration + ``timeout``.
     """
-    if not interval > 0:
+    if interval is not None and not interval > 0:
         raise ValueError(f"interval must be positive seconds, got {interval!r}")
-    conn = CountingHTTPConnection(HOST, port, counter, timeout)
-    return poll_until_complete(
-        conn, source, counter, name="short polling", interval=interval, timeout=timeout
-    )
+    wait = timeout if interval is not None else HOLD + timeout
+    conn = CountingHTTPConnection(HOST, port, counter, wait)
+    first_poll: list[float] = []  # when the first poll went out
+
+    def poll(receipt: Receipt) -> list[Event]:
+        """One poll, after its turn on the schedule (with an ``interval``)."""
+        if not first_poll:
+            first_poll.append(source.clock())
+        elif interval is not None:
+            pause = first_poll[0] + receipt.requests * interval - source.clock()
+            if pause > 0:
+                time.sleep(pause)
+        events = get_events(conn, receipt.seqs[-1] if receipt.seqs else -1)
+        receipt.requests += 1
+        return events
+
+    name = "short polling" if interval is not None else "long polling"
+    try:
+        conn.connect()
+        return receive_stream(name, source, counter, poll, timeout=timeout)
+    finally:
+        conn.close()

@@ -8,6 +8,8 @@ every byte on the wire is an event frame, the handshake or the close handshake.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import websocket  # websocket-client
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
@@ -15,9 +17,9 @@ from websockets.sync.server import Server, ServerConnection, serve
 from wslab.background import BackgroundServer
 
 from .accounting import ByteCounter, open_counting_socket
-from .events import CLIENT_TIMEOUT, Event, TickSchedule, stream_deadline
+from .events import CLIENT_TIMEOUT, Event, TickSchedule
 from .http_server import HOLD, HOST
-from .receipt import Receipt
+from .receipt import Receipt, receive_stream
 
 
 class WebSocketServer(BackgroundServer):
@@ -38,7 +40,7 @@ class WebSocketServer(BackgroundServer):
             return  # the client left; returning ends this handler
         # returning closes the connection with code 1000 (normal closure)
 
-    def _serve(self, ready) -> None:
+    def _serve(self, ready: Callable[[int], None]) -> None:
         self._server = serve(
             self._handle,
             self.host,
@@ -53,7 +55,8 @@ class WebSocketServer(BackgroundServer):
 
     def _shutdown(self) -> None:
         """Closes the listener and open connections (1001), waits for handlers."""
-        self._server.shutdown()
+        if self._server is not None:
+            self._server.shutdown()
 
 
 def receive_by_websocket(
@@ -72,19 +75,14 @@ def receive_by_websocket(
     sock = open_counting_socket(HOST, port, counter, timeout)
     try:
         ws = websocket.create_connection(f"ws://{HOST}:{port}/", socket=sock, timeout=timeout)
-        if not source.started:
-            source.start()
-        receipt = Receipt(
-            origin=source.origin, requests=1, setup_bytes=counter.snapshot()
-        )  # the Upgrade request
-        deadline = stream_deadline(source, timeout)
-        while len(receipt.seqs) < source.count:
-            if source.clock() > deadline:
-                raise TimeoutError(
-                    f"WebSocket: {len(receipt.seqs)} of {source.count} events arrived in time"
-                )
-            receipt.receive(Event.decode(ws.recv()), source.clock())
-        receipt.stream_end_bytes = counter.snapshot()
+        receipt = receive_stream(
+            "WebSocket",
+            source,
+            counter,
+            lambda _: [Event.decode(ws.recv())],
+            timeout=timeout,
+            requests=1,  # the Upgrade
+        )
         ws.close(timeout=timeout)  # close handshake: our close frame, then the server's
         return receipt
     finally:

@@ -1,10 +1,14 @@
 """Stored secrets (wslab.chat.rules.kdf): salted scrypt records that verify with their own cost."""
 
+import asyncio
 import base64
 
 import pytest
 
-from wslab.chat.rules.kdf import CHEAP, SCRYPT, Scrypt
+from wslab.chat.errors import CloseCode, Refusal, StoreError
+from wslab.chat.node import ChatNode
+from wslab.chat.rules.kdf import CHEAP, SCRYPT, BadRecord, Scrypt
+from wslab.chat.stores.memory import MemoryCredentials, MemoryLog
 
 
 def test_a_record_keeps_no_trace_of_the_secret_and_verifies_it():
@@ -40,6 +44,32 @@ def test_bad_costs_are_refused(cost):
         Scrypt(**cost)
 
 
-def test_a_record_of_another_scheme_is_refused():
-    with pytest.raises(ValueError, match="not a scrypt record"):
-        Scrypt.verify("s", "pbkdf2$1$2$3$x$y")
+@pytest.mark.parametrize(
+    "record",
+    [
+        "pbkdf2$1$2$3$x$y",  # another scheme
+        "scrypt$2$1$1$AAAA",  # a field missing
+        "scrypt$3$1$1$AAAA$AAAA",  # a cost scrypt refuses
+        "scrypt$two$1$1$AAAA$AAAA",  # not a number
+        "scrypt$2$1$1$A*A$AAAA",  # a salt that is not base64
+        "",
+    ],
+)
+def test_a_corrupt_record_is_a_store_error_with_a_sentence(record):
+    with pytest.raises(BadRecord, match="corrompida no armazenamento") as caught:
+        Scrypt.verify("s", record)
+    assert isinstance(caught.value, StoreError) and isinstance(caught.value, ValueError)
+
+
+def test_a_login_that_meets_a_corrupt_record_is_refused_with_its_sentence():
+    credentials = MemoryCredentials()
+    node = ChatNode(MemoryLog(epoch="e"), credentials, kdf=CHEAP, offload=None)
+
+    async def login() -> None:
+        assert await credentials.register("ana", "scrypt$2$1$1$not*base64$AAAA")
+        await node.open("ana", "pw", object())
+
+    with pytest.raises(Refusal, match="corrompida no armazenamento") as caught:
+        asyncio.run(login())
+    assert caught.value.close_code == CloseCode.SERVICE_RESTART
+    assert len(node.hub) == 0  # nothing opened

@@ -10,12 +10,14 @@ The rules (who sees what, when a resume is recovered) are the hub's
 from __future__ import annotations
 
 from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from ..assemble import choose_stores
+from ..errors import UnknownSession
 from ..node import ChatNode, Limits
 from ..rules.hub import Hub
 from ..rules.kdf import SCRYPT, Scrypt
-from ..rules.messages import Message, Outbound, Session
+from ..rules.messages import Message, Notice, Outbound, Session
 from ..rules.wire import resume_point
 
 __all__ = ["ChatModel"]
@@ -26,17 +28,21 @@ _MODEL_LIMITS = Limits(
 )
 
 
-def _now(coroutine: Coroutine):
+T = TypeVar("T")
+
+
+def _now(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine that never suspends to its end and return its value."""
     try:
         coroutine.send(None)
     except StopIteration as done:
-        return done.value
+        value: T = done.value
+        return value
     coroutine.close()
     raise RuntimeError("an in-memory store suspended: ChatModel cannot drive it")
 
 
-class _Queue(list):
+class _Queue(list[Message | Notice]):
     """A session's pending messages and notices; the session's handle in the hub."""
 
     __slots__ = ("session_id",)
@@ -65,14 +71,14 @@ class ChatModel:
             non-empty string.
     """
 
-    hub_class: type[Hub] = Hub
+    hub_class: type[Hub[_Queue]] = Hub
 
     def __init__(
         self, retention: int = 1000, *, epoch: str | None = None, kdf: Scrypt = SCRYPT
     ) -> None:
         stores = choose_stores(retention=retention, epoch=epoch)
         self._log = stores.log
-        self._node = ChatNode(
+        self._node: ChatNode[_Queue] = ChatNode(
             self._log,
             stores.credentials,
             kdf=kdf,
@@ -99,7 +105,7 @@ class ChatModel:
         return self._log.state.newest
 
     @property
-    def hub(self) -> Hub:
+    def hub(self) -> Hub[_Queue]:
         return self._node.hub
 
     def online(self) -> list[str]:
@@ -137,11 +143,11 @@ class ChatModel:
         if isinstance(session_id, str) and self._queues.pop(session_id, None) is not None:
             self._node.close(session_id)
 
-    def take(self, session_id: str) -> list[Message]:
+    def take(self, session_id: str) -> list[Message | Notice]:
         """Return what is queued for the session, oldest first, and clear it.
 
         Raises:
-            KeyError: if the session is unknown or closed.
+            UnknownSession: (a ``KeyError`` too) if the session is unknown or closed.
         """
         queue = self._queue(session_id)
         queued = queue.copy()
@@ -159,7 +165,7 @@ class ChatModel:
         Returns the ids of the sessions that got something queued by this call.
 
         Raises:
-            KeyError: if the session is unknown or closed.
+            UnknownSession: (a ``KeyError`` too) if the session is unknown or closed.
             TypeError: if ``text`` is not a string.
         """
         self._queue(session_id)
@@ -169,12 +175,12 @@ class ChatModel:
         return touched
 
     def _queue(self, session_id: str) -> _Queue:
-        try:
-            return self._queues[session_id]
-        except (KeyError, TypeError):
-            raise KeyError(f"Sessão desconhecida ou já encerrada: {session_id!r}.") from None
+        queue = self._queues.get(session_id) if isinstance(session_id, str) else None
+        if queue is None:
+            raise UnknownSession(session_id)
+        return queue
 
-    def _put(self, items: list[Outbound]) -> None:
+    def _put(self, items: list[Outbound[_Queue]]) -> None:
         touched = self._touched
         for item in items:
             for queue in item.handles:

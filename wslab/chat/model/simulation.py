@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ..errors import AuthError
 from ..rules.kdf import CHEAP
@@ -69,6 +69,14 @@ class SimulationSummary:
         ]
 
 
+# The fields of SimulationSummary that a run counts as it goes (its Counter's keys).
+COUNTED = tuple(
+    f.name
+    for f in fields(SimulationSummary)
+    if f.name not in ("operations", "restarts", "violations", "examples")
+)
+
+
 @dataclass
 class _Message:
     offset: int
@@ -107,6 +115,13 @@ class _Device:
     chain_epoch: str | None = None
     chain_start: int = 0
     chain_intact: bool = True  # every return so far was recovered=True
+
+    @property
+    def open(self) -> _Open:
+        """The session open on this device (the run picks only connected devices)."""
+        if self.session is None:
+            raise RuntimeError(f"a device of {self.user} has no open session")
+        return self.session
 
 
 class _Run:
@@ -188,15 +203,15 @@ class _Run:
                 device.chain_intact = newest <= self.retention
             notice = not expected_recovered
             if session.recovered:
-                self.count["recovered"] += 1
+                self.count["resumes_recovered"] += 1
             else:
-                self.count["gaps"] += 1
+                self.count["gaps_announced"] += 1
         if session.recovered != expected_recovered:
             self.fail(f"{session.id}: recovered={session.recovered}, esperado {expected_recovered}")
         device.session = _Open(session.id, device.user, newest, pending, notice, newest)
 
     def take(self, device: _Device) -> None:
-        state = device.session
+        state = device.open
         got = self.model.take(state.sid)
         notices = [d for d in got if d.kind == Kind.SYSTEM]
         errors = [d for d in got if d.kind == Kind.ERROR]
@@ -205,7 +220,7 @@ class _Run:
             if not got or got[0].kind != Kind.SYSTEM:
                 self.fail(f"{state.sid}: lacuna não anunciada")
             else:
-                self.count["notices"] += 1
+                self.count["gap_notices_read"] += 1
                 notices = notices[1:]
             state.notice_due = False
         if len(notices) != state.whos:
@@ -242,11 +257,11 @@ class _Run:
 
     def drop(self, device: _Device) -> None:
         """The connection dies: whatever was queued and not read is lost."""
-        self.model.close(device.session.sid)
+        self.model.close(device.open.sid)
         device.session = None
 
     def submit(self, device: _Device) -> None:
-        state = device.session
+        state = device.open
         roll = self.rng.random()
         self.texts += 1
         text = f"m{self.texts}"
@@ -281,7 +296,7 @@ class _Run:
             return
         self.log.append(message)
         self.count["messages"] += 1
-        self.count["private"] += message.kind == "private"
+        self.count["private_messages"] += message.kind == "private"
 
     def wrong_secret(self) -> None:
         if not self.registered:
@@ -291,7 +306,7 @@ class _Run:
         try:
             self.model.open(user, "not-" + self.secrets[user])
         except AuthError:
-            self.count["auth"] += 1
+            self.count["auth_refusals"] += 1
         else:
             self.fail(f"senha errada abriu uma sessão de {user}")
         if self.model.online() != before:
@@ -315,7 +330,7 @@ class _Run:
             if len(device.seen) != len(set(device.seen)):
                 self.fail(f"{device.user}: um dispositivo viu uma mensagem duas vezes")
             if device.chain_intact:
-                self.count["chains"] += 1
+                self.count["chains_checked"] += 1
                 wanted = [
                     m.offset for m in self.log[device.chain_start :] if m.visible_to(device.user)
                 ]
@@ -372,23 +387,10 @@ def run_fault_injection(
         else:
             run.wrong_secret()
     run.check_chains()
-    c = run.count
     return SimulationSummary(
         operations=operations,
         restarts=run.restarts,
-        connects=c["connects"],
-        resumes=c["resumes"],
-        resumes_recovered=c["recovered"],
-        gaps_announced=c["gaps"],
-        gap_notices_read=c["notices"],
-        chains_checked=c["chains"],
-        auth_refusals=c["auth"],
-        messages=c["messages"],
-        private_messages=c["private"],
-        deliveries=c["deliveries"],
-        live=c["live"],
-        replays=c["replays"],
-        errors=c["errors"],
         violations=len(run.violations),
         examples=tuple(run.violations[:5]),
+        **{name: run.count[name] for name in COUNTED},
     )

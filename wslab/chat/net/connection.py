@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.protocol import State
+from websockets.protocol import Event, State
 
 from ..errors import CloseCode, ProxyHeaderError
 from ..rules.ratelimit import TokenBucket
@@ -80,7 +80,7 @@ class Connection(ServerConnection):
       busy socket never holds the loop for long.
     """
 
-    def __init__(self, *args, service: ChatService, **kwargs) -> None:
+    def __init__(self, *args: Any, service: ChatService, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.service = service
         self.address = self.peer = "?"
@@ -92,7 +92,7 @@ class Connection(ServerConnection):
         self.seated = False
         self.opened_at = 0.0
         self.client: Client | None = None
-        self.closing: asyncio.Task | None = None
+        self.closing: asyncio.Task[None] | None = None
         self._frames: TokenBucket | None = None
         self._bytes: TokenBucket | None = None
         self._resume: asyncio.TimerHandle | None = None
@@ -225,7 +225,7 @@ class Connection(ServerConnection):
     def _peel(self, data: bytes) -> bytes:
         """The stream after a PROXY header, once it is ruled out or taken off (b"" while
         more bytes are needed, or when the connection was refused)."""
-        held = self._preface + data
+        held = (self._preface or b"") + data  # called while it is not None
         required = self.proxied and self.service.trusted.source == "proxy-protocol"
         start = proxy_header_start(held)
         if start is None and not required:
@@ -282,7 +282,7 @@ class Connection(ServerConnection):
             else:
                 self.transport.close()
 
-    def process_event(self, event) -> None:
+    def process_event(self, event: Event) -> None:
         super().process_event(event)
         self._spend(frames=1)
 

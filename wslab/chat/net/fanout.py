@@ -41,6 +41,7 @@ import dataclasses
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.frames import Frame, Opcode
@@ -80,12 +81,19 @@ def join(prepared: Sequence[PreparedText]) -> PreparedText:
     )
 
 
+C = TypeVar("C", bound=ServerConnection)
+
+
+def _never(connection: ServerConnection) -> None:
+    """The ``over`` of a write without a limit: no buffer is ever over it."""
+
+
 def write_prepared(
-    connections: Iterable[ServerConnection],
+    connections: Iterable[C],
     prepared: PreparedText,
     *,
     limit: int | None = None,
-    over: Callable[[ServerConnection], None] | None = None,
+    over: Callable[[C], None] | None = None,
 ) -> int:
     """Send ``prepared`` to every open connection; return how many got its prepared bytes.
 
@@ -99,7 +107,7 @@ def write_prepared(
     others go on.
     """
     if limit is None:
-        limit = sys.maxsize
+        limit, over = sys.maxsize, _never
     elif over is None:
         raise TypeError("write_prepared: a limit needs an 'over' callback")
     written = 0

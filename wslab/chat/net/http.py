@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
+from ..errors import BadSetting
+
 __all__ = [
     "StaticFiles",
     "handshake_refusal",
@@ -60,8 +62,9 @@ def parse_origin(text: str) -> str:
     ``http://10.0.0.2:8765/``, as a browser writes it in ``Origin``.
 
     Raises:
-        ValueError: (a pt-BR sentence, shown by the CLI) not an http(s) URL with a
-            host and at most a ``/`` path, or a port that is not a number.
+        BadSetting: (a ``ValueError`` too, with a pt-BR sentence the CLI shows) not an
+            http(s) URL with a host and at most a ``/`` path, or a port that is not a
+            number.
     """
     url = urlsplit(text.strip())
     try:
@@ -77,7 +80,7 @@ def parse_origin(text: str) -> str:
         or url.username is not None
         or port == -1
     ):
-        raise ValueError(
+        raise BadSetting(
             f"{text[:80]!r} não é uma origem: use http://HOST:PORTA (ou https://), sem caminho."
         )
     return f"{url.scheme.lower()}://{url.netloc.lower()}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 __all__ = ["Summarizer", "quiet_libraries", "shown"]
 
@@ -27,10 +28,13 @@ class Summarizer(logging.Filter):
     """Lets ``burst`` records of each kind through per ``window`` seconds; counts the
     others and says how many were left out in the next one that passes."""
 
-    def __init__(self, burst: int = 20, window: float = 10.0, clock=time.monotonic) -> None:
+    def __init__(
+        self, burst: int = 20, window: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__()
         self.burst, self.window, self._clock = burst, window, clock
-        self._kinds: dict[tuple[str, object], list] = {}  # kind -> [start, passed, dropped]
+        # kind -> [start, passed, dropped]
+        self._kinds: dict[tuple[str, object], list[float]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("wslab"):

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from ..node import Count, Labelled, Observe
+
 __all__ = ["CLOSE_CODES", "CONTENT_TYPE", "REFUSALS", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -67,8 +69,19 @@ class Metrics:
     Attributes bumped by the node and the service: ``stored`` (``.labels(kind)``),
     ``delivered``, ``replayed``, ``shed``, ``store_seconds`` (one append, to its
     confirmation), ``kdf_wait_seconds``, ``store_outages``; and through
-    :meth:`refused` and :meth:`closed`, whose labels are bounded here.
+    :meth:`refused` and :meth:`closed`, whose labels are bounded here. It is the
+    node's :class:`wslab.chat.node.NodeMetrics`.
     """
+
+    stored: Labelled
+    delivered: Count
+    replayed: Count
+    shed: Count
+    store_seconds: Observe
+    kdf_wait_seconds: Observe
+    store_outages: Count
+    _refusals: Labelled
+    _closes: Labelled
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -80,56 +93,40 @@ class Metrics:
             self._refusals = self._closes = nothing
             return
         registry = self.registry
-        self.stored = Counter(
-            "wslab_chat_messages_stored",
-            "Mensagens guardadas pelo log deste nó, por tipo.",
-            ["kind"],
-            registry=registry,
+
+        def counter(name: str, text: str, *labels: str) -> Counter:
+            return Counter(f"wslab_chat_{name}", text, labels, registry=registry)
+
+        def histogram(name: str, text: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(f"wslab_chat_{name}", text, buckets=buckets, registry=registry)
+
+        self.stored = counter(
+            "messages_stored", "Mensagens guardadas pelo log deste nó, por tipo.", "kind"
         )
-        self.delivered = Counter(
-            "wslab_chat_deliveries",
-            "Mensagens escritas a sessões (uma por sessão que a recebe), ao vivo.",
-            registry=registry,
+        self.delivered = counter(
+            "deliveries", "Mensagens escritas a sessões (uma por sessão que a recebe), ao vivo."
         )
-        self.replayed = Counter(
-            "wslab_chat_messages_replayed",
-            "Mensagens reenviadas do histórico a sessões que retomaram.",
-            registry=registry,
+        self.replayed = counter(
+            "messages_replayed", "Mensagens reenviadas do histórico a sessões que retomaram."
         )
-        self.shed = Counter(
-            "wslab_chat_slow_clients_shed",
-            "Clientes lentos demais para ler, fechados com 1013.",
-            registry=registry,
+        self.shed = counter(
+            "slow_clients_shed", "Clientes lentos demais para ler, fechados com 1013."
         )
-        self._refusals = Counter(
-            "wslab_chat_refusals",
-            "Conexões ou logins recusados, por motivo.",
-            ["reason"],
-            registry=registry,
+        self._refusals = counter("refusals", "Conexões ou logins recusados, por motivo.", "reason")
+        self._closes = counter(
+            "closes", "Sessões e conexões fechadas, por código de fechamento.", "code"
         )
-        self._closes = Counter(
-            "wslab_chat_closes",
-            "Sessões e conexões fechadas, por código de fechamento.",
-            ["code"],
-            registry=registry,
-        )
-        self.store_seconds = Histogram(
-            "wslab_chat_store_append_seconds",
+        self.store_seconds = histogram(
+            "store_append_seconds",
             "Latência de guardar uma linha: da chamada à confirmação do armazenamento "
             "(SQLite: com o commit em grupo e seu fsync; Redis: o script, com appendfsync).",
-            buckets=STORE_BUCKETS,
-            registry=registry,
+            STORE_BUCKETS,
         )
-        self.kdf_wait_seconds = Histogram(
-            "wslab_chat_kdf_wait_seconds",
-            "Espera de um login pelo scrypt: fila mais o cálculo.",
-            buckets=KDF_BUCKETS,
-            registry=registry,
+        self.kdf_wait_seconds = histogram(
+            "kdf_wait_seconds", "Espera de um login pelo scrypt: fila mais o cálculo.", KDF_BUCKETS
         )
-        self.store_outages = Counter(
-            "wslab_chat_store_outages",
-            "Vezes que o armazenamento compartilhado (Redis) ficou inalcançável.",
-            registry=registry,
+        self.store_outages = counter(
+            "store_outages", "Vezes que o armazenamento compartilhado (Redis) ficou inalcançável."
         )
         for reason in REFUSALS:  # every series present from the start, at 0
             self._refusals.labels(reason)

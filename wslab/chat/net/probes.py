@@ -68,11 +68,11 @@ class Readiness:
                 self.store_problem = None
             await asyncio.sleep(interval)
 
-    def start(self, check: Callable[[], Awaitable[None]], **options: float) -> asyncio.Task:
+    def start(self, check: Callable[[], Awaitable[None]], **options: float) -> asyncio.Task[None]:
         return asyncio.get_running_loop().create_task(self.watch(check, **options))
 
     @staticmethod
-    async def stop(task: asyncio.Task | None) -> None:
+    async def stop(task: asyncio.Task[None] | None) -> None:
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
-from ..errors import ProxyHeaderError
+from ..errors import BadSetting, ProxyHeaderError
 
 __all__ = [
     "PROXY_V1_MAX",
@@ -72,14 +72,15 @@ def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
     """Networks from ``10.0.0.0/8``-like texts (a bare address is a /32 or /128).
 
     Raises:
-        ValueError: (a pt-BR sentence, shown by the CLI) a text is not a network.
+        BadSetting: (a ``ValueError`` too, with a pt-BR sentence the CLI shows) a text
+            is not a network.
     """
     networks = []
     for text in texts:
         try:
             networks.append(ip_network(text.strip(), strict=False))
         except ValueError:
-            raise ValueError(
+            raise BadSetting(
                 f"{text[:60]!r} não é uma rede: use um endereço ou um CIDR, como 10.0.0.0/8."
             ) from None
     return tuple(networks)

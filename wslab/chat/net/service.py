@@ -69,16 +69,18 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from http import HTTPStatus
+from typing import Any, cast
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
+from websockets.typing import Data
 
-from ..errors import CloseCode, Refusal
+from ..errors import CloseCode, Refusal, UnknownSession
 from ..node import ChatNode, Replay
 from ..rules.messages import Outbound
 from ..rules.wire import (
@@ -90,7 +92,7 @@ from ..rules.wire import (
     parse_message,
 )
 from .connection import CLOSE_TIMEOUT, FRAMES_PER_SECOND, Connection, close_within, writable
-from .fanout import join, prepare_text, write_prepared
+from .fanout import PreparedText, join, prepare_text, write_prepared
 from .gate import Caps, Gate
 from .http import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
 from .logs import shown
@@ -117,6 +119,11 @@ DRAIN_TIMEOUT = 10.0  # seconds from SIGTERM to the last connection closed, at m
 _REFUSAL_REASONS = {4000: "hello", 4001: "secret", 4003: "names", 4029: "throttled", 1013: "busy"}
 
 logger = logging.getLogger(__name__)
+
+
+ProcessRequest = Callable[[ServerConnection, Request], Response | None]
+# Lines of one session waiting for their commit, each answered by a list of items.
+Lines = set["asyncio.Task[list[Outbound[Client]]]"]
 
 
 def _same(handles: Collection[object], other: Collection[object]) -> bool:
@@ -172,7 +179,7 @@ class ChatService:
 
     def __init__(
         self,
-        node: ChatNode,
+        node: ChatNode[Client],
         *,
         hello_timeout: float = HELLO_TIMEOUT,
         max_pending: int = MAX_PENDING_BYTES,
@@ -197,7 +204,7 @@ class ChatService:
         self.metrics_allow = metrics_allow
         self.tls = tls
         self.readiness = Readiness()
-        self._watch: asyncio.Task | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._noted: set[str] = set()  # kinds of problem already logged once
         self.pipeline = max(1, pipeline) if node.log.ordered else 1
         self.max_frames = max_frames
@@ -218,22 +225,29 @@ class ChatService:
         self._sweeper: asyncio.Task | None = None
         # The connections of the last handles written to (a client's connection never
         # changes; holding the tuple keeps its identity from being reused).
-        self._last_handles: Collection[object] = ()
-        self._connections: list[ServerConnection] = []
+        self._last_handles: Collection[Client] = ()
+        self._connections: list[Connection] = []
 
     def session_ids(self) -> list[str]:
         """Ids of the open sessions, in opening order."""
         return list(self._clients)
 
-    def connection(self, session_id: str) -> ServerConnection:
-        """The connection serving a session (``KeyError`` if it is not open)."""
-        return self._clients[session_id].connection
+    def connection(self, session_id: str) -> Connection:
+        """The connection serving a session.
+
+        Raises:
+            UnknownSession: (a ``KeyError`` too) the session is not open.
+        """
+        client = self._clients.get(session_id)
+        if client is None:
+            raise UnknownSession(session_id)
+        return client.connection
 
     @property
     def epoch(self) -> str:
         return self.node.epoch
 
-    async def serve(self, host: str, port: int, **options) -> Server:
+    async def serve(self, host: str, port: int, **options: Any) -> Server:
         """Start the node and listen; ``options`` go to websockets' ``serve``.
 
         Raises:
@@ -244,13 +258,17 @@ class ChatService:
         options.setdefault("open_timeout", OPEN_TIMEOUT)
         self.open_timeout = options["open_timeout"]
         options.setdefault("max_queue", MAX_QUEUE)
+        # websockets types its callbacks for any ServerConnection; this server's are
+        # all Connections (create_connection), which the casts say.
         server = await serve(
-            self._handle,
+            cast(Callable[[ServerConnection], Awaitable[None]], self._handle),
             host,
             port,
-            process_request=self._process_request,
+            process_request=cast(ProcessRequest, self._process_request),
             max_size=MAX_FRAME_BYTES,
-            create_connection=functools.partial(Connection, service=self),
+            create_connection=cast(
+                type[ServerConnection], functools.partial(Connection, service=self)
+            ),
             compression=None,
             **options,
         )
@@ -342,15 +360,17 @@ class ChatService:
     def _idle(connection: Connection) -> bool:
         """Whether a session's loop waits for a frame with none read and no line in
         flight: all it read is handled. (websockets' queue of frames read ahead.)"""
-        frames = connection.recv_messages.frames
+        frames, client = connection.recv_messages.frames, connection.client
         return (
-            len(frames) == 0 and frames.get_waiter is not None and not connection.client.in_flight
+            len(frames) == 0
+            and frames.get_waiter is not None
+            and (client is None or not client.in_flight)
         )
 
-    def note(self, message: str, *args) -> None:
+    def note(self, message: str, *args: object) -> None:
         logger.info(message, *args)
 
-    def note_once(self, kind: str, message: str, *args) -> None:
+    def note_once(self, kind: str, message: str, *args: object) -> None:
         """Log ``message`` the first time a problem of ``kind`` is seen, never again."""
         if kind not in self._noted:
             self._noted.add(kind)
@@ -438,10 +458,10 @@ class ChatService:
                 response.headers["Retry-After"] = "1"
                 return response
             return None
-        response = self._static.response(path)
-        if response is None:
+        page = self._static.response(path)
+        if page is None:
             return connection.respond(HTTPStatus.NOT_FOUND, "Não encontrado.\n")
-        return response
+        return page
 
     # -- WebSocket ---------------------------------------------------------------------
 
@@ -463,10 +483,11 @@ class ChatService:
         try:
             first = await asyncio.wait_for(connection.recv(), self.hello_timeout)
         except TimeoutError:
-            return await self._refuse(
+            await self._refuse(
                 connection,
                 Refusal(f"O hello não chegou em {self.hello_timeout:g} s.", CloseCode.BAD_HELLO),
             )
+            return None
         except ConnectionClosed:
             return None
         self.gate.heard(connection)  # its login is under way, bounded by the node
@@ -484,7 +505,8 @@ class ChatService:
                 history=hello.history,
             )
         except Refusal as refusal:
-            return await self._refuse(connection, refusal)
+            await self._refuse(connection, refusal)
+            return None
         client.session_id = session.id
         try:
             self._write(connection, encode_welcome(session, self.node_urls))
@@ -501,9 +523,7 @@ class ChatService:
         if connection.state is not State.OPEN or self.readiness.draining:
             self.node.close(session.id)
             if self.readiness.draining:
-                return await self._refuse(
-                    connection, Refusal(DRAIN_REASON, CloseCode.SERVICE_RESTART)
-                )
+                await self._refuse(connection, Refusal(DRAIN_REASON, CloseCode.SERVICE_RESTART))
             return None
         self.metrics.replayed.inc(replayed)
         self._clients[session.id] = client
@@ -547,7 +567,7 @@ class ChatService:
 
     async def _serve_session(self, client: Client) -> None:
         connection, session_id = client.connection, client.session_id
-        in_flight: set[asyncio.Task] = set()  # lines waiting for their commit (pipeline)
+        in_flight: Lines = set()  # lines waiting for their commit (pipeline)
         try:
             async for frame in connection:
                 client.in_flight += 1
@@ -569,7 +589,7 @@ class ChatService:
                 shown(connection.close_reason or "", 80),
             )
 
-    async def _line(self, client: Client, frame, in_flight: set[asyncio.Task]) -> bool:
+    async def _line(self, client: Client, frame: Data, in_flight: Lines) -> bool:
         """Handle one frame of a session: its line stored (or refused), in the order
         read. False when the session is gone (shed while this frame was in flight)."""
         connection, session_id = client.connection, client.session_id
@@ -612,13 +632,12 @@ class ChatService:
             shown(str(refusal), 160),
         )
         await close_within(connection, refusal.close_code, str(refusal))
-        return None
 
-    def _said(self, task: asyncio.Task) -> None:
+    def _said(self, task: asyncio.Task[list[Outbound[Client]]]) -> None:
         """A pipelined line was stored or refused: send its replies (an error, if any)."""
         if task.cancelled():
             return
-        with contextlib.suppress(KeyError):  # the session closed meanwhile: nobody to answer
+        with contextlib.suppress(UnknownSession):  # it closed meanwhile: nobody to answer
             self.send(task.result())
 
     # -- writing -----------------------------------------------------------------------
@@ -627,7 +646,7 @@ class ChatService:
         if writable(connection):
             broadcast([connection], frame)
 
-    def send(self, items: Iterable[Outbound]) -> None:
+    def send(self, items: Iterable[Outbound[Client]]) -> None:
         """Write each item, encoded once, to each of its handles that is open and keeps
         up; a peer over ``max_pending`` is shed instead. One peer's failure never
         stops the others' deliveries.
@@ -637,8 +656,8 @@ class ChatService:
         to back, in order, up to ``COALESCE_BYTES`` (:func:`.prepared.join`); the
         slow-reader check comes before each of those writes.
         """
-        run: list = []  # prepared items of the current run, all for `handles`
-        handles: Collection[object] = ()
+        run: list[PreparedText] = []  # prepared items of the current run, all for `handles`
+        handles: Collection[Client] = ()
         size = 0
         for item in items:
             prepared = prepare_text(encode_item(item.item, replayed=item.replayed))
@@ -652,7 +671,7 @@ class ChatService:
         if run:
             self._write_run(run, handles)
 
-    def _write_run(self, run: list, handles: Collection[object]) -> None:
+    def _write_run(self, run: list[PreparedText], handles: Collection[Client]) -> None:
         # The hub hands one snapshot (a tuple: immutable) until the sessions change.
         if handles is not self._last_handles or not isinstance(handles, tuple):
             self._last_handles, self._connections = (

@@ -9,6 +9,8 @@ import errno
 import os
 import ssl
 
+from ..errors import BadSetting
+
 __all__ = ["HSTS", "server_context"]
 
 # Sent with every page a node serves over TLS: browsers keep to https for a year.
@@ -26,8 +28,8 @@ def server_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
     HTTP/1.1 only (WebSocket over HTTP/2 is not served).
 
     Raises:
-        ValueError: (a pt-BR sentence) a file is missing or unreadable, is not PEM,
-            or the key does not match the certificate.
+        BadSetting: (a ``ValueError`` too, with a pt-BR sentence) a file is missing or
+            unreadable, is not PEM, or the key does not match the certificate.
     """
     for path, what in ((certfile, "o certificado"), (keyfile, "a chave")):
         if path is None:
@@ -36,10 +38,10 @@ def server_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
             with open(path, "rb") as file:
                 head = file.read(1 << 16)
         except OSError as error:
-            why = _WHY.get(error.errno, error.strerror or str(error))
-            raise ValueError(f"Não consegui ler {what} {path!r}: {why}.") from None
+            why = _WHY.get(error.errno or 0, error.strerror or str(error))
+            raise BadSetting(f"Não consegui ler {what} {path!r}: {why}.") from None
         if b"-----BEGIN" not in head:
-            raise ValueError(f"{what.capitalize()} {path!r} não está no formato PEM.")
+            raise BadSetting(f"{what.capitalize()} {path!r} não está no formato PEM.")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(["http/1.1"])
@@ -47,10 +49,10 @@ def server_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
         context.load_cert_chain(os.fspath(certfile), keyfile and os.fspath(keyfile))
     except ssl.SSLError as error:
         if "KEY_VALUES_MISMATCH" in str(error) or "key values mismatch" in str(error):
-            raise ValueError(
+            raise BadSetting(
                 f"A chave {keyfile!r} não corresponde ao certificado {certfile!r}."
             ) from None
-        raise ValueError(
+        raise BadSetting(
             f"Não consegui usar o certificado {certfile!r} com a chave {keyfile!r}: um dos "
             f"dois não é um PEM válido ({error.reason or error})."
         ) from None

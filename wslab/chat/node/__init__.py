@@ -59,8 +59,9 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import AuthError, CloseCode, Refusal, StoreError
 from ..rules.addresses import PREFIXES, Prefixes, address_key, network_key
@@ -68,7 +69,7 @@ from ..rules.commands import CommandError, PrivateText, PublicText, WhoQuery, pa
 from ..rules.hub import Hub, Recovery, resume_read
 from ..rules.kdf import SCRYPT, Scrypt
 from ..rules.logins import Tier
-from ..rules.messages import Kind, Message, Outbound, Session
+from ..rules.messages import H, Kind, Message, Outbound, Session
 from ..rules.names import normalize_name, skeleton
 from ..rules.ratelimit import KeyedBuckets, TokenBucket
 from ..stores import CredentialStore, Limiter, MessageLog, Presence
@@ -77,9 +78,49 @@ from .kdfpool import Busy, KdfPool
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ChatNode", "Limits"]
+__all__ = ["ChatNode", "Count", "Labelled", "Limits", "NodeMetrics", "Observe", "Offload"]
 
-Emit = Callable[[list[Outbound]], None]
+T = TypeVar("T")
+Emit = Callable[[list[Outbound[H]]], None]
+
+
+class Offload(Protocol):
+    """Runs ``function(*args)`` off the event loop; awaiting the result gives its value."""
+
+    def __call__(self, function: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
+
+
+class Count(Protocol):
+    """A counter (prometheus_client's ``Counter``, or one that counts nothing)."""
+
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class Observe(Protocol):
+    """A histogram (prometheus_client's ``Histogram``, or one that counts nothing)."""
+
+    def observe(self, amount: float) -> None: ...
+
+
+class Labelled(Protocol):
+    """A counter with labels: ``labels(value)`` is the counter of that series."""
+
+    def labels(self, *values: str) -> Count: ...
+
+
+class NodeMetrics(Protocol):
+    """What the node counts; the network's :class:`wslab.chat.net.metrics.Metrics` is
+    one (a protocol, so the node imports nothing of the network)."""
+
+    @property
+    def stored(self) -> Labelled: ...
+    @property
+    def store_seconds(self) -> Observe: ...
+    @property
+    def kdf_wait_seconds(self) -> Observe: ...
+    @property
+    def store_outages(self) -> Count: ...
+
 
 STORE_DOWN = (
     "O servidor perdeu o contato com o armazenamento compartilhado (Redis): por "
@@ -119,7 +160,7 @@ class Limits:
     replays_per_second: float | None = 1.0  # per address, bursts of 5 (None: no limit)
 
 
-class ChatNode:
+class ChatNode(Generic[H]):
     """The hub, the stores and the limits of one node.
 
     Args:
@@ -145,20 +186,20 @@ class ChatNode:
         limits: Limits = Limits(),
         offload: str | None = "threads",
         clock: Callable[[], float] = time.monotonic,
-        hub: Hub | None = None,
+        hub: Hub[H] | None = None,
         presence: Presence | None = None,
         limiter: Limiter | None = None,
-        metrics=None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.log = log
-        # The network's collectors (wslab.chat.net.metrics.Metrics), duck-typed so the
-        # node imports nothing of the network; None counts nothing.
+        # The network's collectors (wslab.chat.net.metrics.Metrics), through a protocol
+        # so the node imports nothing of the network; None counts nothing.
         self.metrics = metrics
         self.presence = presence
         self.credentials = credentials
         self.kdf = kdf
         self.limits = limits
-        self.hub = hub if hub is not None else Hub()
+        self.hub: Hub[H] = hub if hub is not None else Hub()
         self._clock = clock
         self._emit: Emit = lambda items: None
         self._pool = (
@@ -201,7 +242,7 @@ class ChatNode:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self, emit: Emit, lost: Callable[[str], None] | None = None) -> None:
+    async def start(self, emit: Emit[H], lost: Callable[[str], None] | None = None) -> None:
         """Start the log; committed messages now reach ``emit`` as outbound items.
 
         ``lost(epoch)``: the store lost messages (a shared store came back empty, or
@@ -262,7 +303,7 @@ class ChatNode:
         self,
         user: str,
         secret: str,
-        handle: object,
+        handle: H,
         *,
         address: str = "",
         resume: tuple[str, int] | None = None,
@@ -277,12 +318,9 @@ class ChatNode:
 
         Raises:
             Refusal: with the close code to send (bad name or secret, throttled, a cap,
-                the store failing).
+                the store failing or holding a corrupt record).
         """
-        try:
-            name = normalize_name(user)
-        except ValueError as error:
-            raise Refusal(str(error)) from None
+        name = normalize_name(user)  # BadName: a Refusal (4000)
         if not isinstance(secret, str) or not secret:
             raise Refusal("A senha deve ser um texto não vazio.")
         if resume is not None or history:
@@ -358,10 +396,9 @@ class ChatNode:
 
     def close(self, session_id: str) -> None:
         """Close a session (unknown ids are ignored)."""
-        try:
-            user = self.hub.user_of(session_id)
-        except KeyError:
+        if not self.hub.is_open(session_id):
             return
+        user = self.hub.user_of(session_id)
         self.hub.close(session_id)
         if self.presence is not None and not self.hub.is_online(user):
             self.presence.changed()
@@ -545,7 +582,7 @@ class ChatNode:
                 self.metrics.kdf_wait_seconds.observe(time.perf_counter() - started)
 
     @staticmethod
-    async def _stored(call):
+    async def _stored(call: Awaitable[T]) -> T:
         try:
             return await call
         except StoreError as error:
@@ -555,7 +592,7 @@ class ChatNode:
 
     async def submit(
         self, session_id: str, text: str, *, address: str = "", charged: bool = False
-    ) -> list[Outbound]:
+    ) -> list[Outbound[H]]:
         """Handle one line typed in a session; returns replies for that session only.
 
         A message is answered through the log: its echo to the sender, with its
@@ -566,7 +603,7 @@ class ChatNode:
         ``charged``: the caller already charged this frame to the rate (:meth:`spend`).
 
         Raises:
-            KeyError: if the session is not open.
+            UnknownSession: (a ``KeyError`` too) if the session is not open.
         """
         over = None if charged else self.spend(session_id, address)
         if over is not None:
@@ -585,8 +622,11 @@ class ChatNode:
             if isinstance(command, WhoQuery):
                 names = ", ".join(await self._online())
                 return [self.hub.reply(session_id, Kind.SYSTEM, f"Online agora: {names}.")]
-            if self._shared_lines and not await self.limiter.allow(
-                f"line:{user}", self.limits.max_rate, self.limits.burst
+            rate = self.limits.max_rate
+            if (
+                self._shared_lines
+                and rate is not None
+                and not await self.limiter.allow(f"line:{user}", rate, self.limits.burst)
             ):
                 return self._too_fast(session_id)  # over the user's rate on every node
             started = time.perf_counter()
@@ -625,16 +665,16 @@ class ChatNode:
         """Whether ``name`` is known to be registered without asking the store."""
         return name in self._registered or self.hub.is_online(name)
 
-    def spend(self, session_id: str, address: str = "") -> list[Outbound] | None:
+    def spend(self, session_id: str, address: str = "") -> list[Outbound[H]] | None:
         """Charge one frame of the session to its user's and its address's rate;
         None if allowed, else the error to answer (a flood of them is bounded by the
         server's read budget per connection).
 
         Raises:
-            KeyError: if the session is not open.
+            UnknownSession: (a ``KeyError`` too) if the session is not open.
         """
         user = self.hub.user_of(session_id)
-        if self._lines is None:
+        if self._lines is None or self._address_lines is None:  # no rate limit
             return None
         now = self._clock()
         if self._lines.allow((user,), now) and self._address_lines.allow(
@@ -643,7 +683,7 @@ class ChatNode:
             return None
         return self._too_fast(session_id)
 
-    def _too_fast(self, session_id: str) -> list[Outbound]:
+    def _too_fast(self, session_id: str) -> list[Outbound[H]]:
         return self.error(
             session_id,
             (
@@ -659,13 +699,12 @@ class ChatNode:
             return self.hub.online()
         return sorted(set(self.hub.online()) | set(await self.presence.online()))
 
-    def error(self, session_id: str, text: str) -> list[Outbound]:
+    def error(self, session_id: str, text: str) -> list[Outbound[H]]:
         """An error item for the session, if it is still open (a store await may have
         outlasted it)."""
-        try:
-            return [self.hub.reply(session_id, Kind.ERROR, text)]
-        except KeyError:
+        if not self.hub.is_open(session_id):
             return []
+        return [self.hub.reply(session_id, Kind.ERROR, text)]
 
 
 PAGE = 32  # messages of a replay held at once (at most 32 x 16 KiB = 512 KiB)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import Rejected
-from .names import normalize_name
+from ..errors import CommandError
+from .names import BadName, normalize_name
 from .text import checked_text
 
 __all__ = [
@@ -25,10 +25,6 @@ __all__ = [
 MAX_TEXT_LENGTH = 2000
 
 _MSG_USAGE = "Uso: /msg <usuário> <texto>"
-
-
-class CommandError(Rejected):
-    """A line that cannot be sent; ``str(error)`` is the sentence shown to the user."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +51,9 @@ Command = PublicText | PrivateText | WhoQuery
 
 
 def _checked_text(text: str) -> str:
-    """The text of a public or private message: :func:`checked_text`, and not too long."""
-    try:
-        checked_text(text)
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    """The text of a public or private message: :func:`checked_text` (its
+    :class:`~.text.BadText` is a :class:`CommandError`), and not too long."""
+    checked_text(text)
     if len(text) > MAX_TEXT_LENGTH:
         raise CommandError(
             f"Mensagem longa demais: {len(text)} caracteres; o limite é {MAX_TEXT_LENGTH}."
@@ -88,7 +82,7 @@ def parse_line(line: str) -> Command:
             name, an unknown command, ``/who`` with arguments, or text too long.
     """
     if not isinstance(line, str):
-        raise TypeError(f"A linha enviada deve ser str, não {type(line).__name__}.")
+        raise TypeError(f"a line must be a str, not {type(line).__name__}")
     stripped = line.strip()
     if not stripped:
         raise CommandError("Mensagem vazia: escreva algum texto antes de enviar.")
@@ -102,7 +96,7 @@ def parse_line(line: str) -> Command:
             raise CommandError(f"{_MSG_USAGE}: falta o nome do destinatário.")
         try:
             to = normalize_name(target)
-        except ValueError:
+        except BadName:  # refused as a line, not as a hello: its own sentence
             raise CommandError(
                 f"Não existe usuário chamado '{target[:40]}': nomes têm de 1 a 32 "
                 "caracteres entre a-z, 0-9, '_', '.' e '-'."

@@ -29,9 +29,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Generic
 
-from ..errors import CloseCode, Refusal
-from .messages import Kind, LogState, Message, Notice, Outbound, Session
+from ..errors import CloseCode, Refusal, UnknownSession
+from .messages import H, Kind, LogState, Message, Notice, Outbound, Session
 
 __all__ = ["Hub", "Read", "Recovery", "resume_read", "resume_verdict"]
 
@@ -102,10 +103,10 @@ class Recovery:
     retention: int
 
 
-class _SessionState:
+class _SessionState(Generic[H]):
     __slots__ = ("session_id", "user", "handle", "buffer", "seen_upto")
 
-    def __init__(self, session_id: str, user: str, handle: object) -> None:
+    def __init__(self, session_id: str, user: str, handle: H) -> None:
         self.session_id = session_id
         self.user = user
         self.handle = handle
@@ -113,7 +114,7 @@ class _SessionState:
         self.seen_upto = 0  # buffered messages at or below this offset were replayed
 
 
-class Hub:
+class Hub(Generic[H]):
     """The sessions open on this node and the rules of who sees what.
 
     ``recipients`` and ``plan`` are the two rules, kept as documented methods so a test
@@ -123,13 +124,13 @@ class Hub:
 
     def __init__(self, *, max_buffer: int = 1000) -> None:
         self.max_buffer = max_buffer
-        self._sessions: dict[str, _SessionState] = {}
-        self._recovering: dict[str, _SessionState] = {}
-        self._live: dict[str, object] = {}  # session id -> handle, in opening order
-        self._snapshot: tuple[object, ...] | None = None  # tuple(_live.values()), or None: stale
+        self._sessions: dict[str, _SessionState[H]] = {}
+        self._recovering: dict[str, _SessionState[H]] = {}
+        self._live: dict[str, H] = {}  # session id -> handle, in opening order
+        self._snapshot: tuple[H, ...] | None = None  # tuple(_live.values()), or None: stale
         # user -> handles of that user's live sessions: a tuple rebuilt on open and close
         # (a user has few sessions), so a private fan-out touches few objects.
-        self._by_user: dict[str, tuple[object, ...]] = {}
+        self._by_user: dict[str, tuple[H, ...]] = {}
         self._users: dict[str, int] = {}  # user -> sessions open (live or recovering)
         self._ids = itertools.count(1)
 
@@ -142,11 +143,15 @@ class Hub:
     def is_online(self, user: str) -> bool:
         return user in self._users
 
+    def is_open(self, session_id: str) -> bool:
+        """Whether a session is open here (recovering or live)."""
+        return session_id in self._sessions
+
     def user_of(self, session_id: str) -> str:
-        """The user of an open session (``KeyError`` if it is not open)."""
+        """The user of an open session (:class:`UnknownSession` if it is not open)."""
         return self._state(session_id).user
 
-    def handle_of(self, session_id: str) -> object:
+    def handle_of(self, session_id: str) -> H:
         return self._state(session_id).handle
 
     def __len__(self) -> int:
@@ -154,7 +159,7 @@ class Hub:
 
     # -- sessions --------------------------------------------------------------------
 
-    def open(self, user: str, handle: object) -> str:
+    def open(self, user: str, handle: H) -> str:
         """Register a recovering session of ``user`` (already authenticated); its id."""
         session_id = f"s{next(self._ids)}"
         state = _SessionState(session_id, user, handle)
@@ -163,7 +168,7 @@ class Hub:
         self._users[user] = self._users.get(user, 0) + 1
         return session_id
 
-    def recover(self, session_id: str, recovery: Recovery) -> tuple[Session, list[Outbound]]:
+    def recover(self, session_id: str, recovery: Recovery) -> tuple[Session, list[Outbound[H]]]:
         """Plan what the session missed and return it: a notice, if any, then each
         message once, oldest first; the session keeps buffering until :meth:`go_live`.
         """
@@ -174,12 +179,14 @@ class Hub:
         state.buffer = [] if state.buffer is not None else None
         state.seen_upto = max(seen, fresh[-1].offset if fresh else 0)
         handles = (state.handle,)
-        items = [Outbound(Notice(Kind.SYSTEM, notice), handles)] if notice else []
+        items: list[Outbound[H]] = (
+            [Outbound(Notice(Kind.SYSTEM, notice), handles)] if notice else []
+        )
         items += [Outbound(m, handles, replayed=True) for m in replay]
         items += [Outbound(m, handles) for m in fresh]
         return Session(session_id, state.user, recovered, recovery.state.epoch), items
 
-    def go_live(self, session_id: str) -> list[Outbound]:
+    def go_live(self, session_id: str) -> list[Outbound[H]]:
         """Switch a recovering session to live delivery; what it buffered meanwhile.
 
         Raises:
@@ -223,9 +230,9 @@ class Hub:
 
     # -- messages --------------------------------------------------------------------
 
-    def route(self, messages: Sequence[Message]) -> list[Outbound]:
+    def route(self, messages: Sequence[Message]) -> list[Outbound[H]]:
         """Outbound items for committed messages, in the order given (offset order)."""
-        items = []
+        items: list[Outbound[H]] = []
         for message in messages:
             handles = self.recipients(message)
             if handles:
@@ -237,23 +244,27 @@ class Hub:
                         state.buffer = None
         return items
 
-    def reply(self, session_id: str, kind: Kind, text: str) -> Outbound:
-        """A notice (system or error) for one session only; never kept."""
+    def reply(self, session_id: str, kind: Kind, text: str) -> Outbound[H]:
+        """A notice (system or error) for one session only; never kept.
+
+        Raises:
+            UnknownSession: the session is not open.
+        """
         return Outbound(Notice(kind, text), (self._state(session_id).handle,))
 
-    def announce(self, text: str) -> list[Outbound]:
+    def announce(self, text: str) -> list[Outbound[H]]:
         """A system notice for every live session; never kept."""
         handles = self._everyone()
         return [Outbound(Notice(Kind.SYSTEM, text), handles)] if handles else []
 
     # -- the two rules -----------------------------------------------------------------
 
-    def recipients(self, message: Message) -> Collection[object]:
+    def recipients(self, message: Message) -> Collection[H]:
         """Peers of the live sessions that receive ``message``, each once."""
         if message.kind is Kind.PUBLIC:
             return self._everyone()
         sender = self._by_user.get(message.sender, ())
-        if message.to == message.sender:
+        if message.to is None or message.to == message.sender:
             return sender
         return sender + self._by_user.get(message.to, ())
 
@@ -280,15 +291,15 @@ class Hub:
         )
         return False, notice, replay
 
-    def _everyone(self) -> tuple[object, ...]:
+    def _everyone(self) -> tuple[H, ...]:
         """The handles of every live session: one snapshot until a session goes live or
         closes."""
         if self._snapshot is None:
             self._snapshot = tuple(self._live.values())
         return self._snapshot
 
-    def _state(self, session_id: str) -> _SessionState:
-        try:
-            return self._sessions[session_id]
-        except (KeyError, TypeError):
-            raise KeyError(f"unknown or closed session: {session_id!r}") from None
+    def _state(self, session_id: str) -> _SessionState[H]:
+        state = self._sessions.get(session_id) if isinstance(session_id, str) else None
+        if state is None:
+            raise UnknownSession(session_id)
+        return state

@@ -23,7 +23,19 @@ import hmac
 import os
 from dataclasses import dataclass
 
-__all__ = ["CHEAP", "SCRYPT", "Scrypt"]
+from ..errors import StoreError
+
+__all__ = ["CHEAP", "SCRYPT", "BadRecord", "Scrypt"]
+
+
+# The close reason of a login that meets a corrupt record (under a close frame's 123 bytes).
+CORRUPT = "A senha deste nome está corrompida no armazenamento: avise quem administra o servidor."
+
+
+class BadRecord(StoreError, ValueError):
+    """A stored secret record that is not a scrypt record this module can read: the
+    store's data is corrupt (or written by something else). The login is refused with
+    this sentence; the record is left as it is, for the operator."""
 
 
 def _b64(data: bytes) -> str:
@@ -69,14 +81,19 @@ class Scrypt:
         """Whether ``secret`` matches ``record``, using the record's own cost.
 
         Raises:
-            ValueError: if ``record`` is not a scrypt record.
+            BadRecord: (a ``ValueError`` too) if ``record`` is not a scrypt record:
+                another scheme, a cost scrypt refuses, a salt or digest not base64.
         """
-        scheme, n, r, p, salt, digest = record.split("$")
-        if scheme != "scrypt":
-            raise ValueError(f"not a scrypt record: {scheme!r}")
-        cost = Scrypt(int(n), int(r), int(p))
-        got = cost._digest(secret.encode(), base64.b64decode(salt))
-        return hmac.compare_digest(got, base64.b64decode(digest))
+        fields = record.split("$") if isinstance(record, str) else []
+        try:
+            if len(fields) != 6 or fields[0] != "scrypt":
+                raise BadRecord(CORRUPT)
+            cost = Scrypt(int(fields[1]), int(fields[2]), int(fields[3]))
+            salt, digest = (base64.b64decode(f, validate=True) for f in fields[4:])
+            got = cost._digest(secret.encode(), salt)
+        except ValueError:  # int(), a cost scrypt refuses, base64's binascii.Error
+            raise BadRecord(CORRUPT) from None
+        return hmac.compare_digest(got, digest)
 
 
 SCRYPT = Scrypt()

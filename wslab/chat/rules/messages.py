@@ -17,9 +17,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
-__all__ = ["Kind", "LogState", "Message", "Notice", "Outbound", "Session"]
+__all__ = ["H", "Kind", "LogState", "Message", "Notice", "Outbound", "Session"]
+
+# A session's handle: what the adapter attached to it (the service's client, the
+# model's queue). The rules only hold it and hand it back.
+H = TypeVar("H")
 
 
 class Kind(enum.StrEnum):
@@ -62,7 +66,7 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
-class Outbound:
+class Outbound(Generic[H]):
     """One message or notice for a group of sessions, in the order the hub decided.
 
     ``handles`` are the objects the adapter attached to those sessions when it opened
@@ -71,7 +75,7 @@ class Outbound:
     """
 
     item: Message | Notice
-    handles: Collection[object]
+    handles: Collection[H]
     replayed: bool = False
 
 

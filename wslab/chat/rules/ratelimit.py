@@ -22,7 +22,7 @@ class TokenBucket:
 
     def __init__(self, rate: float, burst: int, now: float) -> None:
         if not rate > 0 or burst < 1:
-            raise ValueError(f"rate deve ser > 0 e burst >= 1, não {rate!r} e {burst!r}.")
+            raise ValueError(f"need rate > 0 and burst >= 1, not {rate!r} and {burst!r}")
         self.rate = rate
         self.burst = burst
         self._tokens = float(burst)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["checked_text"]
+from ..errors import CommandError
+
+__all__ = ["BadText", "checked_text"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # a tab is only a space
@@ -32,6 +34,10 @@ _VISIBLE = re.compile(
 )
 
 
+class BadText(CommandError, ValueError):
+    """A character a chat line may not hold; ``str(self)`` is the sentence for the user."""
+
+
 def _named(char: str) -> str:
     return f"U+{ord(char):04X}"
 
@@ -40,23 +46,24 @@ def checked_text(text: str) -> str:
     """Return ``text`` unchanged if a chat line may contain it.
 
     Raises:
-        ValueError: with one pt-BR sentence saying which rule the text breaks.
+        BadText: (a ``ValueError`` too) with one pt-BR sentence saying which rule the
+            text breaks.
     """
     if (found := _SURROGATE.search(text)) is not None:
-        raise ValueError(
+        raise BadText(
             f"Texto inválido: o caractere {_named(found.group())} (surrogate isolado) não "
             "pode ser codificado em UTF-8."
         )
     if (found := _CONTROL.search(text)) is not None:
-        raise ValueError(
+        raise BadText(
             f"Texto inválido: caractere de controle {_named(found.group())}; uma mensagem "
             "é uma linha só, sem quebras de linha nem outros controles."
         )
     if (found := _BIDI.search(text)) is not None:
-        raise ValueError(
+        raise BadText(
             f"Texto inválido: o caractere {_named(found.group())} inverte a direção do "
             "texto e faria a linha parecer outra."
         )
     if _VISIBLE.search(text) is None:
-        raise ValueError("Mensagem vazia: escreva algum texto visível antes de enviar.")
+        raise BadText("Mensagem vazia: escreva algum texto visível antes de enviar.")
     return text

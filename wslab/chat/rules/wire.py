@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 from ..errors import Refusal, Rejected
 from .messages import Kind, Message, Notice, Session
@@ -77,7 +78,7 @@ class Say:
     text: str
 
 
-def _load_object(frame: str | bytes, error: type[Exception]) -> dict:
+def _load_object(frame: str | bytes, error: type[Exception]) -> dict[str, Any]:
     if not isinstance(frame, str):
         raise error("Quadro binário: este protocolo usa apenas quadros de texto com JSON.")
     try:
@@ -132,7 +133,7 @@ def parse_hello(frame: str | bytes) -> Hello:
     return Hello(user, secret, resume_point(resume.get("epoch"), resume.get("offset")), history)
 
 
-def _is_count(value: object) -> bool:
+def _is_count(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -166,7 +167,7 @@ def parse_message(frame: str | bytes) -> Say:
     return Say(text)
 
 
-def _dumps(data: dict) -> str:
+def _dumps(data: dict[str, object]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 

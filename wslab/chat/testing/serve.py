@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO, cast
 
 from ...errors import WslabError
 from .process import popen_dying_with_parent
@@ -45,7 +46,7 @@ class ServeProcess:
 
     def __init__(self, *options: str, cwd: str | Path | None = None, wait: float = 12.0) -> None:
         self.options, self.cwd, self.wait = options, cwd, wait
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[str] | None = None
         self.port: int | None = None
 
     @property
@@ -66,32 +67,36 @@ class ServeProcess:
 
     def start(self) -> ServeProcess:
         """Start it and wait (at most ``wait`` s) for the line that says it listens."""
-        self.process = popen_dying_with_parent(
+        self.process = process = popen_dying_with_parent(
             [sys.executable, "-m", "wslab.chat", "serve", "--port", "0", *self.options],
             cwd=self.cwd,
             stdin=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
+        stderr = cast(IO[str], process.stderr)  # stderr=PIPE: never None
         log: list[str] = []
         deadline = time.monotonic() + self.wait
         while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([self.process.stderr], [], [], left)
-            line = self.process.stderr.readline() if ready else ""
+            ready, _, _ = select.select([stderr], [], [], left)
+            line = stderr.readline() if ready else ""
             if found := READY.search(line):
                 self.port = int(found.group(1))
-                threading.Thread(target=self.process.stderr.read, daemon=True).start()
+                threading.Thread(target=stderr.read, daemon=True).start()
                 return self
             if not line:
                 break
             log.append(line.rstrip())
-        self.process.kill()
-        self.process.wait(self.wait)
+        process.kill()
+        process.wait(self.wait)
         tail = " / ".join(log[-3:]) or "nada no log"
         raise ServeError(f"O servidor do chat não começou em {self.wait:g} s ({tail}).")
 
-    def kill(self, timeout: float = 5.0) -> int:
-        """SIGKILL: no close frame, no chance to write anything more; the exit status."""
+    def kill(self, timeout: float = 5.0) -> int | None:
+        """SIGKILL: no close frame, no chance to write anything more; the exit status
+        (None if it was never started)."""
+        if self.process is None:
+            return None
         self.process.send_signal(signal.SIGKILL)
         return self.process.wait(timeout)
 
@@ -108,5 +113,5 @@ class ServeProcess:
     def __enter__(self) -> ServeProcess:
         return self.start()
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

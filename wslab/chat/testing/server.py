@@ -4,15 +4,20 @@ notebooks, and the stores it uses when none are given."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from ...background import BackgroundServer
 from ..assemble import choose_stores
 from ..net.connection import CLOSE_TIMEOUT
-from ..net.service import OPEN_TIMEOUT, WS_PATH, ChatService
+from ..net.service import OPEN_TIMEOUT, WS_PATH, ChatService, Client
 from ..node import ChatNode, Limits
 from ..rules.kdf import SCRYPT, Scrypt
 
 __all__ = ["ChatServer"]
+
+
+T = TypeVar("T")
 
 
 class ChatServer(BackgroundServer):
@@ -46,17 +51,19 @@ class ChatServer(BackgroundServer):
         db: str | None = None,
         kdf: Scrypt = SCRYPT,
         limits: Limits | None = None,
-        node: ChatNode | None = None,
+        node: ChatNode[Client] | None = None,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         close_timeout: float | None = CLOSE_TIMEOUT,
         open_timeout: float | None = OPEN_TIMEOUT,
-        **service_options,
+        **service_options: Any,
     ) -> None:
         super().__init__(host, port)
         if node is None:
             stores = choose_stores(db=db, retention=retention)
-            node = ChatNode(stores.log, stores.credentials, kdf=kdf, limits=limits or Limits())
+            node = ChatNode[Client](
+                stores.log, stores.credentials, kdf=kdf, limits=limits or Limits()
+            )
         self.service = ChatService(node, **service_options)
         self._options = {
             "ping_interval": ping_interval,
@@ -68,7 +75,7 @@ class ChatServer(BackgroundServer):
         self._stop: asyncio.Event | None = None
 
     @property
-    def node(self) -> ChatNode:
+    def node(self) -> ChatNode[Client]:
         return self.service.node
 
     @property
@@ -83,14 +90,14 @@ class ChatServer(BackgroundServer):
     def ws_url(self) -> str:
         return self.url_for("ws", WS_PATH)
 
-    def _serve(self, ready) -> None:
+    def _serve(self, ready: Callable[[int], None]) -> None:
         loop = self._loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(self._run(ready))
         finally:
             loop.close()
 
-    async def _run(self, ready) -> None:
+    async def _run(self, ready: Callable[[int], None]) -> None:
         server = await self.service.serve(self.host, self.requested_port, **self._options)
         self._stop = asyncio.Event()
         ready(server.sockets[0].getsockname()[1])
@@ -111,7 +118,7 @@ class ChatServer(BackgroundServer):
             timeout = (self._options["close_timeout"] or CLOSE_TIMEOUT) + 5.0
         super().stop(timeout)
 
-    def _call(self, coroutine, timeout: float):
+    def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
         if self._loop is None or not self.running:
             raise RuntimeError("the chat server is not running")
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
@@ -129,7 +136,7 @@ class ChatServer(BackgroundServer):
         would; returns once the server has ended the session.
 
         Raises:
-            KeyError: if the session is not open.
+            UnknownSession: (a ``KeyError`` too) if the session is not open.
         """
 
         async def cut() -> None:

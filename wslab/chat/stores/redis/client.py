@@ -7,6 +7,9 @@ a lost connection.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -14,7 +17,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from ...errors import StoreError
 
-__all__ = ["CONNECT_TIMEOUT", "FAILURES", "REPLY_TIMEOUT", "connect", "failure"]
+__all__ = ["CONNECT_TIMEOUT", "FAILURES", "REPLY_TIMEOUT", "answer", "connect", "failure"]
 
 CONNECT_TIMEOUT = 1.0
 REPLY_TIMEOUT = 2.0
@@ -63,10 +66,22 @@ def _describe(error: BaseException) -> str:
 def _address(client: Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
-        return kwargs["path"]
+        return str(kwargs["path"])
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
 def failure(client: Redis, error: BaseException, outcome: str) -> StoreError:
     """One pt-BR sentence: which Redis, what went wrong, what it means for the caller."""
     return StoreError(f"O Redis em {_address(client)} {_describe(error)}: {outcome}.")
+
+
+async def answer(client: Redis, call: Awaitable[Any], outcome: str) -> Any:
+    """The reply to ``call`` (a command of ``client``, as redis-py types it: Any).
+
+    Raises:
+        StoreError: Redis failed (:func:`failure`, ending in ``outcome``).
+    """
+    try:
+        return await call
+    except FAILURES as error:
+        raise failure(client, error, outcome) from error

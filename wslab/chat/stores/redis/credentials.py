@@ -21,9 +21,11 @@ nodes that start it together both finish it; ``HSETNX`` keeps the first holder).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 from ...rules.names import skeleton as skeleton_of
-from .client import FAILURES, connect, failure
+from .client import answer, connect
 
 __all__ = ["RedisCredentials"]
 
@@ -142,8 +144,5 @@ class RedisCredentials:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def _call(self, call):
-        try:
-            return await call
-        except FAILURES as error:
-            raise failure(self._client, error, "não consegui consultar os usuários") from error
+    async def _call(self, call: Awaitable[Any]) -> Any:
+        return await answer(self._client, call, "não consegui consultar os usuários")

@@ -13,11 +13,12 @@ to ``wslab:chat:``), each with a TTL, so Redis forgets what no longer matters::
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
+from typing import Any
 
 from redis.asyncio import Redis
 
-from .client import FAILURES, connect, failure
+from .client import answer, connect
 
 __all__ = ["RedisLimiter"]
 
@@ -191,8 +192,5 @@ class RedisLimiter:
     def _known(self, name: str, address: str) -> str:
         return f"{self._prefix}known:{name}:{address}"
 
-    async def _call(self, call):
-        try:
-            return await call
-        except FAILURES as error:
-            raise failure(self._client, error, "não consegui consultar os limites") from error
+    async def _call(self, call: Awaitable[Any]) -> Any:
+        return await answer(self._client, call, "não consegui consultar os limites")

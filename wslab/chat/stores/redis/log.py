@@ -37,7 +37,8 @@ import contextlib
 import logging
 import random
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from ...errors import StoreError
 from ...rules.messages import Kind, Message
@@ -148,7 +149,7 @@ def _delivery(entry_id: str, fields: dict[str, str]) -> Message:
     )
 
 
-def _from_flat(entry: Sequence) -> Message:
+def _from_flat(entry: Sequence[Any]) -> Message:
     """A delivery from a Lua reply entry: [id, [field, value, ...]]."""
     entry_id, flat = entry
     return _delivery(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)))
@@ -200,10 +201,10 @@ class RedisLog:
         self._deliver: Deliver | None = None
         self._lost: Lost | None = None
         self._outage: Outage | None = None
-        self._follower: asyncio.Task | None = None
+        self._follower: asyncio.Task[None] | None = None
         self._recheck = asyncio.Event()  # check the epoch before the next XREAD
-        self._waking: asyncio.Task | None = None  # ends the XREAD BLOCK for a recheck
-        self._waiters: list[tuple[int, asyncio.Future]] = []  # reads awaiting the follower
+        self._waking: asyncio.Task[None] | None = None  # ends the XREAD BLOCK for a recheck
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # reads awaiting the follower
         self._closed = False
         self.connected = True
         """Whether the follower's last call to Redis succeeded (True until one fails:
@@ -275,13 +276,12 @@ class RedisLog:
     async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
         if self._closed:
             raise StoreError("O histórico no Redis foi fechado: a mensagem não foi guardada.")
-        if self._epoch is None:
-            await self._learn_epoch()
+        epoch = await self._known_epoch()
         token = secrets.token_hex(8)  # the same token on redis-py's one retry
         try:
             offset, _ = await self._append(
                 keys=[self._meta, self._log, self._done + token],
-                args=[self._epoch, self._keep, str(kind), sender, to or "", text, DONE_TTL],
+                args=[epoch, self._keep, str(kind), sender, to or "", text, DONE_TTL],
             )
         except FAILURES as error:
             outcome = "a mensagem não foi confirmada (se ela não aparecer, envie de novo)"
@@ -292,7 +292,7 @@ class RedisLog:
                 "O Redis perdeu o histórico (começou uma nova época): a mensagem não foi "
                 "guardada; reconecte para retomar."
             )
-        return offset
+        return int(offset)
 
     async def read_after(
         self, offset: int, limit: int | None = None
@@ -307,17 +307,18 @@ class RedisLog:
         state, entries = await self._snapshot("recent", 0, user, count)
         return state, [_from_flat(entry) for entry in reversed(entries)]
 
-    async def _snapshot(self, mode: str, after: int, user: str, count: int):
+    async def _snapshot(
+        self, mode: str, after: int, user: str, count: int
+    ) -> tuple[LogState, list[Any]]:
         """One READ script call (one snapshot). When this node follows the stream, it
         then waits, at most ``CATCH_UP`` s, until the follower has handed everything
         the snapshot covers to ``deliver``: a replay never runs ahead of the live
         messages the hub gets, so no session receives a message twice."""
-        if self._epoch is None:
-            await self._learn_epoch()
+        known = await self._known_epoch()
         try:
             epoch, newest, oldest, entries = await self._read(
                 keys=[self._meta, self._log],
-                args=[self._epoch, self._retention, mode, after, user, count],
+                args=[known, self._retention, mode, after, user, count],
             )
         except FAILURES as error:
             raise failure(self._client, error, "não consegui ler o histórico") from error
@@ -329,7 +330,7 @@ class RedisLog:
         return LogState(epoch, newest, oldest), entries
 
     async def _caught_up(self, epoch: str, offset: int) -> None:
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((offset, waiter))
         try:
             await asyncio.wait_for(asyncio.shield(waiter), CATCH_UP)
@@ -356,7 +357,7 @@ class RedisLog:
                 self._unblock(lambda: not self._recheck.is_set()), name="wslab-redis-wake"
             )
 
-    async def _unblock(self, done) -> None:
+    async def _unblock(self, done: Callable[[], bool]) -> None:
         """CLIENT UNBLOCK the follower's XREAD, again every 50 ms (it may not have
         reached the XREAD yet), until ``done()`` or one block and reply have passed."""
         loop = asyncio.get_running_loop()
@@ -366,6 +367,13 @@ class RedisLog:
                 with contextlib.suppress(*FAILURES):
                     await self._client.client_unblock(self._reader_id)
             await asyncio.wait({self._follower}, timeout=0.05)
+
+    async def _known_epoch(self) -> str:
+        """The epoch this node knows, first asked of Redis if it knows none yet."""
+        if self._epoch is None:
+            await self._learn_epoch()
+        assert self._epoch is not None  # learned, or _learn_epoch raised
+        return self._epoch
 
     async def _learn_epoch(self) -> bool:
         """Ask Redis for the epoch (creating one if it lost it); True if it changed."""
@@ -387,7 +395,8 @@ class RedisLog:
         error, back off (jittered, at most 2 s) and continue from the same id, checking
         the epoch first."""
         failures = 0
-        check = trust = False
+        check: bool | Literal["tag"] = False  # "tag": an entry of another epoch came
+        trust = False
         while not self._closed:
             try:
                 if check or self._recheck.is_set():
@@ -404,6 +413,7 @@ class RedisLog:
                 reply = await self._reader.xread(
                     {self._log: f"{self._newest}-0"}, count=self._batch, block=BLOCK_MS
                 )
+                assert isinstance(reply, list)  # RESP2, the client's: [[stream, entries]]
                 self._reached(True)
                 failures = 0
                 if not reply:
@@ -434,12 +444,12 @@ class RedisLog:
             except Exception:
                 logger.exception("outage callback failed")
 
-    def _take(self, entries: list, trust: bool) -> bool:
+    def _take(self, entries: list[tuple[str, dict[str, str]]], trust: bool) -> bool:
         """Deliver a batch in order; True when an entry carries another epoch (Redis
         lost its data and others wrote since), which stops the batch until the epoch
         is checked. ``trust``: the epoch was just checked, take the entries as they are.
         """
-        messages = []
+        messages: list[Message] = []
         for entry_id, fields in entries:
             if not trust and fields.get("e") != self._epoch:
                 self._hand(messages)
@@ -477,6 +487,6 @@ class RedisLog:
     def _report_lost(self) -> None:
         if self._lost is not None:
             try:
-                self._lost(self._epoch)
+                self._lost(self._epoch or "")
             except Exception:
                 logger.exception("lost callback failed")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 
 from ...errors import StoreError
 from .client import FAILURES, REPLY_TIMEOUT, connect, failure
@@ -57,12 +58,12 @@ class RedisPresence:
         self._nodes = f"{prefix}nodes"
         self._sets = f"{prefix}presence:"
         self._online = self._client.register_script(ONLINE)
-        self._local = list
+        self._local: Callable[[], list[str]] = list
         self._stopped = False
         self._wake = asyncio.Event()  # stop, or this node's users changed
-        self._beat: asyncio.Task | None = None
+        self._beat: asyncio.Task[None] | None = None
 
-    async def start(self, local) -> None:
+    async def start(self, local: Callable[[], list[str]]) -> None:
         """Publish ``local()`` (the names online on this node) now and every
         ``interval`` s until :meth:`close`.
 
