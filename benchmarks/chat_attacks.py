@@ -110,7 +110,7 @@ class Served:
 
 def prefill(path: str, count: int, size: int, retention: int = 1000) -> None:
     """Write ``count`` public messages of ``size`` characters to a new SQLite chat db."""
-    from wslab.chat.delivery import DeliveryKind
+    from wslab.chat.rules.messages import DeliveryKind
     from wslab.chat.stores.sqlite import SqliteStore
 
     async def fill() -> None:

@@ -4,7 +4,7 @@ N sessions (100, 1,000 and 10,000) on loopback, every public message delivered t
 all of them. Four servers face the same load generator, in the same run, on the
 same workload, plus a calibration relay:
 
-- ``wslab``: our chat server (``wslab.chat.server``), the system under test;
+- ``wslab``: our chat server (``wslab.chat.net``), the system under test;
 - ``bare``: a ``websockets`` server that relays each frame to every connection with
   ``broadcast`` and nothing else: the transport in Python with no application;
 - ``socketio``: ``python-socketio`` on aiohttp with one room;

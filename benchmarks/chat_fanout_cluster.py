@@ -3,7 +3,7 @@
 The fan-out benchmark (``benchmarks.chat_fanout``) on several nodes: the same load
 generator (``benchmarks.fanout.loadgen --cluster``), the same closed loop and the same
 checks, with the sessions split across nodes and one sender on each node. One Valkey
-(``wslab.chat.stores.valkey.LocalValkey``, loopback, ``appendfsync always`` by default:
+(``wslab.chat.testing.valkey.LocalValkey``, loopback, ``appendfsync always`` by default:
 what the chat's durability rests on) is started by this script, emptied
 (``FLUSHALL``) before every run and stopped at the end. Four layouts, in the same run:
 
@@ -243,7 +243,7 @@ def _flush(url: str) -> None:
 def run_one(name: str, sessions: int, params: Params, valkey) -> dict:
     """One layout's servers started afresh, one load generator run; the run's figures.
 
-    ``valkey``: the running :class:`~wslab.chat.stores.valkey.LocalValkey`, emptied
+    ``valkey``: the running :class:`~wslab.chat.testing.valkey.LocalValkey`, emptied
     first. Returns the load generator's :class:`RunRecord` fields plus the layout,
     the CPU share of each node and of Valkey, and the order checks.
     """
@@ -515,7 +515,7 @@ def _versions(binary: str) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from wslab.chat.stores.valkey import LocalValkey, ValkeyError
+    from wslab.chat.testing.valkey import LocalValkey, ValkeyError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = Params()

@@ -3,8 +3,8 @@ that means for someone guessing secrets.
 
 Two measurements:
 
-1. the raw hash: :meth:`wslab.chat.kdf.Scrypt.hash` and :meth:`Scrypt.verify` of
-   :data:`wslab.chat.kdf.SCRYPT` (``hashlib.scrypt``), in this process, best and
+1. the raw hash: :meth:`wslab.chat.rules.kdf.Scrypt.hash` and :meth:`Scrypt.verify` of
+   :data:`wslab.chat.rules.kdf.SCRYPT` (``hashlib.scrypt``), in this process, best and
    median of ``repeats``;
 2. a full login over a socket: connect, handshake, ``hello`` of a registered user, and
    its ``welcome``, against a real server (``python -m wslab.chat serve`` with its
@@ -32,7 +32,7 @@ from pathlib import Path
 from websockets.sync.client import connect
 
 from benchmarks.chat_ingest import Server
-from wslab.chat.kdf import SCRYPT
+from wslab.chat.rules.kdf import SCRYPT
 
 __all__ = ["hash_costs", "login_costs", "main"]
 

@@ -4,14 +4,14 @@ Two questions, answered with wall-clock timings of the real ``ChatRouter``:
 
 1. Does routing cost per delivery stay flat from 10 to 10,000 open sessions? It is
    compared with ``ScanAllRouter``, the same router except that its hub's
-   ``recipients`` rule (:meth:`wslab.chat.hub.Hub.recipients`) looks at every live
+   ``recipients`` rule (:meth:`wslab.chat.rules.hub.Hub.recipients`) looks at every live
    session for every message (the naive design).
 2. Does a resume cost grow with the messages missed after the offset, and not with
    the size of the history?
 
-Secrets are hashed with :data:`wslab.chat.kdf.CHEAP` here, explicitly, so that opening
+Secrets are hashed with :data:`wslab.chat.rules.kdf.CHEAP` here, explicitly, so that opening
 10,000 sessions takes little time and the resume timings measure routing, not scrypt;
-the cost per connect with the server's default (:data:`wslab.chat.kdf.SCRYPT`) is
+the cost per connect with the server's default (:data:`wslab.chat.rules.kdf.SCRYPT`) is
 measured on its own (``kdf_cost``; ``benchmarks/chat_login.py`` measures it over a
 socket).
 
@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wslab.chat import ChatRouter
-from wslab.chat.delivery import Delivery
-from wslab.chat.hub import Hub
-from wslab.chat.kdf import CHEAP, SCRYPT
+from wslab.chat.rules.hub import Hub
+from wslab.chat.rules.kdf import CHEAP, SCRYPT
+from wslab.chat.rules.messages import Delivery
 
 __all__ = [
     "ResumeCost",

@@ -44,9 +44,9 @@ def nothing_more(ws, within=0.2):
 
 def chat_server(*, max_rate=20.0, burst=40, **options):
     """A ChatServer for tests: secrets hashed cheaply (explicitly), limits as given."""
-    from wslab.chat.kdf import CHEAP
     from wslab.chat.node import Limits
-    from wslab.chat.server import ChatServer
+    from wslab.chat.rules.kdf import CHEAP
+    from wslab.chat.testing import ChatServer
 
     options.setdefault("kdf", CHEAP)
     options.setdefault("limits", Limits(max_rate=max_rate, burst=burst))

@@ -46,9 +46,9 @@ def join(opened):
 
 @pytest.fixture(scope="module")
 def valkey(tmp_path_factory):
-    """One real Valkey server per test module (wslab.chat.stores.valkey), stopped after
+    """One real Valkey server per test module (wslab.chat.testing.valkey), stopped after
     it; tests that restart or kill it leave it running again."""
-    from wslab.chat.stores.valkey import LocalValkey
+    from wslab.chat.testing.valkey import LocalValkey
 
     server = LocalValkey(tmp_path_factory.mktemp("valkey")).start()
     yield server

@@ -39,7 +39,7 @@ from benchmarks.chat_attacks import (
     slow_handshake,
     ws_connect,
 )
-from wslab.chat.gate import Caps
+from wslab.chat.net.gate import Caps
 from wslab.chat.node import Limits
 
 CHEAP_KDF = ("--kdf-n", "1024")  # processes that open many sessions, explicitly
@@ -243,7 +243,7 @@ def test_a_session_that_reads_is_still_answered_no_faster_than_its_frame_budget(
     """benchmarks.chat_attacks.bad_frames: bad frames as fast as the answers are read
     (each one an error, since every frame costs). The read budget holds for data
     frames too, even when websockets' own queue would resume reading."""
-    from wslab.chat.server import FRAME_BURST, FRAMES_PER_SECOND
+    from wslab.chat.net.connection import FRAME_BURST, FRAMES_PER_SECOND
 
     with chat_server(max_rate=None) as server:
         started = time.monotonic()
@@ -274,7 +274,7 @@ def _copy(path, tmp_path):
 def test_a_resume_from_zero_is_written_in_chunks_and_a_non_reader_is_shed(
     history_db, tmp_path, opened, caplog
 ):
-    caplog.set_level(logging.INFO, "wslab.chat.server")
+    caplog.set_level(logging.INFO, "wslab.chat")
     with chat_server(db=_copy(history_db, tmp_path), max_pending=256 * 1024) as server:
         bia = opened(server.ws_url)
         hello(bia, "bia")
@@ -332,7 +332,7 @@ def test_a_ping_flood_from_clients_that_never_read_keeps_memory_bounded():
 def test_a_ping_flood_is_answered_no_faster_than_the_connections_budget():
     """Pings are frames like any other: past the budget (FRAME_BURST, then
     FRAMES_PER_SECOND) the socket is not read, so the pongs owed stay few."""
-    from wslab.chat.server import FRAME_BURST, FRAMES_PER_SECOND, READ_SIZE
+    from wslab.chat.net.connection import FRAME_BURST, FRAMES_PER_SECOND, READ_SIZE
 
     with chat_server() as server:
         raw = raw_session(server.port, "pinga", rcvbuf=None)
@@ -366,7 +366,7 @@ def _status(raw):
 
 
 def test_connection_caps_refuse_with_their_status_and_one_log_line(caplog):
-    caplog.set_level(logging.INFO, "wslab.chat.server")
+    caplog.set_level(logging.INFO, "wslab.chat")
     caps = Caps(max_connections=12, max_per_address=5, max_waiting=8, max_waiting_per_address=3)
     with chat_server(caps=caps, hello_timeout=30) as server:
         held = [raw_socket(server.port, "127.0.3.1") for _ in range(3)]  # idle TCP

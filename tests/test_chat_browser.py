@@ -1,4 +1,4 @@
-"""The browser client (wslab/chat/static) against the real chat server, in Chromium.
+"""The browser client (wslab/chat/net/static) against the real chat server, in Chromium.
 
 Each test starts its own :class:`ChatServer` (so offsets start at 1 and are known in
 advance) and opens every tab in a fresh browser context, as separate people would.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import pytest
 from chatclient import chat_server
 
-from wslab.chat.server import ChatServer
+from wslab.chat.testing import ChatServer
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
 LAUNCH_ARGS = [

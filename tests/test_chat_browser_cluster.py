@@ -16,7 +16,7 @@ from chatclient import WAIT
 from test_chat_browser import RECONNECT_TIMEOUT_MS, browser, open_tab_at  # noqa: F401
 from test_chat_cluster import _start
 
-from wslab.chat.stores.valkey import free_port
+from wslab.chat.testing.valkey import free_port
 
 
 @pytest.fixture

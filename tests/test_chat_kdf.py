@@ -1,10 +1,10 @@
-"""Stored secrets (wslab.chat.kdf): salted scrypt records that verify with their own cost."""
+"""Stored secrets (wslab.chat.rules.kdf): salted scrypt records that verify with their own cost."""
 
 import base64
 
 import pytest
 
-from wslab.chat.kdf import CHEAP, SCRYPT, Scrypt
+from wslab.chat.rules.kdf import CHEAP, SCRYPT, Scrypt
 
 
 def test_a_record_keeps_no_trace_of_the_secret_and_verifies_it():

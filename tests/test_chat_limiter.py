@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from wslab.chat.stores.memory import MemoryLimiter
-from wslab.chat.stores.redis_limits import RedisLimiter
+from wslab.chat.stores.redis import RedisLimiter
 
 
 def run(coroutine, timeout: float = 20.0):
@@ -98,7 +98,7 @@ def test_a_remembered_address_is_known_to_every_node(make):
 
 def test_an_unreachable_redis_is_a_store_error():
     from wslab.chat.errors import StoreError
-    from wslab.chat.stores.valkey import free_port
+    from wslab.chat.testing.valkey import free_port
 
     async def body():
         limiter = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0")

@@ -1,4 +1,4 @@
-"""Prepared frames (wslab.chat.prepared) over real sockets, against websockets' own path.
+"""Prepared frames (wslab.chat.net.fanout) over real sockets, against websockets' own path.
 
 Each test runs a websockets server on loopback; its handler hands the test the
 server side of every connection. Byte identity is read by a raw TCP client; the
@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import broadcast, serve
 from websockets.exceptions import ConnectionClosedOK
 
-from wslab.chat.prepared import PreparedText, join, prepare_text, write_prepared
+from wslab.chat.net.fanout import PreparedText, join, prepare_text, write_prepared
 from wslab.protocol import NeedData
 from wslab.protocol.handshake import build_request, check_response, generate_key, parse_response
 

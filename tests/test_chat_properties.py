@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 )
 
 from wslab.chat import AuthError, ChatRouter
-from wslab.chat.kdf import CHEAP
+from wslab.chat.rules.kdf import CHEAP
 
 USERS = ["ana", "bia", "joao"]
 FAITHFUL = "fiel"
@@ -376,8 +376,8 @@ def test_resuming_from_last_seen_with_recovered_true_misses_nothing(retention, p
 
 # -- the notebook's seeded fault-injection run ---------------------------------------
 
-from wslab.chat.hub import Hub  # noqa: E402
-from wslab.chat.simulation import run_fault_injection  # noqa: E402
+from wslab.chat.model.simulation import run_fault_injection  # noqa: E402
+from wslab.chat.rules.hub import Hub  # noqa: E402
 
 
 def test_fault_injection_run_has_no_violation_and_is_deterministic():

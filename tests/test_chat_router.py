@@ -8,7 +8,7 @@ import json
 import pytest
 
 from wslab.chat import AuthError, ChatRouter, Delivery, DeliveryKind, Refusal, Session
-from wslab.chat.commands import (
+from wslab.chat.rules.commands import (
     MAX_TEXT_LENGTH,
     CommandError,
     PrivateText,
@@ -16,7 +16,7 @@ from wslab.chat.commands import (
     WhoQuery,
     parse_line,
 )
-from wslab.chat.kdf import CHEAP
+from wslab.chat.rules.kdf import CHEAP
 
 EPOCH = "epoch-test"
 

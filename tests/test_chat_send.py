@@ -14,13 +14,14 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosedError
 
-from wslab.chat import server as chat_server
-from wslab.chat.delivery import Delivery, DeliveryKind, Outbound
+from wslab.chat.net import connection as chat_connection
+from wslab.chat.net import service as chat_service
+from wslab.chat.net.fanout import prepare_text
+from wslab.chat.net.service import COALESCE_BYTES, TOO_SLOW, ChatService
 from wslab.chat.node import ChatNode
-from wslab.chat.prepared import prepare_text
-from wslab.chat.server import COALESCE_BYTES, TOO_SLOW, ChatService
+from wslab.chat.rules.messages import Delivery, DeliveryKind, Outbound
+from wslab.chat.rules.wire import encode_delivery
 from wslab.chat.stores.memory import MemoryCredentials, MemoryLog
-from wslab.chat.wire import encode_delivery
 
 WAIT = 5.0
 
@@ -65,7 +66,7 @@ async def peers(chat: ChatService, count: int):
         0,
         compression=None,
         ping_interval=None,
-        create_connection=functools.partial(chat_server._Connection, service=chat),
+        create_connection=functools.partial(chat_connection.Connection, service=chat),
     ) as ws:
         url = f"ws://127.0.0.1:{ws.sockets[0].getsockname()[1]}/"
         clients = [await connect(url, compression=None, ping_interval=None) for _ in range(count)]
@@ -146,7 +147,7 @@ def test_a_slow_peer_is_shed_and_the_others_get_the_whole_group():
             slow = all_peers[1].connection
             real = slow.transport.get_write_buffer_size
             # as if its reader had stalled, at the moment of the send only
-            slow.transport.get_write_buffer_size = lambda: chat_server.MAX_PENDING_BYTES + 1
+            slow.transport.get_write_buffer_size = lambda: chat_service.MAX_PENDING_BYTES + 1
             group = [public(1, "um"), public(2, "dois")]
             chat.send([Outbound(m, tuple(all_peers)) for m in group])
             slow.transport.get_write_buffer_size = real

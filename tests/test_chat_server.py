@@ -17,7 +17,7 @@ import pytest
 from chatclient import WAIT, chat_server, closed_with, hello, nothing_more, receive, say
 from websockets.exceptions import InvalidStatus
 
-import wslab.chat.server as server_module
+import wslab.chat.net.service as service_module
 from wslab.protocol.handshake import build_request, generate_key
 
 
@@ -76,13 +76,13 @@ def test_who_and_command_errors_answer_only_the_asking_session(server, join):
 
 def test_a_public_message_is_serialized_once_for_all_recipients(server, monkeypatch, join):
     calls = []
-    real = server_module.encode_delivery
+    real = service_module.encode_delivery
 
     def counting(delivery, **options):
         calls.append(delivery.offset)
         return real(delivery, **options)
 
-    monkeypatch.setattr(server_module, "encode_delivery", counting)
+    monkeypatch.setattr(service_module, "encode_delivery", counting)
     clients = [join(server, f"u{i}")[0] for i in range(5)]
     say(clients[0], "para todos")
     assert all(receive(ws)["text"] == "para todos" for ws in clients)

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from wslab.chat.delivery import DeliveryKind
 from wslab.chat.errors import StoreError
+from wslab.chat.rules.messages import DeliveryKind
 from wslab.chat.stores.sqlite import SCHEMA_VERSION, SqliteStore
 
 PUBLIC, PRIVATE = DeliveryKind.PUBLIC, DeliveryKind.PRIVATE

@@ -3,12 +3,12 @@
 import re
 from importlib import resources
 
-from wslab.chat.commands import MAX_TEXT_LENGTH
 from wslab.chat.errors import ChatCloseCode
-from wslab.chat.names import MAX_NAME_LENGTH
-from wslab.chat.wire import MAX_FRAME_BYTES, MAX_HISTORY
+from wslab.chat.rules.commands import MAX_TEXT_LENGTH
+from wslab.chat.rules.names import MAX_NAME_LENGTH
+from wslab.chat.rules.wire import MAX_FRAME_BYTES, MAX_HISTORY
 
-APP = resources.files("wslab.chat").joinpath("static/app.js").read_text()
+APP = resources.files("wslab.chat.net").joinpath("static/app.js").read_text()
 
 
 def _const(name):

@@ -8,7 +8,7 @@ when the store outlives its objects (SQLite, Redis) and fresh data when it does 
 ``request.getfixturevalue``) and append it to ``FACTORIES``.
 
 The Redis variant runs against a real Valkey started by
-:class:`wslab.chat.stores.valkey.LocalValkey`, one per module, flushed between tests.
+:class:`wslab.chat.testing.valkey.LocalValkey`, one per module, flushed between tests.
 The tests after the contract are Redis-only: two logs as two nodes on one Redis, and
 the faults (Redis restarted with and without its data, Redis unreachable).
 """
@@ -21,12 +21,12 @@ import time
 
 import pytest
 
-from wslab.chat.delivery import DeliveryKind
 from wslab.chat.errors import StoreError
+from wslab.chat.rules.messages import DeliveryKind
 from wslab.chat.stores.memory import MemoryCredentials, MemoryLog
 from wslab.chat.stores.redis import RedisCredentials, RedisLog
 from wslab.chat.stores.sqlite import SqliteStore
-from wslab.chat.stores.valkey import free_port
+from wslab.chat.testing.valkey import free_port
 
 PUBLIC, PRIVATE = DeliveryKind.PUBLIC, DeliveryKind.PRIVATE
 WAIT = 10.0  # bound of every wait for a delivery
@@ -444,7 +444,7 @@ def test_an_append_under_a_stale_epoch_stores_nothing(valkey, valkey_url):
 def long_block(monkeypatch):
     """A follower whose XREAD BLOCK outlasts every wait of a test: its idle re-check of
     the epoch never comes to the rescue, so what a test sees came from elsewhere."""
-    from wslab.chat.stores import redis as redis_store
+    from wslab.chat.stores.redis import log as redis_store
 
     monkeypatch.setattr(redis_store, "BLOCK_MS", 60_000)
 

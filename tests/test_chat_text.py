@@ -1,4 +1,4 @@
-"""The one rule for what a chat line may contain (wslab.chat.text), and where it applies."""
+"""The one rule for what a chat line may contain (wslab.chat.rules.text), and where it applies."""
 
 import re
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wslab.chat.commands import CommandError, PublicText, parse_line
-from wslab.chat.text import checked_text
+from wslab.chat.rules.commands import CommandError, PublicText, parse_line
+from wslab.chat.rules.text import checked_text
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 import pytest
 from websockets.datastructures import Headers
 
-from wslab.chat.ratelimit import TokenBucket
-from wslab.chat.web import StaticFiles, handshake_refusal, host_name
+from wslab.chat.net.http import StaticFiles, handshake_refusal, host_name
+from wslab.chat.rules.ratelimit import TokenBucket
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import pytest
 from chatclient import chat_server, hello
 from websockets.datastructures import Headers
 
-from wslab.chat.__main__ import _parser
-from wslab.chat.web import StaticFiles, handshake_refusal, parse_origin, socket_url
+from wslab.chat.cli import _parser
+from wslab.chat.net.http import StaticFiles, handshake_refusal, parse_origin, socket_url
 
 PEERS = ["http://127.0.0.1:8766", "https://chat-b.example"]
 

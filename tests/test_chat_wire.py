@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wslab.chat import Delivery, DeliveryKind, Session
-from wslab.chat.wire import (
+from wslab.chat.rules.wire import (
     BadHello,
     BadMessage,
     ChatCloseCode,

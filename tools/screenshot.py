@@ -2,7 +2,7 @@
 
     python -m tools.screenshot [output.png]   # default: exported/chat_screenshot.png
 
-Starts the real chat server (wslab.chat.server.ChatServer) on loopback, opens Debian's
+Starts the real chat server (wslab.chat.testing.ChatServer) on loopback, opens Debian's
 Chromium through Playwright (no browser download), logs ana and joao in, in separate
 contexts as two people would, sends one public and one private message, and saves both
 tabs side by side in one PNG. Without Chromium it says so and exits 1, leaving any
@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from wslab.chat.server import ChatServer
+from wslab.chat.testing import ChatServer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "exported" / "chat_screenshot.png"

@@ -113,7 +113,7 @@ def sender_templates(kind: str, user: str, text_bytes: int) -> str:
 
     The bare server relays the sender's frame as is, so its sender writes the frame
     our server would deliver (same fields, same compact JSON of
-    :mod:`wslab.chat.wire`): every server then puts frames of nearly the same size
+    :mod:`wslab.chat.rules.wire`): every server then puts frames of nearly the same size
     on the wire.
     """
     filler = "x" * max(0, text_bytes - SEQ_DIGITS - 2)

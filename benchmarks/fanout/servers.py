@@ -9,7 +9,7 @@ a first text frame, so the load generator never sends before all receivers can g
 the message:
 
 ``wslab``
-    Our chat server (:mod:`wslab.chat.server`) on ``/ws``: the ``welcome`` frame
+    Our chat server (:mod:`wslab.chat.net`) on ``/ws``: the ``welcome`` frame
     answers the hello.
 ``bare``
     The transport with no application: the ``websockets`` asyncio server, each
@@ -169,11 +169,11 @@ async def serve_wslab(
     thousands of sessions; login cost is measured by benchmarks.chat_login)."""
     import tempfile
 
-    from wslab.chat.__main__ import PIPELINE
-    from wslab.chat.gate import Caps
-    from wslab.chat.kdf import CHEAP
+    from wslab.chat.cli import PIPELINE
+    from wslab.chat.net.gate import Caps
+    from wslab.chat.net.service import ChatService
     from wslab.chat.node import ChatNode, Limits
-    from wslab.chat.server import ChatService
+    from wslab.chat.rules.kdf import CHEAP
     from wslab.chat.stores.sqlite import SqliteStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

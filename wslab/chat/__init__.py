@@ -8,8 +8,8 @@ resume with offsets and an epoch, on one node or several.
 - :mod:`.wire` and :mod:`.server`: the JSON protocol and the network adapter.
 """
 
-from .delivery import Delivery, DeliveryKind, Outbound, Session
 from .errors import AuthError, Refusal
-from .router import ChatRouter
+from .model.router import ChatRouter
+from .rules.messages import Delivery, DeliveryKind, Outbound, Session
 
 __all__ = ["AuthError", "ChatRouter", "Delivery", "DeliveryKind", "Outbound", "Refusal", "Session"]

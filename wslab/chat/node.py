@@ -1,11 +1,11 @@
 """One chat node: the hub's rules over the stores, with the limits that keep one client
 from hurting the others. Async (it awaits the stores) but owns no sockets.
 
-The network adapter (:mod:`wslab.chat.server`) calls :meth:`ChatNode.login`,
+The network adapter (:mod:`wslab.chat.net.service`) calls :meth:`ChatNode.login`,
 :meth:`ChatNode.go_live`, :meth:`ChatNode.say` and :meth:`ChatNode.leave`, and writes
 the :class:`Outbound` items they return; items for messages committed by the log (this
 node's and, with a shared store, other nodes') reach the ``emit`` callback given to
-:meth:`ChatNode.start`. The synchronous :class:`wslab.chat.router.ChatRouter` drives
+:meth:`ChatNode.start`. The synchronous :class:`wslab.chat.model.router.ChatRouter` drives
 the same node over the in-memory stores, so there is one implementation of the rules.
 
 Rules enforced here, each a setting of :class:`Limits`:
@@ -41,30 +41,29 @@ only count of lines.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
 
 from websockets.frames import CloseCode
 
-from .commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
-from .delivery import Delivery, DeliveryKind, Outbound, Session
 from .errors import AuthError, ChatCloseCode, Refusal, StoreError
-from .hub import Hub, Recovery
-from .kdf import SCRYPT, Scrypt
-from .names import normalize_name
-from .ratelimit import KeyedBuckets
-from .stores import CredentialStore, Limiter, MessageLog
+from .rules.addresses import address_key
+from .rules.commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
+from .rules.hub import Hub, Recovery
+from .rules.kdf import SCRYPT, Scrypt
+from .rules.messages import Delivery, DeliveryKind, Outbound, Session
+from .rules.names import normalize_name
+from .rules.ratelimit import KeyedBuckets
+from .stores import CredentialStore, Limiter, MessageLog, Presence
 from .stores.memory import MemoryLimiter
 
-logger = logging.getLogger("wslab.chat.server")
+logger = logging.getLogger(__name__)
 
-__all__ = ["ChatNode", "Limits", "Presence", "address_key"]
+__all__ = ["ChatNode", "Limits"]
 
 Emit = Callable[[list[Outbound]], None]
 
@@ -94,35 +93,6 @@ class Limits:
     max_pending_logins: int = 64
     max_replays: int = 2  # history reads at once (each may be megabytes); others wait
     replays_per_second: float | None = 1.0  # per address, bursts of 5 (None: no limit)
-
-
-def address_key(address: str) -> str:
-    """The key an address is limited under: the IPv4 address, or the IPv6 /64 (one
-    host usually owns a whole /64, so single IPv6 addresses cost an attacker nothing)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address[:64]
-    if ip.version == 6:
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
-
-
-class Presence(Protocol):
-    """Who is online across the nodes of a shared store (e.g.
-    :class:`wslab.chat.stores.redis.RedisPresence`): the node publishes its own users
-    through ``local`` from :meth:`start` to :meth:`close`."""
-
-    async def start(self, local: Callable[[], list[str]]) -> None: ...
-
-    def changed(self) -> None:
-        """``local()`` changed: publish it soon."""
-
-    async def online(self) -> list[str]: ...
-
-    async def close(self) -> None: ...
 
 
 class ChatNode:

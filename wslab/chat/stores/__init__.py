@@ -4,7 +4,7 @@ registered users and what the limits count, behind three small interfaces.
 - :class:`MessageLog` assigns offsets, keeps the newest ``retention`` messages and
   hands every committed message, once and in offset order, to the callback given to
   :meth:`MessageLog.start`. Routing (who sees what) is not its business: the hub
-  (:mod:`wslab.chat.hub`) decides that.
+  (:mod:`wslab.chat.rules.hub`) decides that.
 - :class:`CredentialStore` keeps one encoded secret record per user name, registered
   once: the first writer of a name wins.
 - :class:`Limiter` keeps what the limits count (token buckets, wrong secrets, the
@@ -22,9 +22,19 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple, Protocol
 
-from ..delivery import Delivery, DeliveryKind
+from ..rules.messages import Delivery, DeliveryKind
 
-__all__ = ["CredentialStore", "Deliver", "Limiter", "LogState", "Lost", "MessageLog", "Outage"]
+__all__ = [
+    "CredentialStore",
+    "Deliver",
+    "Limiter",
+    "LogState",
+    "Lost",
+    "MessageLog",
+    "Outage",
+    "Presence",
+    "check_retention",
+]
 
 Deliver = Callable[[Sequence[Delivery]], None]
 """Receives committed messages, oldest first, on the event loop that started the log."""
@@ -50,7 +60,16 @@ class LogState(NamedTuple):
 
 
 class MessageLog(Protocol):
-    """The shared history: offsets from one source, an epoch, bounded retention."""
+    """The shared history: offsets from one source, an epoch, bounded retention.
+
+    ``ordered`` is what the log promises about order: True when appends are stored in
+    the order they are called (memory, SQLite), so a connection may have several lines
+    waiting for their commit at once and still see them stored in the order sent;
+    False when concurrent appends may be stored in any order (Redis: one script per
+    append, from many connections), so each connection waits for one line at a time.
+    """
+
+    ordered: bool
 
     @property
     def retention(self) -> int:
@@ -105,7 +124,7 @@ class MessageLog(Protocol):
 
 
 class CredentialStore(Protocol):
-    """Registered users: name -> encoded secret record (see :mod:`wslab.chat.kdf`)."""
+    """Registered users: name -> encoded secret record (see :mod:`wslab.chat.rules.kdf`)."""
 
     async def lookup(self, user: str) -> str | None:
         """The record of ``user``, or None if the name is free."""
@@ -150,3 +169,25 @@ class Limiter(Protocol):
 
     async def close(self) -> None:
         """Release the store."""
+
+
+class Presence(Protocol):
+    """Who is online across the nodes of a shared store (e.g.
+    :class:`wslab.chat.stores.redis.RedisPresence`): the node publishes its own users
+    through ``local`` from :meth:`start` to :meth:`close`."""
+
+    async def start(self, local: Callable[[], list[str]]) -> None: ...
+
+    def changed(self) -> None:
+        """``local()`` changed: publish it soon."""
+
+    async def online(self) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+def check_retention(retention: object) -> int:
+    """``retention`` if it is an integer >= 0 (``ValueError`` otherwise)."""
+    if isinstance(retention, bool) or not isinstance(retention, int) or retention < 0:
+        raise ValueError(f"retention must be an integer >= 0, not {retention!r}")
+    return retention

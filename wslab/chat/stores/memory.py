@@ -1,6 +1,6 @@
 """The in-memory stores: today's behaviour for notebooks, the simulation and the
 property tests. Nothing survives the process; every coroutine returns without
-suspending, so a synchronous caller can drive them (see :mod:`wslab.chat.router`)."""
+suspending, so a synchronous caller can drive them (see :mod:`wslab.chat.model.router`)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,11 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 
-from ..delivery import Delivery, DeliveryKind
-from ..ratelimit import KeyedBuckets, LoginThrottle
-from . import Deliver, LogState, Lost, Outage
+from ..rules.messages import Delivery, DeliveryKind
+from ..rules.ratelimit import KeyedBuckets, LoginThrottle
+from . import Deliver, LogState, Lost, Outage, check_retention
 
-__all__ = ["MemoryCredentials", "MemoryLimiter", "MemoryLog", "check_retention"]
-
-
-def check_retention(retention: object) -> int:
-    """``retention`` if it is an integer >= 0 (``ValueError`` otherwise)."""
-    if isinstance(retention, bool) or not isinstance(retention, int) or retention < 0:
-        raise ValueError(f"retention must be an integer >= 0, not {retention!r}")
-    return retention
+__all__ = ["MemoryCredentials", "MemoryLimiter", "MemoryLog"]
 
 
 class MemoryLog:
@@ -31,6 +24,8 @@ class MemoryLog:
         retention: how many messages are kept.
         epoch: identity of this log's offsets; a fresh random one when omitted.
     """
+
+    ordered = True  # appends are stored as they are called
 
     def __init__(self, retention: int = 1000, *, epoch: str | None = None) -> None:
         if epoch is None:
@@ -103,11 +98,11 @@ class MemoryCredentials:
 
 
 class MemoryLimiter:
-    """The limits' counts of one node, in memory (:mod:`wslab.chat.ratelimit`).
+    """The limits' counts of one node, in memory (:mod:`wslab.chat.rules.ratelimit`).
 
     Args:
         clock: monotonic seconds.
-        login_free, login_cap: see :class:`wslab.chat.ratelimit.LoginThrottle`.
+        login_free, login_cap: see :class:`wslab.chat.rules.ratelimit.LoginThrottle`.
         max_pairs: (name, address) pairs remembered, least recent out first.
     """
 

@@ -34,8 +34,8 @@ import secrets
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
-from ..delivery import Delivery, DeliveryKind
 from ..errors import StoreError
+from ..rules.messages import Delivery, DeliveryKind
 from . import Deliver, LogState, Lost, Outage
 from .memory import check_retention
 
@@ -158,6 +158,8 @@ class SqliteStore:
 
 class SqliteLog:
     """The message log of a :class:`SqliteStore` (see the module docstring)."""
+
+    ordered = True  # one writer thread commits appends in call order
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store

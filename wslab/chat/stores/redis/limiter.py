@@ -17,7 +17,7 @@ from collections.abc import Collection
 
 from redis.asyncio import Redis
 
-from .redis import _FAILURES, _failure, connect
+from .client import FAILURES, connect, failure
 
 __all__ = ["RedisLimiter"]
 
@@ -56,7 +56,7 @@ return wait
 
 # KEYS: the failure counts. ARGV: free failures, base delay (ms), cap (ms), TTL (ms).
 # The delay after the k-th failure past the free ones is base * 2^k, at most cap (the
-# rule of wslab.chat.ratelimit.LoginThrottle).
+# rule of wslab.chat.rules.ratelimit.LoginThrottle).
 FAILED = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -79,7 +79,7 @@ class RedisLimiter:
 
     Args:
         url: ``redis://HOST:PORT/DB``.
-        login_free, login_cap: see :class:`wslab.chat.ratelimit.LoginThrottle`.
+        login_free, login_cap: see :class:`wslab.chat.rules.ratelimit.LoginThrottle`.
         prefix: key prefix, as for the other Redis stores.
 
     Every Redis failure becomes :class:`wslab.chat.errors.StoreError` with one pt-BR
@@ -137,5 +137,5 @@ class RedisLimiter:
     async def _call(self, call):
         try:
             return await call
-        except _FAILURES as error:
-            raise _failure(self._client, error, "não consegui consultar os limites") from error
+        except FAILURES as error:
+            raise failure(self._client, error, "não consegui consultar os limites") from error

@@ -5,7 +5,7 @@ parses them) and writes the :class:`Outbound` items the node returns or emits, e
 encoded once and written to all its peers (compression is off, so every recipient
 gets the very same bytes).
 
-HTTP (:mod:`.web`): ``/`` and the other files of ``wslab/chat/static`` are the browser
+HTTP (:mod:`.http`): ``/`` and the other files of ``wslab/chat/net/static`` are the browser
 client; ``/ws`` is the WebSocket endpoint. A ``Host`` that does not name this server
 (DNS rebinding) gets 403, on the page too, with the reason; on ``/ws`` so does an
 ``Origin`` of another site (cross-site WebSocket hijacking).
@@ -71,18 +71,10 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from ..background import BackgroundServer
-from .delivery import DeliveryKind, Outbound
-from .errors import Refusal
-from .gate import Caps, Gate
-from .kdf import SCRYPT, Scrypt
-from .logs import shown
-from .node import ChatNode, Limits
-from .prepared import join, prepare_text, write_prepared
-from .ratelimit import TokenBucket
-from .stores.memory import MemoryCredentials, MemoryLog
-from .web import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
-from .wire import (
+from ..errors import Refusal
+from ..node import ChatNode
+from ..rules.messages import DeliveryKind, Outbound
+from ..rules.wire import (
     MAX_FRAME_BYTES,
     BadMessage,
     ChatCloseCode,
@@ -91,196 +83,25 @@ from .wire import (
     parse_hello,
     parse_message,
 )
+from .connection import CLOSE_TIMEOUT, FRAMES_PER_SECOND, Connection, close_within, writable
+from .fanout import join, prepare_text, write_prepared
+from .gate import Caps, Gate
+from .http import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
+from .logs import shown
 
-__all__ = ["ChatServer", "ChatService", "WS_PATH", "close_within"]
+__all__ = ["ChatService", "WS_PATH"]
 
 WS_PATH = "/ws"
 HELLO_TIMEOUT = 10.0
 OPEN_TIMEOUT = 5.0  # the HTTP handshake; websockets' default is 10 s
-CLOSE_TIMEOUT = 10.0  # websockets' default
 MAX_PENDING_BYTES = 1 << 20
 MAX_QUEUE = 4  # frames websockets reads ahead per connection (4 x 16 KiB at most)
 TOO_SLOW = "Cliente lento demais: reconecte e retome do último offset."  # 1013
 REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
 COALESCE_BYTES = 16 * 1024  # frames of several messages joined into one write, at most
 LOST_REASON = "O servidor perdeu parte do histórico: reconecte e retome do último offset."
-REFUSAL_LINGER = 0.5  # seconds a refused connection is kept half-closed
-READ_SIZE = 16 * 1024  # bytes read from a socket at once (asyncio's default: 256 KiB)
-# What one connection may send, in frames of any kind (pings included) and in bytes,
-# per second on average and at once; beyond that its socket is not read for a while,
-# so TCP slows the sender down and its frames cost the loop no more than this.
-FRAMES_PER_SECOND, FRAME_BURST = 100.0, 200
-BYTES_PER_SECOND, BYTE_BURST = 256 * 1024.0, 1 << 20
 
-logger = logging.getLogger("wslab.chat.server")
-
-
-def _close_reason(text: str) -> str:
-    """A close reason fits in 123 UTF-8 bytes (RFC 6455 §5.5); cut on a character."""
-    return text.encode()[:123].decode(errors="ignore")
-
-
-async def close_within(
-    connection: ServerConnection, code: int = CloseCode.NORMAL_CLOSURE, reason: str = ""
-) -> None:
-    """Close ``connection``, cutting TCP if that takes longer than its ``close_timeout``.
-
-    websockets' ``close()`` first waits for the write buffer to drain, with no bound:
-    a peer that stopped reading would hold it (and its socket) forever.
-    """
-    try:
-        async with asyncio.timeout(connection.close_timeout or CLOSE_TIMEOUT):
-            await connection.close(code, _close_reason(reason))
-    except TimeoutError:
-        connection.transport.abort()
-
-
-class _Connection(ServerConnection):
-    """A server connection with the chat's guards on the transport itself.
-
-    - at ``connection_made`` it asks the service's :class:`Gate` to admit it, and
-      answers a refusal with its HTTP status before reading anything;
-    - when data from the peer moves it to CLOSING (its close frame, or a frame over
-      ``max_size``: 1009), a bounded close starts at once: websockets enforces
-      ``close_timeout`` only while a coroutine awaits the connection;
-    - after each read, if the peer left more than ``max_pending`` bytes unread (pongs
-      to a ping flood pile up there too), reading stops and the client is shed;
-    - what a peer sends is budgeted, in frames (pings included) and bytes: once over
-      the budget its socket is not read until the budget refills, so a flood costs the
-      loop a bounded share, and each read takes at most ``READ_SIZE`` bytes, so one
-      busy socket never holds the loop for long.
-    """
-
-    def __init__(self, *args, service: ChatService, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.service = service
-        self.address = "?"
-        self.admitted = False
-        self.requested = False  # its HTTP request arrived whole
-        self.seated = False
-        self.opened_at = 0.0
-        self.client: _Client | None = None
-        self._closing: asyncio.Task | None = None
-        self._frames: TokenBucket | None = None
-        self._bytes: TokenBucket | None = None
-        self._resume: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        peer = transport.get_extra_info("peername")
-        self.address = str(peer[0]) if peer else "?"
-        self.opened_at = self.loop.time()
-        refusal = self.service.gate.admit(self.address)
-        if refusal is None:
-            self.admitted = True
-            if hasattr(transport, "max_size"):  # asyncio's selector transports
-                transport.max_size = READ_SIZE
-            # websockets resumes reading when its queue of messages drains: not while
-            # this connection waits for its budget.
-            self.recv_messages.resume = self._resume_unless_throttled
-            rate = self.service.max_frames
-            if rate:  # None: no input budget (a benchmark that lifted every limit)
-                now = self.loop.time()
-                scale = rate / FRAMES_PER_SECOND  # bytes scale with the frames allowed
-                self._frames = TokenBucket(rate, int(FRAME_BURST * scale), now)
-                self._bytes = TokenBucket(BYTES_PER_SECOND * scale, int(BYTE_BURST * scale), now)
-            return
-        status, sentence = refusal
-        self.service.note("recusada %s: %d %s", self.address, status, sentence)
-        body = (sentence + "\n").encode()
-        transport.write(
-            f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: text/plain; "
-            f"charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
-            f"Retry-After: 5\r\n\r\n".encode()
-            + body
-        )
-        # Half-close and discard what the client sends for a moment: closing a socket
-        # with its request unread would reset it, and the client could lose the answer.
-        if transport.can_write_eof():
-            transport.write_eof()
-            self.loop.call_later(REFUSAL_LINGER, transport.close)
-        else:
-            transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self._resume is not None:
-            self._resume.cancel()
-        timeout = self.service.open_timeout
-        if (
-            self.admitted
-            and not self.requested
-            and timeout is not None
-            and self.loop.time() - self.opened_at >= timeout - 0.1
-        ):
-            self.service.note(
-                "cortada %s: o pedido HTTP não chegou inteiro em %g s", self.address, timeout
-            )
-        if self.admitted:
-            self.admitted = False
-            self.service.gate.left(self.address, seated=self.seated)
-
-    def data_received(self, data: bytes) -> None:
-        if not self.admitted:
-            return  # refused at connection_made: nothing it sends is read
-        super().data_received(data)
-        if self.transport.get_write_buffer_size() > self.service.max_pending:
-            self.transport.pause_reading()
-            self.service.shed_connection(self)
-        elif self._closing is None and self.protocol.state is State.CLOSING:
-            self._closing = self.loop.create_task(close_within(self))
-        else:
-            self._spend(bytes_=len(data))
-
-    def send_data(self) -> None:
-        """websockets' ``send_data``, but nothing is written once the transport is
-        closing: a peer that reset the connection while pongs to its pings were queued
-        would otherwise make asyncio log "socket.send() raised exception." per pong."""
-        for data in self.protocol.data_to_send():
-            if self.transport.is_closing():
-                continue  # the peer is gone: drop what was for it
-            if data:
-                self.transport.write(data)
-            elif self.transport.can_write_eof():
-                with contextlib.suppress(Exception):
-                    self.transport.write_eof()
-            else:
-                self.transport.close()
-
-    def process_event(self, event) -> None:
-        super().process_event(event)
-        self._spend(frames=1)
-
-    def _spend(self, frames: int = 0, bytes_: int = 0) -> None:
-        """Charge what the peer sent to its budget; over it, stop reading until the
-        budget has refilled to half."""
-        if self._frames is None or self._bytes is None:
-            return
-        now = self.loop.time()
-        solvent = self._frames.charge(frames, now) & self._bytes.charge(bytes_, now)
-        if not solvent and self._resume is None and not self.transport.is_closing():
-            self.transport.pause_reading()
-            wait = max(b.seconds_until(b.burst / 2) for b in (self._frames, self._bytes))
-            self._resume = self.loop.call_later(wait, self._resume_reading)
-
-    def _resume_unless_throttled(self) -> None:
-        if self._resume is None and self._closing is None:
-            self.transport.resume_reading()
-
-    def _resume_reading(self) -> None:
-        self._resume = None
-        if (
-            self._closing is None
-            and not self.transport.is_closing()
-            and self.transport.get_write_buffer_size() <= self.service.max_pending
-        ):
-            self.transport.resume_reading()
-
-
-def _writable(connection: ServerConnection) -> bool:
-    """Whether a frame may be written: open, and its transport not closing (a write to
-    a transport the peer reset makes asyncio log "socket.send() raised exception.")."""
-    return connection.protocol.state is State.OPEN and not connection.transport.is_closing()
+logger = logging.getLogger(__name__)
 
 
 def _same(peers: Collection[object], other: Collection[object]) -> bool:
@@ -289,12 +110,12 @@ def _same(peers: Collection[object], other: Collection[object]) -> bool:
     return peers is other or (len(peers) <= 8 and peers == other)
 
 
-class _Client:
+class Client:
     """The peer the hub holds for one session: its connection and its session id."""
 
     __slots__ = ("connection", "session_id")
 
-    def __init__(self, connection: _Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.session_id = ""
 
@@ -315,11 +136,11 @@ class ChatService:
         allowed_origins: more origins whose pages may open /ws (a name in front).
         pipeline: lines of one connection that may wait for their commit at once.
             With 1, a connection's next frame is read only after its line is stored;
-            more lets one sender fill a group commit. Only for a log that stores
-            appends in the order they are made (memory, SQLite; not Redis, whose
-            concurrent scripts may run in any order). A line whose checks await the
-            store (``/msg`` to someone offline, ``/who``) first waits for the earlier
-            ones, so a connection's lines are always stored in the order sent.
+            more lets one sender fill a group commit. It applies only when the log
+            declares itself ``ordered`` (:class:`wslab.chat.stores.MessageLog`): on
+            any other, a connection has one line in flight. A line whose checks await
+            the store (``/msg`` to someone offline, ``/who``) first waits for the
+            earlier ones, so a connection's lines are always stored in the order sent.
         max_frames: frames per second one connection may send (pings included; bursts
             of twice that, and bytes in proportion); None lifts the input budget, for a
             benchmark that also lifts the line rate.
@@ -339,7 +160,7 @@ class ChatService:
         max_frames: float | None = FRAMES_PER_SECOND,
     ) -> None:
         self.node = node
-        self.pipeline = max(1, pipeline)
+        self.pipeline = max(1, pipeline) if node.log.ordered else 1
         self.max_frames = max_frames
         self.peers = tuple(parse_origin(peer) for peer in peers)
         self.allowed_origins = (*self.peers, *(parse_origin(o) for o in allowed_origins))
@@ -350,9 +171,8 @@ class ChatService:
         self.gate = Gate(caps if caps is not None else Caps())
         self.open_timeout: float | None = OPEN_TIMEOUT
         self._static = StaticFiles(tuple(socket_url(peer) for peer in self.peers))
-        self._tasks: set[asyncio.Task] = set()  # 1013 closes under way
-        self._clients: dict[str, _Client] = {}  # open sessions, in opening order
-        self._all: set[_Connection] = set()  # with or without a session yet
+        self._clients: dict[str, Client] = {}  # open sessions, in opening order
+        self._all: set[Connection] = set()  # with or without a session yet
         # The connections of the last peers written to (a client's connection never
         # changes; holding the tuple keeps its identity from being reused).
         self._peers: Collection[object] = ()
@@ -386,7 +206,7 @@ class ChatService:
             port,
             process_request=self._process_request,
             max_size=MAX_FRAME_BYTES,
-            create_connection=functools.partial(_Connection, service=self),
+            create_connection=functools.partial(Connection, service=self),
             compression=None,
             **options,
         )
@@ -422,20 +242,15 @@ class ChatService:
         what it may have lost."""
         self.note("o histórico perdeu mensagens (época %s): fechando as sessões com 1012", epoch)
         for connection in list(self._all):
-            if connection.state is not State.OPEN or connection._closing is not None:
+            if connection.state is not State.OPEN or connection.closing is not None:
                 continue
             if connection.client is not None:
                 self._forget(connection.client.session_id)
-            task = asyncio.get_running_loop().create_task(
-                close_within(connection, CloseCode.SERVICE_RESTART, LOST_REASON)
-            )
-            connection._closing = task
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            connection.close_soon(CloseCode.SERVICE_RESTART, LOST_REASON)
 
-    # -- HTTP: static files, and who may open /ws (wslab.chat.web) ------------------------
+    # -- HTTP: static files, and who may open /ws (wslab.chat.net.http) ------------------------
 
-    def _process_request(self, connection: _Connection, request: Request) -> Response | None:
+    def _process_request(self, connection: Connection, request: Request) -> Response | None:
         connection.requested = True
         path = request.path.partition("?")[0]
         local = connection.local_address
@@ -463,7 +278,7 @@ class ChatService:
 
     # -- WebSocket ---------------------------------------------------------------------
 
-    async def _handle(self, connection: _Connection) -> None:
+    async def _handle(self, connection: Connection) -> None:
         self._all.add(connection)
         try:
             client = await self._open(connection)
@@ -472,7 +287,7 @@ class ChatService:
         finally:
             self._all.discard(connection)
 
-    async def _open(self, connection: _Connection) -> _Client | None:
+    async def _open(self, connection: Connection) -> Client | None:
         """Read the hello, log in, write the replay; on failure close and return None.
 
         All or nothing: the session is registered with the service only once its
@@ -489,7 +304,7 @@ class ChatService:
             )
         except ConnectionClosed:
             return None
-        client = _Client(connection)
+        client = Client(connection)
         try:
             hello = parse_hello(first)
             session, items = await self.node.login(
@@ -529,12 +344,12 @@ class ChatService:
         )
         return client
 
-    async def _replay(self, connection: _Connection, items: list[Outbound]) -> int:
+    async def _replay(self, connection: Connection, items: list[Outbound]) -> int:
         """Write a session's first items in chunks of ``REPLAY_CHUNK`` bytes, waiting
         (at most ``close_timeout``) for the client to read each. Returns how many."""
         written = 0
         for item in items:
-            if not _writable(connection):
+            if not writable(connection):
                 break
             self._write(connection, encode_delivery(item.delivery, replayed=item.replayed))
             written += 1
@@ -546,13 +361,13 @@ class ChatService:
                     async with asyncio.timeout(connection.close_timeout or CLOSE_TIMEOUT):
                         while connection.transport.get_write_buffer_size() > REPLAY_CHUNK // 2:
                             await asyncio.sleep(0.005)
-                            if not _writable(connection):
+                            if not writable(connection):
                                 break
                 except TimeoutError:
                     raise Refusal(TOO_SLOW, CloseCode.TRY_AGAIN_LATER) from None
         return written
 
-    async def _serve_session(self, client: _Client) -> None:
+    async def _serve_session(self, client: Client) -> None:
         connection, session_id = client.connection, client.session_id
         in_flight: set[asyncio.Task] = set()  # lines waiting for their commit (pipeline)
         try:
@@ -592,7 +407,7 @@ class ChatService:
                 shown(connection.close_reason or "", 80),
             )
 
-    async def _refuse(self, connection: _Connection, refusal: Refusal) -> None:
+    async def _refuse(self, connection: Connection, refusal: Refusal) -> None:
         self.note(
             "recusada %s: %d %s",
             connection.address,
@@ -612,7 +427,7 @@ class ChatService:
     # -- writing -----------------------------------------------------------------------
 
     def _write(self, connection: ServerConnection, frame: str) -> None:
-        if _writable(connection):
+        if writable(connection):
             broadcast([connection], frame)
 
     def send(self, items: Iterable[Outbound]) -> None:
@@ -653,164 +468,18 @@ class ChatService:
 
     # -- shedding ----------------------------------------------------------------------
 
-    def shed_connection(self, connection: _Connection) -> None:
+    def shed_connection(self, connection: Connection) -> None:
         """End the session of a client too slow to read; it may resume later."""
         client = connection.client
         if client is not None and client.session_id in self._clients:
             self.note("lenta %s (%s): fechando com 1013", client.session_id, connection.address)
             self._forget(client.session_id)
-        elif connection._closing is not None or connection.state is not State.OPEN:
+        elif connection.closing is not None or connection.state is not State.OPEN:
             return
         else:
             self.note("lenta %s, sem sessão: fechando com 1013", connection.address)
-        task = asyncio.get_running_loop().create_task(
-            close_within(
-                connection,
-                CloseCode.TRY_AGAIN_LATER,
-                TOO_SLOW,
-            )
-        )
-        connection._closing = task
-        self._tasks.add(task)  # a reference, so the task is not collected midway
-        task.add_done_callback(self._tasks.discard)
+        connection.close_soon(CloseCode.TRY_AGAIN_LATER, TOO_SLOW)
 
     def _forget(self, session_id: str) -> None:
         self._clients.pop(session_id, None)
         self.node.leave(session_id)
-
-
-class ChatServer(BackgroundServer):
-    """A :class:`ChatService` running in a background thread, for tests and notebooks
-    (a :class:`wslab.background.BackgroundServer`).
-
-    Use it as a context manager; ``url`` (the browser client) and ``ws_url`` are known
-    once it has started. Leaving the ``with`` closes every connection with 1001.
-
-    Args:
-        host, port: where to listen; port 0 picks a free one.
-        retention: history size of the stores created when ``node`` is omitted (in
-            memory unless ``db`` names a SQLite file).
-        db: a SQLite database path (``wslab.chat.stores.sqlite``); None keeps
-            everything in memory.
-        kdf: cost of stored secrets (tests lower it explicitly).
-        limits: the node's limits (:class:`wslab.chat.node.Limits`).
-        node: an existing node to serve instead.
-        ping_interval, ping_timeout, close_timeout, open_timeout: websockets'
-            keepalive, closing and opening handshake bounds, in seconds.
-        service_options: ``hello_timeout``, ``max_pending``, ``allowed_hosts``,
-            ``caps``: see :class:`ChatService`.
-    """
-
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        retention: int = 1000,
-        db: str | None = None,
-        kdf: Scrypt = SCRYPT,
-        limits: Limits | None = None,
-        node: ChatNode | None = None,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float | None = CLOSE_TIMEOUT,
-        open_timeout: float | None = OPEN_TIMEOUT,
-        **service_options,
-    ) -> None:
-        super().__init__(host, port)
-        if node is None:
-            node = ChatNode(*_stores(db, retention), kdf=kdf, limits=limits or Limits())
-        self.service = ChatService(node, **service_options)
-        self._options = {
-            "ping_interval": ping_interval,
-            "ping_timeout": ping_timeout,
-            "close_timeout": close_timeout,
-            "open_timeout": open_timeout,
-        }
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-
-    @property
-    def node(self) -> ChatNode:
-        return self.service.node
-
-    @property
-    def epoch(self) -> str:
-        return self.service.epoch
-
-    @property
-    def url(self) -> str:
-        return self.url_for("http")
-
-    @property
-    def ws_url(self) -> str:
-        return self.url_for("ws", WS_PATH)
-
-    def _serve(self, ready) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(self._run(ready))
-        finally:
-            loop.close()
-
-    async def _run(self, ready) -> None:
-        server = await self.service.serve(self.host, self.requested_port, **self._options)
-        self._stop = asyncio.Event()
-        ready(server.sockets[0].getsockname()[1])
-        await self._stop.wait()
-        await self.service.shut_down(server)  # 1001 to every connection, bounded
-
-    def _shutdown(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Close every connection with 1001 and wait for the thread to end.
-
-        By default waits ``close_timeout`` plus 5 s: a peer that does not answer the
-        close is cut after ``close_timeout``.
-        """
-        if timeout is None:
-            timeout = (self._options["close_timeout"] or CLOSE_TIMEOUT) + 5.0
-        super().stop(timeout)
-
-    def _call(self, coroutine, timeout: float):
-        if self._loop is None or not self.running:
-            raise RuntimeError("the chat server is not running")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
-
-    def session_ids(self, timeout: float = 5.0) -> list[str]:
-        """Ids of the open sessions (read on the server's loop)."""
-
-        async def read() -> list[str]:
-            return self.service.session_ids()
-
-        return self._call(read(), timeout)
-
-    def drop(self, session_id: str, timeout: float = 5.0) -> None:
-        """Cut a session's TCP connection without a close frame, as a network failure
-        would; returns once the server has ended the session.
-
-        Raises:
-            KeyError: if the session is not open.
-        """
-
-        async def cut() -> None:
-            connection = self.service.connection(session_id)
-            connection.transport.abort()
-            async with asyncio.timeout(timeout):
-                await connection.wait_closed()
-                while session_id in self.service.session_ids():
-                    await asyncio.sleep(0.01)
-
-        self._call(cut(), timeout)
-
-
-def _stores(db: str | None, retention: int):
-    """The (log, credentials) pair for ``db``: memory when None, else SQLite."""
-    if db is None:
-        return MemoryLog(retention), MemoryCredentials()
-    from .stores.sqlite import SqliteStore
-
-    store = SqliteStore(db, retention)
-    return store.log, store.credentials

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import Rejected
+from ..errors import Rejected
 from .names import normalize_name
 from .text import checked_text
 
@@ -78,12 +78,12 @@ def parse_line(line: str) -> Command:
 
     Surrounding whitespace is dropped; a line starting with ``/`` is a command
     (command names are case-insensitive). The text of a message must pass
-    :func:`wslab.chat.text.checked_text` (no controls, bidi overrides, lone surrogates or
+    :func:`wslab.chat.rules.text.checked_text` (no controls, bidi overrides, lone surrogates or
     invisible-only text) and is limited to ``MAX_TEXT_LENGTH`` characters.
 
     Raises:
         TypeError: if ``line`` is not a string (a programming error, not user input).
-        CommandError: blank or invisible line, a character :mod:`wslab.chat.text`
+        CommandError: blank or invisible line, a character :mod:`wslab.chat.rules.text`
             refuses, ``/msg`` without user or text, a malformed user
             name, an unknown command, ``/who`` with arguments, or text too long.
     """

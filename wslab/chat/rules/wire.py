@@ -1,7 +1,7 @@
 """The chat's wire protocol: JSON text frames to router calls, deliveries to frames.
 
 Pure and sans-I/O, like the router, so every rule about bad input is a unit test; the
-server (:mod:`wslab.chat.server`) only moves frames.
+server (:mod:`wslab.chat.net.service`) only moves frames.
 
 Client to server::
 
@@ -33,8 +33,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .delivery import Delivery, DeliveryKind, Session
-from .errors import ChatCloseCode, Refusal, Rejected
+from ..errors import ChatCloseCode, Refusal, Rejected
+from .messages import Delivery, DeliveryKind, Session
 
 __all__ = [
     "MAX_FRAME_BYTES",

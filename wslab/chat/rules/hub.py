@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 from websockets.frames import CloseCode
 
-from .delivery import Delivery, DeliveryKind, Outbound, Session
-from .errors import Refusal
-from .stores import LogState
+from ..errors import Refusal
+from ..stores import LogState
+from .messages import Delivery, DeliveryKind, Outbound, Session
 
 __all__ = ["Hub", "Recovery"]
 

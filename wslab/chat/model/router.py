@@ -4,19 +4,19 @@
 driven without an event loop: those stores never suspend, so each coroutine runs to
 its end in one step. Deliveries land in a queue per session that :meth:`take` empties.
 The rules (who sees what, when a resume is recovered) are the hub's
-(:mod:`wslab.chat.hub`), the same the network server runs.
+(:mod:`wslab.chat.rules.hub`), the same the network server runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Coroutine, Sequence
 
-from .delivery import Delivery, Outbound, Session
-from .hub import Hub
-from .kdf import SCRYPT, Scrypt
-from .node import ChatNode, Limits
-from .stores.memory import MemoryCredentials, MemoryLog
-from .wire import resume_point
+from ..assemble import choose_stores
+from ..node import ChatNode, Limits
+from ..rules.hub import Hub
+from ..rules.kdf import SCRYPT, Scrypt
+from ..rules.messages import Delivery, Outbound, Session
+from ..rules.wire import resume_point
 
 __all__ = ["ChatRouter"]
 
@@ -54,7 +54,7 @@ class ChatRouter:
         epoch: identity of the offsets; a fresh random one when omitted. Inject a
             fixed one only for reproducible demonstrations.
         kdf: cost of stored secrets; the production default unless lowered explicitly
-            (notebooks and tests pass :data:`wslab.chat.kdf.CHEAP`).
+            (notebooks and tests pass :data:`wslab.chat.rules.kdf.CHEAP`).
 
     Subclasses may set ``hub_class`` to a :class:`Hub` with other rules (a test's
     deliberately broken router, a benchmark's naive one).
@@ -69,10 +69,11 @@ class ChatRouter:
     def __init__(
         self, retention: int = 1000, *, epoch: str | None = None, kdf: Scrypt = SCRYPT
     ) -> None:
-        self._log = MemoryLog(retention, epoch=epoch)
+        stores = choose_stores(retention=retention, epoch=epoch)
+        self._log = stores.log
         self._node = ChatNode(
             self._log,
-            MemoryCredentials(),
+            stores.credentials,
             kdf=kdf,
             limits=_MODEL_LIMITS,
             offload=None,

@@ -1,5 +1,5 @@
-"""The Redis/Valkey stores: any number of nodes pointed at one Redis share one log, one
-epoch and one set of registered users.
+"""The shared message log in Redis/Valkey: any number of nodes pointed at one Redis share
+one log and one epoch.
 
 The design follows Centrifugo's Redis engine (centrifugal/centrifuge, its broker's
 "add history" script): one Lua script, atomic, allocates the next offset, appends the
@@ -15,7 +15,6 @@ Keys (``prefix`` defaults to ``wslab:chat:``)::
                            x text, e epoch
     {prefix}done:<token>   the (offset) of an append already done, for 30 s, so that
                            a retried append is not stored twice
-    {prefix}users   hash   name -> secret record (:mod:`wslab.chat.kdf`)
 
 The epoch is a random string created in Redis by whoever finds none (``HSETNX``
 semantics, inside a script): it changes only when Redis has lost the data (it came
@@ -27,9 +26,8 @@ Retention: reads return only the newest ``retention`` messages (exact, as in mem
 the stream itself is trimmed with ``MAXLEN ~`` to about ``retention + slack``, so a
 follower that lags behind by less than ``slack`` messages still finds every entry.
 
-Every Redis failure becomes :class:`StoreError` with one pt-BR sentence; every call is
-bounded by socket timeouts (connect 1 s, reply 2 s) and at most one retry on a lost
-connection.
+Every Redis failure becomes :class:`StoreError` with one pt-BR sentence
+(:mod:`.client`).
 """
 
 from __future__ import annotations
@@ -41,28 +39,18 @@ import random
 import secrets
 from collections.abc import Sequence
 
-from redis import exceptions as redis_errors
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from ...errors import StoreError
+from ...rules.messages import Delivery, DeliveryKind
+from .. import Deliver, LogState, Lost, Outage, check_retention
+from .client import FAILURES, REPLY_TIMEOUT, connect, failure
 
-from ..delivery import Delivery, DeliveryKind
-from ..errors import StoreError
-from . import Deliver, LogState, Lost, Outage
-from .memory import check_retention
-
-__all__ = ["RedisCredentials", "RedisLog", "RedisPresence", "connect"]
+__all__ = ["RedisLog"]
 
 logger = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 1.0
-REPLY_TIMEOUT = 2.0
 BLOCK_MS = 1000  # one XREAD BLOCK; the follower checks the epoch at least this often
 DONE_TTL = 30  # seconds an append's result is kept for a retry of the same append
 CATCH_UP = 2.0  # seconds a read waits for this node's follower to reach its snapshot
-MIN_GAP = 0.1  # seconds between two presence heartbeats of one node, at least
-
-_FAILURES = (redis_errors.RedisError, OSError)
 
 # KEYS: meta, log, done. ARGV: expected epoch, stream length to keep, kind, sender,
 # to, text. Returns {offset, epoch}; offset 0 when Redis's epoch is not the expected
@@ -145,55 +133,6 @@ def _epoch_changed() -> StoreError:
     )
 
 
-def connect(
-    url: str, *, reply_timeout: float = REPLY_TIMEOUT, single: bool = False, retries: int = 1
-) -> Redis:
-    """A redis-py asyncio client for ``url`` with bounded waits (str replies).
-
-    At most ``retries`` retries, after a short jittered backoff, when a connection is
-    lost or times out (a pooled connection may be stale after Redis restarted).
-
-    Raises:
-        StoreError: the URL is not a redis:// (or rediss://, unix://) URL.
-    """
-    try:
-        return Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=reply_timeout,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries),
-            max_connections=256,
-            single_connection_client=single,
-        )
-    except (ValueError, TypeError) as error:
-        raise StoreError(
-            f"Endereço do Redis inválido ({url!r}): use redis://HOST:PORTA/BANCO."
-        ) from error
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, redis_errors.BusyLoadingError):
-        return "ainda carregando os dados do disco"
-    if isinstance(error, redis_errors.TimeoutError):
-        return "não respondeu a tempo"
-    if isinstance(error, (redis_errors.ConnectionError, OSError)):
-        return "não aceitou a conexão ou a perdeu"
-    return f"respondeu com erro ({str(error)[:120]})"
-
-
-def _address(client: Redis) -> str:
-    kwargs = client.connection_pool.connection_kwargs
-    if "path" in kwargs:
-        return kwargs["path"]
-    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
-
-
-def _failure(client: Redis, error: BaseException, outcome: str) -> StoreError:
-    """One pt-BR sentence: which Redis, what went wrong, what it means for the caller."""
-    return StoreError(f"O Redis em {_address(client)} {_describe(error)}: {outcome}.")
-
-
 def _delivery(entry_id: str, fields: dict[str, str]) -> Delivery:
     return Delivery(
         DeliveryKind(fields["k"]),
@@ -223,6 +162,8 @@ class RedisLog:
     ``deliver`` gets a message after :meth:`append` returns (the follower reads it
     back from the stream), on the event loop that called :meth:`start`.
     """
+
+    ordered = False  # concurrent append scripts may run in any order
 
     def __init__(
         self,
@@ -295,8 +236,8 @@ class RedisLog:
         if self._follower is None:
             try:
                 self._reader_id = await self._reader.client_id()
-            except _FAILURES as error:
-                raise _failure(self._reader, error, "não consegui abrir o histórico") from error
+            except FAILURES as error:
+                raise failure(self._reader, error, "não consegui abrir o histórico") from error
             self._follower = asyncio.get_running_loop().create_task(
                 self._follow(), name="wslab-redis-follower"
             )
@@ -331,9 +272,9 @@ class RedisLog:
                 keys=[self._meta, self._log, self._done + token],
                 args=[self._epoch, self._keep, str(kind), sender, to or "", text, DONE_TTL],
             )
-        except _FAILURES as error:
+        except FAILURES as error:
             outcome = "a mensagem não foi confirmada (se ela não aparecer, envie de novo)"
-            raise _failure(self._client, error, outcome) from error
+            raise failure(self._client, error, outcome) from error
         if offset == 0:
             self._check_epoch_now()
             raise StoreError(
@@ -365,8 +306,8 @@ class RedisLog:
                 keys=[self._meta, self._log],
                 args=[self._epoch, self._retention, mode, after, user, count],
             )
-        except _FAILURES as error:
-            raise _failure(self._client, error, "não consegui ler o histórico") from error
+        except FAILURES as error:
+            raise failure(self._client, error, "não consegui ler o histórico") from error
         if newest < 0:
             self._check_epoch_now()
             raise _epoch_changed()
@@ -409,7 +350,7 @@ class RedisLog:
         deadline = loop.time() + BLOCK_MS / 1000 + REPLY_TIMEOUT
         while not done() and loop.time() < deadline and self._follower is not None:
             if self._reader_id is not None:
-                with contextlib.suppress(*_FAILURES):
+                with contextlib.suppress(*FAILURES):
                     await self._client.client_unblock(self._reader_id)
             await asyncio.wait({self._follower}, timeout=0.05)
 
@@ -419,8 +360,8 @@ class RedisLog:
             epoch, newest = await self._ensure(
                 keys=[self._meta], args=[self._epoch or "", self._newest, secrets.token_hex(8)]
             )
-        except _FAILURES as error:
-            raise _failure(self._client, error, "não consegui abrir o histórico") from error
+        except FAILURES as error:
+            raise failure(self._client, error, "não consegui abrir o histórico") from error
         if epoch == self._epoch:
             return False
         known = self._epoch is not None
@@ -459,7 +400,7 @@ class RedisLog:
                 trust = False
             except asyncio.CancelledError:
                 raise
-            except (*_FAILURES, StoreError) as error:
+            except (*FAILURES, StoreError) as error:
                 if self._closed:
                     return
                 check, self._reader_id = True, None
@@ -526,147 +467,3 @@ class RedisLog:
                 self._lost(self._epoch)
             except Exception:
                 logger.exception("lost callback failed")
-
-
-class RedisCredentials:
-    """Registered users in one Redis hash; ``HSETNX``: the first node wins a race."""
-
-    def __init__(self, url: str, *, prefix: str = "wslab:chat:") -> None:
-        self._client = connect(url)
-        self._users = f"{prefix}users"
-
-    async def lookup(self, user: str) -> str | None:
-        return await self._call(self._client.hget(self._users, user))
-
-    async def register(self, user: str, record: str) -> bool:
-        return bool(await self._call(self._client.hsetnx(self._users, user, record)))
-
-    async def count(self) -> int:
-        return await self._call(self._client.hlen(self._users))
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-    async def _call(self, call):
-        try:
-            return await call
-        except _FAILURES as error:
-            raise _failure(self._client, error, "não consegui consultar os usuários") from error
-
-
-# KEYS: the nodes zset. ARGV: the prefix of the per-node sets. The users of every node
-# whose heartbeat has not expired (read-only: the heartbeats prune the zset).
-ONLINE = """
-local now = redis.call('TIME')
-local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local names = {}
-for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ms, '+inf')) do
-  for _, user in ipairs(redis.call('SMEMBERS', ARGV[1] .. node)) do
-    names[#names + 1] = user
-  end
-end
-return names
-"""
-
-
-class RedisPresence:
-    """Who is online on every node: each node rewrites the set of its users every
-    ``interval`` seconds with a TTL of ``ttl`` seconds, so the users of a node that
-    died (SIGKILL, lost network) leave :meth:`online` within ``ttl`` s, with no ghost.
-
-    Keys: ``{prefix}presence:<node>`` (a set of names, expiring) and ``{prefix}nodes``
-    (a sorted set: node -> expiry in ms, Redis's clock, for discovery).
-    """
-
-    def __init__(
-        self,
-        url: str,
-        node: str | None = None,
-        *,
-        prefix: str = "wslab:chat:",
-        ttl: float = 10.0,
-        interval: float = 2.0,
-    ) -> None:
-        if not 0 < interval < ttl:
-            raise ValueError(f"need 0 < interval < ttl, not {interval!r}, {ttl!r}")
-        self.node = node or secrets.token_hex(6)
-        self.ttl, self.interval = ttl, interval
-        self._client = connect(url)
-        self._nodes = f"{prefix}nodes"
-        self._sets = f"{prefix}presence:"
-        self._online = self._client.register_script(ONLINE)
-        self._local = list
-        self._stopped = False
-        self._wake = asyncio.Event()  # stop, or this node's users changed
-        self._beat: asyncio.Task | None = None
-
-    async def start(self, local) -> None:
-        """Publish ``local()`` (the names online on this node) now and every
-        ``interval`` s until :meth:`close`.
-
-        Raises:
-            StoreError: the first heartbeat failed.
-        """
-        self._local = local
-        await self.heartbeat()
-        self._beat = asyncio.get_running_loop().create_task(self._beating(), name="wslab-presence")
-
-    async def heartbeat(self) -> None:
-        """Write this node's users once (the node may call it on a join or a leave)."""
-        key, ms = self._sets + self.node, int(self.ttl * 1000)
-        try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                names = self._local()
-                if names:
-                    pipe.sadd(key, *names)
-                    pipe.pexpire(key, ms)
-                pipe.time()
-                reply = await pipe.execute()
-            seconds, micros = reply[-1]
-            now = seconds * 1000 + micros // 1000
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.zadd(self._nodes, {self.node: now + ms})
-                pipe.zremrangebyscore(self._nodes, "-inf", now)
-                await pipe.execute()
-        except _FAILURES as error:
-            raise _failure(self._client, error, "não consegui anunciar quem está online") from error
-
-    def changed(self) -> None:
-        """This node's users changed (a first session opened, a last one closed):
-        publish them now rather than at the next beat (beats stay at least
-        ``MIN_GAP`` s apart, so a burst of joins costs a few writes, not one each)."""
-        self._wake.set()
-
-    async def online(self) -> list[str]:
-        """Sorted names online on any live node."""
-        try:
-            names = await self._online(keys=[self._nodes], args=[self._sets])
-        except _FAILURES as error:
-            raise _failure(self._client, error, "não consegui ver quem está online") from error
-        return sorted(set(names))
-
-    async def close(self) -> None:
-        """Stop the heartbeat and withdraw this node's users at once."""
-        self._stopped = True
-        self._wake.set()
-        if self._beat is not None:
-            await asyncio.wait({self._beat}, timeout=2 * REPLY_TIMEOUT)
-            self._beat = None
-        with contextlib.suppress(*_FAILURES):
-            await self._client.delete(self._sets + self.node)
-            await self._client.zrem(self._nodes, self.node)
-        await self._client.aclose()
-
-    async def _beating(self) -> None:
-        while not self._stopped:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            if self._stopped:
-                return
-            self._wake.clear()
-            try:
-                await self.heartbeat()
-            except StoreError as error:
-                logger.warning("presence heartbeat: %s", error)
-            await asyncio.sleep(MIN_GAP)

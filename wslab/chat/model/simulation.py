@@ -17,9 +17,9 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .delivery import DeliveryKind
-from .errors import AuthError
-from .kdf import CHEAP
+from ..errors import AuthError
+from ..rules.kdf import CHEAP
+from ..rules.messages import DeliveryKind
 from .router import ChatRouter
 
 __all__ = ["SimulationSummary", "run_fault_injection"]

@@ -90,7 +90,7 @@ def socket_url(origin: str) -> str:
 
 
 class StaticFiles:
-    """The files of ``wslab/chat/static``, read once; ``/`` is ``index.html``.
+    """The files of ``wslab/chat/net/static``, read once; ``/`` is ``index.html``.
 
     ``connect_sources``: the other nodes' WebSocket URLs (:func:`socket_url`), which
     the page's CSP lets it connect to besides its own server.
@@ -101,7 +101,7 @@ class StaticFiles:
         policy = f"default-src 'self'; connect-src {connect}; frame-ancestors 'none'"
         security = [("Content-Security-Policy", policy), *_SECURITY_HEADERS]
         self._files: dict[str, tuple[list[tuple[str, str]], bytes]] = {}
-        for entry in resources.files("wslab.chat").joinpath("static").iterdir():
+        for entry in resources.files("wslab.chat.net").joinpath("static").iterdir():
             content_type = _CONTENT_TYPES.get("." + entry.name.rpartition(".")[2])
             if content_type is None:
                 continue
