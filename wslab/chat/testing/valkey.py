@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ...errors import WslabError
@@ -84,6 +85,8 @@ class LocalValkey:
         fsync: ``appendfsync`` policy, ``"always"`` (default, see the module
             docstring), ``"everysec"`` or ``"no"``.
         binary: server binary; :func:`find_binary` by default.
+        options: more command-line options (e.g. ``["--replicaof", host, port]``),
+            read at each start.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -96,6 +99,7 @@ class LocalValkey:
         host: str = "127.0.0.1",
         fsync: str = "always",
         binary: str | None = None,
+        options: Sequence[str] = (),
     ) -> None:
         if fsync not in ("always", "everysec", "no"):
             raise ValueError(f"fsync must be 'always', 'everysec' or 'no', not {fsync!r}")
@@ -104,6 +108,7 @@ class LocalValkey:
         self.port = port
         self.fsync = fsync
         self.binary = binary or find_binary()
+        self.options = list(options)
         self._process: subprocess.Popen | None = None
 
     # -- facts -------------------------------------------------------------------------
@@ -210,8 +215,9 @@ class LocalValkey:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _spawn(self) -> None:
-        arguments = [
+    def command(self) -> list[str]:
+        """The server's command line (a subclass may run another role)."""
+        return [
             self.binary,
             "--port",
             str(self.port),
@@ -229,9 +235,12 @@ class LocalValkey:
             "",  # the AOF is the only persistence
             "--daemonize",
             "no",
+            *self.options,
         ]
+
+    def _spawn(self) -> None:
         self._process = subprocess.Popen(
-            arguments,
+            self.command(),
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -1,20 +1,39 @@
 """The redis-py client every Redis store uses: bounded waits, one retry, and one pt-BR
 sentence for each failure (:func:`failure`).
 
+A store is pointed at one server (a ``redis://`` URL) or at a primary found through
+Sentinels (:class:`SentinelService`, redis-py's ``redis.asyncio.sentinel``): then every
+new connection asks the Sentinels where the primary is, so the stores follow a failover
+by themselves once their connections to the old primary fail (a refused connection, a
+timeout, or a ``READONLY`` reply from a primary turned replica). Clients are pooled:
+redis-py 8.1's single-connection client was seen to keep reconnecting to the old
+primary's address after a failover.
+
 Every call is bounded by socket timeouts (connect 1 s, reply 2 s) and at most one retry on
 a lost connection.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
 
 from ...errors import StoreError
 
-__all__ = ["CONNECT_TIMEOUT", "FAILURES", "REPLY_TIMEOUT", "connect", "failure"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "FAILURES",
+    "REPLY_TIMEOUT",
+    "SentinelService",
+    "Where",
+    "connect",
+    "failure",
+]
 
 CONNECT_TIMEOUT = 1.0
 REPLY_TIMEOUT = 2.0
@@ -23,30 +42,54 @@ FAILURES = (redis_errors.RedisError, OSError)
 """What a call to Redis may raise when Redis fails (not a bug of ours)."""
 
 
-def connect(
-    url: str, *, reply_timeout: float = REPLY_TIMEOUT, single: bool = False, retries: int = 1
-) -> Redis:
-    """A redis-py asyncio client for ``url`` with bounded waits (str replies).
+class SentinelService(NamedTuple):
+    """A primary found through Sentinels: their ``(host, port)`` and the service name
+    they know it by (``serve --redis-sentinel HOST:PORT --redis-service NAME``)."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+
+    def __str__(self) -> str:
+        where = ", ".join(f"{host}:{port}" for host, port in self.sentinels)
+        return f"serviço {self.service} (Sentinels {where})"
+
+
+Where = str | SentinelService
+"""Where a store's Redis is: a ``redis://`` URL, or a :class:`SentinelService`."""
+
+
+def connect(where: Where, *, reply_timeout: float = REPLY_TIMEOUT, retries: int = 1) -> Redis:
+    """A pooled redis-py asyncio client for ``where`` with bounded waits (str replies).
 
     At most ``retries`` retries, after a short jittered backoff, when a connection is
-    lost or times out (a pooled connection may be stale after Redis restarted).
+    lost or times out (a pooled connection may be stale after Redis restarted). A
+    client that must know whether a write ran once (a pipeline followed by ``WAIT``)
+    takes ``retries=0``: a retried pipeline would run on another connection.
 
     Raises:
         StoreError: the URL is not a redis:// (or rediss://, unix://) URL.
     """
-    try:
-        return Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=reply_timeout,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries),
-            max_connections=256,
-            single_connection_client=single,
+    options = {
+        "decode_responses": True,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": reply_timeout,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries),
+        "max_connections": 256,
+    }
+    if isinstance(where, SentinelService):
+        sentinel = Sentinel(
+            list(where.sentinels),
+            sentinel_kwargs={
+                "socket_connect_timeout": CONNECT_TIMEOUT,
+                "socket_timeout": CONNECT_TIMEOUT,
+            },
         )
+        return sentinel.master_for(where.service, **options)
+    try:
+        return Redis.from_url(where, **options)
     except (ValueError, TypeError) as error:
         raise StoreError(
-            f"Endereço do Redis inválido ({url!r}): use redis://HOST:PORTA/BANCO."
+            f"Endereço do Redis inválido ({where!r}): use redis://HOST:PORTA/BANCO."
         ) from error
 
 
@@ -61,12 +104,15 @@ def _describe(error: BaseException) -> str:
 
 
 def _address(client: Redis) -> str:
-    kwargs = client.connection_pool.connection_kwargs
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        return f"do serviço {pool.service_name} (o primário que os Sentinels indicam)"
+    kwargs = pool.connection_kwargs
     if "path" in kwargs:
-        return kwargs["path"]
-    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+        return f"em {kwargs['path']}"
+    return f"em {kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
 def failure(client: Redis, error: BaseException, outcome: str) -> StoreError:
     """One pt-BR sentence: which Redis, what went wrong, what it means for the caller."""
-    return StoreError(f"O Redis em {_address(client)} {_describe(error)}: {outcome}.")
+    return StoreError(f"O Redis {_address(client)} {_describe(error)}: {outcome}.")
