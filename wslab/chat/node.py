@@ -433,9 +433,12 @@ class ChatNode:
         """Whether :meth:`say` would await a store before it appends ``text``: a
         ``/msg`` to a name this node does not know to be registered (it is looked up)
         or ``/who`` with a shared presence. A pipelining caller waits for earlier lines
-        first. Known names only grow, so a line judged not to await never does. (The
-        limiter's count of a line is not counted here: it never suspends in memory,
-        and a store that does, Redis, is served one line at a time.)"""
+        first. Known names only grow, so a line judged not to await never does. A
+        shared limiter counts every line in the store before its append, so then every
+        line awaits (lines of one connection would otherwise pass the count out of
+        order)."""
+        if self._shared_lines:
+            return True
         try:
             command = parse_line(text)
         except CommandError:

@@ -8,7 +8,7 @@ import logging
 import secrets
 
 from ...errors import StoreError
-from .client import FAILURES, REPLY_TIMEOUT, connect, failure
+from .client import FAILURES, REPLY_TIMEOUT, Where, connect, failure
 
 __all__ = ["RedisPresence"]
 
@@ -42,7 +42,7 @@ class RedisPresence:
 
     def __init__(
         self,
-        url: str,
+        where: Where,
         node: str | None = None,
         *,
         prefix: str = "wslab:chat:",
@@ -53,7 +53,7 @@ class RedisPresence:
             raise ValueError(f"need 0 < interval < ttl, not {interval!r}, {ttl!r}")
         self.node = node or secrets.token_hex(6)
         self.ttl, self.interval = ttl, interval
-        self._client = connect(url)
+        self._client = connect(where)
         self._nodes = f"{prefix}nodes"
         self._sets = f"{prefix}presence:"
         self._online = self._client.register_script(ONLINE)
