@@ -28,7 +28,8 @@ import shutil
 import time
 from pathlib import Path
 
-from .valkey import LocalValkey, ValkeyError, find_binary
+from .proxy import TcpProxy
+from .valkey import LocalValkey, ValkeyError, find_binary, free_port
 
 __all__ = ["LocalSentinel", "ValkeyHA"]
 
@@ -124,6 +125,11 @@ class ValkeyHA:
         failover_timeout_ms: Sentinel's failover timeout (also: the same primary is not
             failed over twice within twice this time).
         max_lag: ``min-replicas-max-lag``, seconds.
+        proxied: every data server is reached through its own
+            :class:`~wslab.chat.testing.proxy.TcpProxy` (:attr:`proxies`), whose address
+            it announces, so the Sentinels name proxies and every client (nodes,
+            Sentinels, replicas after a failover) goes through them: a test can cut
+            one node from the primary (:meth:`TcpProxy.cut`).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -139,6 +145,7 @@ class ValkeyHA:
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 3000,
         max_lag: int = 2,
+        proxied: bool = False,
         binary: str | None = None,
     ) -> None:
         if replicas < 1 or sentinels < quorum or quorum < 1:
@@ -155,6 +162,8 @@ class ValkeyHA:
             LocalValkey(self.data_dir / f"data{i}", binary=self.binary) for i in range(replicas + 1)
         ]
         self.sentinels: list[LocalSentinel] = []
+        self.proxies: dict[int, TcpProxy] = {}  # data server's port -> its proxy
+        self._proxied = proxied
         self._count = sentinels
         self._paused: set[int] = set()
 
@@ -217,17 +226,21 @@ class ValkeyHA:
         """
         try:
             primary, *replicas = self.servers
-            primary.options = self._data_options(None)
+            for server in self.servers:
+                server.port = server.port or free_port(server.host)
+                if self._proxied:
+                    self.proxies[server.port] = TcpProxy((server.host, server.port))
+            primary.options = self._data_options(None, primary)
             primary.start()
             for server in replicas:
-                server.options = self._data_options(primary)
+                server.options = self._data_options(primary, server)
                 server.start()
             quorum, down_after, failover_timeout = self._settings
             self.sentinels = [
                 LocalSentinel(
                     self.data_dir / f"sentinel{i}",
                     service=self.service,
-                    primary=(primary.host, primary.port),
+                    primary=self.address(primary),
                     quorum=quorum,
                     down_after_ms=down_after,
                     failover_timeout_ms=failover_timeout,
@@ -251,6 +264,8 @@ class ValkeyHA:
         self._paused.clear()
         for process in [*self.sentinels, *self.servers]:
             process.stop()
+        for proxy in self.proxies.values():
+            proxy.close()
 
     def __enter__(self) -> ValkeyHA:
         return self.start()
@@ -276,10 +291,12 @@ class ValkeyHA:
         self._signal_pid(server.pid, "SIGCONT")
         self._paused.discard(server.pid)
 
-    def restart(self, server: LocalValkey, *, keep_data: bool = True) -> None:
-        """Start a stopped data server again as a replica of the current primary (as a
-        supervisor would), with its AOF or, without ``keep_data``, empty."""
-        primary = self.wait_primary()
+    def restart(self, server: LocalValkey, *, keep_data: bool = True, alone: bool = False) -> None:
+        """Start a stopped data server again, as a supervisor would: a replica of the
+        current primary, or (``alone``) with no ``replicaof``, as it was when it was the
+        primary (when no majority of Sentinels can name another). With its AOF or,
+        without ``keep_data``, empty."""
+        primary = None if alone else self.wait_primary()
         if server.running():
             self.kill(server)
         if not keep_data:
@@ -289,8 +306,29 @@ class ValkeyHA:
                     shutil.rmtree(path)
                 elif path.exists():
                     path.unlink()
-        server.options = self._data_options(primary)
+        server.options = self._data_options(primary, server)
         server.start()
+
+    def heal(self, timeout: float = SETTLE, *, wait: bool = True) -> LocalValkey | None:
+        """Undo every fault: resume what is paused, start the Sentinels that are
+        stopped, start stopped data servers as replicas of the primary; with ``wait``,
+        return the primary once the topology has settled (see :meth:`wait_settled`).
+        A data server is started only once a majority of Sentinels names a primary,
+        so without ``wait`` it may be left stopped: call again."""
+        for pid in list(self._paused):
+            self._signal_pid(pid, "SIGCONT")
+        self._paused.clear()
+        for sentinel in self.sentinels:
+            if not sentinel.running():
+                sentinel.start()
+        primary = self.wait_primary(timeout) if wait else self.primary()
+        if primary is not None:
+            for server in self.servers:
+                if not server.running():
+                    self.restart(server)
+        if wait:
+            self.wait_settled(timeout)
+        return primary
 
     def wait_primary(self, timeout: float = SETTLE, *, other_than: LocalValkey | None = None):
         """The primary once a majority of Sentinels name one (other than ``other_than``,
@@ -352,7 +390,12 @@ class ValkeyHA:
                 return False
         return True
 
-    def _data_options(self, primary: LocalValkey | None) -> list[str]:
+    def address(self, server: LocalValkey) -> tuple[str, int]:
+        """Where clients reach a data server: its proxy's address when proxied."""
+        proxy = self.proxies.get(server.port)
+        return (proxy.host, proxy.port) if proxy else (server.host, server.port)
+
+    def _data_options(self, primary: LocalValkey | None, server: LocalValkey) -> list[str]:
         options = [
             "--min-replicas-to-write",
             "1",
@@ -362,12 +405,17 @@ class ValkeyHA:
             "--repl-diskless-sync-delay",
             "0",
         ]
+        if server.port in self.proxies:
+            host, port = self.address(server)
+            options += ["--replica-announce-ip", host, "--replica-announce-port", str(port)]
         if primary is not None:
-            options += ["--replicaof", primary.host, str(primary.port)]
+            host, port = self.address(primary)
+            options += ["--replicaof", host, str(port)]
         return options
 
     def _by_port(self, port: int) -> LocalValkey | None:
-        return next((s for s in self.servers if s.port == port), None)
+        """The data server at ``port``, or behind the proxy at ``port``."""
+        return next((s for s in self.servers if port in (s.port, self.address(s)[1])), None)
 
     @staticmethod
     def _signal_pid(pid: int | None, name: str) -> None:

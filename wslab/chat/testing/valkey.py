@@ -11,7 +11,10 @@ second of acknowledged writes on a crash, which the fault tests would rightly ca
 
 :meth:`LocalValkey.kill` and :meth:`LocalValkey.restart` exist for fault injection.
 Every wait is bounded; on Linux the server also dies with the process that started it
-(``PR_SET_PDEATHSIG``), so a crashed test run leaves no server behind.
+(``PR_SET_PDEATHSIG``), so a crashed test run leaves no server behind. Linux sends that
+signal when the *thread* that started the server ends: start servers from a thread that
+outlives them (the main thread; not ``asyncio.to_thread``, whose workers end with the
+event loop).
 """
 
 from __future__ import annotations

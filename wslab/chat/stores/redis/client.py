@@ -15,12 +15,13 @@ a lost connection.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
 
 from ...errors import StoreError
@@ -75,6 +76,8 @@ def connect(where: Where, *, reply_timeout: float = REPLY_TIMEOUT, retries: int 
         "socket_timeout": reply_timeout,
         "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries),
         "max_connections": 256,
+        # Names this process's connections (CLIENT LIST; a test's proxy cuts one node).
+        "client_name": f"wslab-chat-{os.getpid()}",
     }
     if isinstance(where, SentinelService):
         sentinel = Sentinel(
@@ -82,6 +85,9 @@ def connect(where: Where, *, reply_timeout: float = REPLY_TIMEOUT, retries: int 
             sentinel_kwargs={
                 "socket_connect_timeout": CONNECT_TIMEOUT,
                 "socket_timeout": CONNECT_TIMEOUT,
+                # One try each: the next Sentinel is the retry (redis-py's default
+                # retries three times with backoffs of seconds).
+                "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), 0),
             },
         )
         return sentinel.master_for(where.service, **options)
@@ -94,6 +100,12 @@ def connect(where: Where, *, reply_timeout: float = REPLY_TIMEOUT, retries: int 
 
 
 def _describe(error: BaseException) -> str:
+    if isinstance(error, MasterNotFoundError):
+        return "não tem primário: nenhum Sentinel indica um (failover em curso, ou Sentinels sem quórum)"
+    if "NOREPLICAS" in str(error):
+        return "recusou a escrita: está sem réplica em dia"
+    if isinstance(error, redis_errors.ReadOnlyError):
+        return "deixou de ser o primário (virou réplica)"
     if isinstance(error, redis_errors.BusyLoadingError):
         return "ainda carregando os dados do disco"
     if isinstance(error, redis_errors.TimeoutError):
