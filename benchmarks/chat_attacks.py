@@ -110,7 +110,7 @@ class Served:
 
 def prefill(path: str, count: int, size: int, retention: int = 1000) -> None:
     """Write ``count`` public messages of ``size`` characters to a new SQLite chat db."""
-    from wslab.chat.rules.messages import DeliveryKind
+    from wslab.chat.rules.messages import Kind
     from wslab.chat.stores.sqlite import SqliteStore
 
     async def fill() -> None:
@@ -120,7 +120,7 @@ def prefill(path: str, count: int, size: int, retention: int = 1000) -> None:
         for start in range(0, count, 100):
             await asyncio.gather(
                 *(
-                    store.log.append(DeliveryKind.PUBLIC, "historia", None, text)
+                    store.log.append(Kind.PUBLIC, "historia", None, text)
                     for _ in range(min(100, count - start))
                 )
             )

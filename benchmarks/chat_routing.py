@@ -1,9 +1,9 @@
-"""Measure the chat router: cost per delivery as sessions grow, and cost of a resume.
+"""Measure the chat model: cost per delivery as sessions grow, and cost of a resume.
 
-Two questions, answered with wall-clock timings of the real ``ChatRouter``:
+Two questions, answered with wall-clock timings of the real ``ChatModel``:
 
 1. Does routing cost per delivery stay flat from 10 to 10,000 open sessions? It is
-   compared with ``ScanAllRouter``, the same router except that its hub's
+   compared with ``ScanAllModel``, the same model except that its hub's
    ``recipients`` rule (:meth:`wslab.chat.rules.hub.Hub.recipients`) looks at every live
    session for every message (the naive design).
 2. Does a resume cost grow with the messages missed after the offset, and not with
@@ -27,16 +27,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from wslab.chat import ChatRouter
+from wslab.chat import ChatModel
 from wslab.chat.rules.hub import Hub
 from wslab.chat.rules.kdf import CHEAP, SCRYPT
-from wslab.chat.rules.messages import Delivery
+from wslab.chat.rules.messages import Message
 
 __all__ = [
     "ResumeCost",
     "RoutingCost",
     "ScanAllHub",
-    "ScanAllRouter",
+    "ScanAllModel",
     "kdf_cost",
     "resume_costs",
     "routing_costs",
@@ -49,22 +49,22 @@ SESSIONS_PER_USER = 2
 class ScanAllHub(Hub):
     """The naive ``recipients`` rule: for every message, look at every live session."""
 
-    def recipients(self, message: Delivery) -> list:
+    def recipients(self, message: Message) -> list:
         user_of = self.user_of
         return [peer for sid, peer in self._live.items() if message.visible_to(user_of(sid))]
 
 
-class ScanAllRouter(ChatRouter):
-    """The chat router with the naive hub: same rules, recipients found by a scan."""
+class ScanAllModel(ChatModel):
+    """The chat model with the naive hub: same rules, recipients found by a scan."""
 
     hub_class = ScanAllHub
 
 
 @dataclass(frozen=True)
 class RoutingCost:
-    """Best time per delivery over the repeats, for one router, workload and size."""
+    """Best time per delivery over the repeats, for one model, workload and size."""
 
-    router: str
+    model: str
     workload: str  # "private" or "public"
     sessions: int
     messages: int
@@ -95,11 +95,11 @@ def _timed(action: Callable[[], None]) -> float:
             gc.enable()
 
 
-def _populate(router_cls: type[ChatRouter], sessions: int) -> tuple[ChatRouter, list, int]:
-    router = router_cls(retention=1000, epoch="bench", kdf=CHEAP)
+def _populate(router_cls: type[ChatModel], sessions: int) -> tuple[ChatModel, list, int]:
+    model = router_cls(retention=1000, epoch="bench", kdf=CHEAP)
     users = max(2, sessions // SESSIONS_PER_USER)
-    opened = [router.connect(f"u{i % users}", "pw") for i in range(sessions)]
-    return router, opened, users
+    opened = [model.open(f"u{i % users}", "pw") for i in range(sessions)]
+    return model, opened, users
 
 
 def routing_costs(
@@ -109,7 +109,7 @@ def routing_costs(
     public_deliveries: int = 200_000,
     repeats: int = 5,
     seed: int = 5,
-    routers: Sequence[type[ChatRouter]] = (ChatRouter, ScanAllRouter),
+    models: Sequence[type[ChatModel]] = (ChatModel, ScanAllModel),
     hot_users: int = 5,
 ) -> list[RoutingCost]:
     """Time ``submit`` for private and public workloads at each number of sessions.
@@ -128,7 +128,7 @@ def routing_costs(
     it tells how much of the growth at 10,000 sessions is the CPU caches.
     """
     rng = random.Random(seed)
-    cases = []  # (router class name, workload, sessions, router, ids, plan)
+    cases = []  # (model class name, workload, sessions, model, ids, plan)
     for sessions in sizes:
         users = max(2, sessions // SESSIONS_PER_USER)
         plan_private = []
@@ -139,11 +139,11 @@ def routing_costs(
             plan_private.append((sender, f"/msg u{to} oi"))
         public_count = max(10, public_deliveries // sessions)
         plan_public = [(rng.randrange(sessions), "oi") for _ in range(public_count)]
-        for router_cls in routers:
-            router, opened, _ = _populate(router_cls, sessions)
+        for router_cls in models:
+            model, opened, _ = _populate(router_cls, sessions)
             ids = [s.id for s in opened]
             workloads = [("private", plan_private), ("public", plan_public)]
-            if sessions == max(sizes) and router_cls is ChatRouter:
+            if sessions == max(sizes) and router_cls is ChatModel:
                 hot = []
                 for _ in range(private_messages):
                     a = rng.randrange(hot_users)
@@ -156,26 +156,26 @@ def routing_costs(
                         router_cls.__name__,
                         workload,
                         sessions,
-                        router,
+                        model,
                         ids,
                         [(ids[i], line) for i, line in plan],
                     )
                 )
     best = [float("inf")] * len(cases)
     deliveries = [0] * len(cases)
-    for router_cls in routers:  # one round-robin per design: the naive router's scans
+    for router_cls in models:  # one round-robin per design: the naive router's scans
         mine = [k for k, case in enumerate(cases) if case[0] == router_cls.__name__]
         for _ in range(repeats):  # would flush the caches between the model's runs
             for k in mine:
-                _, _, _, router, ids, plan = cases[k]
-                submit = router.submit
+                _, _, _, model, ids, plan = cases[k]
+                submit = model.submit
 
                 def run(plan=plan, submit=submit) -> None:
                     for sid, line in plan:
                         submit(sid, line)
 
                 elapsed = _timed(run)
-                deliveries[k] = sum(len(router.take(sid)) for sid in ids)
+                deliveries[k] = sum(len(model.take(sid)) for sid in ids)
                 best[k] = min(best[k], elapsed / deliveries[k])
     return [
         RoutingCost(name, workload, sessions, len(plan), deliveries[k], best[k] * 1e9)
@@ -193,42 +193,42 @@ def resume_costs(
 
     The history is filled with ``history`` messages: two of every three public, one
     private between two other users (so the resumer skips it). Each case has its own
-    router, all built first. One timing is ``batch`` resumes in a row (one alone
+    model, all built first. One timing is ``batch`` resumes in a row (one alone
     lasts a few microseconds, too close to the timer's noise); the repeats run
     round-robin over the cases, so a burst of load cannot favour one of them, and the
     best is kept, divided by ``batch``. The resumed sessions are read and closed
     afterwards, untimed.
     """
-    routers = []
+    models = []
     for history, missed in cases:
         if missed > history:
             raise ValueError(f"missed ({missed}) must not exceed history ({history}).")
-        router = ChatRouter(retention=history, epoch="bench", kdf=CHEAP)
-        writer = router.connect("writer", "pw")
-        router.connect("other", "pw")
-        router.connect("reader", "pw")
+        model = ChatModel(retention=history, epoch="bench", kdf=CHEAP)
+        writer = model.open("writer", "pw")
+        model.open("other", "pw")
+        model.open("reader", "pw")
         for n in range(history):
-            router.submit(writer.id, "/msg other p" if n % 3 == 2 else "m")
+            model.submit(writer.id, "/msg other p" if n % 3 == 2 else "m")
             if n % 1000 == 999:
-                router.take(writer.id)
-        router.take(writer.id)
-        routers.append(router)
+                model.take(writer.id)
+        model.take(writer.id)
+        models.append(model)
     best = [float("inf")] * len(cases)
     replayed = [0] * len(cases)
     for _ in range(repeats):
-        for k, ((_, missed), router) in enumerate(zip(cases, routers, strict=True)):
-            offset = router.newest_offset - missed
+        for k, ((_, missed), model) in enumerate(zip(cases, models, strict=True)):
+            offset = model.newest_offset - missed
             opened = []
 
-            def run(router=router, opened=opened, offset=offset) -> None:
+            def run(model=model, opened=opened, offset=offset) -> None:
                 for _ in range(batch):
-                    opened.append(router.connect("reader", "pw", resume=("bench", offset)))
+                    opened.append(model.open("reader", "pw", resume=("bench", offset)))
 
             elapsed = _timed(run)
             for session in opened:
                 assert session.recovered
-                replayed[k] = len(router.take(session.id))
-                router.disconnect(session.id)
+                replayed[k] = len(model.take(session.id))
+                model.close(session.id)
             best[k] = min(best[k], elapsed / batch)
     return [
         ResumeCost(history, missed, replayed[k], best[k] * 1e6)
@@ -239,12 +239,12 @@ def resume_costs(
 def kdf_cost(repeats: int = 20) -> tuple[float, float]:
     """Milliseconds per connect of a registered user, best of ``repeats``: (SCRYPT, CHEAP).
 
-    In the synchronous router the hash runs inline, so this is the hash plus routing.
+    In the synchronous model the hash runs inline, so this is the hash plus routing.
     """
     out = []
-    for router in (ChatRouter(epoch="bench", kdf=SCRYPT), ChatRouter(epoch="bench", kdf=CHEAP)):
-        router.connect("ana", "pw")
-        connect = router.connect
+    for model in (ChatModel(epoch="bench", kdf=SCRYPT), ChatModel(epoch="bench", kdf=CHEAP)):
+        model.open("ana", "pw")
+        connect = model.connect
         best = min(_timed(lambda c=connect: c("ana", "pw")) for _ in range(repeats))
         out.append(best * 1e3)
     return out[0], out[1]
@@ -257,7 +257,7 @@ def _print_routing(rows: list[RoutingCost]) -> None:
     )
     for r in rows:
         print(
-            f"{r.router:<14}{r.workload:<12}{r.sessions:>9}{r.messages:>10}"
+            f"{r.model:<14}{r.workload:<12}{r.sessions:>9}{r.messages:>10}"
             f"{r.deliveries:>12}{r.ns_per_delivery:>13.1f}"
         )
 

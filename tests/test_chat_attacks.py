@@ -121,7 +121,7 @@ def test_a_peer_cut_in_the_middle_of_a_fan_out_stops_no_other_delivery(opened):
         async def cut_then_say():
             service = server.service
             service.connection("s2").transport.abort()  # connection_lost not yet run
-            service.send(await service.node.say("s1", "para todos"))
+            service.send(await service.node.submit("s1", "para todos"))
 
         server._call(cut_then_say(), WAIT)
         for ws in (clients[0], clients[2]):

@@ -1,4 +1,4 @@
-"""The browser client on a chat of two nodes (two ``serve --redis --peer`` processes and
+"""The browser client on a chat of two nodes (two ``serve --redis --node`` processes and
 one Valkey), in Chromium: a tab whose node is killed with SIGKILL carries on from the
 other node, with what it missed, each message once.
 
@@ -27,7 +27,7 @@ def cluster(valkey_url):
     try:
         for port, other in (ports, ports[::-1]):
             process, ws_url = _start(
-                valkey_url, "--port", str(port), "--peer", f"http://127.0.0.1:{other}"
+                valkey_url, "--port", str(port), "--node", f"http://127.0.0.1:{other}"
             )
             started.append((process, f"http://127.0.0.1:{port}/", ws_url))
         yield started

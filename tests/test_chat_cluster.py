@@ -1,5 +1,5 @@
 """Several nodes over one Redis, as real processes: one Valkey (per module) and two
-``python -m wslab.chat serve --redis`` nodes per test. Delivery across nodes, ``/who``
+``python -m wslab.chat serve --redis`` nodes per test. Message across nodes, ``/who``
 across nodes, shared registration, SIGKILL failover with an exact resume, presence
 expiry, Redis restarted with and without its data."""
 

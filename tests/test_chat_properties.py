@@ -1,7 +1,7 @@
 """Property tests: random sequences of connect, resume, submit, take and disconnect
 against a deliberately naive oracle.
 
-The oracle does not share code with the router: it keeps the whole log in a list,
+The oracle does not share code with the model: it keeps the whole log in a list,
 derives what is visible by scanning it, and mirrors every open session's queue. Each
 ``take`` must equal the oracle's queue exactly, which implies the properties of the
 issue; the most important ones are also asserted on their own, so a failure names
@@ -32,7 +32,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from wslab.chat import AuthError, ChatRouter
+from wslab.chat import AuthError, ChatModel, Notice
 from wslab.chat.rules.kdf import CHEAP
 
 USERS = ["ana", "bia", "joao"]
@@ -66,21 +66,23 @@ class OpenSession:
     last_seen: int = 0
 
 
-def as_item(delivery) -> Item:
-    return (str(delivery.kind), delivery.offset, delivery.sender, delivery.to, delivery.text)
+def as_item(item) -> Item:
+    if isinstance(item, Notice):
+        return (str(item.kind), None, None, None, item.text)
+    return (str(item.kind), item.offset, item.sender, item.to, item.text)
 
 
 def matches(expected: Item, got: Item) -> bool:
     return expected[:4] == got[:4] and (expected[4] is None or expected[4] == got[4])
 
 
-class ChatModel(RuleBasedStateMachine):
+class ModelAgainstOracle(RuleBasedStateMachine):
     """Router and oracle driven side by side."""
 
     @initialize(retention=st.integers(min_value=0, max_value=8))
     def start(self, retention):
         self.retention = retention
-        self.router = ChatRouter(retention=retention, epoch=EPOCH, kdf=CHEAP)
+        self.model = ChatModel(retention=retention, epoch=EPOCH, kdf=CHEAP)
         self.log: list[Message] = []
         self.secrets: dict[str, str] = {}
         self.sessions: dict[str, OpenSession] = {}
@@ -99,8 +101,8 @@ class ChatModel(RuleBasedStateMachine):
         return range(max(1, newest - self.retention + 1), newest + 1)
 
     def _open(self, user: str, secret: str, resume) -> str:
-        """Connect through the router and mirror what the rules say must be queued."""
-        session = self.router.connect(user, secret, resume=resume)
+        """Connect through the model and mirror what the rules say must be queued."""
+        session = self.model.open(user, secret, resume=resume)
         name = user.lower()
         assert session.user == name
         self.secrets.setdefault(name, secret)
@@ -125,7 +127,7 @@ class ChatModel(RuleBasedStateMachine):
 
     def _take(self, sid: str) -> list[Item]:
         state = self.sessions[sid]
-        got = [as_item(d) for d in self.router.take(sid)]
+        got = [as_item(d) for d in self.model.take(sid)]
         assert len(got) == len(state.expected), (got, state.expected)
         for want, have in zip(state.expected, got, strict=True):
             assert matches(want, have), (want, have)
@@ -167,14 +169,14 @@ class ChatModel(RuleBasedStateMachine):
     def wrong_secret_opens_nothing(self, user, resume):
         if user not in self.secrets:
             return
-        before = self.router.online()
+        before = self.model.online()
         with pytest.raises(AuthError):
-            self.router.connect(
+            self.model.open(
                 user,
                 "wrong-" + self.secrets[user],
                 resume=(EPOCH, len(self.log)) if resume else None,
             )
-        assert self.router.online() == before
+        assert self.model.online() == before
 
     @rule(user=st.sampled_from(USERS), pick=st.integers(min_value=1, max_value=3))
     def resume_above_newest_is_never_recovered(self, user, pick):
@@ -199,14 +201,14 @@ class ChatModel(RuleBasedStateMachine):
         if what == "private" and recipient not in self.secrets:
             what = "bad-recipient"
         if what == "public":
-            touched = self.router.submit(sid, text)
+            touched = self.model.submit(sid, text)
             msg = Message(newest + 1, "public", sender, None, text)
         elif what in ("private", "private-self"):
             to = sender if what == "private-self" else recipient
-            touched = self.router.submit(sid, f"/msg {to.upper()} {text}")
+            touched = self.model.submit(sid, f"/msg {to.upper()} {text}")
             msg = Message(newest + 1, "private", sender, to, text)
         elif what == "who":
-            touched = self.router.submit(sid, "/who")
+            touched = self.model.submit(sid, "/who")
             online = ", ".join(sorted({s.user for s in self.sessions.values()}))
             self.sessions[sid].expected.append(
                 ("system", None, None, None, f"Online agora: {online}.")
@@ -214,11 +216,11 @@ class ChatModel(RuleBasedStateMachine):
             assert touched == [sid]
             return
         else:
-            touched = self.router.submit(
+            touched = self.model.submit(
                 sid, f"/msg {recipient} {text}" if what == "bad-recipient" else bad
             )
             self.sessions[sid].expected.append(("error", None, None, None, None))
-            assert self.router.newest_offset == newest  # errors change no offset
+            assert self.model.newest_offset == newest  # errors change no offset
             assert touched == [sid]  # errors reach only their origin
             return
         self.log.append(msg)
@@ -241,7 +243,7 @@ class ChatModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def disconnect(self, data):
         sid = data.draw(st.sampled_from(sorted(s for s in self.sessions if s != self.faithful_id)))
-        self.router.disconnect(sid)
+        self.model.close(sid)
         del self.sessions[sid]
         self.closed.append(sid)
 
@@ -254,7 +256,7 @@ class ChatModel(RuleBasedStateMachine):
             return
         sid = candidates[0]
         state = self.sessions.pop(sid)
-        self.router.disconnect(sid)
+        self.model.close(sid)
         self.closed.append(sid)
         self._open(
             state.user, self.secrets[state.user], (EPOCH, state.last_seen) if resume_own else None
@@ -265,7 +267,7 @@ class ChatModel(RuleBasedStateMachine):
         if read_first:
             self.take_faithful()
         last = self.sessions[self.faithful_id].last_seen
-        self.router.disconnect(self.faithful_id)
+        self.model.close(self.faithful_id)
         del self.sessions[self.faithful_id]
         self.faithful_id = self._open(FAITHFUL, "fiel-pw", (EPOCH, last))
         recovered = last >= len(self.log) - self.retention
@@ -278,25 +280,25 @@ class ChatModel(RuleBasedStateMachine):
     @rule(sid=st.sampled_from(["s999999", "nope"]))
     def unknown_sessions(self, sid):
         with pytest.raises(KeyError):
-            self.router.take(sid)
+            self.model.take(sid)
         with pytest.raises(KeyError):
-            self.router.submit(sid, "oi")
-        self.router.disconnect(sid)
+            self.model.submit(sid, "oi")
+        self.model.close(sid)
 
     @precondition(lambda self: self.closed)
     @rule()
     def closed_sessions_are_unknown(self):
         sid = self.closed[-1]
         with pytest.raises(KeyError):
-            self.router.take(sid)
-        self.router.disconnect(sid)
+            self.model.take(sid)
+        self.model.close(sid)
 
     # -- invariants ------------------------------------------------------------------
 
     @invariant()
     def online_matches_open_sessions(self):
-        assert self.router.online() == sorted({s.user for s in self.sessions.values()})
-        assert self.router.newest_offset == len(self.log)
+        assert self.model.online() == sorted({s.user for s in self.sessions.values()})
+        assert self.model.newest_offset == len(self.log)
 
     @invariant()
     def faithful_user_misses_nothing_and_sees_nothing_twice(self):
@@ -313,7 +315,7 @@ class ChatModel(RuleBasedStateMachine):
             assert received == visible
 
 
-TestChatModel = ChatModel.TestCase
+TestChatModel = ModelAgainstOracle.TestCase
 TestChatModel.settings = settings(max_examples=300, stateful_step_count=40)
 
 
@@ -334,10 +336,10 @@ def test_resuming_from_last_seen_with_recovered_true_misses_nothing(retention, p
     device: offsets strictly increase; and if every return was recovered=True, the
     device received exactly every message visible to ana since it first connected.
     """
-    router = ChatRouter(retention=retention, epoch=EPOCH, kdf=CHEAP)
-    bia = router.connect("bia", "b")
-    router.connect("joao", "j")
-    devices = [router.connect("ana", "a").id, router.connect("ana", "a").id]
+    model = ChatModel(retention=retention, epoch=EPOCH, kdf=CHEAP)
+    bia = model.open("bia", "b")
+    model.open("joao", "j")
+    devices = [model.open("ana", "a").id, model.open("ana", "a").id]
     last_seen = [0, 0]
     received: list[list[int]] = [[], []]
     all_recovered = [True, True]
@@ -345,9 +347,9 @@ def test_resuming_from_last_seen_with_recovered_true_misses_nothing(retention, p
     n = 0
 
     def read(i: int) -> None:
-        for d in router.take(devices[i]):
-            assert d.kind != "private" or "ana" in (d.sender, d.to)
-            if d.offset is not None:
+        for d in model.take(devices[i]):
+            if not isinstance(d, Notice):
+                assert d.kind != "private" or "ana" in (d.sender, d.to)
                 received[i].append(d.offset)
                 last_seen[i] = d.offset
 
@@ -355,14 +357,14 @@ def test_resuming_from_last_seen_with_recovered_true_misses_nothing(retention, p
         for _ in range(burst):
             n += 1
             line = ["public", "/msg ana p", "/msg joao p"][n % 3]
-            router.submit(bia.id, "pub" if line == "public" else line)
+            model.submit(bia.id, "pub" if line == "public" else line)
             if line != "/msg joao p":
                 visible.append(n)
         i = int(which)
         if read_first:
             read(i)
-        router.disconnect(devices[i])
-        session = router.connect("ana", "a", resume=(EPOCH, last_seen[i]))
+        model.close(devices[i])
+        session = model.open("ana", "a", resume=(EPOCH, last_seen[i]))
         devices[i] = session.id
         all_recovered[i] &= session.recovered
         assert session.recovered == (last_seen[i] >= n - retention)
@@ -405,15 +407,15 @@ class _ForgetfulHub(Hub):
         return recovery.point is not None, None, replay
 
 
-class _LeakyRouter(ChatRouter):
+class _LeakyModel(ChatModel):
     hub_class = _LeakyHub
 
 
-class _ForgetfulRouter(ChatRouter):
+class _ForgetfulModel(ChatModel):
     hub_class = _ForgetfulHub
 
 
-@pytest.mark.parametrize("broken", [_LeakyRouter, _ForgetfulRouter])
+@pytest.mark.parametrize("broken", [_LeakyModel, _ForgetfulModel])
 def test_fault_injection_checker_catches_a_broken_router(broken):
     summary = run_fault_injection(seed=7, operations=3_000, retention=60, router_cls=broken)
     assert summary.violations > 0

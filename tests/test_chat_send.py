@@ -19,8 +19,8 @@ from wslab.chat.net import service as chat_service
 from wslab.chat.net.fanout import prepare_text
 from wslab.chat.net.service import COALESCE_BYTES, TOO_SLOW, ChatService
 from wslab.chat.node import ChatNode
-from wslab.chat.rules.messages import Delivery, DeliveryKind, Outbound
-from wslab.chat.rules.wire import encode_delivery
+from wslab.chat.rules.messages import Kind, Message, Outbound
+from wslab.chat.rules.wire import encode_item
 from wslab.chat.stores.memory import MemoryCredentials, MemoryLog
 
 WAIT = 5.0
@@ -33,12 +33,12 @@ class Peer:
         self.connection = connection
 
 
-def public(offset: int, text: str) -> Delivery:
-    return Delivery(DeliveryKind.PUBLIC, offset, "ana", None, text)
+def public(offset: int, text: str) -> Message:
+    return Message(Kind.PUBLIC, offset, "ana", None, text)
 
 
-def private(offset: int, text: str) -> Delivery:
-    return Delivery(DeliveryKind.PRIVATE, offset, "ana", "bia", text)
+def private(offset: int, text: str) -> Message:
+    return Message(Kind.PRIVATE, offset, "ana", "bia", text)
 
 
 def run(scenario):
@@ -92,8 +92,8 @@ def service() -> ChatService:
     return ChatService(ChatNode(MemoryLog(100), MemoryCredentials()))
 
 
-def frame(delivery: Delivery) -> bytes:
-    return prepare_text(encode_delivery(delivery)).frames
+def frame(delivery: Message) -> bytes:
+    return prepare_text(encode_item(delivery)).frames
 
 
 def test_a_groups_messages_go_in_one_write_per_peer_in_order():
@@ -114,8 +114,8 @@ def test_a_groups_messages_go_in_one_write_per_peer_in_order():
             return group, got_a, got_b, list(writes[a.connection]), list(writes[b.connection])
 
     group, got_a, got_b, writes_a, writes_b = run(scenario)
-    assert got_a == [encode_delivery(m) for m in group]
-    assert got_b == [encode_delivery(m) for m in group if m.kind is DeliveryKind.PUBLIC]
+    assert got_a == [encode_item(m) for m in group]
+    assert got_b == [encode_item(m) for m in group if m.kind is Kind.PUBLIC]
     joined = frame(group[0]) + frame(group[1])
     assert writes_a == [joined, frame(group[2]), frame(group[3])]
     assert writes_b == [joined, frame(group[3])]
@@ -134,7 +134,7 @@ def test_a_run_is_cut_at_coalesce_bytes():
             return received, list(writes[a.connection])
 
     received, written = run(scenario)
-    assert received == [encode_delivery(m) for m in group]
+    assert received == [encode_item(m) for m in group]
     assert all(len(w) <= COALESCE_BYTES for w in written)
     assert b"".join(written) == b"".join(frame(m) for m in group)
     assert len(written) == 3  # two, two, one: each run as long as the limit allows
@@ -157,6 +157,6 @@ def test_a_slow_peer_is_shed_and_the_others_get_the_whole_group():
             return group, fast, list(writes[slow]), clients[1].close_code, clients[1].close_reason
 
     group, fast, slow_writes, code, reason = run(scenario)
-    assert fast == [[encode_delivery(m) for m in group]] * 2
+    assert fast == [[encode_item(m) for m in group]] * 2
     assert all(b'"offset"' not in w for w in slow_writes)  # none of the group reached it
     assert (code, reason) == (1013, TOO_SLOW)

@@ -76,13 +76,13 @@ def test_who_and_command_errors_answer_only_the_asking_session(server, join):
 
 def test_a_public_message_is_serialized_once_for_all_recipients(server, monkeypatch, join):
     calls = []
-    real = service_module.encode_delivery
+    real = service_module.encode_item
 
     def counting(delivery, **options):
         calls.append(delivery.offset)
         return real(delivery, **options)
 
-    monkeypatch.setattr(service_module, "encode_delivery", counting)
+    monkeypatch.setattr(service_module, "encode_item", counting)
     clients = [join(server, f"u{i}")[0] for i in range(5)]
     say(clients[0], "para todos")
     assert all(receive(ws)["text"] == "para todos" for ws in clients)

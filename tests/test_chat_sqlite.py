@@ -7,10 +7,10 @@ import sqlite3
 import pytest
 
 from wslab.chat.errors import StoreError
-from wslab.chat.rules.messages import DeliveryKind
+from wslab.chat.rules.messages import Kind
 from wslab.chat.stores.sqlite import SCHEMA_VERSION, SqliteStore
 
-PUBLIC, PRIVATE = DeliveryKind.PUBLIC, DeliveryKind.PRIVATE
+PUBLIC, PRIVATE = Kind.PUBLIC, Kind.PRIVATE
 
 
 def run(coroutine):

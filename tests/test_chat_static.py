@@ -3,7 +3,7 @@
 import re
 from importlib import resources
 
-from wslab.chat.errors import ChatCloseCode
+from wslab.chat.errors import CloseCode
 from wslab.chat.rules.commands import MAX_TEXT_LENGTH
 from wslab.chat.rules.names import MAX_NAME_LENGTH
 from wslab.chat.rules.wire import MAX_FRAME_BYTES, MAX_HISTORY
@@ -28,5 +28,5 @@ def test_the_name_rule_matches():
 def test_every_application_close_code_has_the_same_name_and_number():
     block = re.search(r"const CloseCode = Object.freeze\(\{(.*?)\}\);", APP, re.S).group(1)
     codes = dict(re.findall(r"(\w+): (\d+)", block))
-    for code in ChatCloseCode:
+    for code in CloseCode:
         assert int(codes[code.name]) == code.value, code

@@ -22,13 +22,13 @@ import time
 import pytest
 
 from wslab.chat.errors import StoreError
-from wslab.chat.rules.messages import DeliveryKind
+from wslab.chat.rules.messages import Kind
 from wslab.chat.stores.memory import MemoryCredentials, MemoryLog
 from wslab.chat.stores.redis import RedisCredentials, RedisLog
 from wslab.chat.stores.sqlite import SqliteStore
 from wslab.chat.testing.valkey import free_port
 
-PUBLIC, PRIVATE = DeliveryKind.PUBLIC, DeliveryKind.PRIVATE
+PUBLIC, PRIVATE = Kind.PUBLIC, Kind.PRIVATE
 WAIT = 10.0  # bound of every wait for a delivery
 
 

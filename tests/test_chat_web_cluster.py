@@ -1,5 +1,5 @@
 """Who may open /ws on a chat of several nodes: each node admits the other nodes'
-origins (``--peer``) and the ones the operator names (``--allow-origin``), and still
+origins (``--node``) and the ones the operator names (``--allow-origin``), and still
 refuses every other; the page may connect to the peers (CSP); the welcome lists them."""
 
 import pytest
@@ -99,16 +99,16 @@ def test_the_page_may_connect_to_the_peers_and_nowhere_else():
 
 def test_serve_takes_peers_and_origins_and_refuses_a_bad_one(capsys):
     args = _parser().parse_args(
-        ["serve", "--peer", "http://127.0.0.1:8766/", "--allow-origin", "https://chat.example"]
+        ["serve", "--node", "http://127.0.0.1:8766/", "--allow-origin", "https://chat.example"]
     )
-    assert args.peer == ["http://127.0.0.1:8766"] and args.allow_origin == ["https://chat.example"]
+    assert args.node == ["http://127.0.0.1:8766"] and args.allow_origin == ["https://chat.example"]
     with pytest.raises(SystemExit):
-        _parser().parse_args(["serve", "--peer", "127.0.0.1:8766"])
+        _parser().parse_args(["serve", "--node", "127.0.0.1:8766"])
     assert "não é uma origem" in capsys.readouterr().err
 
 
 def test_the_welcome_lists_the_nodes_only_in_a_cluster(opened):
-    with chat_server(peers=["http://127.0.0.1:8766"]) as server:
+    with chat_server(other_nodes=["http://127.0.0.1:8766"]) as server:
         ws = opened(server.ws_url)
         welcome = hello(ws, "ana")
         assert welcome["nodes"] == [server.ws_url, "ws://127.0.0.1:8766/ws"]
@@ -121,7 +121,7 @@ def test_the_welcome_lists_the_nodes_only_in_a_cluster(opened):
 def test_a_page_of_another_origin_is_refused_by_a_cluster_node(opened):
     from websockets.exceptions import InvalidStatus
 
-    with chat_server(peers=["http://127.0.0.1:8766"]) as server:
+    with chat_server(other_nodes=["http://127.0.0.1:8766"]) as server:
         with pytest.raises(InvalidStatus) as refused:
             opened(server.ws_url, origin="http://127.0.0.1:8767")
         assert refused.value.response.status_code == 403

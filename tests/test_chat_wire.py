@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wslab.chat import Delivery, DeliveryKind, Session
+from wslab.chat import Kind, Message, Notice, Session
+from wslab.chat.errors import CloseCode
 from wslab.chat.rules.wire import (
     BadHello,
     BadMessage,
-    ChatCloseCode,
     Hello,
     Say,
-    encode_delivery,
     encode_error,
+    encode_item,
     encode_welcome,
     parse_hello,
     parse_message,
@@ -61,7 +61,7 @@ def test_hello_with_resume():
 def test_an_invalid_hello_is_refused_with_4000(frame):
     with pytest.raises(BadHello) as caught:
         parse_hello(frame)
-    assert caught.value.close_code == ChatCloseCode.BAD_HELLO == 4000
+    assert caught.value.close_code == CloseCode.BAD_HELLO == 4000
     assert str(caught.value)  # a sentence for the close reason
 
 
@@ -87,7 +87,7 @@ def test_a_bad_frame_after_hello_is_named(frame, words):
 
 
 def test_welcome_frame():
-    frame = encode_welcome(Session("s3", "ana", True), "e1")
+    frame = encode_welcome(Session("s3", "ana", True, "e1"))
     assert json.loads(frame) == {
         "type": "welcome",
         "session": "s3",
@@ -98,7 +98,7 @@ def test_welcome_frame():
 
 
 def test_public_and_private_message_frames():
-    public = json.loads(encode_delivery(Delivery(DeliveryKind.PUBLIC, 4, "ana", None, "oi")))
+    public = json.loads(encode_item(Message(Kind.PUBLIC, 4, "ana", None, "oi")))
     assert public == {
         "type": "message",
         "offset": 4,
@@ -108,8 +108,8 @@ def test_public_and_private_message_frames():
         "text": "oi",
         "replayed": False,
     }
-    private = Delivery(DeliveryKind.PRIVATE, 5, "joao", "ana", "só pra você")
-    frame = encode_delivery(private, replayed=True)
+    private = Message(Kind.PRIVATE, 5, "joao", "ana", "só pra você")
+    frame = encode_item(private, replayed=True)
     assert "só pra você" in frame  # UTF-8 text, not \u escapes
     assert json.loads(frame) == {
         "type": "message",
@@ -123,10 +123,10 @@ def test_public_and_private_message_frames():
 
 
 def test_notices_become_system_and_error_frames():
-    system = Delivery(DeliveryKind.SYSTEM, None, None, None, "Online agora: ana.")
-    error = Delivery(DeliveryKind.ERROR, None, None, None, "Comando desconhecido: /x.")
-    assert json.loads(encode_delivery(system)) == {"type": "system", "text": "Online agora: ana."}
-    assert json.loads(encode_delivery(error)) == {
+    system = Notice(Kind.SYSTEM, "Online agora: ana.")
+    error = Notice(Kind.ERROR, "Comando desconhecido: /x.")
+    assert json.loads(encode_item(system)) == {"type": "system", "text": "Online agora: ana."}
+    assert json.loads(encode_item(error)) == {
         "type": "error",
         "text": "Comando desconhecido: /x.",
     }
@@ -135,9 +135,7 @@ def test_notices_become_system_and_error_frames():
 
 @given(text=st.text(max_size=300), offset=st.integers(1, 2**53), replayed=st.booleans())
 def test_any_text_round_trips_through_a_message_frame(text, offset, replayed):
-    frame = encode_delivery(
-        Delivery(DeliveryKind.PUBLIC, offset, "ana", None, text), replayed=replayed
-    )
+    frame = encode_item(Message(Kind.PUBLIC, offset, "ana", None, text), replayed=replayed)
     decoded = json.loads(frame)
     assert (decoded["text"], decoded["offset"], decoded["replayed"]) == (text, offset, replayed)
 

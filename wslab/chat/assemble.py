@@ -2,7 +2,7 @@
 
 ``python -m wslab.chat serve``, the test and notebook harness
 (:class:`wslab.chat.testing.ChatServer`) and the synchronous model
-(:class:`wslab.chat.model.ChatRouter`) all get their stores here, so a new kind of
+(:class:`wslab.chat.model.ChatModel`) all get their stores here, so a new kind of
 store is added in this module and nowhere else.
 """
 

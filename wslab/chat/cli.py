@@ -86,7 +86,7 @@ async def _serve(args: argparse.Namespace, caps: Caps) -> None:
         max_pending=args.max_pending,
         allowed_hosts=args.allow_host,
         caps=caps,
-        peers=args.peer,
+        other_nodes=args.node,
         allowed_origins=args.allow_origin,
         pipeline=PIPELINE,  # where the log keeps call order (SQLite), else 1
         max_frames=args.max_frames or None,
@@ -220,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
         help="um nome DNS pelo qual o servidor é acessado (além de localhost e do IP)",
     )
     serve.add_argument(
-        "--peer",
+        "--node",
         action="append",
         default=[],
         type=_origin,
@@ -234,7 +234,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         type=_origin,
         metavar="ORIGEM",
-        help="http(s)://HOST:PORTA de outra página que pode abrir /ws (além deste nó e dos --peer)",
+        help="http(s)://HOST:PORTA de outra página que pode abrir /ws (além deste nó e dos --node)",
     )
     limits = serve.add_argument_group("limites por cliente")
     defaults, caps = Limits(), Caps()

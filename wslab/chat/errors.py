@@ -16,17 +16,19 @@ from enum import IntEnum
 
 from ..errors import WslabError
 
-__all__ = ["AuthError", "ChatCloseCode", "Refusal", "Rejected", "StoreError"]
+__all__ = ["AuthError", "CloseCode", "Refusal", "Rejected", "StoreError"]
 
 
-class ChatCloseCode(IntEnum):
-    """Close codes of the application range (4000-4999) that this protocol defines.
+class CloseCode(IntEnum):
+    """Every close code the chat sends: the standard ones it uses (RFC 6455 §7.4.1 and
+    IANA's registry) and those of the application range (4000-4999) it defines. An
+    ``int``, so websockets takes it as is; the rules need not import websockets."""
 
-    Standard codes the chat also uses: 1001 (the server stops), 1009 (frame too big),
-    1012 (service restart: the store lost its data or cannot be reached), 1013 (try
-    again later: too slow to read, or a cap is reached).
-    """
-
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001  # the server stops
+    MESSAGE_TOO_BIG = 1009  # a frame over 16 KiB (websockets sends it)
+    SERVICE_RESTART = 1012  # the store lost its data or cannot be reached: resume
+    TRY_AGAIN_LATER = 1013  # too slow to read, or a cap is reached
     BAD_HELLO = 4000
     BAD_SECRET = 4001
     NAME_LIMIT = 4003  # too many new names registered from here, or in total
@@ -36,7 +38,7 @@ class ChatCloseCode(IntEnum):
 class Refusal(WslabError):
     """A connection refused: ``close_code`` to send and ``str(self)`` as the reason."""
 
-    def __init__(self, reason: str, close_code: int = ChatCloseCode.BAD_HELLO) -> None:
+    def __init__(self, reason: str, close_code: int = CloseCode.BAD_HELLO) -> None:
         super().__init__(reason)
         self.close_code = close_code
 
@@ -45,7 +47,7 @@ class AuthError(Refusal):
     """A registered name used with another secret (4001)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason, ChatCloseCode.BAD_SECRET)
+        super().__init__(reason, CloseCode.BAD_SECRET)
 
 
 class Rejected(WslabError):

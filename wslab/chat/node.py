@@ -1,11 +1,11 @@
 """One chat node: the hub's rules over the stores, with the limits that keep one client
 from hurting the others. Async (it awaits the stores) but owns no sockets.
 
-The network adapter (:mod:`wslab.chat.net.service`) calls :meth:`ChatNode.login`,
-:meth:`ChatNode.go_live`, :meth:`ChatNode.say` and :meth:`ChatNode.leave`, and writes
+The network adapter (:mod:`wslab.chat.net.service`) calls :meth:`ChatNode.open`,
+:meth:`ChatNode.go_live`, :meth:`ChatNode.submit` and :meth:`ChatNode.close`, and writes
 the :class:`Outbound` items they return; items for messages committed by the log (this
 node's and, with a shared store, other nodes') reach the ``emit`` callback given to
-:meth:`ChatNode.start`. The synchronous :class:`wslab.chat.model.router.ChatRouter` drives
+:meth:`ChatNode.start`. The synchronous :class:`wslab.chat.model.chat.ChatModel` drives
 the same node over the in-memory stores, so there is one implementation of the rules.
 
 Rules enforced here, each a setting of :class:`Limits`:
@@ -48,14 +48,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from websockets.frames import CloseCode
-
-from .errors import AuthError, ChatCloseCode, Refusal, StoreError
+from .errors import AuthError, CloseCode, Refusal, StoreError
 from .rules.addresses import address_key
 from .rules.commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
-from .rules.hub import Hub, Recovery
+from .rules.hub import Hub, Recovery, resume_read
 from .rules.kdf import SCRYPT, Scrypt
-from .rules.messages import Delivery, DeliveryKind, Outbound, Session
+from .rules.messages import Kind, Message, Outbound, Session
 from .rules.names import normalize_name
 from .rules.ratelimit import KeyedBuckets
 from .stores import CredentialStore, Limiter, MessageLog, Presence
@@ -104,7 +102,7 @@ class ChatNode:
         limits: see :class:`Limits`.
         offload: runs a CPU-heavy function off the event loop and awaits it; by
             default a thread pool of ``limits.kdf_workers``. ``None`` runs it inline
-            (the synchronous router).
+            (the synchronous model).
         clock: monotonic seconds, for the limits.
         presence: who is online on the other nodes of a shared store (see
             :class:`Presence`); ``/who`` then lists them with this node's users.
@@ -141,7 +139,7 @@ class ChatNode:
         self._offload = offload
         self._pending_logins = 0
         # Names known to be registered (never removed: a name, once taken, stays). A
-        # /msg to one of them needs no lookup, so awaits_store and say agree.
+        # /msg to one of them needs no lookup, so awaits_store and submit agree.
         self._registered: set[str] = set()
         self._replays: asyncio.Semaphore | None = None  # made on the loop, when first needed
         self._waiting_replays = 0
@@ -176,7 +174,8 @@ class ChatNode:
         if self.presence is not None:
             await self.presence.start(self.hub.online)
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
+        """Close the stores and the KDF's threads (the end of :meth:`start`)."""
         if self.presence is not None:
             await self.presence.close()
         await self.log.close()
@@ -193,7 +192,7 @@ class ChatNode:
         """A shared store stopped (or started again) answering: tell every session."""
         self._emit(self.hub.announce(STORE_DOWN if down else STORE_BACK))
 
-    def _committed(self, messages: Sequence[Delivery]) -> None:
+    def _committed(self, messages: Sequence[Message]) -> None:
         items = self.hub.route(messages)
         if items:
             self._emit(items)
@@ -208,11 +207,11 @@ class ChatNode:
 
     # -- sessions --------------------------------------------------------------------
 
-    async def login(
+    async def open(
         self,
         user: str,
         secret: str,
-        peer: object,
+        handle: object,
         *,
         address: str = "",
         resume: tuple[str, int] | None = None,
@@ -253,21 +252,21 @@ class ChatNode:
                 )
         await self._authenticate(name, secret, address_key(address))
         arrived = not self.hub.is_online(name)
-        session_id = self.hub.open(name, peer)
+        session_id = self.hub.open(name, handle)
         if arrived and self.presence is not None:
             self.presence.changed()
         try:
             recovery = await self._read_bounded(name, resume, history)
             return self.hub.recover(session_id, recovery)
         except StoreError as error:
-            self.leave(session_id)
+            self.close(session_id)
             raise Refusal(str(error), CloseCode.SERVICE_RESTART) from None
         except BaseException:
-            self.leave(session_id)
+            self.close(session_id)
             raise
 
     def go_live(self, session_id: str) -> list[Outbound]:
-        """What the session buffered since :meth:`login`; live delivery from now on.
+        """What the session buffered since :meth:`open`; live delivery from now on.
 
         Raises:
             Refusal: (1013) the buffer overflowed; the session is closed.
@@ -280,7 +279,7 @@ class ChatNode:
                 self.presence.changed()
             raise
 
-    def leave(self, session_id: str) -> None:
+    def close(self, session_id: str) -> None:
         """Close a session (unknown ids are ignored)."""
         try:
             user = self.hub.user_of(session_id)
@@ -305,14 +304,14 @@ class ChatNode:
             self._waiting_replays -= 1
 
     async def _read_for(self, user: str, resume: tuple[str, int] | None, history: int) -> Recovery:
-        state = self.log.state
-        if resume is not None and resume[0] == state.epoch and resume[1] <= state.newest:
-            state, messages = await self.log.read_after(resume[1])
-        elif resume is not None or history:
-            count = history if resume is None else (history or self.log.retention)
-            state, messages = await self.log.recent(user, min(count, self.log.retention))
+        """Do the read the hub says this session needs (:func:`resume_read`)."""
+        read = resume_read(resume, self.log.state, history, self.log.retention)
+        if read.after is not None:
+            state, messages = await self.log.read_after(read.after)
+        elif read.recent:
+            state, messages = await self.log.recent(user, read.recent)
         else:
-            messages = []
+            state, messages = self.log.state, []
         return Recovery(resume, state, messages, self.log.retention)
 
     async def _authenticate(self, name: str, secret: str, address: str) -> None:
@@ -325,7 +324,7 @@ class ChatNode:
         if wait > 0:
             raise Refusal(
                 f"Muitas tentativas com segredo errado: tente de novo em {math.ceil(wait)} s.",
-                ChatCloseCode.THROTTLED,
+                CloseCode.THROTTLED,
             )
         if self._pending_logins >= self.limits.max_pending_logins:
             raise Refusal(
@@ -363,12 +362,12 @@ class ChatNode:
         ):
             raise Refusal(
                 "Nomes novos demais a partir deste endereço: tente de novo em um minuto.",
-                ChatCloseCode.NAME_LIMIT,
+                CloseCode.NAME_LIMIT,
             )
         if await self._stored(self.credentials.count()) >= self.limits.max_users:
             raise Refusal(
                 "O servidor atingiu o limite de usuários registrados: entre com um nome existente.",
-                ChatCloseCode.NAME_LIMIT,
+                CloseCode.NAME_LIMIT,
             )
         record = await self._cpu(self.kdf.hash, secret)
         if await self._stored(self.credentials.register(name, record)):
@@ -384,7 +383,7 @@ class ChatNode:
 
     # -- lines -----------------------------------------------------------------------
 
-    async def say(
+    async def submit(
         self, session_id: str, text: str, *, address: str = "", charged: bool = False
     ) -> list[Outbound]:
         """Handle one line typed in a session; returns replies for that session only.
@@ -413,24 +412,24 @@ class ChatNode:
                 self._registered.add(command.to)
             if isinstance(command, WhoQuery):
                 names = ", ".join(await self._online())
-                return [self.hub.reply(session_id, DeliveryKind.SYSTEM, f"Online agora: {names}.")]
+                return [self.hub.reply(session_id, Kind.SYSTEM, f"Online agora: {names}.")]
             if self._shared_lines and not await self.limiter.allow(
                 f"line:{user}", self.limits.max_rate, self.limits.burst
             ):
                 return self._too_fast(session_id)  # over the user's rate on every node
             if isinstance(command, PublicText):
-                await self.log.append(DeliveryKind.PUBLIC, user, None, command.text)
+                await self.log.append(Kind.PUBLIC, user, None, command.text)
             else:
-                await self.log.append(DeliveryKind.PRIVATE, user, command.to, command.text)
+                await self.log.append(Kind.PRIVATE, user, command.to, command.text)
         except CommandError as error:
-            return self._error(session_id, str(error))
+            return self.error(session_id, str(error))
         except StoreError as error:
             logger.warning("armazenamento falhou para %s: %s", session_id, error)
-            return self._error(session_id, str(error))
+            return self.error(session_id, str(error))
         return []
 
     def awaits_store(self, text: str) -> bool:
-        """Whether :meth:`say` would await a store before it appends ``text``: a
+        """Whether :meth:`submit` would await a store before it appends ``text``: a
         ``/msg`` to a name this node does not know to be registered (it is looked up)
         or ``/who`` with a shared presence. A pipelining caller waits for earlier lines
         first. Known names only grow, so a line judged not to await never does. A
@@ -470,7 +469,7 @@ class ChatNode:
         return self._too_fast(session_id)
 
     def _too_fast(self, session_id: str) -> list[Outbound]:
-        return self._error(
+        return self.error(
             session_id,
             (
                 f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
@@ -485,10 +484,10 @@ class ChatNode:
             return self.hub.online()
         return sorted(set(self.hub.online()) | set(await self.presence.online()))
 
-    def _error(self, session_id: str, text: str) -> list[Outbound]:
+    def error(self, session_id: str, text: str) -> list[Outbound]:
         """An error item for the session, if it is still open (a store await may have
         outlasted it)."""
         try:
-            return [self.hub.reply(session_id, DeliveryKind.ERROR, text)]
+            return [self.hub.reply(session_id, Kind.ERROR, text)]
         except KeyError:
             return []

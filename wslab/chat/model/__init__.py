@@ -1,6 +1,6 @@
-"""The chat as one synchronous object (:class:`ChatRouter`) for notebook 04, and a seeded
+"""The chat as one synchronous object (:class:`ChatModel`) for notebook 04, and a seeded
 simulation of users who connect, talk and drop (:mod:`.simulation`)."""
 
-from .router import ChatRouter
+from .chat import ChatModel
 
-__all__ = ["ChatRouter"]
+__all__ = ["ChatModel"]

@@ -1,7 +1,7 @@
-"""A seeded, randomized run of many devices against the router, with faults.
+"""A seeded, randomized run of many devices against the model, with faults.
 
 Devices (several per user) send, read, drop without reading, return with a resume
-point, try wrong secrets, and the server restarts now and then (a new router, a new
+point, try wrong secrets, and the server restarts now and then (a new model, a new
 epoch). A checker that does not use the router's logic follows every step from the
 outside: it predicts offsets by counting the messages it sent, knows from its own log
 who may see each one, and compares what every session reads with what the rules
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from ..errors import AuthError
 from ..rules.kdf import CHEAP
-from ..rules.messages import DeliveryKind
-from .router import ChatRouter
+from ..rules.messages import Kind, Message
+from .chat import ChatModel
 
 __all__ = ["SimulationSummary", "run_fault_injection"]
 
@@ -116,24 +116,24 @@ class _Run:
         users: int,
         max_sessions: int,
         retention: int,
-        router_cls: type[ChatRouter],
+        router_cls: type[ChatModel],
     ) -> None:
         self.rng = random.Random(seed)
         self.router_cls = router_cls
         self.seed = seed
         self.retention = retention
         self.restarts = 0
-        self.router = self._new_router()
+        self.model = self._new_model()
         self.log: list[_Message] = []
         self.names = [f"user{i:02d}" for i in range(users)]
         self.secrets = {name: f"pw-{name}" for name in self.names}
-        self.registered: list[str] = []  # in the current router, in order
+        self.registered: list[str] = []  # in the current model, in order
         self.devices = [_Device(n) for n in self.names for _ in range(max_sessions)]
         self.count: Counter[str] = Counter()
         self.violations: list[str] = []
         self.texts = 0
 
-    def _new_router(self) -> ChatRouter:
+    def _new_model(self) -> ChatModel:
         return self.router_cls(
             retention=self.retention, epoch=f"sim{self.seed}-{self.restarts}", kdf=CHEAP
         )
@@ -155,26 +155,26 @@ class _Run:
 
     def connect(self, device: _Device) -> None:
         resume = device.point if device.point is not None else None
-        session = self.router.connect(device.user, self.secrets[device.user], resume=resume)
+        session = self.model.open(device.user, self.secrets[device.user], resume=resume)
         if device.user not in self.registered:
             self.registered.append(device.user)
         self.count["connects"] += 1
         newest = len(self.log)
-        if self.router.newest_offset != newest:
-            self.fail(f"newest_offset {self.router.newest_offset} != {newest}")
+        if self.model.newest_offset != newest:
+            self.fail(f"newest_offset {self.model.newest_offset} != {newest}")
         if resume is None:
             expected_recovered, pending, notice = False, [], False
-            device.point = (self.router.epoch, newest)  # the welcome tells both
+            device.point = (self.model.epoch, newest)  # the welcome tells both
             device.seen = []
             device.chain_epoch, device.chain_start, device.chain_intact = (
-                self.router.epoch,
+                self.model.epoch,
                 newest,
                 True,
             )
         else:
             self.count["resumes"] += 1
             epoch, offset = resume
-            if epoch == self.router.epoch:
+            if epoch == self.model.epoch:
                 expected_recovered = offset >= newest - self.retention
                 pending = self.visible_after(device.user, offset)
                 device.chain_intact &= expected_recovered
@@ -184,7 +184,7 @@ class _Run:
                 # A new chain starts at offset 0 of the new epoch; it is whole if the
                 # new history has lost nothing yet.
                 device.seen = []
-                device.chain_epoch, device.chain_start = self.router.epoch, 0
+                device.chain_epoch, device.chain_start = self.model.epoch, 0
                 device.chain_intact = newest <= self.retention
             notice = not expected_recovered
             if session.recovered:
@@ -197,12 +197,12 @@ class _Run:
 
     def take(self, device: _Device) -> None:
         state = device.session
-        got = self.router.take(state.sid)
-        notices = [d for d in got if d.kind == DeliveryKind.SYSTEM]
-        errors = [d for d in got if d.kind == DeliveryKind.ERROR]
-        kept = [d for d in got if d.offset is not None]
+        got = self.model.take(state.sid)
+        notices = [d for d in got if d.kind == Kind.SYSTEM]
+        errors = [d for d in got if d.kind == Kind.ERROR]
+        kept = [d for d in got if isinstance(d, Message)]
         if state.notice_due:
-            if not got or got[0].kind != DeliveryKind.SYSTEM:
+            if not got or got[0].kind != Kind.SYSTEM:
                 self.fail(f"{state.sid}: lacuna não anunciada")
             else:
                 self.count["notices"] += 1
@@ -229,7 +229,7 @@ class _Run:
             m = self.log[d.offset - 1]
             if (str(d.kind), d.sender, d.to, d.text) != (m.kind, m.sender, m.to, m.text):
                 self.fail(f"{state.sid}: conteúdo diferente no offset {d.offset}")
-            if d.kind == DeliveryKind.PRIVATE and state.user not in (d.sender, d.to):
+            if d.kind == Kind.PRIVATE and state.user not in (d.sender, d.to):
                 self.fail(f"{state.sid}: privada alheia {d.offset} para {state.user}")
             if d.offset <= state.last:
                 self.fail(f"{state.sid}: offset {d.offset} repetido ou fora de ordem")
@@ -238,11 +238,11 @@ class _Run:
         self.count["deliveries"] += len(kept)
         device.seen += offsets
         if offsets:
-            device.point = (self.router.epoch, offsets[-1])
+            device.point = (self.model.epoch, offsets[-1])
 
     def drop(self, device: _Device) -> None:
         """The connection dies: whatever was queued and not read is lost."""
-        self.router.disconnect(device.session.sid)
+        self.model.close(device.session.sid)
         device.session = None
 
     def submit(self, device: _Device) -> None:
@@ -252,14 +252,14 @@ class _Run:
         text = f"m{self.texts}"
         newest = len(self.log)
         if roll < 0.55:
-            self.router.submit(state.sid, text)
+            self.model.submit(state.sid, text)
             message = _Message(newest + 1, "public", state.user, None, text)
         elif roll < 0.85:
             to = self.rng.choice(self.registered)
-            self.router.submit(state.sid, f"/msg {to.upper()} {text}")
+            self.model.submit(state.sid, f"/msg {to.upper()} {text}")
             message = _Message(newest + 1, "private", state.user, to, text)
         elif roll < 0.9:
-            self.router.submit(state.sid, "/who")
+            self.model.submit(state.sid, "/who")
             state.whos += 1
             return
         else:
@@ -274,9 +274,9 @@ class _Run:
                     "x" * 2001,
                 ]
             )
-            self.router.submit(state.sid, bad)
+            self.model.submit(state.sid, bad)
             state.bad_inputs += 1
-            if self.router.newest_offset != newest:
+            if self.model.newest_offset != newest:
                 self.fail("uma entrada inválida consumiu um offset")
             return
         self.log.append(message)
@@ -287,20 +287,20 @@ class _Run:
         if not self.registered:
             return
         user = self.rng.choice(self.registered)
-        before = self.router.online()
+        before = self.model.online()
         try:
-            self.router.connect(user, "not-" + self.secrets[user])
+            self.model.open(user, "not-" + self.secrets[user])
         except AuthError:
             self.count["auth"] += 1
         else:
             self.fail(f"segredo errado abriu uma sessão de {user}")
-        if self.router.online() != before:
+        if self.model.online() != before:
             self.fail("segredo errado mudou quem está online")
 
     def restart(self) -> None:
         """The server process restarts: sessions, history and registrations are gone."""
         self.restarts += 1
-        self.router = self._new_router()
+        self.model = self._new_model()
         self.log = []
         self.registered = []
         for device in self.devices:
@@ -309,7 +309,7 @@ class _Run:
     def check_chains(self) -> None:
         """A device that always came back recovered saw everything once."""
         for device in self.devices:
-            if device.chain_epoch != self.router.epoch or device.session is None:
+            if device.chain_epoch != self.model.epoch or device.session is None:
                 continue
             self.take(device)
             if len(device.seen) != len(set(device.seen)):
@@ -330,12 +330,12 @@ def run_fault_injection(
     operations: int = 10_000,
     retention: int = 200,
     restart_every: int = 2_500,
-    router_cls: type[ChatRouter] = ChatRouter,
+    router_cls: type[ChatModel] = ChatModel,
 ) -> SimulationSummary:
     """Drive ``operations`` random steps and check each one; see the module docstring.
 
     About one step in ``restart_every`` restarts the server (a new epoch).
-    ``router_cls`` lets a test hand in a deliberately broken router and see the
+    ``router_cls`` lets a test hand in a deliberately broken model and see the
     checker catch it.
 
     Raises:

@@ -14,9 +14,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import CloseCode
 from websockets.protocol import State
 
+from ..errors import CloseCode
 from ..rules.ratelimit import TokenBucket
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ Who may open ``/ws``:
 - the ``Origin`` header, when present, must be this same host, over http or https.
   This stops cross-site WebSocket hijacking, where a page of another site opens the
   socket with the user's cookies. Clients that send no ``Origin`` (scripts, not
-  browsers) are allowed. Several nodes of one chat (``serve --peer``) admit each
+  browsers) are allowed. Several nodes of one chat (``serve --node``) admit each
   other's origins, and any the operator names (``allowed_origins``), since a page
   served by one node reconnects to another; every other origin is still refused.
 

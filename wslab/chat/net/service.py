@@ -2,7 +2,7 @@
 
 The server owns no routing logic: it turns frames into node calls (:mod:`.wire`
 parses them) and writes the :class:`Outbound` items the node returns or emits, each
-encoded once and written to all its peers (compression is off, so every recipient
+encoded once and written to each of its sessions (compression is off, so every recipient
 gets the very same bytes).
 
 HTTP (:mod:`.http`): ``/`` and the other files of ``wslab/chat/net/static`` are the browser
@@ -67,18 +67,16 @@ from http import HTTPStatus
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from ..errors import Refusal
+from ..errors import CloseCode, Refusal
 from ..node import ChatNode
-from ..rules.messages import DeliveryKind, Outbound
+from ..rules.messages import Outbound
 from ..rules.wire import (
     MAX_FRAME_BYTES,
     BadMessage,
-    ChatCloseCode,
-    encode_delivery,
+    encode_item,
     encode_welcome,
     parse_hello,
     parse_message,
@@ -104,14 +102,14 @@ LOST_REASON = "O servidor perdeu parte do histórico: reconecte e retome do últ
 logger = logging.getLogger(__name__)
 
 
-def _same(peers: Collection[object], other: Collection[object]) -> bool:
-    """Whether two items go to the same peers: the very same snapshot (the hub hands
+def _same(handles: Collection[object], other: Collection[object]) -> bool:
+    """Whether two items go to the same sessions: the very same snapshot (the hub hands
     consecutive public messages one tuple), or small equal ones (one session's)."""
-    return peers is other or (len(peers) <= 8 and peers == other)
+    return handles is other or (len(handles) <= 8 and handles == other)
 
 
 class Client:
-    """The peer the hub holds for one session: its connection and its session id."""
+    """The handle the hub holds for one session: its connection and its session id."""
 
     __slots__ = ("connection", "session_id")
 
@@ -130,7 +128,7 @@ class ChatService:
         allowed_hosts: names, besides ``localhost`` and the server's addresses, that
             the ``Host`` header may carry (a server reached by a DNS name).
         caps: connection caps (:class:`Caps`).
-        peers: origins (``http://HOST:PORT``) of the other nodes of the chat: the
+        other_nodes: origins (``http://HOST:PORT``) of the other nodes of the chat: the
             welcome lists them (as WebSocket URLs, after this node's own) so a browser
             can fail over, the page may connect to them, and their pages may open /ws.
         allowed_origins: more origins whose pages may open /ws (a name in front).
@@ -154,7 +152,7 @@ class ChatService:
         max_pending: int = MAX_PENDING_BYTES,
         allowed_hosts: Collection[str] = (),
         caps: Caps | None = None,
-        peers: Collection[str] = (),
+        other_nodes: Collection[str] = (),
         allowed_origins: Collection[str] = (),
         pipeline: int = 1,
         max_frames: float | None = FRAMES_PER_SECOND,
@@ -162,20 +160,20 @@ class ChatService:
         self.node = node
         self.pipeline = max(1, pipeline) if node.log.ordered else 1
         self.max_frames = max_frames
-        self.peers = tuple(parse_origin(peer) for peer in peers)
-        self.allowed_origins = (*self.peers, *(parse_origin(o) for o in allowed_origins))
-        self.nodes: tuple[str, ...] = ()  # WebSocket URLs for the welcome, set by serve()
+        self.other_nodes = tuple(parse_origin(node) for node in other_nodes)
+        self.allowed_origins = (*self.other_nodes, *(parse_origin(o) for o in allowed_origins))
+        self.node_urls: tuple[str, ...] = ()  # WebSocket URLs for the welcome, set by serve()
         self.hello_timeout = hello_timeout
         self.max_pending = max_pending
         self.allowed_hosts = tuple(allowed_hosts)
         self.gate = Gate(caps if caps is not None else Caps())
         self.open_timeout: float | None = OPEN_TIMEOUT
-        self._static = StaticFiles(tuple(socket_url(peer) for peer in self.peers))
+        self._static = StaticFiles(tuple(socket_url(node) for node in self.other_nodes))
         self._clients: dict[str, Client] = {}  # open sessions, in opening order
         self._all: set[Connection] = set()  # with or without a session yet
-        # The connections of the last peers written to (a client's connection never
+        # The connections of the last handles written to (a client's connection never
         # changes; holding the tuple keeps its identity from being reused).
-        self._peers: Collection[object] = ()
+        self._last_handles: Collection[object] = ()
         self._connections: list[ServerConnection] = []
 
     def session_ids(self) -> list[str]:
@@ -210,7 +208,7 @@ class ChatService:
             compression=None,
             **options,
         )
-        if self.peers:  # a cluster: the welcome names every node, this one first
+        if self.other_nodes:  # a cluster: the welcome names every node, this one first
             bound = server.sockets[0].getsockname()
             own = (
                 ()
@@ -221,7 +219,7 @@ class ChatService:
                     ),
                 )
             )
-            self.nodes = (*own, *(socket_url(peer) for peer in self.peers))
+            self.node_urls = (*own, *(socket_url(node) for node in self.other_nodes))
         return server
 
     async def shut_down(self, server: Server) -> None:
@@ -229,7 +227,7 @@ class ChatService:
         server.close(close_connections=False)
         await asyncio.gather(*(close_within(c, CloseCode.GOING_AWAY) for c in list(self._all)))
         await server.wait_closed()
-        await self.node.close()
+        await self.node.stop()
 
     def note(self, message: str, *args) -> None:
         logger.info(message, *args)
@@ -298,16 +296,14 @@ class ChatService:
         except TimeoutError:
             return await self._refuse(
                 connection,
-                Refusal(
-                    f"O hello não chegou em {self.hello_timeout:g} s.", ChatCloseCode.BAD_HELLO
-                ),
+                Refusal(f"O hello não chegou em {self.hello_timeout:g} s.", CloseCode.BAD_HELLO),
             )
         except ConnectionClosed:
             return None
         client = Client(connection)
         try:
             hello = parse_hello(first)
-            session, items = await self.node.login(
+            session, items = await self.node.open(
                 hello.user,
                 hello.secret,
                 client,
@@ -319,16 +315,16 @@ class ChatService:
             return await self._refuse(connection, refusal)
         client.session_id = session.id
         try:
-            self._write(connection, encode_welcome(session, self.node.epoch, self.nodes))
+            self._write(connection, encode_welcome(session, self.node_urls))
             replayed = await self._replay(connection, items)
             self.send(self.node.go_live(session.id))  # what came while replaying
         except Refusal as refusal:  # the buffer overflowed: go_live closed the session
             return await self._refuse(connection, refusal)
         except BaseException:
-            self.node.leave(session.id)
+            self.node.close(session.id)
             raise
         if connection.state is not State.OPEN:
-            self.node.leave(session.id)
+            self.node.close(session.id)
             return None
         self._clients[session.id] = client
         connection.client = client
@@ -351,7 +347,7 @@ class ChatService:
         for item in items:
             if not writable(connection):
                 break
-            self._write(connection, encode_delivery(item.delivery, replayed=item.replayed))
+            self._write(connection, encode_item(item.item, replayed=item.replayed))
             written += 1
             buffered = connection.transport.get_write_buffer_size()
             if buffered > self.max_pending:
@@ -379,12 +375,14 @@ class ChatService:
                     self.send(over)
                     continue
                 try:
-                    say = parse_message(frame)
+                    said = parse_message(frame)
                 except BadMessage as error:
-                    self.send([self.node.hub.reply(session_id, DeliveryKind.ERROR, str(error))])
+                    self.send(self.node.error(session_id, str(error)))
                     continue
-                line = self.node.say(session_id, say.text, address=connection.address, charged=True)
-                if self.pipeline == 1 or self.node.awaits_store(say.text):
+                line = self.node.submit(
+                    session_id, said.text, address=connection.address, charged=True
+                )
+                if self.pipeline == 1 or self.node.awaits_store(said.text):
                     if in_flight:
                         await asyncio.wait(in_flight)
                     self.send(await line)
@@ -431,34 +429,37 @@ class ChatService:
             broadcast([connection], frame)
 
     def send(self, items: Iterable[Outbound]) -> None:
-        """Write each item, encoded once, to each of its peers that is open and keeps
+        """Write each item, encoded once, to each of its handles that is open and keeps
         up; a peer over ``max_pending`` is shed instead. One peer's failure never
         stops the others' deliveries.
 
-        Consecutive items for the same peers (a group commit's public messages) are
-        written together: one ``transport.write`` per peer carries their frames back
+        Consecutive items for the same handles (a group commit's public messages) are
+        written together: one ``transport.write`` per connection carries their frames back
         to back, in order, up to ``COALESCE_BYTES`` (:func:`.prepared.join`); the
         slow-reader check comes before each of those writes.
         """
-        run: list = []  # prepared items of the current run, all for `peers`
-        peers: Collection[object] = ()
+        run: list = []  # prepared items of the current run, all for `handles`
+        handles: Collection[object] = ()
         size = 0
         for item in items:
-            prepared = prepare_text(encode_delivery(item.delivery, replayed=item.replayed))
+            prepared = prepare_text(encode_item(item.item, replayed=item.replayed))
             if run and (
-                size + len(prepared.frames) > COALESCE_BYTES or not _same(item.peers, peers)
+                size + len(prepared.frames) > COALESCE_BYTES or not _same(item.handles, handles)
             ):
-                self._write_run(run, peers)
+                self._write_run(run, handles)
                 run, size = [], 0
             run.append(prepared)
-            peers, size = item.peers, size + len(prepared.frames)
+            handles, size = item.handles, size + len(prepared.frames)
         if run:
-            self._write_run(run, peers)
+            self._write_run(run, handles)
 
-    def _write_run(self, run: list, peers: Collection[object]) -> None:
+    def _write_run(self, run: list, handles: Collection[object]) -> None:
         # The hub hands one snapshot (a tuple: immutable) until the sessions change.
-        if peers is not self._peers or not isinstance(peers, tuple):
-            self._peers, self._connections = peers, [client.connection for client in peers]
+        if handles is not self._last_handles or not isinstance(handles, tuple):
+            self._last_handles, self._connections = (
+                handles,
+                [client.connection for client in handles],
+            )
         write_prepared(
             self._connections,
             join(run),  # the frames' bytes, encoded once for all
@@ -482,4 +483,4 @@ class ChatService:
 
     def _forget(self, session_id: str) -> None:
         self._clients.pop(session_id, None)
-        self.node.leave(session_id)
+        self.node.close(session_id)

@@ -1,8 +1,15 @@
-"""What the hub hands out: immutable deliveries, outbound items and session handles.
+"""What the chat keeps and hands out: messages, notices, outbound items, sessions.
 
-A :class:`Delivery` is frozen so that one object can go to many sessions at once; an
-:class:`Outbound` says which sessions get it and whether it is a replay, so an adapter
-serializes it once and writes the same bytes to every recipient.
+- a :class:`Message` is a line stored in the log, public or private, at its offset; it
+  is frozen so that one object can go to many sessions at once, and
+  :meth:`Message.visible_to` is the one statement of who may ever see it;
+- a :class:`Notice` is a text from the server for some sessions (system or error): it
+  has no offset, is never stored and never replayed;
+- an :class:`Outbound` says which sessions (by the handle the adapter gave each) get a
+  message or a notice and whether it is a replay, so an adapter encodes it once and
+  writes the same bytes to every recipient;
+- :class:`LogState` is what one read of the log saw; :class:`Session` is what a session
+  learns when it opens.
 """
 
 from __future__ import annotations
@@ -10,12 +17,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import NamedTuple
 
-__all__ = ["Delivery", "DeliveryKind", "Outbound", "Session"]
+__all__ = ["Kind", "LogState", "Message", "Notice", "Outbound", "Session"]
 
 
-class DeliveryKind(enum.StrEnum):
-    """Kind of a delivery; a ``str`` subclass, so it compares and JSON-encodes as text."""
+class Kind(enum.StrEnum):
+    """Kind of a message (public, private) or a notice (system, error); a ``str``
+    subclass, so it compares and JSON-encodes as text."""
 
     PUBLIC = "public"
     PRIVATE = "private"
@@ -24,61 +33,67 @@ class DeliveryKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """One item queued for a session.
+class Message:
+    """A line kept in the log at ``offset`` (1, 2, 3, ...); ``to`` only on a private one."""
 
-    ``offset`` is the message's position in the shared history (1, 2, 3, ...) for
-    public and private messages, and ``None`` for system and error notices, which are
-    never kept. ``sender`` is ``None`` for notices; ``to`` is set only on private
-    messages.
-    """
-
-    kind: DeliveryKind
-    offset: int | None
-    sender: str | None
+    kind: Kind
+    offset: int
+    sender: str
     to: str | None
     text: str
 
-    @property
-    def kept(self) -> bool:
-        """True for messages kept in history (public and private)."""
-        return self.offset is not None
-
     def visible_to(self, user: str) -> bool:
-        """Whether ``user`` may ever receive this message.
+        """Whether ``user`` may ever receive this message: a public one, everyone; a
+        private one, its sender and its recipient.
 
-        Public messages are visible to everyone; a private one only to its sender and
-        its recipient. Notices are addressed to one session and are never replayed.
+        This is the visibility rule; the SQL of :mod:`wslab.chat.stores.sqlite` and the
+        Lua of :mod:`wslab.chat.stores.redis.log` repeat it for speed, and the stores'
+        contract test checks them against it.
         """
-        if self.kind is DeliveryKind.PUBLIC:
-            return True
-        if self.kind is DeliveryKind.PRIVATE:
-            return user == self.sender or user == self.to
-        return False
+        return self.kind is Kind.PUBLIC or user == self.sender or user == self.to
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A text for some sessions from the server (``kind`` system or error); never kept."""
+
+    kind: Kind
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One message or notice for a group of sessions, in the order the hub decided.
+
+    ``handles`` are the objects the adapter attached to those sessions when it opened
+    them (a client, a queue): the hub never looks inside them. ``replayed`` is True
+    for messages re-sent because of a resume or a history request.
+    """
+
+    item: Message | Notice
+    handles: Collection[object]
+    replayed: bool = False
+
+
+class LogState(NamedTuple):
+    """What a read of the log saw: the epoch, the newest offset (0 before the first
+    message) and the oldest offset still kept (``newest + 1`` when none is kept)."""
+
+    epoch: str
+    newest: int
+    oldest: int
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """Handle returned by :meth:`ChatRouter.connect`.
+    """What a session learns when it opens.
 
-    ``recovered`` is True only when the session resumed in the same epoch and nothing
-    after its offset had left the history, i.e. it provably missed nothing.
+    ``epoch`` is the epoch its replay was planned in (the welcome carries it);
+    ``recovered`` is True only when it resumed in that epoch and nothing after its
+    offset had left the history, i.e. it provably missed nothing.
     """
 
     id: str
     user: str
     recovered: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """One delivery for a group of sessions, in the order the hub decided.
-
-    ``peers`` are the objects the adapter attached to those sessions when it opened
-    them (a connection, a queue): the hub never looks inside them. ``replayed`` is
-    True for messages re-sent because of a resume or a history request.
-    """
-
-    delivery: Delivery
-    peers: Collection[object]
-    replayed: bool = False
+    epoch: str

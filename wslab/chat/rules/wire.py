@@ -1,6 +1,6 @@
-"""The chat's wire protocol: JSON text frames to router calls, deliveries to frames.
+"""The chat's wire protocol: JSON text frames to node calls, messages and notices to frames.
 
-Pure and sans-I/O, like the router, so every rule about bad input is a unit test; the
+Pure and sans-I/O, like the hub, so every rule about bad input is a unit test; the
 server (:mod:`wslab.chat.net.service`) only moves frames.
 
 Client to server::
@@ -20,10 +20,10 @@ Server to client::
 
 ``replayed`` is true for messages re-sent because of a resume or a ``history``
 request (the newest N messages the user may see, for a session that starts without a
-resume). ``nodes`` is present only on a node started with ``--peer``: the WebSocket URLs
+resume). ``nodes`` is present only on a node started with ``--node``: the WebSocket URLs
 of every node of the chat, this one first; a client that loses its connection may
 resume on any of them with the same resume point, since they share one log (a browser
-page may connect to them: the nodes admit each other's origins). Close codes are :class:`ChatCloseCode`; a frame above :data:`MAX_FRAME_BYTES`
+page may connect to them: the nodes admit each other's origins). Close codes are :class:`wslab.chat.errors.CloseCode`; a frame above :data:`MAX_FRAME_BYTES`
 closes with 1009. A node whose store lost messages (Redis came back empty: a new epoch)
 closes every session with 1012 (service restart): resume, and the epoch tells what was lost.
 """
@@ -33,18 +33,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..errors import ChatCloseCode, Refusal, Rejected
-from .messages import Delivery, DeliveryKind, Session
+from ..errors import Refusal, Rejected
+from .messages import Kind, Message, Notice, Session
 
 __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_HISTORY",
     "BadMessage",
     "BadHello",
-    "ChatCloseCode",
     "Hello",
     "Say",
-    "encode_delivery",
+    "encode_item",
     "encode_error",
     "encode_welcome",
     "parse_message",
@@ -171,13 +170,14 @@ def _dumps(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def encode_welcome(session: Session, epoch: str, nodes: tuple[str, ...] = ()) -> str:
-    """The welcome; ``nodes`` (the cluster's WebSocket URLs) only when there are some."""
+def encode_welcome(session: Session, nodes: tuple[str, ...] = ()) -> str:
+    """The welcome, with the epoch the session's replay was planned in; ``nodes`` (the
+    cluster's WebSocket URLs) only when there are some."""
     welcome = {
         "type": "welcome",
         "session": session.id,
         "user": session.user,
-        "epoch": epoch,
+        "epoch": session.epoch,
         "recovered": session.recovered,
     }
     if nodes:
@@ -189,20 +189,21 @@ def encode_error(text: str) -> str:
     return _dumps({"type": "error", "text": text})
 
 
-def encode_delivery(delivery: Delivery, *, replayed: bool = False) -> str:
-    """One frame for one delivery; a message's frame is the same for every recipient."""
-    if delivery.kind is DeliveryKind.ERROR:
-        return encode_error(delivery.text)
-    if delivery.kind is DeliveryKind.SYSTEM:
-        return _dumps({"type": "system", "text": delivery.text})
+def encode_item(item: Message | Notice, *, replayed: bool = False) -> str:
+    """One frame for a message or a notice; a message's frame is the same for every
+    recipient."""
+    if isinstance(item, Notice):
+        if item.kind is Kind.ERROR:
+            return encode_error(item.text)
+        return _dumps({"type": "system", "text": item.text})
     return _dumps(
         {
             "type": "message",
-            "offset": delivery.offset,
-            "kind": delivery.kind.value,
-            "from": delivery.sender,
-            "to": delivery.to,
-            "text": delivery.text,
+            "offset": item.offset,
+            "kind": item.kind.value,
+            "from": item.sender,
+            "to": item.to,
+            "text": item.text,
             "replayed": replayed,
         }
     )

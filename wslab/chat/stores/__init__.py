@@ -20,9 +20,9 @@ so that a store may do I/O; the in-memory ones never suspend.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
-from ..rules.messages import Delivery, DeliveryKind
+from ..rules.messages import Kind, LogState, Message
 
 __all__ = [
     "CredentialStore",
@@ -36,7 +36,7 @@ __all__ = [
     "check_retention",
 ]
 
-Deliver = Callable[[Sequence[Delivery]], None]
+Deliver = Callable[[Sequence[Message]], None]
 """Receives committed messages, oldest first, on the event loop that started the log."""
 
 Lost = Callable[[str], None]
@@ -48,15 +48,6 @@ Outage = Callable[[bool], None]
 """Told ``True`` when a shared store stopped answering (appends and reads now fail, and
 live delivery stops), ``False`` when it answers again (delivery goes on from where it
 stopped); the caller tells its open sessions."""
-
-
-class LogState(NamedTuple):
-    """What a read saw: the epoch, the newest offset (0 before the first message) and
-    the oldest offset still kept (``newest + 1`` when none is kept)."""
-
-    epoch: str
-    newest: int
-    oldest: int
 
 
 class MessageLog(Protocol):
@@ -86,7 +77,7 @@ class MessageLog(Protocol):
 
         ``lost`` (optional) is called with the epoch now in force when delivery had to
         skip messages: a shared store that lost its data starts a new epoch, or a node
-        that fell behind further than the store keeps. Delivery then goes on with
+        that fell behind further than the store keeps. Message then goes on with
         messages committed after that point; live sessions should be closed so that
         they resume (and learn, from the epoch or the gap, what they lost). Stores of
         one process never call it.
@@ -99,14 +90,14 @@ class MessageLog(Protocol):
             StoreError: the store cannot be opened (one pt-BR sentence says why).
         """
 
-    async def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> int:
+    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
         """Store one message and return its offset once it is committed.
 
         ``deliver`` gets the message too, in offset order (before or after this
         returns, depending on the store). Raises StoreError when nothing was stored.
         """
 
-    async def read_after(self, offset: int) -> tuple[LogState, list[Delivery]]:
+    async def read_after(self, offset: int) -> tuple[LogState, list[Message]]:
         """Every kept message with an offset above ``offset``, oldest first.
 
         The state and the messages describe one snapshot. Every message a read
@@ -115,7 +106,7 @@ class MessageLog(Protocol):
         messages the hub gets.
         """
 
-    async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
+    async def recent(self, user: str, count: int) -> tuple[LogState, list[Message]]:
         """The newest ``count`` kept messages ``user`` may see, oldest first (one
         snapshot, as :meth:`read_after`)."""
 

@@ -1,6 +1,6 @@
 """The in-memory stores: today's behaviour for notebooks, the simulation and the
 property tests. Nothing survives the process; every coroutine returns without
-suspending, so a synchronous caller can drive them (see :mod:`wslab.chat.model.router`)."""
+suspending, so a synchronous caller can drive them (see :mod:`wslab.chat.model.chat`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 
-from ..rules.messages import Delivery, DeliveryKind
+from ..rules.messages import Kind, Message
 from ..rules.ratelimit import KeyedBuckets, LoginThrottle
 from . import Deliver, LogState, Lost, Outage, check_retention
 
@@ -34,7 +34,7 @@ class MemoryLog:
             raise ValueError(f"epoch must be a non-empty string, not {epoch!r}")
         self._retention = check_retention(retention)
         self._epoch = epoch
-        self._history: deque[Delivery] = deque(maxlen=retention)
+        self._history: deque[Message] = deque(maxlen=retention)
         self._newest = 0
         self._deliver: Deliver | None = None
 
@@ -54,21 +54,21 @@ class MemoryLog:
         self._deliver = deliver
         return self.state
 
-    async def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> int:
+    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
         self._newest += 1
-        message = Delivery(kind, self._newest, sender, to, text)
+        message = Message(kind, self._newest, sender, to, text)
         self._history.append(message)
         if self._deliver is not None:
             self._deliver((message,))
         return message.offset
 
-    async def read_after(self, offset: int) -> tuple[LogState, list[Delivery]]:
+    async def read_after(self, offset: int) -> tuple[LogState, list[Message]]:
         kept = max(0, min(self._newest - offset, len(self._history)))
         replay = list(itertools.islice(reversed(self._history), kept))
         replay.reverse()
         return self.state, replay
 
-    async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
+    async def recent(self, user: str, count: int) -> tuple[LogState, list[Message]]:
         visible = (m for m in reversed(self._history) if m.visible_to(user))
         found = list(itertools.islice(visible, count))
         found.reverse()

@@ -35,7 +35,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import StoreError
-from ..rules.messages import Delivery, DeliveryKind
+from ..rules.messages import Kind, Message
 from . import Deliver, LogState, Lost, Outage
 from .memory import check_retention
 
@@ -187,7 +187,7 @@ class SqliteLog:
         self._delivered = self._store._newest
         return self.state
 
-    async def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> int:
+    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
         future = asyncio.get_running_loop().create_future()
         self._pending.append((kind, sender, to, text, future))
         if self._flusher is None:
@@ -209,7 +209,7 @@ class SqliteLog:
                             future.set_exception(error)
                     continue
                 messages = [
-                    Delivery(DeliveryKind(kind), first + i, sender, to, text)
+                    Message(Kind(kind), first + i, sender, to, text)
                     for i, (kind, sender, to, text) in enumerate(rows)
                 ]
                 self._delivered = messages[-1].offset
@@ -242,7 +242,7 @@ class SqliteLog:
         store._newest = newest
         return first
 
-    async def read_after(self, offset: int) -> tuple[LogState, list[Delivery]]:
+    async def read_after(self, offset: int) -> tuple[LogState, list[Message]]:
         def read(db: sqlite3.Connection):
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE offset > ? ORDER BY offset", (offset,)
@@ -252,7 +252,7 @@ class SqliteLog:
         newest, rows = await self._store.run(read)
         return self._store.state(newest), [_message(row) for row in rows]
 
-    async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
+    async def recent(self, user: str, count: int) -> tuple[LogState, list[Message]]:
         def read(db: sqlite3.Connection):
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE kind = 'public' OR sender = ? "
@@ -301,6 +301,6 @@ class SqliteCredentials:
         await self._store.close()
 
 
-def _message(row: tuple) -> Delivery:
+def _message(row: tuple) -> Message:
     offset, kind, sender, recipient, text = row
-    return Delivery(DeliveryKind(kind), offset, sender, recipient, text)
+    return Message(Kind(kind), offset, sender, recipient, text)

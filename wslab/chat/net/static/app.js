@@ -30,11 +30,13 @@
   const STABLE_MS = 5000; // a connection up this long resets the backoff
   const STORAGE_PREFIX = "wslab.chat.resume.";
 
+  // The same names and numbers as wslab.chat.errors.CloseCode (a test checks).
   const CloseCode = Object.freeze({
-    NORMAL: 1000,
+    NORMAL_CLOSURE: 1000,
     GOING_AWAY: 1001,
-    SERVICE_RESTART: 1012,
     MESSAGE_TOO_BIG: 1009,
+    SERVICE_RESTART: 1012,
+    TRY_AGAIN_LATER: 1013,
     BAD_HELLO: 4000,
     BAD_SECRET: 4001,
     NAME_LIMIT: 4003,
@@ -380,7 +382,7 @@
     const ws = socket;
     socket = null;
     welcomed = false;
-    if (ws !== null) ws.close(CloseCode.NORMAL, "saiu");
+    if (ws !== null) ws.close(CloseCode.NORMAL_CLOSURE, "saiu");
   }
 
   // -- login and logout --------------------------------------------------------------

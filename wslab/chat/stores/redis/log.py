@@ -53,7 +53,7 @@ import secrets
 from collections.abc import Sequence
 
 from ...errors import StoreError
-from ...rules.messages import Delivery, DeliveryKind
+from ...rules.messages import Kind, Message
 from .. import Deliver, LogState, Lost, Outage, check_retention
 from .client import FAILURES, REPLY_TIMEOUT, SentinelService, Where, connect, failure
 from .replicas import Replicas
@@ -131,9 +131,9 @@ def _epoch_changed() -> StoreError:
     )
 
 
-def _delivery(entry_id: str, fields: dict[str, str]) -> Delivery:
-    return Delivery(
-        DeliveryKind(fields["k"]),
+def _delivery(entry_id: str, fields: dict[str, str]) -> Message:
+    return Message(
+        Kind(fields["k"]),
         int(entry_id.split("-", 1)[0]),
         fields["s"],
         fields["t"] or None,
@@ -141,7 +141,7 @@ def _delivery(entry_id: str, fields: dict[str, str]) -> Delivery:
     )
 
 
-def _from_flat(entry: Sequence) -> Delivery:
+def _from_flat(entry: Sequence) -> Message:
     """A delivery from a Lua reply entry: [id, [field, value, ...]]."""
     entry_id, flat = entry
     return _delivery(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)))
@@ -231,7 +231,7 @@ class RedisLog:
 
         ``lost(epoch)`` is called when this node can no longer vouch that ``deliver``
         got every message in order: Redis lost its data (a new epoch), or this node fell
-        further behind than the stream keeps (same epoch). Delivery then goes on with
+        further behind than the stream keeps (same epoch). Message then goes on with
         messages committed after that point.
 
         ``outage(True)`` is called when the follower's call to Redis fails after it
@@ -272,7 +272,7 @@ class RedisLog:
 
     # -- writes and reads ------------------------------------------------------------
 
-    async def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> int:
+    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
         """Queue the line for this node's writer (in call order: the queueing happens
         before the first await when the epoch is known) and wait for its offset."""
         if self._closed:
@@ -281,11 +281,11 @@ class RedisLog:
             await self._learn_epoch()
         return await self._writer.append(kind, sender, to, text)
 
-    async def read_after(self, offset: int) -> tuple[LogState, list[Delivery]]:
+    async def read_after(self, offset: int) -> tuple[LogState, list[Message]]:
         state, entries = await self._snapshot("after", offset, "", 0)
         return state, [_from_flat(entry) for entry in entries]
 
-    async def recent(self, user: str, count: int) -> tuple[LogState, list[Delivery]]:
+    async def recent(self, user: str, count: int) -> tuple[LogState, list[Message]]:
         if count <= 0:
             state, _ = await self._snapshot("after", 1 << 62, "", 0)
             return state, []
@@ -483,7 +483,7 @@ class RedisLog:
         self._hand(messages)
         return False
 
-    def _hand(self, messages: list[Delivery]) -> None:
+    def _hand(self, messages: list[Message]) -> None:
         if messages and self._deliver is not None:
             try:
                 self._deliver(tuple(messages))

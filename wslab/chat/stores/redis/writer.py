@@ -47,7 +47,7 @@ from typing import NamedTuple
 from redis import exceptions as redis_errors
 
 from ...errors import StoreError
-from ...rules.messages import DeliveryKind
+from ...rules.messages import Kind
 from .client import FAILURES, failure
 from .replicas import Replicas
 
@@ -192,7 +192,7 @@ class Writer:
 
     # -- the interface -----------------------------------------------------------------
 
-    def append(self, kind: DeliveryKind, sender: str, to: str | None, text: str) -> asyncio.Future:
+    def append(self, kind: Kind, sender: str, to: str | None, text: str) -> asyncio.Future:
         """Queue a line now (so lines keep the order of the calls); the future gives
         its offset once the line is committed, or raises StoreError."""
         if self._closed:

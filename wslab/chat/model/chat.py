@@ -1,8 +1,8 @@
 """The chat as one synchronous object, for notebook 04, the simulation and the tests.
 
-:class:`ChatRouter` is a :class:`wslab.chat.node.ChatNode` over the in-memory stores,
+:class:`ChatModel` is a :class:`wslab.chat.node.ChatNode` over the in-memory stores,
 driven without an event loop: those stores never suspend, so each coroutine runs to
-its end in one step. Deliveries land in a queue per session that :meth:`take` empties.
+its end in one step. Messages and notices land in a queue per session that :meth:`take` empties.
 The rules (who sees what, when a resume is recovered) are the hub's
 (:mod:`wslab.chat.rules.hub`), the same the network server runs.
 """
@@ -15,10 +15,10 @@ from ..assemble import choose_stores
 from ..node import ChatNode, Limits
 from ..rules.hub import Hub
 from ..rules.kdf import SCRYPT, Scrypt
-from ..rules.messages import Delivery, Outbound, Session
+from ..rules.messages import Message, Outbound, Session
 from ..rules.wire import resume_point
 
-__all__ = ["ChatRouter"]
+__all__ = ["ChatModel"]
 
 # The model has no addresses and no clock: no throttle, no caps, no rate limit.
 _MODEL_LIMITS = Limits(
@@ -33,11 +33,11 @@ def _now(coroutine: Coroutine):
     except StopIteration as done:
         return done.value
     coroutine.close()
-    raise RuntimeError("an in-memory store suspended: ChatRouter cannot drive it")
+    raise RuntimeError("an in-memory store suspended: ChatModel cannot drive it")
 
 
 class _Queue(list):
-    """A session's pending deliveries; the session's peer in the hub."""
+    """A session's pending messages and notices; the session's handle in the hub."""
 
     __slots__ = ("session_id",)
 
@@ -46,8 +46,9 @@ class _Queue(list):
         self.session_id = ""
 
 
-class ChatRouter:
-    """Routes public and private messages to every open session that may see them.
+class ChatModel:
+    """The whole chat in one synchronous object: public and private messages reach every
+    open session that may see them.
 
     Args:
         retention: how many messages (public and private) the history keeps.
@@ -57,7 +58,7 @@ class ChatRouter:
             (notebooks and tests pass :data:`wslab.chat.rules.kdf.CHEAP`).
 
     Subclasses may set ``hub_class`` to a :class:`Hub` with other rules (a test's
-    deliberately broken router, a benchmark's naive one).
+    deliberately broken model, a benchmark's naive one).
 
     Raises:
         ValueError: if ``retention`` is not an integer >= 0 or ``epoch`` is not a
@@ -105,7 +106,7 @@ class ChatRouter:
         """Sorted names of users with at least one open session."""
         return self._node.hub.online()
 
-    def connect(
+    def open(
         self, user: str, secret: str, resume: Sequence[object] | None = None, *, history: int = 0
     ) -> Session:
         """Open a session for ``user`` (registering the name on first use).
@@ -123,19 +124,19 @@ class ChatRouter:
         """
         point = None if resume is None else resume_point(*_pair(resume))
         queue = _Queue()
-        session, items = _now(self._node.login(user, secret, queue, resume=point, history=history))
+        session, items = _now(self._node.open(user, secret, queue, resume=point, history=history))
         queue.session_id = session.id
         self._queues[session.id] = queue
         self._put(items + self._node.go_live(session.id))
         self._touched.clear()
         return session
 
-    def disconnect(self, session_id: str) -> None:
+    def close(self, session_id: str) -> None:
         """Close a session and drop its pending queue; unknown or closed ids are ignored."""
         if isinstance(session_id, str) and self._queues.pop(session_id, None) is not None:
-            self._node.leave(session_id)
+            self._node.close(session_id)
 
-    def take(self, session_id: str) -> list[Delivery]:
+    def take(self, session_id: str) -> list[Message]:
         """Return what is queued for the session, oldest first, and clear it.
 
         Raises:
@@ -161,7 +162,7 @@ class ChatRouter:
             TypeError: if ``text`` is not a string.
         """
         self._queue(session_id)
-        self._put(_now(self._node.say(session_id, text)))
+        self._put(_now(self._node.submit(session_id, text)))
         touched = list(self._touched)
         self._touched.clear()
         return touched
@@ -175,9 +176,8 @@ class ChatRouter:
     def _put(self, items: list[Outbound]) -> None:
         touched = self._touched
         for item in items:
-            delivery = item.delivery
-            for queue in item.peers:
-                queue.append(delivery)
+            for queue in item.handles:
+                queue.append(item.item)
                 touched[queue.session_id] = None
 
 
