@@ -375,7 +375,7 @@ class ValkeyHA:
         if primary is None:
             return False
         running = [s for s in self.servers if s.running() and s is not primary]
-        if self.replicas_of(primary) != len(running):
+        if self.replicas_of(primary) != len(running) or not self._on_disk(primary, len(running)):
             return False
         if not sentinels_known:
             return True
@@ -394,6 +394,23 @@ class ValkeyHA:
         """Where clients reach a data server: its proxy's address when proxied."""
         proxy = self.proxies.get(server.port)
         return (proxy.host, proxy.port) if proxy else (server.host, server.port)
+
+    def _on_disk(self, primary: LocalValkey, replicas: int) -> bool:
+        """Whether a write on ``primary`` reaches the AOF of ``replicas`` replicas (a
+        replica that just synced rewrites its AOF first, and until then WAITAOF does
+        not count it)."""
+        import redis
+
+        with redis.Redis(host=primary.host, port=primary.port, socket_timeout=2) as client:
+            try:
+                pipe = client.pipeline(transaction=False)
+                pipe.set("wslab-ha:probe", "1")
+                pipe.execute_command("WAIT", replicas, 100)
+                pipe.execute_command("WAITAOF", 1, replicas, 100)
+                _, _, (local, copies) = pipe.execute()
+            except (redis.RedisError, OSError):
+                return False
+        return local >= 1 and copies >= replicas
 
     def _data_options(self, primary: LocalValkey | None, server: LocalValkey) -> list[str]:
         options = [

@@ -28,11 +28,14 @@ a new connection would make ``WAIT`` count that connection's writes (none).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 __all__ = ["CONFIRM_MS", "Replicas"]
 
 CONFIRM_MS = 500  # each of WAIT and WAITAOF waits at most this long
+
+logger = logging.getLogger(__name__)
 
 
 class Replicas:
@@ -48,28 +51,43 @@ class Replicas:
         self.required = required
         self.attached = 1  # replicas the last ROLE named (at least one is needed)
 
-    def queue_waits(self, pipe: Any) -> None:
+    def queue_waits(self, pipe: Any) -> int:
         """Add ``WAIT`` and ``WAITAOF`` to ``pipe`` (a redis-py pipeline, after the
-        write): two replies."""
-        pipe.execute_command("WAIT", self.attached, CONFIRM_MS)
+        write): two replies. Returns how many replicas the ``WAIT`` asks for (pass it
+        to :meth:`confirmed`: other writes may change :attr:`attached` meanwhile)."""
+        asked = self.attached
+        pipe.execute_command("WAIT", asked, CONFIRM_MS)
         pipe.execute_command("WAITAOF", 1, 1, CONFIRM_MS)
+        return asked
 
     @staticmethod
     def queue_role(pipe: Any) -> None:
         """Add ``ROLE`` to ``pipe``: one reply."""
         pipe.execute_command("ROLE")
 
-    def confirmed(self, received: Any, on_disk: Any, role: Any) -> bool:
+    def confirmed(self, asked: int, received: Any, on_disk: Any, role: Any) -> bool:
         """Whether the write before the waits is safe from a failover, given the
-        replies of ``WAIT``, ``WAITAOF`` and ``ROLE`` (an exception among them: no).
-        Notes how many replicas are attached now, for the next write."""
+        replicas ``asked`` for and the replies of ``WAIT``, ``WAITAOF`` and ``ROLE`` (an
+        exception among them: no). Notes how many replicas are attached now, for the
+        next write."""
         if any(isinstance(reply, BaseException) for reply in (received, on_disk, role)):
             return False
         attached = len(role[2]) if role and role[0] == "master" else 0
-        needed = min(self.attached, max(1, attached))
+        needed = min(asked, max(1, attached))
         self.attached = max(1, attached)
         local, replicas = on_disk
-        return local >= 1 and replicas >= 1 and received >= needed
+        if local >= 1 and replicas >= 1 and received >= needed:
+            return True
+        logger.warning(
+            "write not confirmed: %d of %d replicas received it, on disk locally %d and on "
+            "%d replicas (%d attached now)",
+            received,
+            needed,
+            local,
+            replicas,
+            attached,
+        )
+        return False
 
     async def confirm(self, client: Any, write: tuple) -> tuple[Any, bool]:
         """Run one ``write`` (a command tuple) and, if required, its confirmation, in one
@@ -82,9 +100,9 @@ class Replicas:
         async with client.pipeline(transaction=False) as pipe:
             pipe.execute_command(*write)
             if self.required:
-                self.queue_waits(pipe)
+                asked = self.queue_waits(pipe)
                 self.queue_role(pipe)
             replies = await pipe.execute(raise_on_error=False)
         if isinstance(replies[0], BaseException):
             raise replies[0]
-        return replies[0], not self.required or self.confirmed(*replies[1:])
+        return replies[0], not self.required or self.confirmed(asked, *replies[1:])

@@ -278,10 +278,10 @@ class Writer:
                         keys.mine, done, *arguments,
                     )  # fmt: skip
                     if replicas.required:
-                        replicas.queue_waits(pipe)
+                        asked = replicas.queue_waits(pipe)
                         pipe.execute_command(
                             "EVALSHA", self._commit_sha, 3, keys.meta, keys.commits,
-                            keys.mine, "wait", replicas.attached,
+                            keys.mine, "wait", asked,
                         )  # fmt: skip
                         replicas.queue_role(pipe)
                     replies = await pipe.execute(raise_on_error=False)
@@ -312,14 +312,14 @@ class Writer:
         if replicas.required:
             received, on_disk, committed, role = replies[1:]
             if not (isinstance(committed, list) and committed[0] == 1):
-                if not replicas.confirmed(received, on_disk, role):
+                if not replicas.confirmed(asked, received, on_disk, role):
                     raise StoreError(
                         "O Valkey não confirmou a cópia da mensagem numa réplica a tempo: "
                         "ela não foi confirmada (se ela não aparecer, envie de novo)."
                     )
                 self._force = newest  # confirmed with the replicas ROLE named now
             else:
-                replicas.confirmed(received, on_disk, role)  # note who is attached
+                replicas.confirmed(asked, received, on_disk, role)  # note who is attached
                 if self._force is not None and committed[1] >= self._force:
                     self._force = None
         self._sealing = False
