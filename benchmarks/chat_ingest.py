@@ -89,7 +89,9 @@ class Server:
     ``strace`` (a path to write a syscall summary to) runs it under ``strace -c`` for
     fsync and fdatasync; ``kdf_n`` is scrypt's N for new secrets (lowered by default:
     the benchmark registers up to 100 names); ``store``: the options that choose
-    another store than the database (``--redis URL``, ``--redis-sentinel ...``).
+    another store than the database (``--redis URL``, ``--redis-sentinel ...``);
+    ``port``: 0 for a free one; ``cpu``: the CPU it is pinned to (None: not pinned);
+    ``log``: a file its log is appended to (by default it is read and dropped).
     """
 
     def __init__(
@@ -99,7 +101,11 @@ class Server:
         strace: Path | None = None,
         kdf_n: int = 1024,
         store: Sequence[str] = (),
+        port: int = 0,
+        cpu: int | None = 0,
+        log: Path | None = None,
     ) -> None:
+        self.log = log
         self.db = folder / "chat.db"
         command = [
             sys.executable,
@@ -108,7 +114,7 @@ class Server:
             "serve",
             *(store or ("--db", str(self.db))),
             "--port",
-            "0",
+            str(port),
             "--max-rate",
             "0",
             "--max-frames",
@@ -135,7 +141,7 @@ class Server:
             command,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=_pin(0),
+            preexec_fn=None if cpu is None else _pin(cpu),
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.url = self._wait_ready()
@@ -151,12 +157,22 @@ class Server:
             line = stderr.readline()
             found = re.search(r"servindo o chat em http://127\.0\.0\.1:(\d+)/", line)
             if found:
-                threading.Thread(target=stderr.read, daemon=True).start()  # drain the log
+                threading.Thread(target=self._drain, daemon=True).start()
                 return f"ws://127.0.0.1:{found.group(1)}/ws"
             if not line:
                 break
         self.process.kill()
         raise RuntimeError(f"o servidor não começou: {stderr.read()}")
+
+    def _drain(self) -> None:
+        """Read the server's log as it comes (so the server never blocks on it)."""
+        if self.log is None:
+            self.process.stderr.read()
+            return
+        with open(self.log, "a") as sink:
+            for line in self.process.stderr:
+                sink.write(line)
+                sink.flush()
 
     def _server_pid(self) -> int:
         """The Python process's pid (a child of strace when traced)."""

@@ -72,3 +72,14 @@ def test_a_silent_gap_is_a_violation_and_a_told_one_is_not():
 def test_a_welcome_under_another_epoch_is_a_violation():
     report = check("E", LOG, {"ana": [("welcome", 0.0, "F", False, None)]})
     assert report.violations == 1
+
+
+def test_a_short_seeded_fault_run_finds_no_violation(tmp_path):
+    """benchmarks.chat_faults end to end, briefly: faults happen, operations are
+    recorded, the checker finds nothing (the full run is a benchmark)."""
+    from benchmarks.chat_faults import main
+
+    result = main(["--seconds", "8", "--seed", "5", "--output", str(tmp_path / "faults.json")])
+    report = result["report"]
+    assert len(result["faults"]) >= 1 and report["operations"] > 1000
+    assert report["violations"] == 0, report["examples"]

@@ -45,6 +45,9 @@ class Recorder:
         private: the share of lines sent as ``/msg`` to a peer.
         reconnect: a session ends after about this many seconds (at random, 0.5 to 1.5
             times), so that resumes happen all the time; None: only on a loss.
+        address: the loopback address it connects from (127.0.0.x: users have their
+            own addresses, and the node's limits per address, such as its resumes per
+            second, apply to each alone).
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class Recorder:
         interval: float = 0.05,
         private: float = 0.3,
         reconnect: float | None = None,
+        address: str | None = None,
     ) -> None:
         self.user = user
         self.urls = urls
@@ -65,6 +69,7 @@ class Recorder:
         self.interval = interval
         self.private = private
         self.reconnect = reconnect
+        self.address = address
         self.history: list[tuple] = []
         self.sent = 0
         self._epoch: str | None = None
@@ -88,7 +93,8 @@ class Recorder:
             await asyncio.sleep(self.rng.uniform(0.05, 0.3))
 
     async def _session(self, url: str, stop: asyncio.Event) -> None:
-        async with connect(url, open_timeout=OPEN_TIMEOUT, close_timeout=1) as ws:
+        local = {"local_addr": (self.address, 0)} if self.address else {}
+        async with connect(url, open_timeout=OPEN_TIMEOUT, close_timeout=1, **local) as ws:
             resume = None
             if self._epoch is not None and self._seen is not None:
                 resume = {"epoch": self._epoch, "offset": self._seen}

@@ -21,7 +21,12 @@ from typing import NamedTuple
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
 from redis.backoff import ExponentialWithJitterBackoff
 
 from ...errors import StoreError
@@ -59,6 +64,24 @@ Where = str | SentinelService
 """Where a store's Redis is: a ``redis://`` URL, or a :class:`SentinelService`."""
 
 
+class _PrimaryConnection(SentinelManagedConnection):
+    """A connection to the primary the Sentinels name, that lets go of a server which
+    refuses writes for want of replicas (``NOREPLICAS``), as redis-py's lets go of one
+    that became a replica (``READONLY``): the next connection asks the Sentinels again.
+    A primary paused past a failover (SIGSTOP, a long stall) comes back refusing
+    writes until the Sentinels demote it, ~10 s later; without this, a pooled
+    connection to it would keep failing all that time."""
+
+    async def read_response(self, *args, **kwargs):
+        try:
+            return await super().read_response(*args, **kwargs)
+        except redis_errors.ResponseError as error:
+            if not str(error).startswith("NOREPLICAS"):
+                raise
+            await self.disconnect()
+            raise redis_errors.ConnectionError(str(error)) from error
+
+
 def connect(where: Where, *, reply_timeout: float = REPLY_TIMEOUT, retries: int = 1) -> Redis:
     """A pooled redis-py asyncio client for ``where`` with bounded waits (str replies).
 
@@ -90,7 +113,7 @@ def connect(where: Where, *, reply_timeout: float = REPLY_TIMEOUT, retries: int 
                 "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), 0),
             },
         )
-        return sentinel.master_for(where.service, **options)
+        return sentinel.master_for(where.service, connection_class=_PrimaryConnection, **options)
     try:
         return Redis.from_url(where, **options)
     except (ValueError, TypeError) as error:

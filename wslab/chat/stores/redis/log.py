@@ -52,6 +52,8 @@ import random
 import secrets
 from collections.abc import Sequence
 
+from redis.asyncio.sentinel import SentinelConnectionPool
+
 from ...errors import StoreError
 from ...rules.messages import Kind, Message
 from .. import Deliver, LogState, Lost, Outage, check_retention
@@ -410,6 +412,7 @@ class RedisLog:
                 failures = 0
                 if not reply:
                     check = True  # idle: did Redis come back empty meanwhile?
+                    await self._follow_primary()
                     continue
                 committed = int(reply[0][1][-1][0].split("-", 1)[0])
                 check = "tag" if await self._read_up_to(committed, trust) else False
@@ -425,6 +428,17 @@ class RedisLog:
                 if failures == 1:
                     logger.warning("redis follower: %s", error)
                 await asyncio.sleep(min(2.0, 0.05 * 2 ** min(failures, 6)) * random.uniform(0.5, 1))
+
+    async def _follow_primary(self) -> None:
+        """With Sentinels: if they now name another primary, drop this node's idle
+        connections to the old one. A primary paused past a failover comes back still
+        calling itself primary, with nothing new to read, until the Sentinels demote
+        it (~10 s): a follower blocked on it would deliver nothing meanwhile. One
+        question to a Sentinel per pool, once per idle ``BLOCK_MS``."""
+        for client in (self._reader, self._client, self._writer_client):
+            pool = client.connection_pool
+            if isinstance(pool, SentinelConnectionPool):
+                await pool.get_master_address()
 
     async def _read_up_to(self, committed: int, trust: bool) -> bool:
         """Deliver the log's entries up to ``committed``, ``batch`` at a time; True

@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 1000  # lines per round, at most (~1,000 x 4 script arguments)
 MINE_TTL_MS = 600_000  # the writer's last appended offset, kept this long
 DONE_TTL = 30  # seconds a round's outcome is kept for its one retry
+RECONFIRM = 2  # rounds in a row that may fail to confirm before their lines get errors
 
 # A Lua function both scripts use: move the committed offset up to `upto`.
 _COMMIT_TO = """
@@ -186,6 +187,10 @@ class Writer:
         self._seals: list[asyncio.Future] = []  # waiting for the next confirmed round
         self._sealing = replicas.required  # the next round confirms even with no lines
         self._force: int | None = None  # a confirmed offset still to commit
+        # Batches appended whose confirmation failed once (a slow replica), with their
+        # first offset: the next confirmed round on the same primary confirms them.
+        self._pending: list[tuple[list[_Line], int]] = []
+        self._unconfirmed = 0  # rounds in a row that were not confirmed
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._closed = False
@@ -248,6 +253,11 @@ class Writer:
                     await self._round(batch)
                 failures = 0
             except StoreError as error:
+                # The batch, and the ones still waiting for a confirmation (a failed
+                # round may be a failover: their offsets may be taken back).
+                for lines, _ in self._pending:
+                    self._fail(lines, error)
+                self._pending, self._unconfirmed = [], 0
                 self._fail(batch, error)
                 self._sealing = self._replicas.required
                 # The next connections ask again where the primary is (a refusal may
@@ -293,6 +303,11 @@ class Writer:
                 # wait for.
                 if attempt == 2:
                     raise self._failed(error) from error
+                # A new connection may reach a new primary: batches waiting for a
+                # confirmation on the old one cannot be vouched for there.
+                for lines, _ in self._pending:
+                    self._fail(lines, self._failed(error))
+                self._pending, self._unconfirmed = [], 0
             except FAILURES as error:
                 raise self._failed(error) from error
         appended = replies[0]
@@ -309,24 +324,34 @@ class Writer:
                 "guardada; reconecte para retomar."
             )
         newest = appended[2]
+        self._pending.append((batch, newest - len(batch) + 1))
         if replicas.required:
             received, on_disk, committed, role = replies[1:]
             if not (isinstance(committed, list) and committed[0] == 1):
                 if not replicas.confirmed(asked, received, on_disk, role):
-                    raise StoreError(
-                        "O Valkey não confirmou a cópia da mensagem numa réplica a tempo: "
-                        "ela não foi confirmada (se ela não aparecer, envie de novo)."
-                    )
+                    self._unconfirmed += 1
+                    if self._unconfirmed > RECONFIRM or isinstance(received, BaseException):
+                        raise StoreError(
+                            "O Valkey não confirmou a cópia da mensagem numa réplica a "
+                            "tempo: ela não foi confirmada (se ela não aparecer, envie de novo)."
+                        )
+                    # A replica was slow (one that just attached, rewriting its AOF):
+                    # a seal on the same primary confirms this batch with everything
+                    # before it; the lines wait for it.
+                    self._sealing = True
+                    return
                 self._force = newest  # confirmed with the replicas ROLE named now
             else:
                 replicas.confirmed(asked, received, on_disk, role)  # note who is attached
                 if self._force is not None and committed[1] >= self._force:
                     self._force = None
         self._sealing = False
-        first = newest - len(batch) + 1
-        for index, line in enumerate(batch):
-            if not line.done.done():
-                line.done.set_result(first + index)
+        self._unconfirmed = 0
+        pending, self._pending = self._pending, []
+        for lines, first in pending:
+            for index, line in enumerate(lines):
+                if not line.done.done():
+                    line.done.set_result(first + index)
         seals, self._seals = self._seals, []
         for seal in seals:
             if not seal.done():
