@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PYTHON) -m benchmarks.chat_fanout
 	$(PYTHON) -m benchmarks.chat_fanout_cluster
 	$(PYTHON) -m benchmarks.chat_ingest --fsyncs
+	$(PYTHON) -m benchmarks.chat_faults
 	$(PYTHON) -m benchmarks.chat_login
 
 # Debian's Chromium, for the browser test of the chat client (make test skips that

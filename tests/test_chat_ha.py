@@ -65,7 +65,9 @@ def nodes(topology, count=2):
 def recorders(urls, seed, **options):
     rng = random.Random(seed)
     return [
-        Recorder(user, urls, USERS, random.Random(rng.random()), address=f"127.0.0.{10 + i}", **options)
+        Recorder(
+            user, urls, USERS, random.Random(rng.random()), address=f"127.0.0.{10 + i}", **options
+        )
         for i, user in enumerate(USERS)
     ]
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -300,12 +299,7 @@ class ValkeyHA:
         if server.running():
             self.kill(server)
         if not keep_data:
-            for name in ("appendonlydir", "dump.rdb"):
-                path = server.data_dir / name
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
+            server.wipe()
         server.options = self._data_options(primary, server)
         server.start()
 

@@ -202,13 +202,19 @@ class LocalValkey:
         """
         self.kill()
         if not keep_data:
-            for name in ("appendonlydir", "dump.rdb"):
-                path = self.data_dir / name
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
+            self.wipe()
         self.start(timeout)
+
+    def wipe(self) -> None:
+        """Delete the data files (AOF, RDB) of a stopped server."""
+        if self.running():
+            raise ValkeyError("Pare o servidor Valkey antes de apagar os dados dele.")
+        for name in ("appendonlydir", "dump.rdb"):
+            path = self.data_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
 
     def __enter__(self) -> LocalValkey:
         return self.start()
