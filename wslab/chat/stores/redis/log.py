@@ -88,8 +88,9 @@ return {epoch, tonumber(meta[3] or meta[2] or '0'), created}
 # (offset), user, count. One snapshot of the committed messages: {epoch, newest,
 # oldest, entries}, newest being the committed offset, entries oldest first for
 # 'after' and newest first for 'recent'; newest -1 when Redis's epoch is not the
-# expected one. 'recent' scans the retention window 100 entries at a time.
-READ = """
+# expected one. 'recent' scans the retention window 100 entries at a time. Declared
+# read-only, so a primary short of replicas (min-replicas-to-write) still answers it.
+READ = """#!lua flags=no-writes
 local meta = redis.call('HMGET', KEYS[1], 'e', 's', 'c')
 local epoch, newest = meta[1], tonumber(meta[3] or meta[2] or '0')
 if epoch ~= ARGV[1] then

@@ -29,7 +29,10 @@ confirmed (they reached the replica, not the waits), and its committed offset ma
 *seal*) confirms everything the primary has and commits it; the writer seals when it
 starts, after any failed round, and when a read asks for it (:meth:`Writer.seal`).
 
-A line whose round fails (the primary died, no replica confirmed in time, the epoch
+A round that a slow replica did not confirm in time (one that just attached and is
+rewriting its AOF) keeps its lines waiting: the next rounds on the same primary confirm
+everything before them, and after ``RECONFIRM`` such rounds in a row the lines fail. A
+line whose round fails (the primary died, no replica confirmed in time, the epoch
 changed) is answered with :class:`StoreError` and never echoed; it may still be
 committed later by a seal (it reached the new primary), so the sentence tells the user
 to send it again only if it does not appear.
@@ -224,8 +227,9 @@ class Writer:
             await asyncio.wait({self._task}, timeout=5.0)
             self._task.cancel()
         closed = StoreError("O histórico no Redis foi fechado: a mensagem não foi guardada.")
-        self._fail(self._queue, closed)
-        self._queue = []
+        for lines in [*(lines for lines, _ in self._pending), self._queue]:
+            self._fail(lines, closed)
+        self._queue, self._pending = [], []
         for seal in self._seals:
             seal.cancel()
 
@@ -375,6 +379,8 @@ class Writer:
             raise self._failed(error) from error
 
     def _failed(self, error: BaseException) -> StoreError:
+        if isinstance(error, redis_errors.NoScriptError):
+            self._append_sha = ""  # load the scripts again before the next round
         outcome = "a mensagem não foi confirmada (se ela não aparecer, envie de novo)"
         return failure(self._client, error, outcome)
 
