@@ -72,12 +72,12 @@ class Nodes:
         self.folder, self.flags = folder, flags
         self.ports = [free_port() for _ in range(count)]
         self.servers: list[Server | None] = [None] * count
+        self.urls: list[str] = []  # of the nodes running: the clients' list, kept in place
         for index in range(count):
             self.start(index)
 
-    @property
-    def urls(self) -> list[str]:
-        return [f"ws://127.0.0.1:{port}/ws" for port in self.ports]
+    def _url(self, index: int) -> str:
+        return f"ws://127.0.0.1:{self.ports[index]}/ws"
 
     def start(self, index: int) -> None:
         store = [*self.flags, "--retention", "1000000"]
@@ -85,10 +85,14 @@ class Nodes:
         self.servers[index] = Server(
             self.folder, store=store, port=self.ports[index], cpu=None, log=log
         )
+        self.urls.append(self._url(index))
 
     def kill(self, index: int) -> None:
+        """SIGKILL; its URL leaves the clients' list until it is started again (its
+        port, free meanwhile, may be taken by any other process)."""
         server = self.servers[index]
         if server is not None:
+            self.urls.remove(self._url(index))
             server.process.kill()
             server.process.wait(timeout=10)
             self.servers[index] = None

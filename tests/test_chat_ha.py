@@ -96,6 +96,16 @@ def errors_after(clients, moment):
     return [e[2] for c in clients for e in c.history if e[0] == "error" and e[1] > moment]
 
 
+async def acked_since(clients, moment, within=20.0):
+    """Wait, at most ``within`` s, until some line is acknowledged after ``moment``
+    (the service is back), then one more second of traffic."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while acks_after(clients, moment) == 0 and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1)
+
+
 async def in_thread(function, *args, **kwargs):
     """A wait in a worker thread, so the clients go on meanwhile. Never a start: a
     server started from a worker thread dies when the thread ends (PR_SET_PDEATHSIG)."""
@@ -153,7 +163,7 @@ def test_primary_killed_under_traffic_loses_nothing_acknowledged(topology):
             moments["kill"] = asyncio.get_running_loop().time()
             topology.kill(old)
             await in_thread(topology.wait_failover, old)
-            await asyncio.sleep(3)
+            await acked_since(clients, moments["kill"] + 0.1)
 
         asyncio.run(run_clients(clients, fault))
     report = final_check(topology, clients)
@@ -210,14 +220,14 @@ def test_a_killed_replica_then_none_refuses_clearly_and_loses_nothing(topology):
             first, second = [s for s in topology.servers if s is not primary]
             topology.kill(first)
             moments["one"] = asyncio.get_running_loop().time()
-            await asyncio.sleep(2.5)
+            await acked_since(clients, moments["one"] + 1.0)
             topology.kill(second)
             moments["none"] = asyncio.get_running_loop().time()
             await asyncio.sleep(3)
             moments["back"] = asyncio.get_running_loop().time()
             topology.heal(wait=False)
             await in_thread(topology.wait_settled)
-            await asyncio.sleep(1)
+            await acked_since(clients, moments["back"])
 
         asyncio.run(run_clients(clients, fault))
     final_check(topology, clients)
@@ -258,13 +268,16 @@ def test_sentinels_below_quorum_no_failover_a_clear_refusal(topology):
             topology.restart(primary, alone=True)
             topology.heal(wait=False)
             await in_thread(topology.wait_settled)
-            await asyncio.sleep(1)
+            await acked_since(clients, outcome["back"])
 
         asyncio.run(run_clients(clients, fault))
     final_check(topology, clients)
     assert outcome["roles"] == ["slave", "slave"]
     refused = errors_after(clients, outcome["down"] + 0.5)
-    assert refused and all("confirmada" in text for text in refused), refused[:3]
+    # Each refusal is one sentence saying which store failed and what it means (a line
+    # not confirmed; a /msg whose recipient could not be looked up).
+    odd = sorted({text for text in refused if not text.startswith("O Redis do serviço")})
+    assert refused and not odd, odd
     assert acks_after(clients, outcome["back"]) > 0
 
 
@@ -280,12 +293,14 @@ def test_a_node_killed_during_a_failover(topology):
         async def fault():
             await asyncio.sleep(2)
             old = topology.primary()
-            for client in clients[:3]:
-                client.urls = [url_b]  # ... and come back on B
+            for client in clients:
+                # ... and all come back on B (A's port, once free, may be anyone's)
+                client.urls = [url_b]
             topology.kill(old)
             process_a.kill()
+            killed = asyncio.get_running_loop().time()
             await in_thread(topology.wait_failover, old)
-            await asyncio.sleep(3)
+            await acked_since(clients[:3], killed)
 
         asyncio.run(run_clients(clients, fault))
     report = final_check(topology, clients)
@@ -314,7 +329,7 @@ def test_the_network_between_a_node_and_the_primary_cut_and_healed(tmp_path):
             await asyncio.sleep(3)
             moments["heal"] = asyncio.get_running_loop().time()
             proxy.heal()
-            await asyncio.sleep(3)
+            await acked_since(clients[:3], moments["heal"] + 0.5)
             moments["primary"] = topology.primary() is primary
 
         asyncio.run(run_clients(clients, fault))

@@ -38,7 +38,8 @@ class Recorder:
 
     Args:
         user: the name (the secret is fixed).
-        urls: the nodes' WebSocket URLs.
+        urls: the nodes' WebSocket URLs (read at each reconnection: the caller may
+            change the list in place).
         peers: other users, for private lines.
         rng: the run's random source (seeded).
         interval: seconds between two lines.
