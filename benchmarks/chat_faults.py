@@ -10,8 +10,9 @@ back at the same address), the clients are :mod:`benchmarks.ha.clients` (each us
 a line every ~50 ms, public or private, and drops its connection every ~3 s to resume on
 a node at random), the checker is :mod:`benchmarks.ha.checker`.
 
-Faults, one at a time, chosen by the seeded random source, each healed before a calm of
-2 to 5 s and the next one:
+Faults, one at a time, dealt by the seeded random source from a shuffled deck of the
+six kinds (so every kind comes up once in each six), each healed before a calm of 2 to
+5 s and the next one:
 
 - ``kill-primary``: SIGKILL; a replica is promoted; the old primary comes back as a
   replica 2 s later;
@@ -187,8 +188,11 @@ def run(seed: int, seconds: float, folder: Path, faults: tuple[str, ...] = FAULT
             began = time.monotonic()
             try:
                 time.sleep(3)  # traffic first
+                deck: list[str] = []
                 while time.monotonic() - began < seconds:
-                    done.append(_inject(rng.choice(faults), topology, nodes, rng))
+                    if not deck:
+                        deck = rng.sample(faults, len(faults))
+                    done.append(_inject(deck.pop(), topology, nodes, rng))
                     time.sleep(rng.uniform(2, 5))
                 for index, server in enumerate(nodes.servers):
                     if server is None:
