@@ -11,7 +11,7 @@ Two questions, answered with wall-clock timings of the real ``ChatModel``:
 
 Secrets are hashed with :data:`wslab.chat.rules.kdf.CHEAP` here, explicitly, so that opening
 10,000 sessions takes little time and the resume timings measure routing, not scrypt;
-the cost per connect with the server's default (:data:`wslab.chat.rules.kdf.SCRYPT`) is
+the cost per open with the server's default (:data:`wslab.chat.rules.kdf.SCRYPT`) is
 measured on its own (``kdf_cost``; ``benchmarks/chat_login.py`` measures it over a
 socket).
 
@@ -74,7 +74,7 @@ class RoutingCost:
 
 @dataclass(frozen=True)
 class ResumeCost:
-    """Best time of one resume (connect + replay) for a history size and a gap."""
+    """Best time of one resume (open + replay) for a history size and a gap."""
 
     history: int
     missed: int
@@ -95,8 +95,8 @@ def _timed(action: Callable[[], None]) -> float:
             gc.enable()
 
 
-def _populate(router_cls: type[ChatModel], sessions: int) -> tuple[ChatModel, list, int]:
-    model = router_cls(retention=1000, epoch="bench", kdf=CHEAP)
+def _populate(model_cls: type[ChatModel], sessions: int) -> tuple[ChatModel, list, int]:
+    model = model_cls(retention=1000, epoch="bench", kdf=CHEAP)
     users = max(2, sessions // SESSIONS_PER_USER)
     opened = [model.open(f"u{i % users}", "pw") for i in range(sessions)]
     return model, opened, users
@@ -139,11 +139,11 @@ def routing_costs(
             plan_private.append((sender, f"/msg u{to} oi"))
         public_count = max(10, public_deliveries // sessions)
         plan_public = [(rng.randrange(sessions), "oi") for _ in range(public_count)]
-        for router_cls in models:
-            model, opened, _ = _populate(router_cls, sessions)
+        for model_cls in models:
+            model, opened, _ = _populate(model_cls, sessions)
             ids = [s.id for s in opened]
             workloads = [("private", plan_private), ("public", plan_public)]
-            if sessions == max(sizes) and router_cls is ChatModel:
+            if sessions == max(sizes) and model_cls is ChatModel:
                 hot = []
                 for _ in range(private_messages):
                     a = rng.randrange(hot_users)
@@ -153,7 +153,7 @@ def routing_costs(
             for workload, plan in workloads:
                 cases.append(
                     (
-                        router_cls.__name__,
+                        model_cls.__name__,
                         workload,
                         sessions,
                         model,
@@ -163,8 +163,8 @@ def routing_costs(
                 )
     best = [float("inf")] * len(cases)
     deliveries = [0] * len(cases)
-    for router_cls in models:  # one round-robin per design: the naive router's scans
-        mine = [k for k, case in enumerate(cases) if case[0] == router_cls.__name__]
+    for model_cls in models:  # one round-robin per design: the naive model's scans
+        mine = [k for k, case in enumerate(cases) if case[0] == model_cls.__name__]
         for _ in range(repeats):  # would flush the caches between the model's runs
             for k in mine:
                 _, _, _, model, ids, plan = cases[k]
@@ -189,7 +189,7 @@ def resume_costs(
     repeats: int = 7,
     batch: int = 20,
 ) -> list[ResumeCost]:
-    """Time ``connect(..., resume=(epoch, newest - missed))`` for each (history, missed).
+    """Time ``open(..., resume=(epoch, newest - missed))`` for each (history, missed).
 
     The history is filled with ``history`` messages: two of every three public, one
     private between two other users (so the resumer skips it). Each case has its own
@@ -237,22 +237,22 @@ def resume_costs(
 
 
 def kdf_cost(repeats: int = 20) -> tuple[float, float]:
-    """Milliseconds per connect of a registered user, best of ``repeats``: (SCRYPT, CHEAP).
+    """Milliseconds per open of a registered user, best of ``repeats``: (SCRYPT, CHEAP).
 
     In the synchronous model the hash runs inline, so this is the hash plus routing.
     """
     out = []
     for model in (ChatModel(epoch="bench", kdf=SCRYPT), ChatModel(epoch="bench", kdf=CHEAP)):
         model.open("ana", "pw")
-        connect = model.connect
-        best = min(_timed(lambda c=connect: c("ana", "pw")) for _ in range(repeats))
+        open_session = model.open
+        best = min(_timed(lambda o=open_session: o("ana", "pw")) for _ in range(repeats))
         out.append(best * 1e3)
     return out[0], out[1]
 
 
 def _print_routing(rows: list[RoutingCost]) -> None:
     print(
-        f"{'router':<14}{'workload':<12}{'sessions':>9}{'messages':>10}"
+        f"{'model':<14}{'workload':<12}{'sessions':>9}{'messages':>10}"
         f"{'deliveries':>12}{'ns/delivery':>13}"
     )
     for r in rows:
@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("Routing cost per delivery (best of repeats)")
     _print_routing(routing)
     print()
-    print("Resume cost (connect with resume, best of repeats)")
+    print("Resume cost (open with resume, best of repeats)")
     _print_resume(resume_costs(cases))
     default_ms, cheap_ms = kdf_cost()
     print()

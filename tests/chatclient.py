@@ -2,14 +2,11 @@
 missing frame fails the test instead of hanging it."""
 
 import json
-import select
-import subprocess
-import sys
-import threading
-import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
+
+from wslab.chat.testing import ServeProcess
 
 WAIT = 3.0
 
@@ -55,26 +52,7 @@ def chat_server(*, max_rate=20.0, burst=40, **options):
 
 def serve_process(*options, cwd=None):
     """``python -m wslab.chat serve --port 0 --max-rate 0 --kdf-n 1024 OPTIONS`` as a
-    real process (a later option wins); (process, ws url) once it listens. Its stderr
-    is drained by a thread."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wslab.chat", "serve", "--port", "0", "--max-rate", "0"]
-        + ["--kdf-n", "1024", *options],
-        cwd=cwd,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 4 * WAIT
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stderr], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        line = process.stderr.readline()
-        if "servindo o chat em http://127.0.0.1:" in line:
-            port = int(line.split("127.0.0.1:")[1].split("/")[0])
-            threading.Thread(target=process.stderr.read, daemon=True).start()
-            return process, f"ws://127.0.0.1:{port}/ws"
-        if not line:
-            break
-    process.kill()
-    raise AssertionError(f"o servidor não começou: {process.stderr.read()}")
+    real process that dies with the test run (a later option wins); (process, ws url)
+    once it listens."""
+    server = ServeProcess("--max-rate", "0", "--kdf-n", "1024", *options, cwd=cwd, wait=4 * WAIT)
+    return server.start().process, server.ws_url

@@ -1,7 +1,7 @@
 """The Parte 2 answer tells where the message came from, and never claims more."""
 
 from wslab.challenge.answer import CONSOLE_CHECK, DETAILS_MARK, part2_answer
-from wslab.challenge.provenance import RECORDED_MESSAGE
+from wslab.challenge.provenance import RECORDED_MESSAGE, SOURCES, SOURCES_READ_ON
 from wslab.challenge.result import Failure, FetchResult
 
 OFFLINE = FetchResult(
@@ -24,10 +24,11 @@ def _parts(answer):
     return short, depth
 
 
-def test_the_program_file_is_in_the_depth():
-    short, depth = _parts(part2_answer(OFFLINE))
-    assert "```python\n" in depth and "def read_first_message" in depth
-    assert "```" not in short
+def test_the_program_file_is_shown_under_the_answer():
+    for answer in (part2_answer(OFFLINE), part2_answer(ONLINE)):
+        short, depth = _parts(answer)
+        assert "```python\n" in short and "def read_first_message" in short
+        assert "```" not in depth
 
 
 def test_the_short_part_gives_a_browser_check_and_the_cold_start():
@@ -39,6 +40,9 @@ def test_offline_gives_the_recorded_message_with_its_provenance():
     short, depth = _parts(part2_answer(OFFLINE))
     assert f"`{RECORDED_MESSAGE}`" in short
     assert "soluções públicas" in short and "não a observou" in short
+    assert len(SOURCES) >= 2 and f"lidas em {SOURCES_READ_ON}" in short
+    for repo, commit, _ in SOURCES:  # each source linked by repository, its commit in the depth
+        assert f"[{repo}](https://github.com/{repo})" in short and f"`{commit}`" in depth
     assert OFFLINE.explanation not in short and OFFLINE.explanation in depth
     assert "recebida ao vivo" not in short + depth
 

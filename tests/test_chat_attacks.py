@@ -173,6 +173,23 @@ def test_wrong_secrets_are_throttled_per_name_and_per_address():
         ws.close()
 
 
+def test_the_wrong_secret_that_starts_the_wait_says_how_long():
+    """Five wrong secrets in a row are answered "Senha errada" alone; the sixth starts
+    the wait, and its reason says when the next try may come (1 s: the first step)."""
+    with chat_server() as server:
+        ws, answer = _from(server, "127.0.1.1", "bia", "certo")
+        ws.close()
+        reasons = []
+        for guess in range(6):
+            ws = ws_connect(server.port, "127.0.1.2")
+            ws.send(hello_frame("bia", f"{guess:04d}"))
+            code, reason = closed_with(ws)
+            assert code == 4001 and reason.startswith("Senha errada"), (code, reason)
+            reasons.append(reason)
+        assert not any("próxima tentativa" in reason for reason in reasons[:5]), reasons
+        assert "a próxima tentativa só daqui a 1 s" in reasons[5], reasons[5]
+
+
 def test_the_brute_force_attack_is_slowed_to_a_few_guesses():
     """benchmarks.chat_attacks.brute_force from 4 addresses for 3 s: the issue saw
     7,407 guesses in 10.6 s; the name's throttle lets through 5 free, then one per

@@ -297,6 +297,8 @@ def test_cut_tab_resumes_and_shows_missed_messages_once(open_tab, server):
     replayed = ana.page.locator(f"{MESSAGE_ITEMS}[data-replayed='true'] .badge-replayed")
     expect(replayed).to_have_count(4)
     expect(replayed.first).to_have_text("reenviada")
+    # The last line no longer says the connection fell: the page says it is back.
+    expect(ana.page.locator("#messages li[data-kind='local']").last).to_contain_text("Reconectado")
 
     # Live again: a new message arrives once, not replayed, after the replayed ones.
     bia.send("depois do corte")
@@ -309,6 +311,15 @@ def test_cut_tab_resumes_and_shows_missed_messages_once(open_tab, server):
     # The other tab of ana was never cut: everything live, nothing replayed.
     assert ana_other.offsets() == [1, 2, 3, 5, 6, 7]
     assert not any(m["replayed"] for m in ana_other.messages())
+    expect(ana_other.page.locator("#messages li[data-kind='local']")).to_have_count(0)
+
+    # A first login gets the recent history: badged "histórico", not "reenviada".
+    late = open_tab("bia", "segredo-bia")
+    late.wait_offset(7)
+    assert late.offsets() == [1, 2, 4, 6, 7] and all(m["replayed"] for m in late.messages())
+    badges = late.page.locator(f"{MESSAGE_ITEMS} .badge-replayed")
+    expect(badges).to_have_count(5)
+    expect(badges).to_have_text(["histórico"] * 5)
 
 
 def test_user_text_is_shown_as_text_and_long_lines_stay_in_the_box(open_tab):
@@ -351,7 +362,7 @@ def test_wrong_secret_shows_the_reason_and_does_not_retry(open_tab, server):
     intruder = open_tab("ana")
     intruder.login("errado", wait=False)
 
-    expect(intruder.page.locator("#login-error")).to_contain_text("Segredo errado")
+    expect(intruder.page.locator("#login-error")).to_contain_text("Senha errada")
     expect(intruder.page.locator("#login")).to_be_visible()
     expect(intruder.page.locator("#chat")).to_be_hidden()
     expect(intruder.status).to_have_attribute("data-state", "closed")

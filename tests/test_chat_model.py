@@ -81,7 +81,7 @@ def test_name_of_32_characters_is_accepted(model):
 
 @pytest.mark.parametrize("secret", ["", None, 123])
 def test_empty_or_non_text_secret_is_rejected_and_registers_nothing(model, secret):
-    with pytest.raises(Refusal, match="segredo"):
+    with pytest.raises(Refusal, match="senha"):
         model.open("ana", secret)
     # The name is still free: a later connect registers it with its own secret.
     model.open("ana", "real")
@@ -92,7 +92,7 @@ def test_empty_or_non_text_secret_is_rejected_and_registers_nothing(model, secre
 def test_wrong_secret_raises_auth_error_and_opens_nothing(model):
     ana = model.open("ana", "right")
     model.submit(ana.id, "antes")
-    with pytest.raises(AuthError, match="Segredo errado"):
+    with pytest.raises(AuthError, match="Senha errada"):
         model.open("ANA", "wrong")
     model.close(ana.id)
     with pytest.raises(AuthError):

@@ -94,7 +94,7 @@ def test_wrong_secret_closes_with_4001_and_disturbs_no_one(server, join, opened)
     intruder = opened(server.ws_url)
     intruder.send(json.dumps({"type": "hello", "user": "ana", "secret": "errado"}))
     code, reason = closed_with(intruder)
-    assert code == 4001 and "Segredo errado" in reason
+    assert code == 4001 and "Senha errada" in reason
     say(ana, "ainda aqui")
     assert receive(ana)["text"] == "ainda aqui"
     assert server.session_ids() == ["s1"]

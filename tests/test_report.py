@@ -1,5 +1,6 @@
 """The report pipeline: answers reach the README only from tagged cells, links resolve, all stays fresh."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -100,24 +101,26 @@ def test_the_answer_module_splits_where_the_pipeline_does():
     assert wslab.challenge.answer.DETAILS_MARK == readme.DETAILS_MARK
 
 
-def test_summary_takes_the_first_sentence_of_each_short_answer():
-    blocks = {
-        "p1-what": "WebSocket é um protocolo de mensagens. Mais coisas.\n\n<details>x</details>",
-        "p2": "A mensagem do servidor é `x` hoje.",
-    }
-    assert readme.summary_block(blocks) == (
-        "- **O que são.** WebSocket é um protocolo de mensagens.\n"
-        "- **A mensagem do servidor.** A mensagem do servidor é `x` hoje."
+def test_summary_links_each_answer_with_its_gist_not_a_copy():
+    short = _tagged(
+        new_markdown_cell("WebSocket é um protocolo de mensagens. Mais."), "answer:p1-what"
+    )
+    short.metadata[readme.GIST] = "uma conexão que fica aberta"
+    code = _tagged(new_code_cell("display(...)"), "answer:p2")
+    notebook = new_notebook(cells=[short, code])
+    blocks = {"p1-what": "WebSocket é um protocolo de mensagens. Mais.", "p2": "A mensagem."}
+    assert readme.answer_gists({"01_x": notebook}) == {"p1-what": "uma conexão que fica aberta"}
+    assert readme.summary_block(blocks, readme.answer_gists({"01_x": notebook})) == (
+        "- **[O que são](#p1-what)**: uma conexão que fica aberta\n"
+        "- **[A mensagem do servidor](#p2)**"
     )
 
 
-def test_a_sentence_does_not_end_inside_code_nor_after_one_word():
-    assert readme.first_sentence("A mensagem é `Olá mundo! LTIS` e chega logo. Depois.") == (
-        "A mensagem é `Olá mundo! LTIS` e chega logo."
-    )
-    assert readme.first_sentence("Sim. Eu usaria o Centrifugo por três razões. Mais.") == (
-        "Sim. Eu usaria o Centrifugo por três razões."
-    )
+def test_every_summary_link_has_its_anchor_in_the_readme():
+    text = pipeline.README.read_text(encoding="utf-8")
+    summary = text.split("<!-- BEGIN generated:summary -->", 1)[1].split("<!-- END", 1)[0]
+    targets = re.findall(r"\]\(#([\w.-]+)\)", summary)
+    assert targets and all(f'<a id="{key}"></a>' in text for key in targets), targets
 
 
 def test_index_links_each_notebook_and_its_exports():
@@ -132,7 +135,7 @@ def test_index_links_each_notebook_and_its_exports():
 @pytest.mark.parametrize(
     "place, sibling, readme_link",
     [
-        ("html", "02_b.html", "../../README.md"),
+        ("html", "02_b.html", "index.html"),
         ("markdown", "02_b.md", "../../README.md"),
         ("readme", "notebooks/02_b.ipynb", "README.md"),
     ],
@@ -169,6 +172,17 @@ def test_contents_page_lists_every_chapter_in_order():
     assert page.index('href="01_c.html"') < page.index('href="02_c.html"') and "Resumo 2." in page
 
 
+def test_contents_page_renders_the_summaries_markdown():
+    chapter = new_notebook(
+        cells=[
+            new_markdown_cell("# 02 · B\n\nÀ luz da [RFC 6455](https://x.org/r), **byte** a byte.")
+        ]
+    )
+    page = contents_page({"02_b": chapter})
+    assert '<a href="https://x.org/r">RFC 6455</a>' in page and "<strong>byte</strong>" in page
+    assert "[RFC 6455]" not in page and "**" not in page
+
+
 def test_html_export_is_self_contained():
     notebook = nbformat.read(pipeline.notebook_paths()[0], as_version=4)
     page = next(
@@ -202,6 +216,7 @@ def test_every_relative_link_resolves():
 def test_words_outside_details_and_code_are_counted():
     text = "one two\n\n```\nnot counted\n```\n<details>\nhidden words\n</details>\n<!-- x y -->\nthree — 4"
     assert visible_words(text) == 4
+    assert visible_words('- <a id="p1-what"></a>**one** two') == 2
 
 
 def test_readme_and_exports_match_the_committed_notebooks():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter, MarkdownExporter
+from nbconvert.filters import markdown2html
 from nbconvert.preprocessors import TagRemovePreprocessor
 
 from tools.report.links import rewrite_markdown
@@ -78,26 +79,25 @@ def figures(notebooks: dict[str, nbformat.NotebookNode], root: Path) -> dict[Pat
 
 
 def contents_page(notebooks: dict[str, nbformat.NotebookNode]) -> str:
-    """exported/html/index.html: the chapters in order, each with its opening summary."""
+    """exported/html/index.html: the chapters in order, each with its opening summary.
+
+    Every chapter's "Índice" link leads here (see ``links``). The summary is the
+    chapter's Markdown rendered as HTML, its links rewritten for exported/html/.
+    """
     items = []
     for name, notebook in notebooks.items():
-        items.append(
-            f'<li><a href="{name}.html">{html.escape(title(notebook))}</a>'
-            f"<p>{html.escape(_summary(notebook))}</p></li>"
-        )
+        summary = markdown2html(rewrite_markdown(_summary(notebook), "html")).strip()
+        items.append(f'<li><a href="{name}.html">{html.escape(title(notebook))}</a>{summary}</li>')
     return _PAGE.format(items="\n".join(items))
 
 
 def _summary(notebook: nbformat.NotebookNode) -> str:
-    """The first paragraph after the title of a notebook's first cell, as plain text."""
+    """The first paragraph after the title of a notebook's first cell, as Markdown."""
     for cell in notebook.cells:
         if cell.cell_type == "markdown" and cell.source.startswith("# "):
             paragraphs = [p for p in cell.source.split("\n\n")[1:] if p and not p.startswith("[")]
             if paragraphs:
-                text = paragraphs[0].replace("\n", " ")
-                for mark in ("**", "`", "*"):
-                    text = text.replace(mark, "")
-                return text
+                return paragraphs[0].replace("\n", " ")
     return ""
 
 
@@ -116,8 +116,9 @@ a {{ color: #0b5cad; }}
 <body>
 <h1>wslab — WebSockets em tempo real</h1>
 <p>Um estudo em notebooks Python executáveis que responde a um teste de estágio sobre WebSockets.
-As respostas curtas estão no <a href="../../README.md">README</a>; cada capítulo abaixo é um notebook
-exportado, com o código e as saídas da última execução.</p>
+Cada capítulo abaixo é um notebook exportado, com o código e as saídas da última execução; as
+respostas curtas do teste estão no <a href="../../README.md">README.md</a> do repositório (em
+Markdown, que o GitHub mostra formatado).</p>
 <ol>
 {items}
 </ol>

@@ -4,6 +4,8 @@ Notebooks link each other as ``02_x.ipynb`` and the README as ``../README.md``
 (relative to notebooks/). The same prose is copied into the README (at the root)
 and exported to exported/html/ and exported/markdown/, so each copy gets the links
 of its own place: the HTML links the HTML chapters, the Markdown the Markdown ones.
+In the HTML export the README becomes the contents page (``index.html``): a browser
+shows a linked README.md as raw Markdown.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 _MD_LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 _HTML_LINK = re.compile(r"""\b(?:href|src)=["']([^"']+)["']""")
+CONTENTS_PAGE = "index.html"  # exported/html/'s contents page, built by export.contents_page
 _EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|#|//)", re.IGNORECASE)
 
 
@@ -45,6 +48,8 @@ def relocate(target: str, place: str) -> str:
         return from_root + hash_ + fragment
     if place not in ("html", "markdown"):
         raise ValueError(f"unknown place: {place}")
+    if place == "html" and from_root == "README.md":
+        return CONTENTS_PAGE  # the README's anchors are not on that page: the fragment goes
     if ext == ".ipynb" and posixpath.dirname(from_root) == "notebooks":
         sibling = posixpath.basename(stem) + (".html" if place == "html" else ".md")
         return sibling + hash_ + fragment

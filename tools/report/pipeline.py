@@ -9,13 +9,14 @@ import nbformat
 from nbclient import NotebookClient
 
 from tools.report.export import contents_page, exports, figures
+from tools.report.links import CONTENTS_PAGE
 from tools.report.readme import readme_blocks, render_readme
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXPORTED = ROOT / "exported"
 README = ROOT / "README.md"
-CONTENTS = EXPORTED / "html" / "index.html"
+CONTENTS = EXPORTED / "html" / CONTENTS_PAGE
 CELL_TIMEOUT = 300  # seconds; a live attempt is bounded well below this
 
 

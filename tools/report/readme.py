@@ -7,8 +7,10 @@ with either tag contributes its ``text/markdown`` output (for answers that depen
 on a run, like Parte 2's); in an ``answer:`` cell's output, what follows a line
 DETAILS_MARK is depth. They land between ``<!-- BEGIN generated:KEY -->`` and
 ``<!-- END generated:KEY -->``; the ``index`` block lists the chapters and the
-``summary`` block takes the first sentence of the short answers in SUMMARY.
-Everything outside the markers is written by hand.
+``summary`` block links each question in SUMMARY to its answer, with the gist the
+``answer:`` cell carries in ``metadata["summary"]`` (a phrase, not a copy of the
+answer). Everything outside the markers is written by hand, the anchors the summary
+links to (``<a id="KEY"></a>`` beside each question) included.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ ANSWER_TAG = "answer:"
 DETAILS_TAG = "answer-details:"
 DETAILS_SUMMARY = "Em detalhe"
 DETAILS_MARK = "<!-- details -->"
+GIST = "summary"  # the key, in an answer cell's metadata, of its gist for the summary
 # The questions the summary near the top of the README covers, with their labels.
 SUMMARY = [
     ("p1-what", "O que são"),
+    ("p1-how", "Como funcionam"),
     ("p1-when", "Quando usar"),
     ("p2", "A mensagem do servidor"),
     ("p3-technology", "Tecnologia do chat"),
@@ -83,34 +87,25 @@ def _answer_text(cell) -> list[str]:
     ]
 
 
-def first_sentence(markdown: str, min_words: int = 6) -> str:
-    """The first sentence of the first paragraph (the short answers open with their gist).
-
-    A sentence ends at . ! or ? followed by a space, outside `code`; one shorter than
-    ``min_words`` ("Sim.") runs on into the next.
-    """
-    paragraph = markdown.strip().split("\n\n", 1)[0].replace("\n", " ")
-    in_code = False
-    for i, char in enumerate(paragraph):
-        if char == "`":
-            in_code = not in_code
-        elif (
-            char in ".!?"
-            and not in_code
-            and paragraph[i + 1 : i + 2] in ("", " ")
-            and len(paragraph[: i + 1].split()) >= min_words
-        ):
-            return paragraph[: i + 1]
-    return paragraph
+def answer_gists(notebooks: dict[str, nbformat.NotebookNode]) -> dict[str, str]:
+    """The gist of each answer: ``metadata["summary"]`` of its ``answer:`` cell."""
+    gists = {}
+    for notebook in notebooks.values():
+        for cell in notebook.cells:
+            gist = cell.get("metadata", {}).get(GIST)
+            for tag in cell.get("metadata", {}).get("tags", []):
+                if tag.startswith(ANSWER_TAG) and gist:
+                    gists.setdefault(tag[len(ANSWER_TAG) :], gist.strip())
+    return gists
 
 
-def summary_block(blocks: dict[str, str]) -> str:
-    """One line per question in SUMMARY: the first sentence of its short answer."""
+def summary_block(blocks: dict[str, str], gists: dict[str, str]) -> str:
+    """One line per question in SUMMARY: a link to its answer, then the answer's gist."""
     lines = []
     for key, label in SUMMARY:
         if key in blocks:
-            short = blocks[key].split("<details>", 1)[0]
-            lines.append(f"- **{label}.** {first_sentence(short)}")
+            gist = f": {gists[key]}" if key in gists else ""
+            lines.append(f"- **[{label}](#{key})**{gist}")
     return "\n".join(lines)
 
 
@@ -151,4 +146,5 @@ def render_readme(text: str, blocks: dict[str, str]) -> str:
 def readme_blocks(notebooks: dict[str, nbformat.NotebookNode]) -> dict[str, str]:
     """Every generated block: the chapter index, the answers and their summary."""
     answers = answer_blocks(notebooks)
-    return {"index": index_block(notebooks), "summary": summary_block(answers), **answers}
+    summary = summary_block(answers, answer_gists(notebooks))
+    return {"index": index_block(notebooks), "summary": summary, **answers}

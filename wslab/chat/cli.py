@@ -7,8 +7,13 @@ share, with presence and shared limits, to form one chat (:mod:`wslab.chat.store
 or, with ``--redis-sentinel HOST:PORT`` (one per Sentinel) and ``--redis-service NAME``,
 in a Valkey primary with replicas that the Sentinels watch: a line is then echoed only
 once a replica has it, and the node follows a failover by itself.
-Ctrl-C (or SIGTERM) closes every connection with 1001 and exits with status 0; a store
-that cannot be opened ends the start with one sentence and status 1.
+SIGTERM drains the node (:meth:`ChatService.drain`): ``/readyz`` turns 503, every
+session is closed with 1012 once the lines it sent are answered, and the process exits
+with status 0 within ``--drain-timeout`` seconds; Ctrl-C closes every connection with
+1001 at once. In production (notebook 07):
+``--certfile``/``--keyfile`` serve https and wss directly; behind a proxy,
+``--trust-proxy`` and ``--public-url``. A store that cannot be opened, or a bad
+certificate, network or URL, ends the start with one pt-BR sentence and status 1.
 """
 
 from __future__ import annotations
@@ -20,18 +25,24 @@ import resource
 import signal
 import sys
 
+from ..argparse_pt import ArgumentParser
 from .assemble import choose_stores
 from .errors import StoreError
 from .net.gate import Caps
 from .net.http import parse_origin
 from .net.logs import quiet_libraries
+from .net.metrics import Metrics
+from .net.probes import LOOPBACK
+from .net.proxy import SOURCES, TrustedProxies, parse_networks
 from .net.service import (
+    DRAIN_TIMEOUT,
     FRAMES_PER_SECOND,
     HELLO_TIMEOUT,
     MAX_PENDING_BYTES,
     OPEN_TIMEOUT,
     ChatService,
 )
+from .net.tls import server_context
 from .node import ChatNode, Limits
 from .rules.kdf import Scrypt
 
@@ -50,7 +61,31 @@ def _raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-async def _serve(args: argparse.Namespace, caps: Caps) -> None:
+class BadSetting(ValueError):
+    """A setting of ``serve`` that cannot be used (a pt-BR sentence): exit 1."""
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    """The production settings, checked: TLS context, trusted proxies, public URLs,
+    /metrics networks. Raises :class:`BadSetting` with one sentence."""
+    try:
+        context = server_context(args.certfile, args.keyfile) if args.certfile else None
+        trusted = TrustedProxies(parse_networks(args.trust_proxy), args.proxy_header)
+        public = [parse_origin(url) for url in args.public_url]
+        allow = parse_networks(args.metrics_allow or LOOPBACK)
+    except ValueError as error:
+        raise BadSetting(str(error)) from None
+    if args.keyfile and not args.certfile:
+        raise BadSetting("--keyfile sem --certfile: diga também o certificado.")
+    if context is not None and args.proxy_header == "proxy-protocol" and trusted:
+        raise BadSetting(
+            "--proxy-header proxy-protocol com --certfile não é suportado: o cabeçalho "
+            "PROXY vem antes do TLS; termine o TLS no balanceador."
+        )
+    return {"ssl": context, "trusted": trusted, "public": public, "allow": allow}
+
+
+async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
     limits = Limits(
         max_rate=args.max_rate or None,
         burst=args.burst,
@@ -90,24 +125,42 @@ async def _serve(args: argparse.Namespace, caps: Caps) -> None:
         allowed_origins=args.allow_origin,
         pipeline=PIPELINE,  # where the log keeps call order (SQLite), else 1
         max_frames=args.max_frames or None,
+        trusted=settings["trusted"],
+        public_urls=settings["public"],
+        metrics=Metrics(enabled=not args.no_metrics),
+        metrics_allow=() if args.metrics_port else settings["allow"],
+        tls=settings["ssl"] is not None,
     )
-    server = await service.serve(args.host, args.port, backlog=1024, open_timeout=args.open_timeout)
+    server = await service.serve(
+        args.host,
+        args.port,
+        backlog=1024,
+        open_timeout=args.open_timeout,
+        ssl=settings["ssl"],
+    )
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, args.host, registry=service.metrics.registry)
     bound = server.sockets[0].getsockname()
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     log.info(
-        "servindo o chat em http://%s:%d/ (WebSocket em /ws; %s, época %s); Ctrl-C para parar",
+        "servindo o chat em %s://%s:%d/ (WebSocket em /ws; %s, época %s); Ctrl-C para parar",
+        "https" if settings["ssl"] else "http",
         shown,
         bound[1],
         stores.where,
         node.epoch,
     )
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()
+    stop = loop.create_future()  # the signal that came first
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result(None))
-    await stop
-    log.info("parando: fechando as conexões com 1001")
-    await service.shut_down(server)  # 1001 (going away) to every connection
+        loop.add_signal_handler(signum, lambda s=signum: stop.done() or stop.set_result(s))
+    if await stop == signal.SIGTERM:  # a balancer's rolling restart
+        await service.drain(server, args.drain_timeout)
+    else:  # Ctrl-C: the operator stops it
+        log.info("parando: fechando as conexões com 1001")
+        await service.shut_down(server)
 
 
 def _port(text: str) -> int:
@@ -156,18 +209,76 @@ def _origin(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m wslab.chat", description="O chat do wslab na rede."
+def _add_production(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group("em produção (capítulo 07)")
+    group.add_argument(
+        "--certfile", metavar="PEM", help="certificado (e cadeia): serve https e wss"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    group.add_argument("--keyfile", metavar="PEM", help="chave do certificado")
+    group.add_argument(
+        "--trust-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="rede de um proxy confiável (repita): só dele o endereço do cliente é lido "
+        "do cabeçalho de --proxy-header; de qualquer outro, ignorado",
+    )
+    group.add_argument(
+        "--proxy-header",
+        choices=SOURCES,
+        default="x-forwarded-for",
+        help="como o proxy diz quem é o cliente (proxy-protocol: o cabeçalho PROXY v1/v2 "
+        "de um balanceador de camada 4, exigido dos proxies confiáveis)",
+    )
+    group.add_argument(
+        "--public-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="https://HOST[:PORTA] por onde os usuários chegam (repita): Host e Origin "
+        "conferidos com ela, o navegador volta sempre por ela",
+    )
+    group.add_argument(
+        "--metrics-allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="rede que pode ler /metrics (repita; padrão: loopback)",
+    )
+    group.add_argument(
+        "--metrics-port", type=_port, default=0, help="/metrics numa porta só dela (0: na do chat)"
+    )
+    group.add_argument(
+        "--no-metrics", action="store_true", help="não conta métricas (para medir o custo delas)"
+    )
+    group.add_argument(
+        "--drain-timeout",
+        type=_positive,
+        default=DRAIN_TIMEOUT,
+        metavar="SEGUNDOS",
+        help="no SIGTERM: /readyz 503, cada sessão fechada com 1012 depois de respondidas "
+        "as linhas já lidas; o processo sai em no máximo este tempo (mais o fechamento "
+        "do armazenamento, até 5 s)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line, in pt-BR down to argparse's own words (:mod:`wslab.argparse_pt`)."""
+    parser = ArgumentParser(prog="python -m wslab.chat", description="O chat do wslab na rede.")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMANDO", title="comandos"
+    )
     serve = commands.add_parser(
         "serve",
         help="serve o chat (WebSocket em /ws, cliente em /)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Serve o chat: WebSocket em /ws, o cliente para navegador em /.",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="endereço onde escutar")
-    serve.add_argument("--port", type=_port, default=8765, help="porta (0 escolhe uma livre)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", metavar="ENDEREÇO", help="endereço onde escutar"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=8765, metavar="PORTA", help="porta (0 escolhe uma livre)"
+    )
     serve.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
@@ -210,7 +321,11 @@ def _parser() -> argparse.ArgumentParser:
         help="com --redis: em quanto tempo os usuários de um nó que morreu saem do /who",
     )
     serve.add_argument(
-        "--retention", type=_count, default=1000, help="mensagens guardadas para retomadas"
+        "--retention",
+        type=_count,
+        default=1000,
+        metavar="N",
+        help="mensagens guardadas para retomadas",
     )
     serve.add_argument(
         "--allow-host",
@@ -236,90 +351,110 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ORIGEM",
         help="http(s)://HOST:PORTA de outra página que pode abrir /ws (além deste nó e dos --node)",
     )
+    _add_production(serve)
     limits = serve.add_argument_group("limites por cliente")
     defaults, caps = Limits(), Caps()
     limits.add_argument(
         "--max-rate",
         type=float,
         default=defaults.max_rate,
-        help="linhas por segundo por usuário, em média (0: sem limite)",
+        metavar="N",
+        help="mensagens por segundo por usuário, em média (0: sem limite)",
     )
     limits.add_argument(
         "--max-frames",
         type=float,
         default=FRAMES_PER_SECOND,
-        help="quadros por segundo por conexão, pings incluídos (0: sem limite)",
+        metavar="N",
+        help="frames por segundo por conexão, pings incluídos (0: sem limite)",
     )
-    limits.add_argument("--burst", type=_count, default=defaults.burst, help="linhas de uma vez")
+    limits.add_argument(
+        "--burst", type=_count, default=defaults.burst, metavar="N", help="mensagens de uma vez"
+    )
     limits.add_argument(
         "--address-share",
         type=_positive,
         default=defaults.address_share,
+        metavar="N",
         help="um endereço pode enviar o ritmo de quantos usuários",
     )
     limits.add_argument(
         "--login-free",
         type=_count,
         default=defaults.login_free,
-        help="segredos errados seguidos, por nome e por endereço, antes de a "
+        metavar="N",
+        help="senhas erradas seguidas, por nome e por endereço, antes de a "
         "espera (1 s, dobrando até 5 min) começar",
     )
     limits.add_argument(
         "--registrations-per-minute",
         type=_count,
         default=defaults.registrations_per_minute,
+        metavar="N",
         help="nomes novos por minuto por endereço",
     )
     limits.add_argument(
-        "--max-users", type=_count, default=defaults.max_users, help="nomes registrados no total"
+        "--max-users",
+        type=_count,
+        default=defaults.max_users,
+        metavar="N",
+        help="nomes registrados no total",
     )
     limits.add_argument(
         "--max-connections",
         type=_count,
         default=caps.max_connections,
+        metavar="N",
         help="conexões abertas no total (cortado ao limite de arquivos abertos)",
     )
     limits.add_argument(
         "--max-per-address",
         type=_count,
         default=caps.max_per_address,
+        metavar="N",
         help="conexões abertas por endereço",
     )
     limits.add_argument(
         "--max-waiting",
         type=_count,
         default=caps.max_waiting,
+        metavar="N",
         help="conexões ainda sem sessão (handshake ou hello por vir), no total",
     )
     limits.add_argument(
         "--max-waiting-per-address",
         type=_count,
         default=caps.max_waiting_per_address,
+        metavar="N",
         help="conexões ainda sem sessão, por endereço",
     )
     limits.add_argument(
         "--open-timeout",
         type=_positive,
         default=OPEN_TIMEOUT,
+        metavar="SEGUNDOS",
         help="segundos para o pedido HTTP (handshake) chegar inteiro",
     )
     limits.add_argument(
         "--hello-timeout",
         type=_positive,
         default=HELLO_TIMEOUT,
+        metavar="SEGUNDOS",
         help="segundos para o hello chegar",
     )
     limits.add_argument(
         "--max-pending",
         type=_count,
         default=MAX_PENDING_BYTES,
+        metavar="BYTES",
         help="bytes não lidos por um cliente antes de fechá-lo com 1013",
     )
     limits.add_argument(
         "--kdf-n",
         type=int,
         default=Scrypt().n,
-        help="custo N do scrypt para segredos novos (potência de 2)",
+        metavar="N",
+        help="custo N do scrypt para senhas novas (potência de 2)",
     )
     return parser
 
@@ -366,7 +501,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     caps = Caps(max_connections, args.max_per_address, max_waiting, args.max_waiting_per_address)
     try:
-        _run(_serve(args, caps), args.loop)
+        settings = _settings(args)
+    except BadSetting as error:
+        print(error, file=sys.stderr)
+        return 1
+    try:
+        _run(_serve(args, caps, settings), args.loop)
     except StoreError as error:
         print(error, file=sys.stderr)
         return 1

@@ -8,6 +8,8 @@
   in an error frame.
 - :class:`StoreError`: a store (SQLite, Redis) failed; its text is one pt-BR sentence
   for the log and the user, never a traceback.
+- :class:`ProxyHeaderError`: a PROXY protocol header that is not valid, or that came
+  from a peer not trusted to send one; the connection is refused before any HTTP.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from enum import IntEnum
 
 from ..errors import WslabError
 
-__all__ = ["AuthError", "CloseCode", "Refusal", "Rejected", "StoreError"]
+__all__ = ["AuthError", "CloseCode", "ProxyHeaderError", "Refusal", "Rejected", "StoreError"]
 
 
 class CloseCode(IntEnum):
@@ -56,3 +58,8 @@ class Rejected(WslabError):
 
 class StoreError(WslabError):
     """A store could not do what was asked; ``str(self)`` says what, in pt-BR."""
+
+
+class ProxyHeaderError(WslabError):
+    """A PROXY protocol header that is not valid (a pt-BR sentence): the connection must
+    be aborted (HAProxy's specification, 2.1)."""

@@ -123,8 +123,12 @@ class ChatNode:
         hub: Hub | None = None,
         presence: Presence | None = None,
         limiter: Limiter | None = None,
+        metrics=None,
     ) -> None:
         self.log = log
+        # The network's collectors (wslab.chat.net.metrics.Metrics), duck-typed so the
+        # node imports nothing of the network; None counts nothing.
+        self.metrics = metrics
         self.presence = presence
         self.credentials = credentials
         self.kdf = kdf
@@ -188,8 +192,24 @@ class ChatNode:
     def epoch(self) -> str:
         return self.log.state.epoch
 
+    async def check(self) -> None:
+        """Return when the log can take an append now; :class:`StoreError` saying why
+        not (for ``/readyz``)."""
+        await self.log.check()
+
+    def online_here(self) -> list[str]:
+        """Sorted names of the users with a session open on this node."""
+        return self.hub.online()
+
+    @property
+    def pending_logins(self) -> int:
+        """Logins waiting for, or in, the KDF."""
+        return self._pending_logins
+
     def _outage(self, down: bool) -> None:
         """A shared store stopped (or started again) answering: tell every session."""
+        if down and self.metrics is not None:
+            self.metrics.store_outages.inc()
         self._emit(self.hub.announce(STORE_DOWN if down else STORE_BACK))
 
     def _committed(self, messages: Sequence[Message]) -> None:
@@ -203,7 +223,12 @@ class ChatNode:
     async def _cpu(self, function: Callable, *args):
         if self._offload is None:
             return function(*args)
-        return await self._offload(function, *args)
+        started = time.perf_counter()
+        try:
+            return await self._offload(function, *args)
+        finally:
+            if self.metrics is not None:
+                self.metrics.kdf_wait_seconds.observe(time.perf_counter() - started)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -231,7 +256,7 @@ class ChatNode:
         except ValueError as error:
             raise Refusal(str(error)) from None
         if not isinstance(secret, str) or not secret:
-            raise Refusal("O segredo (senha) deve ser um texto não vazio.")
+            raise Refusal("A senha deve ser um texto não vazio.")
         if resume is not None or history:
             if self._waiting_replays >= self.limits.max_pending_logins:
                 raise Refusal(
@@ -323,7 +348,7 @@ class ChatNode:
             wait = await self._stored(self.limiter.login_wait(keys))
         if wait > 0:
             raise Refusal(
-                f"Muitas tentativas com segredo errado: tente de novo em {math.ceil(wait)} s.",
+                f"Muitas tentativas com senha errada: tente de novo em {math.ceil(wait)} s.",
                 CloseCode.THROTTLED,
             )
         if self._pending_logins >= self.limits.max_pending_logins:
@@ -342,10 +367,19 @@ class ChatNode:
                     self._registered.add(name)
                     return  # registered by this call
             if not await self._cpu(Scrypt.verify, secret, record):
+                wait = 0.0
                 if throttled:
                     await self._stored(self.limiter.login_failed(keys))
+                    wait = await self._stored(self.limiter.login_wait(keys))
+                # Past ``login_free`` failures in a row the next try must wait: say how
+                # long (the reason stays within a close frame's 123 bytes).
+                if wait > 0:
+                    raise AuthError(
+                        "Senha errada para este nome. Foram erros demais seguidos: a próxima "
+                        f"tentativa só daqui a {math.ceil(wait)} s."
+                    )
                 raise AuthError(
-                    "Segredo errado para este nome: ele já está registrado com outro segredo."
+                    "Senha errada para este nome: ele já está registrado com outra senha."
                 )
             if throttled:
                 await self._stored(self.limiter.login_succeeded(keys))
@@ -417,10 +451,16 @@ class ChatNode:
                 f"line:{user}", self.limits.max_rate, self.limits.burst
             ):
                 return self._too_fast(session_id)  # over the user's rate on every node
+            started = time.perf_counter()
             if isinstance(command, PublicText):
-                await self.log.append(Kind.PUBLIC, user, None, command.text)
+                kind = Kind.PUBLIC
+                await self.log.append(kind, user, None, command.text)
             else:
-                await self.log.append(Kind.PRIVATE, user, command.to, command.text)
+                kind = Kind.PRIVATE
+                await self.log.append(kind, user, command.to, command.text)
+            if self.metrics is not None:
+                self.metrics.store_seconds.observe(time.perf_counter() - started)
+                self.metrics.stored.labels(kind.value).inc()
         except CommandError as error:
             return self.error(session_id, str(error))
         except StoreError as error:
@@ -473,7 +513,7 @@ class ChatNode:
             session_id,
             (
                 f"Devagar: limite de ritmo excedido (em média {self.limits.max_rate:g} "
-                "linhas por segundo por usuário); esta linha não foi enviada."
+                "mensagens por segundo por usuário); esta não foi enviada."
             ),
         )
 

@@ -58,7 +58,7 @@ class SimulationSummary:
             ("  com lacuna anunciada (recovered=False)", self.gaps_announced),
             ("avisos de lacuna lidos", self.gap_notices_read),
             ("dispositivos sempre recuperados, conferidos", self.chains_checked),
-            ("segredos errados recusados", self.auth_refusals),
+            ("senhas erradas recusadas", self.auth_refusals),
             ("mensagens guardadas", self.messages),
             ("  privadas", self.private_messages),
             ("entregas lidas", self.deliveries),
@@ -293,9 +293,9 @@ class _Run:
         except AuthError:
             self.count["auth"] += 1
         else:
-            self.fail(f"segredo errado abriu uma sessão de {user}")
+            self.fail(f"senha errada abriu uma sessão de {user}")
         if self.model.online() != before:
-            self.fail("segredo errado mudou quem está online")
+            self.fail("senha errada mudou quem está online")
 
     def restart(self) -> None:
         """The server process restarts: sessions, history and registrations are gone."""

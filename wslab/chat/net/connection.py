@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from ..errors import CloseCode
+from ..errors import CloseCode, ProxyHeaderError
 from ..rules.ratelimit import TokenBucket
+from .logs import shown
+from .proxy import canonical_address, client_address, parse_proxy_header, proxy_header_start
 
 if TYPE_CHECKING:
     from .service import ChatService, Client
@@ -61,6 +64,11 @@ class Connection(ServerConnection):
 
     - at ``connection_made`` it asks the service's :class:`Gate` to admit it, and
       answers a refusal with its HTTP status before reading anything;
+    - ``peer`` is the TCP peer, ``address`` the client (:mod:`.proxy`): the peer, or
+      what a trusted proxy says. Its first bytes are looked at before websockets
+      sees them: a PROXY header from an untrusted peer is refused (400), and from a
+      trusted one it is required when the service reads the PROXY protocol, parsed
+      (at most 16 + 65,535 bytes held) and taken off the stream;
     - when data from the peer moves it to CLOSING (its close frame, or a frame over
       ``max_size``: 1009), a bounded close starts at once: websockets enforces
       ``close_timeout`` only while a coroutine awaits the connection;
@@ -75,7 +83,10 @@ class Connection(ServerConnection):
     def __init__(self, *args, service: ChatService, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.service = service
-        self.address = "?"
+        self.address = self.peer = "?"
+        self.proxied = False  # the peer is a trusted proxy
+        self.draining = False  # the node is stopping: nothing more is read
+        self._preface: bytes | None = b""  # first bytes held until a PROXY header is ruled out
         self.admitted = False
         self.requested = False  # its HTTP request arrived whole
         self.seated = False
@@ -89,9 +100,12 @@ class Connection(ServerConnection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         peer = transport.get_extra_info("peername")
-        self.address = str(peer[0]) if peer else "?"
+        self.address = self.peer = (
+            (canonical_address(str(peer[0])) or str(peer[0])) if peer else "?"
+        )
+        self.proxied = self.peer in self.service.trusted
         self.opened_at = self.loop.time()
-        refusal = self.service.gate.admit(self.address)
+        refusal = self.service.gate.admit(self.address, proxy=self.proxied)
         if refusal is None:
             self.admitted = True
             if hasattr(transport, "max_size"):  # asyncio's selector transports
@@ -107,7 +121,15 @@ class Connection(ServerConnection):
                 self._bytes = TokenBucket(BYTES_PER_SECOND * scale, int(BYTE_BURST * scale), now)
             return
         status, sentence = refusal
+        self.refuse_raw(status, sentence, "per-address" if status == 429 else "full")
+
+    def refuse_raw(self, status: HTTPStatus, sentence: str, reason: str) -> None:
+        """Answer ``status`` and ``sentence`` before any HTTP is read, and close;
+        ``reason`` is the refusal's metric label."""
+        self.give_back()
+        transport = self.transport
         self.service.note("recusada %s: %d %s", self.address, status, sentence)
+        self.service.metrics.refused(reason)
         body = (sentence + "\n").encode()
         transport.write(
             f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: text/plain; "
@@ -150,9 +172,37 @@ class Connection(ServerConnection):
             self.admitted = False
             self.service.gate.left(self.address, seated=self.seated)
 
+    def give_back(self) -> None:
+        """Give back the gate's count of this connection (once)."""
+        if self.admitted:
+            self.admitted = False
+            self.service.gate.left(self.address, seated=self.seated)
+
+    def readdress(self, hops: list[str], source: str) -> tuple[HTTPStatus, str] | None:
+        """Take the client's address from a trusted proxy's ``hops`` (:mod:`.proxy`)
+        and count this connection under it; a refusal when that address is over its
+        caps. A hop that cannot be read leaves the proxy's address, logged once."""
+        client = client_address(self.peer, self.service.trusted, hops, source=source)
+        if client.problem is not None:
+            self.service.note_once(
+                client.problem,
+                "%s de %s ilegível (%s): usado o endereço do proxy",
+                source,
+                self.peer,
+                shown(", ".join(hops), 80),
+            )
+        refusal = self.service.gate.readdress(self.address, client.address)
+        if refusal is None:
+            self.address = client.address
+        return refusal
+
     def data_received(self, data: bytes) -> None:
         if not self.admitted:
-            return  # refused at connection_made: nothing it sends is read
+            return  # refused: nothing it sends is read
+        if self._preface is not None:
+            data = self._peel(data)
+            if not data:
+                return
         super().data_received(data)
         if self.transport.get_write_buffer_size() > self.service.max_pending:
             self.transport.pause_reading()
@@ -161,6 +211,51 @@ class Connection(ServerConnection):
             self.closing = self.loop.create_task(close_within(self))
         else:
             self._spend(bytes_=len(data))
+
+    def _peel(self, data: bytes) -> bytes:
+        """The stream after a PROXY header, once it is ruled out or taken off (b"" while
+        more bytes are needed, or when the connection was refused)."""
+        held = self._preface + data
+        required = self.proxied and self.service.trusted.source == "proxy-protocol"
+        start = proxy_header_start(held)
+        if start is None and not required:
+            self._preface = held
+            return b""
+        if not required:
+            self._preface = None
+            if start:
+                self.service.note_once(
+                    "untrusted-proxy-header",
+                    "cabeçalho PROXY de %s, que não é um proxy confiável",
+                    self.peer,
+                )
+                self.refuse_raw(
+                    HTTPStatus.BAD_REQUEST,
+                    "Cabeçalho PROXY de um endereço não confiável.",
+                    "proxy-header",
+                )
+                return b""
+            return held
+        try:
+            header = parse_proxy_header(held)
+        except ProxyHeaderError as error:
+            self._preface = None
+            self.service.note_once(
+                "bad-proxy-header", "cabeçalho PROXY inválido de %s: %s", self.peer, error
+            )
+            self.refuse_raw(HTTPStatus.BAD_REQUEST, str(error), "proxy-header")
+            return b""
+        if header is None:
+            self._preface = held
+            return b""
+        self._preface = None
+        refusal = (
+            None if header.source is None else self.readdress([header.source], "proxy-protocol")
+        )
+        if refusal is not None:
+            self.refuse_raw(*refusal, "per-address")
+            return b""
+        return held[header.length :]
 
     def send_data(self) -> None:
         """websockets' ``send_data``, but nothing is written once the transport is
@@ -194,13 +289,14 @@ class Connection(ServerConnection):
             self._resume = self.loop.call_later(wait, self._resume_reading)
 
     def _resume_unless_throttled(self) -> None:
-        if self._resume is None and self.closing is None:
+        if self._resume is None and self.closing is None and not self.draining:
             self.transport.resume_reading()
 
     def _resume_reading(self) -> None:
         self._resume = None
         if (
             self.closing is None
+            and not self.draining
             and not self.transport.is_closing()
             and self.transport.get_write_buffer_size() <= self.service.max_pending
         ):

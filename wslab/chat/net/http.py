@@ -92,14 +92,19 @@ def socket_url(origin: str) -> str:
 class StaticFiles:
     """The files of ``wslab/chat/net/static``, read once; ``/`` is ``index.html``.
 
-    ``connect_sources``: the other nodes' WebSocket URLs (:func:`socket_url`), which
-    the page's CSP lets it connect to besides its own server.
+    ``connect_sources``: the other nodes' WebSocket URLs, or the public ones
+    (:func:`socket_url`), which the page's CSP lets it connect to besides its own
+    server; ``extra_headers`` go on every file (HSTS, on a node serving TLS).
     """
 
-    def __init__(self, connect_sources: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        connect_sources: Collection[str] = (),
+        extra_headers: Collection[tuple[str, str]] = (),
+    ) -> None:
         connect = " ".join(["'self'", *connect_sources])
         policy = f"default-src 'self'; connect-src {connect}; frame-ancestors 'none'"
-        security = [("Content-Security-Policy", policy), *_SECURITY_HEADERS]
+        security = [("Content-Security-Policy", policy), *_SECURITY_HEADERS, *extra_headers]
         self._files: dict[str, tuple[list[tuple[str, str]], bytes]] = {}
         for entry in resources.files("wslab.chat.net").joinpath("static").iterdir():
             content_type = _CONTENT_TYPES.get("." + entry.name.rpartition(".")[2])
@@ -148,6 +153,7 @@ def handshake_refusal(
     local_port: int | None = None,
     check_origin: bool = True,
     allowed_origins: Collection[str] = (),
+    public_origins: Collection[str] = (),
 ) -> str | None:
     """Why a request must get 403, in one pt-BR sentence; None to accept it.
 
@@ -157,18 +163,34 @@ def handshake_refusal(
     header is refused too: it could be read two ways. ``check_origin=False`` checks the
     ``Host`` only (the page's own files). ``allowed_origins`` are other origins
     (:func:`parse_origin` form) whose pages may open ``/ws``: the other nodes of the
-    chat.
+    chat. ``public_origins`` (:func:`parse_origin` form) are the addresses users reach
+    through a proxy (``serve --public-url``): a ``Host`` naming one of them, with its
+    port or with none (nginx's ``Host $host`` drops it), is this server's, and pages
+    of those origins may open ``/ws``.
     """
     hosts, origins = headers.get_all("Host"), headers.get_all("Origin")
     if len(hosts) != 1 or len(origins) > 1:
         return "Cabeçalho Host ausente ou repetido, ou Origin repetido."
     host = hosts[0]
     name = host_name(host)
+    public = [urlsplit(origin) for origin in public_origins]
+    if any(
+        name == url.hostname
+        and host_port(host) in (None, url.port or (443 if url.scheme == "https" else 80))
+        for url in public
+    ):
+        if (
+            check_origin
+            and origins
+            and origins[0].lower() not in (*public_origins, *allowed_origins)
+        ):
+            return f"Origem não permitida: {origins[0][:80]!r} não é a origem deste servidor."
+        return None
     allowed = {h.lower() for h in allowed_hosts}
     if name not in {"localhost", local_address.lower(), *allowed}:
         return (
             f"Host não reconhecido: {host[:80]!r} não é um nome deste servidor "
-            "(use o endereço dele, ou inicie-o com --allow-host)."
+            "(use o endereço dele, ou inicie-o com --public-url ou --allow-host)."
         )
     if local_port is not None and name not in allowed and (host_port(host) or 80) != local_port:
         return f"Host não reconhecido: {host[:80]!r} não é a porta deste servidor ({local_port})."
@@ -178,6 +200,7 @@ def handshake_refusal(
         f"http://{host}".lower(),
         f"https://{host}".lower(),
         *(o.lower() for o in allowed_origins),
+        *public_origins,
     ):
         return f"Origem não permitida: {origins[0][:80]!r} não é a origem deste servidor."
     return None

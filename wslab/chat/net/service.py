@@ -86,6 +86,10 @@ from .fanout import join, prepare_text, write_prepared
 from .gate import Caps, Gate
 from .http import StaticFiles, handshake_refusal, parse_origin, refusal_page, socket_url
 from .logs import shown
+from .metrics import Metrics
+from .probes import PROBE_PATHS, Readiness, probe_response
+from .proxy import Network, TrustedProxies, forwarded_for, forwarded_hops
+from .tls import HSTS
 
 __all__ = ["ChatService", "WS_PATH"]
 
@@ -98,6 +102,10 @@ TOO_SLOW = "Cliente lento demais: reconecte e retome do último offset."  # 1013
 REPLAY_CHUNK = 64 * 1024  # bytes of replay written before waiting for the client
 COALESCE_BYTES = 16 * 1024  # frames of several messages joined into one write, at most
 LOST_REASON = "O servidor perdeu parte do histórico: reconecte e retome do último offset."
+DRAIN_REASON = "Este nó está reiniciando: reconecte para continuar noutro."  # 1012
+DRAIN_TIMEOUT = 10.0  # seconds from SIGTERM to the last connection closed, at most
+# Refusals of a login, by close code, for the metrics.
+_REFUSAL_REASONS = {4000: "hello", 4001: "secret", 4003: "names", 4029: "throttled", 1013: "busy"}
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +119,12 @@ def _same(handles: Collection[object], other: Collection[object]) -> bool:
 class Client:
     """The handle the hub holds for one session: its connection and its session id."""
 
-    __slots__ = ("connection", "session_id")
+    __slots__ = ("connection", "in_flight", "session_id")
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.session_id = ""
+        self.in_flight = 0  # lines read and not yet answered (the drain waits for them)
 
 
 class ChatService:
@@ -142,6 +151,14 @@ class ChatService:
         max_frames: frames per second one connection may send (pings included; bursts
             of twice that, and bytes in proportion); None lifts the input budget, for a
             benchmark that also lifts the line rate.
+        trusted: the proxies whose word on the client's address is taken, and which
+            way they say it (:mod:`.proxy`); nobody by default.
+        public_urls: origins users reach (``https://chat.example.com``): Host and
+            Origin may name them, the welcome's ``nodes`` and the page's CSP use them
+            (a browser behind a balancer reconnects through it, never to a node).
+        metrics: the collectors (:mod:`.metrics`); a fresh set by default.
+        metrics_allow: networks whose clients may read ``/metrics`` (none: nobody).
+        tls: the node serves TLS itself: pages carry HSTS.
     """
 
     def __init__(
@@ -156,8 +173,23 @@ class ChatService:
         allowed_origins: Collection[str] = (),
         pipeline: int = 1,
         max_frames: float | None = FRAMES_PER_SECOND,
+        trusted: TrustedProxies | None = None,
+        public_urls: Collection[str] = (),
+        metrics: Metrics | None = None,
+        metrics_allow: tuple[Network, ...] = (),
+        tls: bool = False,
     ) -> None:
         self.node = node
+        self.trusted = trusted if trusted is not None else TrustedProxies()
+        self.public = tuple(parse_origin(url) for url in public_urls)
+        self.metrics = metrics if metrics is not None else Metrics()
+        if node.metrics is None:
+            node.metrics = self.metrics
+        self.metrics_allow = metrics_allow
+        self.tls = tls
+        self.readiness = Readiness()
+        self._watch: asyncio.Task | None = None
+        self._noted: set[str] = set()  # kinds of problem already logged once
         self.pipeline = max(1, pipeline) if node.log.ordered else 1
         self.max_frames = max_frames
         self.other_nodes = tuple(parse_origin(node) for node in other_nodes)
@@ -168,7 +200,10 @@ class ChatService:
         self.allowed_hosts = tuple(allowed_hosts)
         self.gate = Gate(caps if caps is not None else Caps())
         self.open_timeout: float | None = OPEN_TIMEOUT
-        self._static = StaticFiles(tuple(socket_url(node) for node in self.other_nodes))
+        self._static = StaticFiles(
+            tuple(socket_url(origin) for origin in (*self.public, *self.other_nodes)),
+            extra_headers=[HSTS] if tls else [],
+        )
         self._clients: dict[str, Client] = {}  # open sessions, in opening order
         self._all: set[Connection] = set()  # with or without a session yet
         # The connections of the last handles written to (a client's connection never
@@ -208,7 +243,17 @@ class ChatService:
             compression=None,
             **options,
         )
-        if self.other_nodes:  # a cluster: the welcome names every node, this one first
+        self._watch = self.readiness.start(self.node.check)
+        self.metrics.watch(
+            connections=lambda: self.gate.open_total,
+            sessions=lambda: len(self._clients),
+            users_online=lambda: len(self.node.online_here()),
+            kdf_queue=lambda: self.node.pending_logins,
+            draining=lambda: int(self.readiness.draining),
+        )
+        if self.public:  # behind a balancer: browsers come back through it
+            self.node_urls = tuple(socket_url(origin) for origin in self.public)
+        elif self.other_nodes:  # a cluster: the welcome names every node, this one first
             bound = server.sockets[0].getsockname()
             own = (
                 ()
@@ -227,10 +272,73 @@ class ChatService:
         server.close(close_connections=False)
         await asyncio.gather(*(close_within(c, CloseCode.GOING_AWAY) for c in list(self._all)))
         await server.wait_closed()
+        await Readiness.stop(self._watch)
         await self.node.stop()
+
+    async def drain(self, server: Server, bound: float = DRAIN_TIMEOUT) -> None:
+        """Stop as a rolling restart wants, within ``bound`` seconds (then the node's
+        stores close):
+
+        - at once, ``/readyz`` answers 503 and no new session starts (``/ws`` gets 503,
+          a hello arriving gets 1012), while the listener stays open for the probes;
+        - every session stops being read; the lines already read are handled as usual
+          (stored and echoed, or answered with an error), then it is closed with 1012
+          (service restart), so its client resumes on another node;
+        - at ``bound`` minus the close timeout, sessions still busy are closed all the
+          same (a line stored then is kept, its echo is not sent: the client gets it on
+          resume), and any close not answered in time cuts TCP.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        self.readiness.draining = True
+        self.note("drenando: /readyz 503, fechando as sessões com 1012 (no máximo %g s)", bound)
+        for connection in list(self._all):
+            connection.draining = True
+            connection.transport.pause_reading()
+        close_by = deadline - min(CLOSE_TIMEOUT, bound / 2)
+        waiting = set(self._all)
+        while waiting:
+            for connection in list(waiting):
+                if connection.client is None or self._idle(connection) or loop.time() >= close_by:
+                    waiting.discard(connection)
+                    if connection.client is not None:
+                        self._forget(connection.client.session_id)
+                    # Read again, for the client's close frame (a line that comes now
+                    # finds its session gone and is not stored).
+                    connection.draining = False
+                    if not connection.transport.is_closing():
+                        connection.transport.resume_reading()
+                    connection.close_soon(CloseCode.SERVICE_RESTART, DRAIN_REASON)
+            if waiting:
+                await asyncio.sleep(0.005)
+        closes = [c.closing for c in list(self._all) if c.closing is not None]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                await asyncio.gather(*closes, return_exceptions=True)
+        for connection in list(self._all):
+            connection.transport.abort()
+        server.close(close_connections=False)
+        await server.wait_closed()
+        await Readiness.stop(self._watch)
+        await self.node.stop()
+
+    @staticmethod
+    def _idle(connection: Connection) -> bool:
+        """Whether a session's loop waits for a frame with none read and no line in
+        flight: all it read is handled. (websockets' queue of frames read ahead.)"""
+        frames = connection.recv_messages.frames
+        return (
+            len(frames) == 0 and frames.get_waiter is not None and not connection.client.in_flight
+        )
 
     def note(self, message: str, *args) -> None:
         logger.info(message, *args)
+
+    def note_once(self, kind: str, message: str, *args) -> None:
+        """Log ``message`` the first time a problem of ``kind`` is seen, never again."""
+        if kind not in self._noted:
+            self._noted.add(kind)
+            logger.warning(message + " (avisado uma vez só)", *args)
 
     # -- the store lost messages (a new epoch): every session resumes -------------------
 
@@ -251,6 +359,18 @@ class ChatService:
     def _process_request(self, connection: Connection, request: Request) -> Response | None:
         connection.requested = True
         path = request.path.partition("?")[0]
+        source = self.trusted.source
+        if connection.proxied and source != "proxy-protocol":
+            if source == "forwarded":
+                hops = forwarded_hops(request.headers.get_all("Forwarded"))
+            else:
+                hops = forwarded_for(request.headers.get_all("X-Forwarded-For"))
+            over = connection.readdress(hops, source)
+            if over is not None:
+                self.metrics.refused("per-address")
+                return connection.respond(over[0], over[1] + "\n")
+        if path in PROBE_PATHS and path != "/metrics":  # any Host: a balancer's probe
+            return probe_response(path, self.readiness, self.metrics, connection.address, ())
         local = connection.local_address
         refusal = handshake_refusal(
             request.headers,
@@ -259,15 +379,26 @@ class ChatService:
             local_port=local[1] if local else None,
             check_origin=path == WS_PATH,
             allowed_origins=self.allowed_origins,
+            public_origins=self.public,
         )
         if refusal is not None:
+            self.metrics.refused("host")
             self.note("recusada %s %s: %s", connection.address, shown(path, 40), refusal)
             body = refusal_page(refusal)
             headers = Headers(
                 [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
             )
             return Response(HTTPStatus.FORBIDDEN, "Forbidden", headers, body)
+        if path == "/metrics":
+            return probe_response(
+                path, self.readiness, self.metrics, connection.address, self.metrics_allow
+            )
         if path == WS_PATH:
+            if self.readiness.draining:
+                self.metrics.refused("draining")
+                response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, DRAIN_REASON + "\n")
+                response.headers["Retry-After"] = "1"
+                return response
             return None
         response = self._static.response(path)
         if response is None:
@@ -302,6 +433,8 @@ class ChatService:
             return None
         client = Client(connection)
         try:
+            if self.readiness.draining:
+                raise Refusal(DRAIN_REASON, CloseCode.SERVICE_RESTART)
             hello = parse_hello(first)
             session, items = await self.node.open(
                 hello.user,
@@ -323,9 +456,14 @@ class ChatService:
         except BaseException:
             self.node.close(session.id)
             raise
-        if connection.state is not State.OPEN:
+        if connection.state is not State.OPEN or self.readiness.draining:
             self.node.close(session.id)
+            if self.readiness.draining:
+                return await self._refuse(
+                    connection, Refusal(DRAIN_REASON, CloseCode.SERVICE_RESTART)
+                )
             return None
+        self.metrics.replayed.inc(replayed)
         self._clients[session.id] = client
         connection.client = client
         connection.seated = True
@@ -368,35 +506,17 @@ class ChatService:
         in_flight: set[asyncio.Task] = set()  # lines waiting for their commit (pipeline)
         try:
             async for frame in connection:
-                if session_id not in self._clients:
-                    break  # shed as too slow while this frame was in flight
-                over = self.node.spend(session_id, connection.address)
-                if over is not None:  # every frame costs, a malformed one too
-                    self.send(over)
-                    continue
+                client.in_flight += 1
                 try:
-                    said = parse_message(frame)
-                except BadMessage as error:
-                    self.send(self.node.error(session_id, str(error)))
-                    continue
-                line = self.node.submit(
-                    session_id, said.text, address=connection.address, charged=True
-                )
-                if self.pipeline == 1 or self.node.awaits_store(said.text):
-                    if in_flight:
-                        await asyncio.wait(in_flight)
-                    self.send(await line)
-                    continue
-                while len(in_flight) >= self.pipeline:
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                task = asyncio.get_running_loop().create_task(line)
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                task.add_done_callback(self._said)
+                    if not await self._line(client, frame, in_flight):
+                        break
+                finally:
+                    client.in_flight -= 1
         except ConnectionClosed:
             pass  # 1009, a lost peer...: the close code is logged below
         finally:
             self._forget(session_id)
+            self.metrics.closed(connection.close_code)
             self.note(
                 "fechada %s (%s): %s %s",
                 session_id,
@@ -405,7 +525,42 @@ class ChatService:
                 shown(connection.close_reason or "", 80),
             )
 
+    async def _line(self, client: Client, frame, in_flight: set[asyncio.Task]) -> bool:
+        """Handle one frame of a session: its line stored (or refused), in the order
+        read. False when the session is gone (shed while this frame was in flight)."""
+        connection, session_id = client.connection, client.session_id
+        if session_id not in self._clients:
+            return False
+        over = self.node.spend(session_id, connection.address)
+        if over is not None:  # every frame costs, a malformed one too
+            self.send(over)
+            return True
+        try:
+            said = parse_message(frame)
+        except BadMessage as error:
+            self.send(self.node.error(session_id, str(error)))
+            return True
+        line = self.node.submit(session_id, said.text, address=connection.address, charged=True)
+        if self.pipeline == 1 or self.node.awaits_store(said.text):
+            if in_flight:
+                await asyncio.wait(in_flight)
+            self.send(await line)
+            return True
+        while len(in_flight) >= self.pipeline:
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.get_running_loop().create_task(line)
+        in_flight.add(task)
+        client.in_flight += 1
+        task.add_done_callback(in_flight.discard)
+        task.add_done_callback(self._said)
+        task.add_done_callback(lambda _: setattr(client, "in_flight", client.in_flight - 1))
+        return True
+
     async def _refuse(self, connection: Connection, refusal: Refusal) -> None:
+        code = refusal.close_code
+        draining = code == CloseCode.SERVICE_RESTART and self.readiness.draining
+        self.metrics.refused("draining" if draining else _REFUSAL_REASONS.get(code, "busy"))
+        self.metrics.closed(code)
         self.note(
             "recusada %s: %d %s",
             connection.address,
@@ -460,6 +615,7 @@ class ChatService:
                 handles,
                 [client.connection for client in handles],
             )
+        self.metrics.delivered.inc(len(run) * len(self._connections))
         write_prepared(
             self._connections,
             join(run),  # the frames' bytes, encoded once for all
@@ -472,6 +628,7 @@ class ChatService:
     def shed_connection(self, connection: Connection) -> None:
         """End the session of a client too slow to read; it may resume later."""
         client = connection.client
+        self.metrics.shed.inc()
         if client is not None and client.session_id in self._clients:
             self.note("lenta %s (%s): fechando com 1013", client.session_id, connection.address)
             self._forget(client.session_id)

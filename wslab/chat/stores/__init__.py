@@ -110,6 +110,10 @@ class MessageLog(Protocol):
         """The newest ``count`` kept messages ``user`` may see, oldest first (one
         snapshot, as :meth:`read_after`)."""
 
+    async def check(self) -> None:
+        """Return when the store can take an append now (SQLite writable, Redis
+        reachable); raise :class:`StoreError` saying why not. For ``/readyz``."""
+
     async def close(self) -> None:
         """Release the store; appends after this fail."""
 

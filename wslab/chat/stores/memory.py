@@ -74,6 +74,9 @@ class MemoryLog:
         found.reverse()
         return self.state, found
 
+    async def check(self) -> None:
+        return None  # memory always takes an append
+
     async def close(self) -> None:
         self._deliver = None
 

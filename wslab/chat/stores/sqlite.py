@@ -264,6 +264,16 @@ class SqliteLog:
         newest, rows = await self._store.run(read)
         return self._store.state(newest), [_message(row) for row in reversed(rows)]
 
+    async def check(self) -> None:
+        """Take and release the write lock (``BEGIN IMMEDIATE``): a read-only or locked
+        file fails here, as an append would."""
+
+        def lock(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+
+        await self._store.run(lock)
+
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.wait([self._flusher], timeout=5.0)

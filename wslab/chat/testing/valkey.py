@@ -25,12 +25,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ...errors import WslabError
+from .process import popen_dying_with_parent
 
 __all__ = ["LocalValkey", "ValkeyError", "find_binary", "free_port"]
 
@@ -68,14 +68,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """In the child, before exec: SIGKILL when the parent dies (Linux only)."""
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class LocalValkey:
@@ -248,13 +240,12 @@ class LocalValkey:
         ]
 
     def _spawn(self) -> None:
-        self._process = subprocess.Popen(
+        self._process = popen_dying_with_parent(
             self.command(),
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
     def _wait_ready(self, timeout: float) -> None:

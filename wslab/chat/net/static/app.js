@@ -13,8 +13,10 @@
 // close the page retries on the next node of that list (this page's own server first),
 // with the same backoff and the same resume point: the nodes share one log.
 //   #messages > li   data-kind="public|private|system|error|local"; chat messages also
-//                    carry data-offset, data-epoch, data-from, data-to and
-//                    data-replayed="true|false"
+//                    carry data-offset, data-epoch, data-from, data-to,
+//                    data-replayed="true|false" and data-origin="live|history|replay":
+//                    a first login's history is badged "histórico", what a tab missed
+//                    while away and got back on resume "reenviada"
 "use strict";
 
 (() => {
@@ -65,6 +67,7 @@
   // Resume point of this tab: {epoch, lastOffset}, mirrored to sessionStorage (per tab).
   let epoch = null;
   let resumed = false; // whether the last hello carried a resume point
+  let welcomedBefore = false; // a welcome came since this login: the next one is a return
   let lastOffset = 0;
   // Connection.
   let socket = null; // the current WebSocket; events from older ones are ignored
@@ -159,12 +162,26 @@
     append(item);
   }
 
+  // A replayed message is history on a first login (the hello asked for the recent
+  // messages) and a real replay on a return (the hello resumed from an offset).
+  const ORIGIN = {
+    history: {
+      badge: "histórico",
+      title: "Mensagem de antes da sua entrada: o servidor manda as mais recentes a quem chega.",
+    },
+    replay: {
+      badge: "reenviada",
+      title: "Chegou ao reconectar: foi enviada enquanto a aba estava sem conexão.",
+    },
+  };
+
   function addMessage(message) {
     const item = document.createElement("li");
     const kind = message.kind === "private" ? "private" : "public";
     const replayed = message.replayed === true;
+    const origin = !replayed ? "live" : resumed ? "replay" : "history";
     item.className = `msg msg-${kind}`;
-    if (replayed) item.classList.add("msg-replayed");
+    if (replayed) item.classList.add("msg-replayed", `msg-${origin}`);
     if (message.from === user) item.classList.add("msg-mine");
     item.dataset.offset = String(message.offset);
     item.dataset.epoch = epoch; // offsets start over when the server restarts
@@ -172,6 +189,7 @@
     item.dataset.from = String(message.from);
     item.dataset.to = message.to == null ? "" : String(message.to);
     item.dataset.replayed = String(replayed);
+    item.dataset.origin = origin;
 
     const meta = document.createElement("span");
     meta.className = "meta";
@@ -181,8 +199,8 @@
       meta.append(span("badge badge-private", "privada"));
     }
     if (replayed) {
-      const badge = span("badge badge-replayed", "reenviada");
-      badge.title = "Chegou de novo ao reconectar: foi enviada enquanto a aba estava sem conexão.";
+      const badge = span(`badge badge-replayed badge-${origin}`, ORIGIN[origin].badge);
+      badge.title = ORIGIN[origin].title;
       meta.append(badge);
     }
     item.append(meta, span("text", String(message.text)));
@@ -214,6 +232,13 @@
     }
     saveResume();
     setStatus("connected", String(frame.session ?? ""));
+    if (welcomedBefore) {
+      // The last line may still say the connection fell or the server was leaving.
+      addNotice("local", frame.recovered === true
+        ? "Reconectado: o que chegou enquanto a aba estava fora vem a seguir, marcado «reenviada»."
+        : "Reconectado.");
+    }
+    welcomedBefore = true;
   }
 
   function onChatMessage(frame) {
@@ -239,7 +264,7 @@
     try {
       frame = JSON.parse(data);
     } catch (_) {
-      addNotice("local", "O servidor mandou um quadro que não é JSON; ele foi ignorado.");
+      addNotice("local", "O servidor mandou algo que não é JSON; foi ignorado.");
       return;
     }
     if (frame === null || typeof frame !== "object") return;
@@ -324,9 +349,10 @@
     const reason = event.reason;
     switch (event.code) {
       case CloseCode.BAD_SECRET:
-        // Retrying cannot help: the name belongs to someone with another secret.
-        backToLogin(`${reason || "Segredo errado para este nome (código 4001)."} ` +
-          "Confira o segredo ou escolha outro nome.");
+        // Retrying cannot help: the name belongs to someone with another secret. The
+        // reason says when the next try may come once too many went wrong in a row.
+        backToLogin(`${reason || "Senha errada para este nome (código 4001)."} ` +
+          "Confira a senha ou escolha outro nome.");
         return;
       case CloseCode.THROTTLED:
       case CloseCode.NAME_LIMIT:
@@ -415,7 +441,7 @@
       return;
     }
     if (!typedSecret) {
-      showLoginError("Escreva um segredo: ele protege o seu nome.");
+      showLoginError("Escreva uma senha: ela protege o seu nome.");
       ui.loginSecret.focus();
       return;
     }
@@ -429,6 +455,7 @@
     lastOffset = saved ? saved.offset : 0;
     showLoginError("");
     ui.me.textContent = user;
+    welcomedBefore = false;
     ui.login.hidden = true;
     ui.chat.hidden = false;
     attempt = 0;
@@ -460,7 +487,7 @@
     }
     const frame = JSON.stringify({ type: "say", text: line });
     if (new TextEncoder().encode(frame).length > MAX_FRAME_BYTES) {
-      addNotice("local", "Mensagem grande demais para um quadro (16 KiB). " +
+      addNotice("local", "Mensagem grande demais para um envio (16 KiB). " +
         "Ela continua na caixa de texto.");
       return;
     }

@@ -255,6 +255,12 @@ class RedisLog:
             )
         return self.state
 
+    async def check(self) -> None:
+        try:
+            await self._client.ping()
+        except FAILURES as error:
+            raise failure(self._client, error, "o nó não está pronto") from error
+
     async def close(self) -> None:
         self._closed = True
         self._deliver = self._lost = self._outage = None
