@@ -5,10 +5,9 @@ benchmarks/ measure speed.
 """
 
 import contextlib
-import time
 
 import pytest
-from chatclient import WAIT, hello
+from chatclient import WAIT, chat_server, hello, until
 from hypothesis import HealthCheck, settings
 from websockets.sync.client import connect
 
@@ -44,6 +43,14 @@ def join(opened):
     return join_as
 
 
+@pytest.fixture
+def server():
+    """A ChatServer with the tests' settings (``chatclient.chat_server``), stopped after
+    the test."""
+    with chat_server() as running:
+        yield running
+
+
 @pytest.fixture(scope="module")
 def valkey(tmp_path_factory):
     """One real Valkey server per test module (wslab.chat.testing.valkey), stopped after
@@ -61,15 +68,14 @@ def valkey_url(valkey):
     import redis
 
     # A test before may have killed or restarted it: wait (bounded) until it answers.
-    deadline = time.monotonic() + 10.0
-    while True:
+    def flushed():
         if not valkey.running():
             valkey.start()
         try:
-            with redis.Redis.from_url(valkey.url, socket_timeout=5) as client:
-                client.flushall()
-            return valkey.url
+            with redis.Redis.from_url(valkey.url, socket_timeout=WAIT) as client:
+                return client.flushall()
         except (redis.ConnectionError, redis.BusyLoadingError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+            return False
+
+    until(flushed, within=2 * WAIT, step=0.1)
+    return valkey.url

@@ -9,6 +9,8 @@ import zipfile
 from email.parser import Parser
 from pathlib import Path
 
+from chatclient import WAIT
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -17,7 +19,7 @@ def test_the_wheel_declares_the_server_its_extras_script_and_files(tmp_path):
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
          "-w", str(tmp_path), str(ROOT)],
         check=True,
-        timeout=300,
+        timeout=60 * WAIT,  # a wheel is built in under a minute; bounded all the same
     )  # fmt: skip
     (wheel,) = tmp_path.glob("wslab-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -47,7 +49,7 @@ def test_the_console_script_runs_serve():
         [str(script), "serve", "--trust-proxy", "não-é-rede"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=12 * WAIT,
     )
     assert result.returncode == 1
     assert result.stderr.strip() == (

@@ -30,8 +30,33 @@ Layers (imports run one way: net → node → rules ← stores):
 - :mod:`.cli`: ``python -m wslab.chat serve``; :mod:`.errors`: the error tree.
 """
 
-from .errors import AuthError, Refusal
-from .model.chat import ChatModel
-from .rules.messages import Kind, Message, Notice, Outbound, Session
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import AuthError, Refusal
+    from .model.chat import ChatModel
+    from .rules.messages import Kind, Message, Notice, Outbound, Session
 
 __all__ = ["AuthError", "ChatModel", "Kind", "Message", "Notice", "Outbound", "Refusal", "Session"]
+
+# Where each public name lives. Imported on first use (PEP 562), so that importing one
+# layer (``wslab.chat.rules.hub``) does not import the others through this package.
+_HOMES = {
+    "AuthError": ".errors",
+    "Refusal": ".errors",
+    "ChatModel": ".model.chat",
+    "Kind": ".rules.messages",
+    "Message": ".rules.messages",
+    "Notice": ".rules.messages",
+    "Outbound": ".rules.messages",
+    "Session": ".rules.messages",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name], __name__), name)

@@ -13,7 +13,7 @@ registered users and what the limits count, behind three small interfaces.
 Implementations: :mod:`.memory` (notebooks, simulation, property tests), :mod:`.sqlite`
 (one node, the embedded default), :mod:`.redis` (several nodes sharing one Redis or
 Valkey; :mod:`.valkey` starts a local server for tests). One contract suite
-(tests/test_chat_stores.py) runs against every implementation. Methods are coroutines
+(tests/chat/stores/test_contract.py) runs against every implementation. Methods are coroutines
 so that a store may do I/O; the in-memory ones never suspend.
 """
 

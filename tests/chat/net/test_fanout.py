@@ -10,15 +10,15 @@ import contextlib
 import logging
 
 import pytest
+from chatclient import WAIT, run
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import broadcast, serve
 from websockets.exceptions import ConnectionClosedOK
+from websockets.protocol import State
 
 from wslab.chat.net.fanout import PreparedText, join, prepare_text, write_prepared
 from wslab.protocol import NeedData
 from wslab.protocol.handshake import build_request, check_response, generate_key, parse_response
-
-WAIT = 5.0  # bound on every wait, so a broken test fails instead of hanging
 
 TEXTS = {
     "empty": "",
@@ -28,14 +28,6 @@ TEXTS = {
     "65536 (64-bit length)": "d" * 65536,
     "non-ASCII": "Olá mundo! ação, coração ✓ 🎉",
 }
-
-
-def run(coroutine):
-    async def bounded():
-        async with asyncio.timeout(WAIT):
-            return await coroutine
-
-    return asyncio.run(bounded())
 
 
 @contextlib.asynccontextmanager
@@ -191,7 +183,8 @@ def test_a_closing_connection_gets_nothing():
             reader, writer, leftover = await raw_client(url)
             connection = await accepted.get()
             closing = asyncio.ensure_future(connection.close(1000, "fim"))
-            await asyncio.sleep(0)  # the close frame is written; the state is CLOSING
+            while connection.state is not State.CLOSING:  # the close frame is written
+                await asyncio.sleep(0)
             count = write_prepared([connection], prepare_text("tarde demais"))
             data = leftover
             while len(data) < 2 or len(data) < 2 + data[1]:

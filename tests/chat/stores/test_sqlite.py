@@ -5,16 +5,13 @@ import asyncio
 import sqlite3
 
 import pytest
+from chatclient import run
 
 from wslab.chat.errors import StoreError
 from wslab.chat.rules.messages import Kind
 from wslab.chat.stores.sqlite import SCHEMA_VERSION, SqliteStore
 
 PUBLIC, PRIVATE = Kind.PUBLIC, Kind.PRIVATE
-
-
-def run(coroutine):
-    return asyncio.run(coroutine)
 
 
 async def _opened(path, retention=1000, **options):

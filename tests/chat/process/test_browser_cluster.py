@@ -2,7 +2,7 @@
 one Valkey), in Chromium: a tab whose node is killed with SIGKILL carries on from the
 other node, with what it missed, each message once.
 
-Reuses the ``browser`` and ``open_tab_at`` fixtures of tests/test_chat_browser.py
+Reuses the ``browser`` and ``open_tab_at`` fixtures of tests/chat/process/test_browser.py
 (skipped, or failed under ``WSLAB_REQUIRE_BROWSER=1``, without Chromium).
 """
 
@@ -13,8 +13,8 @@ import signal
 
 import pytest
 from chatclient import WAIT
-from test_chat_browser import RECONNECT_TIMEOUT_MS, browser, open_tab_at  # noqa: F401
-from test_chat_cluster import _start
+from test_browser import RECONNECT_TIMEOUT_MS, browser, open_tab_at  # noqa: F401
+from test_cluster import _start
 
 from wslab.chat.testing.valkey import free_port
 

@@ -3,22 +3,26 @@ behaviour gets its defence, and a bystander keeps being served.
 
 In-process servers (``chat_server``) where the class is about protocol rules; a real
 ``python -m wslab.chat serve`` process (``Served``) where it needs the process's own
-log, memory or limit of open files. The attackers are those of
-``benchmarks/chat_attacks.py``, bounded in count and time; here they get assertions,
-there a table of figures. Every receive is bounded.
+log or limit of open files. The attackers are those of ``benchmarks/chat_attacks.py``,
+bounded in count and time; here they get assertions about behaviour (what is refused,
+that every echo comes within its bounded wait, how many bytes a client may leave
+unread), there a table of figures (echo times, the server's RSS). Every wait is
+bounded; a log is read once its server has stopped.
 """
 
 import contextlib
 import json
 import logging
 import socket
+import threading
 import time
 
 import pytest
-from chatclient import WAIT, chat_server, closed_with, hello, nothing_more, receive, say
+from chatclient import WAIT, chat_server, closed_with, hello, nothing_more, receive, say, until
 
 from benchmarks.chat_attacks import (
     BYSTANDER_ADDRESS,
+    BYSTANDER_IN,
     Bystander,
     Served,
     bad_frames,
@@ -97,7 +101,8 @@ def test_an_open_that_fails_midway_leaves_no_ghost_session(opened):
             receive(bia)
         for _ in range(5):
             raw = raw_session(server.port, "fantasma", resume=(server.epoch, 0))
-            time.sleep(0.05)
+            raw.settimeout(WAIT)
+            assert raw.recv(1)  # the welcome: its replay (900 kB) is being written
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
             raw.close()
         deadline = time.monotonic() + WAIT
@@ -296,18 +301,14 @@ def test_a_resume_from_zero_is_written_in_chunks_and_a_non_reader_is_shed(
         bia = opened(server.ws_url)
         hello(bia, "bia")
         stuck = raw_session(server.port, "lenta", rcvbuf=4096, resume=(server.epoch, 0))
-        echoes = []
-        for n in range(30):
-            sent = time.monotonic()
+        for n in range(30):  # each echo within WAIT (its time: benchmarks.chat_attacks)
             say(bia, f"eco {n}")
             assert receive(bia)["text"] == f"eco {n}"
-            echoes.append(time.monotonic() - sent)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 3 * WAIT
         while "1013" not in caplog.text and time.monotonic() < deadline:
             time.sleep(0.1)
         assert "recusada 127.0.0.1: 1013" in caplog.text
         assert server.session_ids() == ["s1"]
-        assert max(echoes) < 1.0, echoes
         stuck.close()
         # A reader gets the whole replay, in order, each once, then live messages.
         reader = opened(server.ws_url, max_size=None)
@@ -320,30 +321,55 @@ def test_a_resume_from_zero_is_written_in_chunks_and_a_non_reader_is_shed(
 
 
 def test_a_resume_flood_does_not_delay_the_bystander(history_db, tmp_path):
-    with Served(*CHEAP_KDF, db=_copy(history_db, tmp_path)) as served:
-        with Bystander(served.port, 6.0) as watcher:
-            time.sleep(1.0)
-            seen = resume_flood(served.port, 4.0, clients=12)
-            echoes = watcher.echoes()
-        assert watcher.error is None
-        assert None not in echoes and max(echoes) < 1.0, echoes
-        assert seen["leu"] + seen["não leu"] > 0
-        assert "Traceback" not in served.log()
+    with (
+        Served(*CHEAP_KDF, db=_copy(history_db, tmp_path)) as served,
+        Bystander(served.port, 6.0) as watcher,
+    ):
+        served.wait_for(BYSTANDER_IN, within=4 * WAIT)
+        seen = resume_flood(served.port, 4.0, clients=12)
+        echoes = watcher.echoes()
+    assert watcher.error is None
+    assert echoes and None not in echoes, echoes  # each within the bystander's 5 s
+    assert seen["leu"] + seen["não leu"] > 0
+    assert "Traceback" not in served.log()
 
 
-def test_a_ping_flood_from_clients_that_never_read_keeps_memory_bounded():
+def test_a_ping_flood_from_clients_that_never_read_keeps_their_unread_output_bounded(caplog):
     """The issue: 4 sockets, +70 MB in 8 s. Each flooder's socket is read no faster
-    than its budget, so its pongs stay under the unread limit (1 MiB)."""
-    with Served(*CHEAP_KDF) as served:
-        time.sleep(0.5)
-        before = served.memory()
-        with Bystander(served.port, 5.0) as watcher:
-            ping_flood(served.port, 4.0, sockets=8)
-            echoes = watcher.echoes()
-        grown = served.memory("VmHWM") - before
-        assert grown < 8 * 1 + 10, f"RSS grew {grown:.1f} MiB"
-        assert None not in echoes and max(echoes) < 1.0, echoes
-        assert "Traceback" not in served.log()
+    than its budget, and shed once it leaves more than the unread limit
+    (``max_pending``), so the pongs it leaves unread never pass that limit by more than
+    one read's worth: sampled every 10 ms throughout the flood. The RSS this bounds is
+    measured by ``python -m benchmarks.chat_attacks --only ping_flood``."""
+    from wslab.chat.net.connection import READ_SIZE
+
+    limit = 64 * 1024
+    with chat_server(max_pending=limit) as server, Bystander(server.port, 5.0) as watcher:
+        until(server.session_ids, within=4 * WAIT)  # the bystander is in
+        flooded = []  # what the flooders saw: refusals, cuts
+        flood = threading.Thread(
+            target=lambda: flooded.append(ping_flood(server.port, 4.0, sockets=8))
+        )
+        flood.start()
+        most = 0
+        while flood.is_alive():
+            most = max(most, server._call(_most_unread(server), WAIT))
+            time.sleep(0.01)  # one sample every 10 ms
+        flood.join()
+        echoes = watcher.echoes()
+    assert watcher.error is None
+    assert echoes and None not in echoes, echoes  # each within the bystander's 5 s
+    assert flooded and not [k for k in flooded[0] if k.startswith("recusada")], flooded
+    assert most <= limit + READ_SIZE, most  # the kernel's buffers take the first pongs
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def _most_unread(server):
+    """The most output any open session has left unread, in bytes."""
+    service = server.service
+    return max(
+        (service.connection(s).transport.get_write_buffer_size() for s in service.session_ids()),
+        default=0,
+    )
 
 
 def test_a_ping_flood_is_answered_no_faster_than_the_connections_budget():
@@ -376,6 +402,16 @@ def test_a_ping_flood_is_answered_no_faster_than_the_connections_budget():
         raw.close()
 
 
+def _waiting(server, count):
+    """Wait until the server's gate counts ``count`` connections waiting for a session
+    (it counts each one the moment TCP is accepted, on the server's loop)."""
+
+    async def waiting():
+        return server.service.gate.waiting_total
+
+    until(lambda: server._call(waiting(), WAIT) == count)
+
+
 def _status(raw):
     raw.settimeout(WAIT)
     head = read_head(raw)
@@ -387,7 +423,7 @@ def test_connection_caps_refuse_with_their_status_and_one_log_line(caplog):
     caps = Caps(max_connections=12, max_per_address=5, max_waiting=8, max_waiting_per_address=3)
     with chat_server(caps=caps, hello_timeout=30) as server:
         held = [raw_socket(server.port, "127.0.3.1") for _ in range(3)]  # idle TCP
-        time.sleep(0.2)
+        _waiting(server, 3)
         extra = raw_socket(server.port, "127.0.3.1")
         assert _status(extra).startswith("HTTP/1.1 429")  # waiting, per address
         for n in range(2):  # sessions from one address: 3 + 2 = 5 open
@@ -395,10 +431,10 @@ def test_connection_caps_refuse_with_their_status_and_one_log_line(caplog):
             assert answer == "welcome"
             held.append(ws)
         held += [raw_socket(server.port, "127.0.3.2") for _ in range(3)]
-        time.sleep(0.2)
+        _waiting(server, 6)
         assert _status(raw_socket(server.port, "127.0.3.2")).startswith("HTTP/1.1 429")
         held += [raw_socket(server.port, f"127.0.3.{n}") for n in (3, 4)]  # 8 waiting
-        time.sleep(0.2)
+        _waiting(server, 8)
         assert _status(raw_socket(server.port, "127.0.3.5")).startswith("HTTP/1.1 503")
         refusals = [r.getMessage() for r in caplog.records if "recusada 127.0.3" in r.getMessage()]
         assert len(refusals) == 3, refusals
@@ -409,7 +445,7 @@ def test_connection_caps_refuse_with_their_status_and_one_log_line(caplog):
 def test_total_connections_cap_refuses_with_503():
     with chat_server(caps=Caps(max_connections=3, max_waiting=3)) as server:
         held = [raw_socket(server.port, f"127.0.4.{n}") for n in range(1, 4)]
-        time.sleep(0.2)
+        _waiting(server, 3)
         late = raw_socket(server.port, "127.0.4.9")
         late.settimeout(WAIT)
         response = b""
@@ -460,35 +496,32 @@ def test_slow_handshakes_are_cut_capped_per_address_and_logged_once():
             )
             == 3 * 16
         ), seen
-        assert watcher.error is None and None not in echoes and max(echoes) < 1.0
-        log = served.log()
-        assert "Traceback" not in log
-        assert log.count("o pedido HTTP não chegou inteiro em 1.5 s") == 20  # 20, then
-        assert log.count("recusada 127.0.7.") == 12  # counted
-        time.sleep(1.0)
+    assert watcher.error is None and echoes and None not in echoes, echoes
+    log = served.log()  # the whole log: the server has stopped
+    assert "Traceback" not in log
+    assert log.count("o pedido HTTP não chegou inteiro em 1.5 s") == 20  # 20, then
+    assert log.count("recusada 127.0.7.") == 12  # counted
 
 
 def test_log_lines_cut_and_escape_what_the_client_sent():
     with Served(*CHEAP_KDF) as served:
         seen = log_flood(served.port, 1.5)
-        assert seen["4000"] > 10
-        time.sleep(0.3)
-        log = served.log()
-        lines = log.splitlines()
-        assert max(len(line) for line in lines) < 400
-        assert not any(line.startswith("2026-01-01") for line in lines)  # no forged line
-        assert "\x1b" not in log
-        assert "e mais" in log or len(lines) < 30  # repeats counted, not written
+    assert seen["4000"] > 10
+    log = served.log()  # the whole log: the server has stopped
+    lines = log.splitlines()
+    assert max(len(line) for line in lines) < 400
+    assert not any(line.startswith("2026-01-01") for line in lines)  # no forged line
+    assert "\x1b" not in log
+    assert "e mais" in log or len(lines) < 30  # repeats counted, not written
 
 
 def test_a_replay_to_a_client_that_left_writes_no_send_errors(history_db, tmp_path):
     with Served(*CHEAP_KDF, db=_copy(history_db, tmp_path)) as served:
         seen = left_replay(served.port, 3.0)
-        assert seen["sumiu"] > 10
-        time.sleep(0.5)
-        log = served.log()
-        assert "socket.send() raised exception" not in log
-        assert "Traceback" not in log
+    assert seen["sumiu"] > 10
+    log = served.log()  # the whole log: the server has stopped
+    assert "socket.send() raised exception" not in log
+    assert "Traceback" not in log
 
 
 # -- low: deep JSON, the text rule on the wire ---------------------------------------------
@@ -546,23 +579,23 @@ def test_emoji_sequences_and_tabs_pass_the_text_rule(opened):
 
 def test_a_bystander_is_served_through_a_mixed_attack(history_db, tmp_path):
     """Every attack of benchmarks.chat_attacks at once for 6 s; the bystander sends a
-    line every 100 ms from another address and each echo returns within 1 s; memory
-    stays bounded and the log holds no traceback. (Three new names per minute per
-    address, so the registration flood meets its cap even on a loaded machine.)"""
-    with Served(
-        *CHEAP_KDF, "--registrations-per-minute", "3", db=_copy(history_db, tmp_path)
-    ) as served:
-        time.sleep(0.5)
-        before = served.memory()
-        with Bystander(served.port, 8.0) as watcher:
-            time.sleep(1.0)
-            seen = mixed(served.port, 6.0)
-            echoes = watcher.echoes()
-        peak = served.memory("VmHWM")
-        log = served.log()
+    line every 100 ms from another address and each echo returns within its bounded
+    wait (5 s); the log holds no traceback. How long the echoes take and how much
+    memory the server holds meanwhile are measured by ``python -m
+    benchmarks.chat_attacks --only mixed``. (Three new names per minute per address,
+    so the registration flood meets its cap even on a loaded machine.)"""
+    with (
+        Served(
+            *CHEAP_KDF, "--registrations-per-minute", "3", db=_copy(history_db, tmp_path)
+        ) as served,
+        Bystander(served.port, 8.0) as watcher,
+    ):
+        served.wait_for(BYSTANDER_IN, within=4 * WAIT)
+        seen = mixed(served.port, 6.0)
+        echoes = watcher.echoes()
+    log = served.log()  # the whole log: the server has stopped
     assert watcher.error is None, watcher.error
-    late = [round(e, 3) for e in echoes if e is None or e >= 1.0]
-    assert not late, f"{len(late)} of {len(echoes)} echoes late or lost: {late}"
-    assert peak - before < 300, f"RSS {before:.0f} -> {peak:.0f} MiB"
+    lost = echoes.count(None)
+    assert echoes and not lost, f"{lost} of {len(echoes)} echoes lost"
     assert "Traceback" not in log and "socket.send() raised" not in log
     assert seen["brute_force: 4029"] > 0 and seen["registration_flood: 4003"] > 0, dict(seen)

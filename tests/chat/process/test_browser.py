@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from chatclient import chat_server
+from chatclient import WAIT, chat_server
 
 from wslab.chat.testing import ChatServer
 
@@ -35,10 +35,10 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TIMEOUT_MS = 5_000  # every Playwright wait and expect
+TIMEOUT_MS = round(1000 * WAIT)  # every Playwright wait and expect
 # Coming back from a cut may wait out one backoff step (capped at 10 s); the page
 # reconnects at once on the "online" event, so this is only a bound.
-RECONNECT_TIMEOUT_MS = 10_000
+RECONNECT_TIMEOUT_MS = 2 * TIMEOUT_MS
 
 MESSAGE_ITEMS = "#messages li[data-offset]"
 READ_MESSAGES = """items => items.map(item => ({
@@ -87,7 +87,7 @@ def browser() -> Iterator[object]:
     try:
         try:
             launched = playwright.chromium.launch(
-                executable_path=executable, headless=True, args=LAUNCH_ARGS, timeout=30_000
+                executable_path=executable, headless=True, args=LAUNCH_ARGS, timeout=6 * TIMEOUT_MS
             )
         except PlaywrightError as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from chatclient import WAIT, closed_with, hello, receive, say, serve_process
+from chatclient import WAIT, closed_with, hello, receive, say, serve_process, until
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -47,18 +47,6 @@ def get(url: str, *, source: str = "127.0.0.1", context=None) -> tuple[int, str]
         return response.status, response.read().decode()
     finally:
         connection.close()
-
-
-def until(check, within: float = 10.0, step: float = 0.05):
-    """Poll ``check()`` until it returns a true value (bounded); return that value."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {within} s: {check}")
-        time.sleep(step)
 
 
 @contextlib.contextmanager
@@ -145,7 +133,10 @@ def test_eighty_first_logins_through_caddy_all_get_in(tmp_path, tls):
         node(*TRUST, "--public-url", f"https://localhost:{front}") as (_, url),
         LocalCaddy(tmp_path, [f"127.0.0.1:{http_port(url)}"], tls, port=front) as caddy,
     ):
-        until(lambda: get(caddy.url + "/readyz", context=tls.client_context())[0] == 200)
+        until(
+            lambda: get(caddy.url + "/readyz", context=tls.client_context())[0] == 200,
+            within=2 * WAIT,
+        )
         context = tls.client_context()
         for index in range(80):
             source = f"127.0.0.{10 + index}"
@@ -263,7 +254,7 @@ def test_sigterm_drains_answers_every_line_read_closes_with_1012_and_exits_in_bo
                 else:
                     assert frame["type"] == "error", frame
         assert ana.close_code == 1012
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=2 * WAIT) == 0
         assert time.monotonic() - started < 4 + 5
         silent.close()
         assert [text for _, text in echoed] == [f"linha {i}" for i in range(len(echoed))]
@@ -287,6 +278,7 @@ class Follower(threading.Thread):
         self.user, self.source = f"u{index}", f"127.0.0.{20 + index}"
         self.caddy, self.context, self.talking, self.done = caddy, context, talking, done
         self.seen, self.acked, self.resumes, self.failures = [], [], [], []
+        self.welcomed = threading.Event()  # its first session is open
 
     def run(self):
         resume, sent, deadline = None, 0, time.monotonic() + 120
@@ -300,6 +292,7 @@ class Follower(threading.Thread):
             with ws:
                 try:
                     welcome = hello(ws, self.user, "s", resume)
+                    self.welcomed.set()
                     if resume is not None:
                         self.resumes.append(welcome["recovered"])
                     epoch = welcome["epoch"]
@@ -321,6 +314,12 @@ class Follower(threading.Thread):
                     continue  # closed (1012 from a draining node): resume
 
 
+def more_traffic(followers, lines=200):
+    """Wait until the followers' acknowledged lines grow by ``lines`` (bounded)."""
+    target = sum(len(f.acked) for f in followers) + lines
+    until(lambda: sum(len(f.acked) for f in followers) >= target, within=4 * WAIT)
+
+
 @pytest.mark.xfail(
     reason="não passa ainda: na última execução 7.157 confirmadas; u5 retomou com "
     "recovered=False (mais de --retention 1000 mensagens durante a sua volta: o teste "
@@ -340,23 +339,23 @@ def test_a_rolling_restart_under_traffic_loses_nothing(tmp_path, tls, valkey_url
     try:
         with LocalCaddy(tmp_path, [f"127.0.0.1:{p}" for p in ports], tls, port=front) as caddy:
             context = tls.client_context()
-            until(lambda: get(caddy.url + "/readyz", context=context)[0] == 200)
+            until(lambda: get(caddy.url + "/readyz", context=context)[0] == 200, within=2 * WAIT)
             followers = [Follower(i, caddy, context, talking, done) for i in range(50)]
             for follower in followers:
                 follower.start()
-            until(lambda: all(f.seen or f.failures for f in followers) or True)
+            until(lambda: all(f.welcomed.is_set() for f in followers), within=4 * WAIT)
             talking.set()
             for index, port in enumerate(ports):
-                time.sleep(1.0)  # traffic on both nodes
+                more_traffic(followers)  # on both nodes
                 processes[index].send_signal(signal.SIGTERM)
-                assert processes[index].wait(timeout=15) == 0
+                assert processes[index].wait(timeout=3 * WAIT) == 0
                 processes[index] = serve_process(*options, "--port", str(port))[0]
-                until(lambda p=port: get(f"http://127.0.0.1:{p}/readyz")[0] == 200)
-            time.sleep(1.0)
+                until(lambda p=port: get(f"http://127.0.0.1:{p}/readyz")[0] == 200, within=2 * WAIT)
+            more_traffic(followers)  # on the node started last too
             talking.clear()
             acked = sorted({m for f in followers for m in f.acked})
             try:
-                until(lambda: all(set(acked) <= set(f.seen) for f in followers), within=30)
+                until(lambda: all(set(acked) <= set(f.seen) for f in followers), within=6 * WAIT)
             except AssertionError:
                 behind = [
                     (
@@ -372,7 +371,7 @@ def test_a_rolling_restart_under_traffic_loses_nothing(tmp_path, tls, valkey_url
                 raise AssertionError(f"{len(acked)} acked; behind: {behind[:5]}") from None
             done.set()
             for follower in followers:
-                follower.join(timeout=10)
+                follower.join(timeout=2 * WAIT)
     finally:
         done.set()
         for process in processes:
