@@ -72,7 +72,9 @@ class Replicas:
         next write."""
         if any(isinstance(reply, BaseException) for reply in (received, on_disk, role)):
             return False
-        attached = len(role[2]) if role and role[0] == "master" else 0
+        if not role or role[0] != "master":
+            return False  # the write went to a server that is no longer the primary
+        attached = len(role[2])
         needed = min(asked, max(1, attached))
         self.attached = max(1, attached)
         local, replicas = on_disk
