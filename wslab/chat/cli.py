@@ -123,7 +123,7 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: dict) -> None:
         caps=caps,
         other_nodes=args.node,
         allowed_origins=args.allow_origin,
-        pipeline=PIPELINE,  # where the log keeps call order (SQLite), else 1
+        pipeline=PIPELINE,  # where the log keeps call order (SQLite, Redis), else 1
         max_frames=args.max_frames or None,
         trusted=settings["trusted"],
         public_urls=settings["public"],

@@ -150,6 +150,35 @@ def test_the_shipped_client_follows_a_failover_to_the_new_primary(topology):
     asyncio.run(asyncio.wait_for(body(), 60))
 
 
+def test_the_log_is_not_ready_while_the_primary_has_no_replica(topology):
+    """``check`` (what /readyz asks): ready with replicas; with none attached, a
+    sentence that says nothing can be confirmed."""
+    from wslab.chat.errors import StoreError
+    from wslab.chat.stores.redis import RedisLog
+    from wslab.chat.stores.redis.client import SentinelService
+
+    async def body():
+        log = RedisLog(SentinelService(tuple(topology.addresses), topology.service))
+        try:
+            await log.check()
+            primary = topology.primary()
+            for server in topology.servers:
+                if server is not primary:
+                    topology.kill(server)
+            for _ in range(100):  # bounded: 10 s for the primary to see them gone
+                try:
+                    await log.check()
+                except StoreError as error:
+                    return str(error)
+                await asyncio.sleep(0.1)
+            return None
+        finally:
+            await log.close()
+
+    refused = asyncio.run(asyncio.wait_for(body(), 60))
+    assert refused is not None and "sem réplica" in refused
+
+
 def test_primary_killed_under_traffic_loses_nothing_acknowledged(topology):
     """SIGKILL of the primary: a replica is promoted, both nodes follow; lines sent
     meanwhile get errors, none acknowledged is lost, every resume is recovered."""

@@ -256,10 +256,20 @@ class RedisLog:
         return self.state
 
     async def check(self) -> None:
+        """Redis answers; with replicas, the server the Sentinels name is a primary
+        with a replica attached (without one, nothing can be confirmed)."""
         try:
-            await self._client.ping()
+            if not self._replicas.required:
+                await self._client.ping()
+                return
+            role = await self._client.execute_command("ROLE")
         except FAILURES as error:
             raise failure(self._client, error, "o nó não está pronto") from error
+        if role[0] != "master" or not role[2]:
+            raise StoreError(
+                "O primário do Valkey está sem réplica: nenhuma mensagem pode ser confirmada "
+                "agora; o nó não está pronto."
+            )
 
     async def close(self) -> None:
         self._closed = True
