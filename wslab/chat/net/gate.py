@@ -127,13 +127,14 @@ class Gate:
                         f"Conexões demais através do proxy (limite {caps.max_per_proxy}).",
                     )
                 )
-            keys, network = (address,), f"proxy:{address}"
+            keys: tuple[str, ...] = (address,)
+            network = f"proxy:{address}"
         else:
-            keys = self._keys(address)
-            refusal = self._refusal(*keys)
+            host, network = self._keys(address)
+            refusal = self._refusal(host, network)
             if refusal is not None:
                 return Admission(refusal)
-            network = keys[1]
+            keys = (host, network)
         evict = None
         if self.waiting_total >= caps.max_waiting:
             if not self._queue:  # every waiting one is logging in: no room to make
