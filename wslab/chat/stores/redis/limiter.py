@@ -167,11 +167,13 @@ class RedisLimiter:
                 pipe.hdel(key, "c", "u")  # attempts in flight stay counted
             await self._call(pipe.execute())
 
-    async def _throttled(self, op: str, keys: Collection[str], charged: int = 0):
+    async def _throttled(self, op: str, keys: Collection[str], charged: int = 0) -> int:
+        """The THROTTLE script's reply: milliseconds to wait (0 when none)."""
         if not keys:
             return 0
-        args = [self._free, 1000, self._cap_ms, FAILS_TTL_MS, op, charged]
-        return await self._call(self._throttle(keys=self._fails(keys), args=args))
+        args: list[str | int] = [self._free, 1000, self._cap_ms, FAILS_TTL_MS, op, charged]
+        wait_ms: int = await self._call(self._throttle(keys=self._fails(keys), args=args))
+        return wait_ms
 
     async def knows(self, name: str, address: str) -> bool:
         return bool(await self._call(self._client.exists(self._known(name, address))))
