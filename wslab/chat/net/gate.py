@@ -92,7 +92,8 @@ class Gate(Generic[C]):
 
     A waiting connection whose hello arrived (:meth:`heard`: its login is under way,
     bounded by the node) still counts as waiting, but is neither cut to make room nor
-    cut for waiting too long.
+    cut for waiting too long. ``C`` is the caller's connection (any hashable object:
+    the gate only counts and names it).
     """
 
     def __init__(self, caps: Caps = Caps()) -> None:
