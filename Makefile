@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(PYTHON) -m benchmarks.chat_fanout
 	$(PYTHON) -m benchmarks.chat_fanout_cluster
 	$(PYTHON) -m benchmarks.chat_ingest --fsyncs
+	$(PYTHON) -m benchmarks.chat_faults
 	$(PYTHON) -m benchmarks.chat_login
 	$(PYTHON) -m benchmarks.chat_tls
 

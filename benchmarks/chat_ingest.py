@@ -1,9 +1,21 @@
-"""Durable ingest: messages per second one chat server accepts and commits on its
-SQLite default, with 1, 10 and 100 senders (issue 11; target: 5,000 messages/s).
+"""Durable ingest: messages per second one chat server accepts and commits, with 1, 10
+and 100 senders (issue 11; target: 5,000 messages/s), on three layouts in one run:
 
-A real server process (``python -m wslab.chat serve --db TMP --port 0 --max-rate 0 --max-frames 0
---kdf-n 1024``, pinned to CPU 0 when the machine allows) and, in this process (CPU
-1), N sender connections (``websockets``' asyncio client). Each sender keeps at most
+- ``sqlite``: the default, one node on a SQLite file (``--db TMP``, WAL,
+  ``synchronous=FULL``);
+- ``valkey``: one node on one Valkey (``--redis URL``, AOF ``appendfsync always``, no
+  replica): what a store shared by several nodes costs;
+- ``ha``: one node on a Valkey primary with two replicas and three Sentinels
+  (``--redis-sentinel ... --redis-service wslab``; every process's AOF ``always``): a
+  line is echoed only once every replica received it and one has it on disk (issue 23),
+  so this is the cost of surviving the primary's loss.
+
+The Valkey processes are started by the project (:mod:`wslab.chat.testing`) on
+loopback and share the machine's two CPUs with the node and the senders.
+
+A real server process (``python -m wslab.chat serve <store> --port 0 --max-rate 0
+--max-frames 0 --kdf-n 1024``, pinned to CPU 0 when the machine allows) and, in this
+process (CPU 1), N sender connections (``websockets``' asyncio client). Each sender keeps at most
 ``window`` lines in flight: it sends, and sends the next one when the echo of an
 earlier one comes back. An echo goes out only after the transaction that stored the
 line has committed (``synchronous=FULL``: after the WAL's fsync), so echoes counted
@@ -12,20 +24,20 @@ sender itself: every committed message costs exactly one delivery (its echo), so
 figure is ingest and not fan-out (a public line from 100 senders would reach 100
 sessions).
 
-Measured per N, after ``warmup`` seconds, for ``duration`` seconds: echoes per second,
-the echo latency (time the line was written to the socket to time its echo was read,
-p50 and p99), and the CPU time used by the server and by this process in that window
-(which of the two is the bottleneck). Afterwards the server is stopped and the
-database read: its newest offset must equal the echoes received (nothing echoed that
-was not stored, nothing stored that was not echoed once the senders drained).
+Measured per layout and N, after ``warmup`` seconds, for ``duration`` seconds: echoes
+per second, the echo latency (time the line was written to the socket to time its echo
+was read, p50 and p99), and the CPU time used by the server and by this process in that
+window (which of the two is the bottleneck). Afterwards the server is stopped and the
+store read: its newest committed offset must equal the echoes received (nothing echoed
+that was not stored, nothing stored that was not echoed once the senders drained).
 
-With ``--fsyncs`` (needs ``strace``), one more pass per N runs the server under
+With ``--fsyncs`` (needs ``strace``; SQLite only), one more pass per N runs the server under
 ``strace -c`` to count its fsync/fdatasync calls: the commits, hence messages per
 commit (the group commit's size). strace slows the server down, so that pass is not
 used for the throughput figures.
 
-Run: ``python -m benchmarks.chat_ingest`` (writes benchmarks/results/chat_ingest.json)
-or ``--quick``.
+Run: ``python -m benchmarks.chat_ingest`` (writes benchmarks/results/chat_ingest.json),
+``--quick``, or ``--layouts ha`` for one layout.
 """
 
 from __future__ import annotations
@@ -76,20 +88,33 @@ class Server:
 
     ``strace`` (a path to write a syscall summary to) runs it under ``strace -c`` for
     fsync and fdatasync; ``kdf_n`` is scrypt's N for new secrets (lowered by default:
-    the benchmark registers up to 100 names).
+    the benchmark registers up to 100 names); ``store``: the options that choose
+    another store than the database (``--redis URL``, ``--redis-sentinel ...``);
+    ``port``: 0 for a free one; ``cpu``: the CPU it is pinned to (None: not pinned);
+    ``log``: a file its log is appended to (by default it is read and dropped).
     """
 
-    def __init__(self, folder: Path, *, strace: Path | None = None, kdf_n: int = 1024) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        strace: Path | None = None,
+        kdf_n: int = 1024,
+        store: Sequence[str] = (),
+        port: int = 0,
+        cpu: int | None = 0,
+        log: Path | None = None,
+    ) -> None:
+        self.log = log
         self.db = folder / "chat.db"
         command = [
             sys.executable,
             "-m",
             "wslab.chat",
             "serve",
-            "--db",
-            str(self.db),
+            *(store or ("--db", str(self.db))),
             "--port",
-            "0",
+            str(port),
             "--max-rate",
             "0",
             "--max-frames",
@@ -116,7 +141,7 @@ class Server:
             command,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=_pin(0),
+            preexec_fn=None if cpu is None else _pin(cpu),
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.url = self._wait_ready()
@@ -132,12 +157,22 @@ class Server:
             line = stderr.readline()
             found = re.search(r"servindo o chat em http://127\.0\.0\.1:(\d+)/", line)
             if found:
-                threading.Thread(target=stderr.read, daemon=True).start()  # drain the log
+                threading.Thread(target=self._drain, daemon=True).start()
                 return f"ws://127.0.0.1:{found.group(1)}/ws"
             if not line:
                 break
         self.process.kill()
         raise RuntimeError(f"o servidor não começou: {stderr.read()}")
+
+    def _drain(self) -> None:
+        """Read the server's log as it comes (so the server never blocks on it)."""
+        if self.log is None:
+            self.process.stderr.read()
+            return
+        with open(self.log, "a") as sink:
+            for line in self.process.stderr:
+                sink.write(line)
+                sink.flush()
 
     def _server_pid(self) -> int:
         """The Python process's pid (a child of strace when traced)."""
@@ -162,10 +197,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=WAIT)
-
-    def newest_offset(self) -> int:
-        with sqlite3.connect(self.db) as db:
-            return int(db.execute("SELECT value FROM meta WHERE key = 'newest'").fetchone()[0])
 
 
 class _Sender:
@@ -271,22 +302,63 @@ async def _drive(
     }
 
 
+LAYOUTS = ("sqlite", "valkey", "ha")
+
+
+@contextlib.contextmanager
+def _layout(name: str, folder: Path):
+    """The store of a layout, started fresh in ``folder``: yields the ``serve`` options
+    that choose it and a function giving its committed offset (call it after the
+    server stopped)."""
+    if name == "sqlite":
+
+        def committed() -> int:
+            with sqlite3.connect(folder / "chat.db") as db:
+                return int(db.execute("SELECT value FROM meta WHERE key = 'newest'").fetchone()[0])
+
+        yield (), committed
+        return
+    import redis
+
+    from wslab.chat.testing import LocalValkey, ValkeyHA
+
+    if name == "valkey":
+        with LocalValkey(folder / "valkey") as server:
+            yield ("--redis", server.url), lambda: _committed(redis, server)
+    elif name == "ha":
+        with ValkeyHA(folder / "ha") as topology:
+            yield topology.sentinel_flags, lambda: _committed(redis, topology.wait_primary())
+    else:
+        raise ValueError(f"unknown layout {name!r}: one of {', '.join(LAYOUTS)}")
+
+
+def _committed(redis, server) -> int:
+    """The committed offset of the chat's log in a local Valkey."""
+    with redis.Redis(host=server.host, port=server.port, decode_responses=True) as client:
+        return int(client.hget("wslab:chat:meta", "c") or 0)
+
+
 def measure(
     senders: int,
     *,
+    layout: str = "sqlite",
     window: int = 16,
     warmup: float = 1.0,
     duration: float = 5.0,
     strace: Path | None = None,
 ) -> dict:
-    """One run with ``senders`` connections against a fresh server and database."""
-    with tempfile.TemporaryDirectory(prefix="wslab-ingest-") as folder:
-        server = Server(Path(folder), strace=strace)
+    """One run with ``senders`` connections against a fresh server and store."""
+    with (
+        tempfile.TemporaryDirectory(prefix="wslab-ingest-") as folder,
+        _layout(layout, Path(folder)) as (store, committed),
+    ):
+        server = Server(Path(folder), strace=strace, store=store)
         try:
             row = asyncio.run(_drive(server.url, senders, window, warmup, duration, server))
         finally:
             server.stop()
-        row["committed"] = server.newest_offset()
+        row["layout"] = layout
+        row["committed"] = committed()
     if row["committed"] != row["echoes_total"]:
         raise RuntimeError(
             f"{row['echoes_total']} ecos e {row['committed']} mensagens no banco: deviam ser iguais"
@@ -309,39 +381,52 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="1 repeat of 2 s")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--window", type=int, default=16, help="lines in flight per sender")
+    parser.add_argument(
+        "--layouts",
+        default=",".join(LAYOUTS),
+        help=f"layouts to measure, separated by commas (of {', '.join(LAYOUTS)})",
+    )
     parser.add_argument("--fsyncs", action="store_true", help="count commits with strace")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    layouts = [name for name in args.layouts.split(",") if name]
+    unknown = set(layouts) - set(LAYOUTS)
+    if unknown:
+        parser.error(f"layouts desconhecidos: {', '.join(sorted(unknown))}")
     repeats, duration = (1, 2.0) if args.quick else (args.repeats, 5.0)
     load_before = list(os.getloadavg())  # the machine is shared: say how busy it was
     runs = []
-    for _ in range(repeats):  # round-robin over N, so a burst of load hits all alike
-        for n in SENDERS:
-            row = measure(n, window=args.window, duration=duration)
-            runs.append(row)
-            print(
-                f"N={n:>3}: {row['messages_per_s']:8.0f} msg/s, eco p50 "
-                f"{row['echo_p50_ms']:.2f} ms p99 {row['echo_p99_ms']:.2f} ms, CPU servidor "
-                f"{row['server_cpu']:.0%} cliente {row['client_cpu']:.0%}",
-                flush=True,
-            )
+    for _ in range(repeats):  # round-robin over layouts and N, so load hits all alike
+        for layout in layouts:
+            for n in SENDERS:
+                row = measure(n, layout=layout, window=args.window, duration=duration)
+                row["loadavg_1min"] = os.getloadavg()[0]
+                runs.append(row)
+                print(
+                    f"{layout:>6} N={n:>3}: {row['messages_per_s']:8.0f} msg/s, eco p50 "
+                    f"{row['echo_p50_ms']:.2f} ms p99 {row['echo_p99_ms']:.2f} ms, CPU "
+                    f"servidor {row['server_cpu']:.0%} cliente {row['client_cpu']:.0%}",
+                    flush=True,
+                )
     summary = []
-    for n in SENDERS:
-        mine = [r for r in runs if r["senders"] == n]
-        summary.append(
-            {
-                "senders": n,
-                "messages_per_s": statistics.median(r["messages_per_s"] for r in mine),
-                "messages_per_s_min": min(r["messages_per_s"] for r in mine),
-                "messages_per_s_max": max(r["messages_per_s"] for r in mine),
-                "echo_p50_ms": statistics.median(r["echo_p50_ms"] for r in mine),
-                "echo_p99_ms": statistics.median(r["echo_p99_ms"] for r in mine),
-                "server_cpu": statistics.median(r["server_cpu"] for r in mine),
-                "client_cpu": statistics.median(r["client_cpu"] for r in mine),
-            }
-        )
+    for layout in layouts:
+        for n in SENDERS:
+            mine = [r for r in runs if r["senders"] == n and r["layout"] == layout]
+            summary.append(
+                {
+                    "layout": layout,
+                    "senders": n,
+                    "messages_per_s": statistics.median(r["messages_per_s"] for r in mine),
+                    "messages_per_s_min": min(r["messages_per_s"] for r in mine),
+                    "messages_per_s_max": max(r["messages_per_s"] for r in mine),
+                    "echo_p50_ms": statistics.median(r["echo_p50_ms"] for r in mine),
+                    "echo_p99_ms": statistics.median(r["echo_p99_ms"] for r in mine),
+                    "server_cpu": statistics.median(r["server_cpu"] for r in mine),
+                    "client_cpu": statistics.median(r["client_cpu"] for r in mine),
+                }
+            )
     commits = []
-    if args.fsyncs and shutil.which("strace"):
+    if args.fsyncs and shutil.which("strace") and "sqlite" in layouts:
         for n in SENDERS:
             with tempfile.TemporaryDirectory() as folder:
                 trace = Path(folder) / "strace.txt"
@@ -361,14 +446,22 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{row['committed'] / max(calls, 1):.1f} mensagens por fsync",
                 flush=True,
             )
+    options = "" if args.layouts == ",".join(LAYOUTS) else f" --layouts {args.layouts}"
     result = {
         "benchmark": "chat_ingest",
         "command": "python -m benchmarks.chat_ingest"
         + (" --quick" if args.quick else "")
+        + options
         + (" --fsyncs" if args.fsyncs else ""),
         "target_messages_per_s": TARGET,
-        "server": "python -m wslab.chat serve --db TMP --max-rate 0 --max-frames 0 --kdf-n 1024 (SQLite, WAL, "
-        "synchronous=FULL)",
+        "server": "python -m wslab.chat serve <store> --max-rate 0 --max-frames 0 --kdf-n 1024",
+        "layouts": {
+            "sqlite": "--db TMP (SQLite, WAL, synchronous=FULL)",
+            "valkey": "--redis URL: one Valkey, AOF appendfsync always, no replica",
+            "ha": "--redis-sentinel x3 --redis-service wslab: a primary, 2 replicas, "
+            "3 Sentinels, AOF always everywhere; echo after WAIT (every replica) and "
+            "WAITAOF 1 1",
+        },
         "workload": "each sender: /msg <itself> <n>, at most `window` lines in flight",
         "window": args.window,
         "duration_s": duration,

@@ -8,11 +8,14 @@ store is added in this module and nowhere else.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .node import Limits
 from .stores import CredentialStore, Limiter, MessageLog, Presence
 from .stores.memory import MemoryCredentials, MemoryLog
+
+if TYPE_CHECKING:
+    from .stores.redis.client import Where
 
 __all__ = ["Stores", "choose_stores"]
 
@@ -34,14 +37,17 @@ class Stores(NamedTuple):
 def choose_stores(
     *,
     db: str | None = None,
-    redis: str | None = None,
+    redis: Where | None = None,
     retention: int = 1000,
     limits: Limits | None = None,
     presence_ttl: float = 10.0,
     epoch: str | None = None,
 ) -> Stores:
     """Memory when neither ``db`` nor ``redis`` is given, else a SQLite file, else a
-    Redis (or Valkey) that any number of nodes share, with presence and shared limits.
+    Redis (or Valkey) that any number of nodes share, with presence and shared limits:
+    ``redis`` is a ``redis://`` URL, or a
+    :class:`~wslab.chat.stores.redis.client.SentinelService` (a primary with replicas
+    found through Sentinels).
 
     ``epoch`` names the epoch of a new memory log (the notebooks' fixed one).
     Raises StoreError for a Redis URL that is not one; nothing is opened here (the

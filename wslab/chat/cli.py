@@ -3,7 +3,10 @@
 History and users live in a SQLite file (``--db``, default ``wslab-chat.db`` in the
 working directory), so a restart, or a crash, loses nothing that was acknowledged; or,
 with ``--redis redis://HOST:PORT/DB``, in a Redis (or Valkey) that any number of nodes
-share, with presence and shared limits, to form one chat (:mod:`wslab.chat.stores.redis`).
+share, with presence and shared limits, to form one chat (:mod:`wslab.chat.stores.redis`);
+or, with ``--redis-sentinel HOST:PORT`` (one per Sentinel) and ``--redis-service NAME``,
+in a Valkey primary with replicas that the Sentinels watch: a line is then echoed only
+once a replica has it, and the node follows a failover by itself.
 SIGTERM drains the node (:meth:`ChatService.drain`): ``/readyz`` turns 503, every
 session is closed with 1012 once the lines it sent are answered, and the process exits
 with status 0 within ``--drain-timeout`` seconds; Ctrl-C closes every connection with
@@ -104,9 +107,15 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: Settings) -> No
         replays_in_all_per_second=args.replays_in_all_per_second,
         prefixes=caps.prefixes,
     )
+    redis = args.redis
+    if args.redis_sentinel:
+        # Imported here: the Redis client weighs ~5 MiB that a node on SQLite never needs.
+        from .stores.redis.client import SentinelService
+
+        redis = SentinelService(tuple(args.redis_sentinel), args.redis_service)
     stores = choose_stores(
-        db=None if args.redis else args.db,
-        redis=args.redis,
+        db=None if redis else args.db,
+        redis=redis,
         retention=args.retention,
         limits=limits,
         presence_ttl=args.presence_ttl,
@@ -127,7 +136,7 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: Settings) -> No
         caps=caps,
         other_nodes=args.node,
         allowed_origins=args.allow_origin,
-        pipeline=PIPELINE,  # where the log keeps call order (SQLite), else 1
+        pipeline=PIPELINE,  # where the log keeps call order (SQLite, Redis), else 1
         max_frames=args.max_frames or None,
         trusted=settings.trusted,
         public_urls=settings.public,
@@ -170,6 +179,15 @@ async def _serve(args: argparse.Namespace, caps: Caps, settings: Settings) -> No
     else:  # Ctrl-C: the operator stops it
         log.info("parando: fechando as conexões com 1001")
         await service.shut_down(server)
+
+
+def _address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as a pair."""
+    host, colon, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host:
+        raise argparse.ArgumentTypeError(f"use HOST:PORTA, não {text!r}")
+    return host, port_number(port)
 
 
 def _origin(text: str) -> str:
@@ -274,6 +292,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="redis://HOST:PORTA/BANCO: histórico, usuários e presença num Redis (ou "
         "Valkey) compartilhado; vários nós no mesmo Redis formam um só chat",
+    )
+    where.add_argument(
+        "--redis-sentinel",
+        action="append",
+        type=_address,
+        metavar="HOST:PORTA",
+        help="um Sentinel que vigia o Valkey primário (repita para cada um): como --redis, "
+        "mas com réplicas; uma mensagem só é confirmada depois de copiada numa réplica, "
+        "e o nó segue o novo primário depois de um failover",
+    )
+    serve.add_argument(
+        "--redis-service",
+        default="wslab",
+        metavar="NOME",
+        help="com --redis-sentinel: o nome do primário nos Sentinels (sentinel monitor NOME ...)",
     )
     serve.add_argument(
         "--presence-ttl",

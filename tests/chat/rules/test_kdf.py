@@ -66,7 +66,7 @@ def test_a_login_that_meets_a_corrupt_record_is_refused_with_its_sentence():
     node = ChatNode(MemoryLog(epoch="e"), credentials, kdf=CHEAP, offload=None)
 
     async def login() -> None:
-        assert await credentials.register("ana", "scrypt$2$1$1$not*base64$AAAA")
+        assert await credentials.register("ana", "ana", "scrypt$2$1$1$not*base64$AAAA") is None
         await node.open("ana", "pw", object())
 
     with pytest.raises(Refusal, match="corrompida no armazenamento") as caught:

@@ -462,7 +462,8 @@ class ChatNode(Generic[H]):
                 record = await self._register(name, secret, host, network)
             if record is not None:  # a registered name (or one registered meanwhile)
                 tier = Tier.RETURNING if known else Tier.KNOWN
-                if not await self._kdf(tier, network, Scrypt.verify, secret, record):
+                # A corrupt record: BadRecord, a StoreError, refused like a store failing.
+                if not await self._stored(self._kdf(tier, network, Scrypt.verify, secret, record)):
                     outcome = "settled"
                     wait = 0.0
                     if throttled:
@@ -659,9 +660,12 @@ class ChatNode(Generic[H]):
         """Whether :meth:`submit` would await a store before it appends ``text``: a
         ``/msg`` to a name this node does not know to be registered (it is looked up)
         or ``/who`` with a shared presence. A pipelining caller waits for earlier lines
-        first. Known names only grow, so a line judged not to await never does. (The
-        limiter's count of a line is not counted here: it never suspends in memory,
-        and a store that does, Redis, is served one line at a time.)"""
+        first. Known names only grow, so a line judged not to await never does. A
+        shared limiter counts every line in the store before its append, so then every
+        line awaits (lines of one connection would otherwise pass the count out of
+        order)."""
+        if self._shared_lines:
+            return True
         try:
             command = parse_line(text)
         except CommandError:

@@ -54,10 +54,10 @@ class MessageLog(Protocol):
     """The shared history: offsets from one source, an epoch, bounded retention.
 
     ``ordered`` is what the log promises about order: True when appends are stored in
-    the order they are called (memory, SQLite), so a connection may have several lines
-    waiting for their commit at once and still see them stored in the order sent;
-    False when concurrent appends may be stored in any order (Redis: one script per
-    append, from many connections), so each connection waits for one line at a time.
+    the order they are called (memory; SQLite's writer thread; Redis, each node's one
+    writer), so a connection may have several lines waiting for their commit at once and
+    still see them stored in the order sent; False when concurrent appends may be stored
+    in any order, so each connection waits for one line at a time.
     """
 
     ordered: bool

@@ -11,7 +11,10 @@ second of acknowledged writes on a crash, which the fault tests would rightly ca
 
 :meth:`LocalValkey.kill` and :meth:`LocalValkey.restart` exist for fault injection.
 Every wait is bounded; on Linux the server also dies with the process that started it
-(``PR_SET_PDEATHSIG``), so a crashed test run leaves no server behind.
+(``PR_SET_PDEATHSIG``), so a crashed test run leaves no server behind. Linux sends that
+signal when the *thread* that started the server ends: start servers from a thread that
+outlives them (the main thread; not ``asyncio.to_thread``, whose workers end with the
+event loop).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,8 @@ class LocalValkey:
         fsync: ``appendfsync`` policy, ``"always"`` (default, see the module
             docstring), ``"everysec"`` or ``"no"``.
         binary: server binary; :func:`find_binary` by default.
+        options: more command-line options (e.g. ``["--replicaof", host, port]``),
+            read at each start.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -81,6 +87,7 @@ class LocalValkey:
         host: str = "127.0.0.1",
         fsync: str = "always",
         binary: str | None = None,
+        options: Sequence[str] = (),
     ) -> None:
         if fsync not in ("always", "everysec", "no"):
             raise ValueError(f"fsync must be 'always', 'everysec' or 'no', not {fsync!r}")
@@ -89,6 +96,7 @@ class LocalValkey:
         self.port = port
         self.fsync = fsync
         self.binary = binary or find_binary()
+        self.options = list(options)
         self._process: subprocess.Popen[Any] | None = None
 
     # -- facts -------------------------------------------------------------------------
@@ -179,13 +187,19 @@ class LocalValkey:
         """
         self.kill()
         if not keep_data:
-            for name in ("appendonlydir", "dump.rdb"):
-                path = self.data_dir / name
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
+            self.wipe()
         self.start(timeout)
+
+    def wipe(self) -> None:
+        """Delete the data files (AOF, RDB) of a stopped server."""
+        if self.running():
+            raise ValkeyError("Pare o servidor Valkey antes de apagar os dados dele.")
+        for name in ("appendonlydir", "dump.rdb"):
+            path = self.data_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
 
     def __enter__(self) -> LocalValkey:
         return self.start()
@@ -195,8 +209,9 @@ class LocalValkey:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _spawn(self) -> None:
-        arguments = [
+    def command(self) -> list[str]:
+        """The server's command line (a subclass may run another role)."""
+        return [
             self.binary,
             "--port",
             str(self.port),
@@ -214,9 +229,12 @@ class LocalValkey:
             "",  # the AOF is the only persistence
             "--daemonize",
             "no",
+            *self.options,
         ]
+
+    def _spawn(self) -> None:
         self._process = popen_dying_with_parent(
-            arguments,
+            self.command(),
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

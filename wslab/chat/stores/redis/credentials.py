@@ -9,7 +9,9 @@ Keys (``prefix`` defaults to ``wslab:chat:``)::
                              Redis's clock): a name never used again expires
 
 Registering and expiring are Lua scripts, so the name, its skeleton and its entry in
-``unused`` change together whichever node asks.
+``unused`` change together whichever node asks. With replicas (a
+:class:`~.client.SentinelService`), a registration counts only once a replica has it
+(:mod:`.replicas`), so a failover cannot hand a taken name to someone else.
 
 Names registered before skeletons were kept (a Redis of an older wslab) get theirs the
 first time a node checks a look-alike: the node walks ``users`` (1,000 names a call,
@@ -24,8 +26,10 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
+from ...errors import StoreError
 from ...rules.names import skeleton as skeleton_of
-from .client import answer, connect
+from .client import FAILURES, SentinelService, Where, answer, connect, failure
+from .replicas import Replicas
 
 __all__ = ["RedisCredentials"]
 
@@ -80,8 +84,11 @@ EXPIRE_BATCH = 1000  # names forgotten per script call (one HSCAN of the skeleto
 class RedisCredentials:
     """A :class:`wslab.chat.stores.CredentialStore` in Redis (see the module docstring)."""
 
-    def __init__(self, url: str, *, prefix: str = "wslab:chat:") -> None:
-        self._client = connect(url)
+    def __init__(self, where: Where, *, prefix: str = "wslab:chat:") -> None:
+        self._client = connect(where)
+        self._replicas = Replicas(required=isinstance(where, SentinelService))
+        # A confirmed write must run once, on the connection its WAIT asks about.
+        self._writer = connect(where, retries=0) if self._replicas.required else self._client
         self._keys = [f"{prefix}users", f"{prefix}skeletons", f"{prefix}unused"]
         self._done = f"{prefix}skeletons:complete"
         self._complete = False
@@ -100,7 +107,24 @@ class RedisCredentials:
 
     async def register(self, user: str, skeleton: str, record: str) -> str | None:
         await self._backfilled()
-        holder = await self._call(self._register(keys=self._keys, args=[user, skeleton, record]))
+        if not self._replicas.required:
+            holder = await self._call(
+                self._register(keys=self._keys, args=[user, skeleton, record])
+            )
+            return holder or None
+        # EVAL, not EVALSHA: a confirmed write is never retried (a NOSCRIPT would be).
+        try:
+            holder, confirmed = await self._replicas.confirm(
+                self._writer,
+                ("EVAL", REGISTER, len(self._keys), *self._keys, user, skeleton, record),
+            )
+        except FAILURES as error:
+            raise failure(self._writer, error, "não consegui registrar o nome") from error
+        if not confirmed:
+            raise StoreError(
+                "O Valkey não confirmou o registro do nome numa réplica a tempo: entre de "
+                "novo em instantes."
+            )
         return holder or None
 
     async def _backfilled(self) -> None:
@@ -146,6 +170,8 @@ class RedisCredentials:
 
     async def close(self) -> None:
         await self._client.aclose()
+        if self._writer is not self._client:
+            await self._writer.aclose()
 
     async def _call(self, call: Awaitable[Any]) -> Any:
         return await answer(self._client, call, "não consegui consultar os usuários")

@@ -1,30 +1,43 @@
-"""The shared message log in Redis/Valkey: any number of nodes pointed at one Redis share
-one log and one epoch.
+"""The shared message log in Redis/Valkey: any number of nodes pointed at one Redis (or
+at one primary found through Sentinels) share one log and one epoch.
 
 The design follows Centrifugo's Redis engine (centrifugal/centrifuge, its broker's
-"add history" script): one Lua script, atomic, allocates the next offset, appends the
-message to a stream whose entry id is ``<offset>-0`` (so offsets and stream ids agree)
-and returns the offset and the epoch; each node follows the stream with ``XREAD
-BLOCK`` and hands what it reads to its own hub, so every node delivers in the same
-order and a sender's echo comes back the same way as everyone else's copy.
+"add history" script): a Lua script, atomic, allocates offsets and appends each message
+to a stream whose entry id is ``<offset>-0`` (so offsets and stream ids agree). Each node
+writes through its own :class:`~.writer.Writer` (its lines in call order, many per round
+trip, confirmed on the replicas when there are replicas) and follows the log with one
+task that blocks on the commits stream (``XREAD BLOCK``) and reads the log up to the
+newest committed offset (``XRANGE``), handing each message to its own hub: every node
+delivers in the same order, and a sender's echo comes back the same way as everyone
+else's copy.
+
+**The invariant.** No session ever receives, and no echo ever reports, an offset that a
+failover can take back: followers and reads never go past the committed offset ``c``,
+which the writers advance only after every replica received the entries below it and
+one has them on disk (:mod:`.writer`, :mod:`.replicas`). Entries above ``c`` (a batch
+whose confirmation failed, the old primary's tail) are invisible until a later round
+confirms them, or are discarded by the failover; either way nobody saw them.
 
 Keys (``prefix`` defaults to ``wslab:chat:``)::
 
-    {prefix}meta    hash   e: the epoch, s: the newest offset
-    {prefix}log     stream entry "<offset>-0": k kind, s sender, t to ("" for none),
-                           x text, e epoch
-    {prefix}done:<token>   the (offset) of an append already done, for 30 s, so that
-                           a retried append is not stored twice
+    {prefix}meta     hash   e: the epoch, s: the newest offset, c: the committed offset
+    {prefix}log      stream entry "<offset>-0": k kind, s sender, t to ("" for none),
+                            x text, e epoch
+    {prefix}commits  stream entry "<c>-0" each time c moves up (the newest ~1,000 kept)
+    {prefix}writer:<id>     one writer's last appended offset (expires)
+    {prefix}done:<token>    a round's newest offset, for 30 s, so that a retried round
+                            is not stored twice
 
-The epoch is a random string created in Redis by whoever finds none (``HSETNX``
-semantics, inside a script): it changes only when Redis has lost the data (it came
-back empty, or older than what this node delivered). An append names the epoch its
-node knows and is refused, storing nothing, when Redis has another: no message is
-ever acknowledged under an epoch its sender's session does not know.
+The epoch is a random string created in Redis by whoever finds none (inside a script):
+it changes only when Redis has lost the data (it came back empty, or with fewer
+messages than this node delivered). A failover that kept the data keeps the epoch and
+the offsets: resumes across it are recovered and exact. An append names the epoch its
+node knows and is refused, storing nothing, when Redis has another: no message is ever
+acknowledged under an epoch its sender's session does not know.
 
-Retention: reads return only the newest ``retention`` messages (exact, as in memory);
-the stream itself is trimmed with ``MAXLEN ~`` to about ``retention + slack``, so a
-follower that lags behind by less than ``slack`` messages still finds every entry.
+Retention: reads return only the newest ``retention`` committed messages (exact, as in
+memory); the stream itself is trimmed with ``MAXLEN ~`` to about ``retention + slack``,
+so a follower that lags behind by less than ``slack`` messages still finds every entry.
 
 Every Redis failure becomes :class:`StoreError` with one pt-BR sentence
 (:mod:`.client`).
@@ -38,62 +51,49 @@ import logging
 import random
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
+
+from redis.asyncio.sentinel import SentinelConnectionPool
 
 from ...errors import StoreError
 from ...rules.messages import Kind, Message
 from .. import Deliver, LogState, Lost, Outage, check_retention
-from .client import FAILURES, REPLY_TIMEOUT, connect, failure
+from .client import FAILURES, REPLY_TIMEOUT, SentinelService, Where, connect, failure
+from .replicas import Replicas
+from .writer import Keys, Writer
 
 __all__ = ["RedisLog"]
 
 logger = logging.getLogger(__name__)
 
 BLOCK_MS = 1000  # one XREAD BLOCK; the follower checks the epoch at least this often
-DONE_TTL = 30  # seconds an append's result is kept for a retry of the same append
 CATCH_UP = 2.0  # seconds a read waits for this node's follower to reach its snapshot
-
-# KEYS: meta, log, done. ARGV: expected epoch, stream length to keep, kind, sender,
-# to, text. Returns {offset, epoch}; offset 0 when Redis's epoch is not the expected
-# one (nothing stored).
-APPEND = """
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if epoch ~= ARGV[1] then
-  return {0, epoch or ''}
-end
-local done = redis.call('GET', KEYS[3])
-if done then
-  return {tonumber(done), epoch}
-end
-local offset = redis.call('HINCRBY', KEYS[1], 's', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], offset .. '-0',
-           'k', ARGV[3], 's', ARGV[4], 't', ARGV[5], 'x', ARGV[6], 'e', epoch)
-redis.call('SET', KEYS[3], offset, 'EX', ARGV[7])
-return {offset, epoch}
-"""
 
 # KEYS: meta. ARGV: the epoch this node knows ('' for none), the newest offset it
 # delivered, a fresh epoch. Makes the fresh epoch current when Redis has none, or when
 # it has this node's epoch but fewer messages than this node delivered (it came back
-# from an older copy: its offsets would be reused). Returns {epoch, newest}.
+# from an older copy: its offsets would be reused). Returns {epoch, committed, created}.
 ENSURE_EPOCH = """
-local meta = redis.call('HMGET', KEYS[1], 'e', 's')
+local meta = redis.call('HMGET', KEYS[1], 'e', 's', 'c')
 local epoch, newest = meta[1], tonumber(meta[2] or '0')
+local created = 0
 if not epoch or (epoch == ARGV[1] and newest < tonumber(ARGV[2])) then
   epoch = ARGV[3]
   redis.call('HSET', KEYS[1], 'e', epoch)
+  created = 1
 end
-return {epoch, newest}
+return {epoch, tonumber(meta[3] or meta[2] or '0'), created}
 """
 
 # KEYS: meta, log. ARGV: expected epoch, retention, mode ('after' or 'recent'), after
-# (offset), user, count (for 'after': at most this many, 0 for all). One snapshot:
-# {epoch, newest, oldest, entries}, entries
-# oldest first for 'after' and newest first for 'recent'; newest -1 when Redis's epoch
-# is not the expected one. 'recent' scans the retention window 100 entries at a time.
-READ = """
-local meta = redis.call('HMGET', KEYS[1], 'e', 's')
-local epoch, newest = meta[1], tonumber(meta[2] or '0')
+# (offset), user, count (for 'after': at most this many, 0 for all). One snapshot of the committed messages: {epoch, newest,
+# oldest, entries}, newest being the committed offset, entries oldest first for
+# 'after' and newest first for 'recent'; newest -1 when Redis's epoch is not the
+# expected one. 'recent' scans the retention window 100 entries at a time. Declared
+# read-only, so a primary short of replicas (min-replicas-to-write) still answers it.
+READ = """#!lua flags=no-writes
+local meta = redis.call('HMGET', KEYS[1], 'e', 's', 'c')
+local epoch, newest = meta[1], tonumber(meta[3] or meta[2] or '0')
 if epoch ~= ARGV[1] then
   return {epoch or '', -1, 0, {}}
 end
@@ -159,21 +159,23 @@ class RedisLog:
     """The shared message log in Redis (see the module docstring for the keys).
 
     Args:
-        url: ``redis://HOST:PORT/DB``.
+        where: ``redis://HOST:PORT/DB``, or a :class:`~.client.SentinelService` (a
+            primary with replicas: appends are then confirmed on the replicas).
         retention: how many of the newest messages reads return.
         prefix: key prefix, so several chats (or tests) can share one Redis.
         slack: extra stream entries kept beyond ``retention`` for lagging followers.
-        batch: at most this many entries per XREAD (and per ``deliver`` call).
+        batch: at most this many entries per XRANGE (and per ``deliver`` call).
 
     ``deliver`` gets a message after :meth:`append` returns (the follower reads it
-    back from the stream), on the event loop that called :meth:`start`.
+    back from the stream once it is committed), on the event loop that called
+    :meth:`start`.
     """
 
-    ordered = False  # concurrent append scripts may run in any order
+    ordered = True  # one writer per node sends its lines in call order
 
     def __init__(
         self,
-        url: str,
+        where: Where,
         retention: int = 1000,
         *,
         prefix: str = "wslab:chat:",
@@ -181,23 +183,32 @@ class RedisLog:
         batch: int = 500,
     ) -> None:
         self._retention = check_retention(retention)
-        self._keep = retention + max(1, slack)
         self._batch = batch
-        self._meta, self._log, self._done = f"{prefix}meta", f"{prefix}log", f"{prefix}done:"
-        self._client = connect(url)
+        self._meta, self._log = f"{prefix}meta", f"{prefix}log"
+        self._commits = f"{prefix}commits"
+        self._client = connect(where)
+        self._replicas = Replicas(required=isinstance(where, SentinelService))
+        mine = f"{prefix}writer:{secrets.token_hex(8)}"
+        keys = Keys(self._meta, self._log, self._commits, mine, f"{prefix}done:")
+        # A round must run once or fail: its writer's client never retries.
+        self._writer_client = connect(where, retries=0)
+        self._writer = Writer(
+            self._writer_client,
+            keys,
+            self._replicas,
+            keep=retention + max(1, slack),
+            epoch_refused=self._check_epoch_now,
+        )
         # XREAD BLOCK holds its connection: the follower has its own client. It never
         # retries by itself: a lost connection may mean Redis restarted (empty, or
         # from an older copy), and the follower must check the epoch before it reads
         # on, which a silent reconnect and a fresh XREAD BLOCK would skip.
-        self._reader = connect(
-            url, reply_timeout=BLOCK_MS / 1000 + REPLY_TIMEOUT, single=True, retries=0
-        )
+        self._reader = connect(where, reply_timeout=BLOCK_MS / 1000 + REPLY_TIMEOUT, retries=0)
         self._reader_id: int | None = None  # its CLIENT ID, to unblock it on close
-        self._append = self._client.register_script(APPEND)
         self._ensure = self._client.register_script(ENSURE_EPOCH)
         self._read = self._client.register_script(READ)
         self._epoch: str | None = None
-        self._newest = 0  # the newest offset handed to deliver (or seen at start)
+        self._newest = 0  # the newest offset handed to deliver (or committed at start)
         self._deliver: Deliver | None = None
         self._lost: Lost | None = None
         self._outage: Outage | None = None
@@ -224,7 +235,7 @@ class RedisLog:
     async def start(
         self, deliver: Deliver, lost: Lost | None = None, outage: Outage | None = None
     ) -> LogState:
-        """Learn (or create) the epoch and follow the stream from its newest entry.
+        """Learn (or create) the epoch and follow the log from its committed offset.
 
         ``lost(epoch)`` is called when this node can no longer vouch that ``deliver``
         got every message in order: Redis lost its data (a new epoch), or this node fell
@@ -233,7 +244,7 @@ class RedisLog:
 
         ``outage(True)`` is called when the follower's call to Redis fails after it
         had succeeded, ``outage(False)`` when one succeeds again (it then reads on
-        from the last id it delivered, so nothing committed meanwhile is skipped).
+        from the last offset it delivered, so nothing committed meanwhile is skipped).
         """
         if self._closed:
             raise StoreError("O histórico no Redis já foi fechado.")
@@ -250,14 +261,25 @@ class RedisLog:
         return self.state
 
     async def check(self) -> None:
+        """Redis answers; with replicas, the server the Sentinels name is a primary
+        with a replica attached (without one, nothing can be confirmed)."""
         try:
-            await self._client.ping()
+            if not self._replicas.required:
+                await self._client.ping()
+                return
+            role = await self._client.execute_command("ROLE")
         except FAILURES as error:
             raise failure(self._client, error, "o nó não está pronto") from error
+        if role[0] != "master" or not role[2]:
+            raise StoreError(
+                "O primário do Valkey está sem réplica: nenhuma mensagem pode ser confirmada "
+                "agora; o nó não está pronto."
+            )
 
     async def close(self) -> None:
         self._closed = True
         self._deliver = self._lost = self._outage = None
+        await self._writer.close()
         if self._follower is not None:
             # Cancelling the task may leave it inside redis-py's blocked read until
             # XREAD's BLOCK ends: CLIENT UNBLOCK ends that read at once, and the loop,
@@ -269,30 +291,19 @@ class RedisLog:
         if self._waking is not None:
             self._waking.cancel()
         await self._client.aclose()
+        await self._writer_client.aclose()
         await self._reader.aclose()
 
     # -- writes and reads ------------------------------------------------------------
 
     async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
+        """Queue the line for this node's writer (in call order: the queueing happens
+        before the first await when the epoch is known) and wait for its offset."""
         if self._closed:
             raise StoreError("O histórico no Redis foi fechado: a mensagem não foi guardada.")
-        epoch = await self._known_epoch()
-        token = secrets.token_hex(8)  # the same token on redis-py's one retry
-        try:
-            offset, _ = await self._append(
-                keys=[self._meta, self._log, self._done + token],
-                args=[epoch, self._keep, str(kind), sender, to or "", text, DONE_TTL],
-            )
-        except FAILURES as error:
-            outcome = "a mensagem não foi confirmada (se ela não aparecer, envie de novo)"
-            raise failure(self._client, error, outcome) from error
-        if offset == 0:
-            self._check_epoch_now()
-            raise StoreError(
-                "O Redis perdeu o histórico (começou uma nova época): a mensagem não foi "
-                "guardada; reconecte para retomar."
-            )
-        return int(offset)
+        if self._epoch is None:
+            await self._learn_epoch()
+        return await self._writer.append(kind, sender, to, text)
 
     async def read_after(
         self, offset: int, limit: int | None = None
@@ -310,21 +321,36 @@ class RedisLog:
     async def _snapshot(
         self, mode: str, after: int, user: str, count: int
     ) -> tuple[LogState, list[Any]]:
-        """One READ script call (one snapshot). When this node follows the stream, it
-        then waits, at most ``CATCH_UP`` s, until the follower has handed everything
-        the snapshot covers to ``deliver``: a replay never runs ahead of the live
-        messages the hub gets, so no session receives a message twice."""
-        known = await self._known_epoch()
-        try:
-            epoch, newest, oldest, entries = await self._read(
-                keys=[self._meta, self._log],
-                args=[known, self._retention, mode, after, user, count],
-            )
-        except FAILURES as error:
-            raise failure(self._client, error, "não consegui ler o histórico") from error
-        if newest < 0:
-            self._check_epoch_now()
-            raise _epoch_changed()
+        """One READ script call (one snapshot of the committed messages). When this
+        node follows the log, it then waits, at most ``CATCH_UP`` s, until the follower
+        has handed everything the snapshot covers to ``deliver``: a replay never runs
+        ahead of the live messages the hub gets, so no session receives a message twice.
+
+        A snapshot older than what this node delivered (a new primary whose committed
+        offset lags: the old one's last commit was not copied) is never answered: the
+        writer seals (:meth:`.writer.Writer.seal`) and the read runs once more."""
+        if self._epoch is None:
+            await self._learn_epoch()
+        for attempt in (1, 2):
+            try:
+                epoch, newest, oldest, entries = await self._read(
+                    keys=[self._meta, self._log],
+                    args=[self._epoch, self._retention, mode, after, user, count],
+                )
+            except FAILURES as error:
+                raise failure(self._client, error, "não consegui ler o histórico") from error
+            if newest < 0:
+                self._check_epoch_now()
+                raise _epoch_changed()
+            if newest >= self._newest:
+                break
+            if attempt == 2:
+                raise StoreError(
+                    "O Redis ainda não confirmou o histórico que este nó já entregou: "
+                    "tente de novo em instantes."
+                )
+            with contextlib.suppress(StoreError, TimeoutError):
+                await asyncio.wait_for(self._writer.seal(), CATCH_UP)
         if self._follower is not None and newest > self._newest:
             await self._caught_up(epoch, newest)
         return LogState(epoch, newest, oldest), entries
@@ -368,17 +394,10 @@ class RedisLog:
                     await self._client.client_unblock(self._reader_id)
             await asyncio.wait({self._follower}, timeout=0.05)
 
-    async def _known_epoch(self) -> str:
-        """The epoch this node knows, first asked of Redis if it knows none yet."""
-        if self._epoch is None:
-            await self._learn_epoch()
-        assert self._epoch is not None  # learned, or _learn_epoch raised
-        return self._epoch
-
     async def _learn_epoch(self) -> bool:
         """Ask Redis for the epoch (creating one if it lost it); True if it changed."""
         try:
-            epoch, newest = await self._ensure(
+            epoch, committed, _ = await self._ensure(
                 keys=[self._meta], args=[self._epoch or "", self._newest, secrets.token_hex(8)]
             )
         except FAILURES as error:
@@ -386,16 +405,18 @@ class RedisLog:
         if epoch == self._epoch:
             return False
         known = self._epoch is not None
-        self._epoch, self._newest = epoch, newest
+        self._epoch, self._newest = epoch, committed
+        self._writer.epoch = epoch
         self._wake(everyone=True)
         return known
 
     async def _follow(self) -> None:
-        """XREAD BLOCK from the last delivered id until the log is closed; after an
-        error, back off (jittered, at most 2 s) and continue from the same id, checking
-        the epoch first."""
+        """Block on the commits stream for an offset above the last one delivered,
+        then read the log up to it; until the log is closed. After an error, back off
+        (jittered, at most 2 s) and continue from the same offset, checking the epoch
+        first."""
         failures = 0
-        check: bool | Literal["tag"] = False  # "tag": an entry of another epoch came
+        check: bool | str = False
         trust = False
         while not self._closed:
             try:
@@ -411,15 +432,17 @@ class RedisLog:
                 if self._reader_id is None:
                     self._reader_id = await self._reader.client_id()
                 reply = await self._reader.xread(
-                    {self._log: f"{self._newest}-0"}, count=self._batch, block=BLOCK_MS
+                    {self._commits: f"{self._newest}-0"}, count=100, block=BLOCK_MS
                 )
                 assert isinstance(reply, list)  # RESP2, the client's: [[stream, entries]]
                 self._reached(True)
                 failures = 0
                 if not reply:
                     check = True  # idle: did Redis come back empty meanwhile?
+                    await self._follow_primary()
                     continue
-                check = "tag" if self._take(reply[0][1], trust) else False
+                committed = int(reply[0][1][-1][0].split("-", 1)[0])
+                check = "tag" if await self._read_up_to(committed, trust) else False
                 trust = False
             except asyncio.CancelledError:
                 raise
@@ -432,6 +455,38 @@ class RedisLog:
                 if failures == 1:
                     logger.warning("redis follower: %s", error)
                 await asyncio.sleep(min(2.0, 0.05 * 2 ** min(failures, 6)) * random.uniform(0.5, 1))
+
+    async def _follow_primary(self) -> None:
+        """With Sentinels: if they now name another primary, drop this node's idle
+        connections to the old one. A primary paused past a failover comes back still
+        calling itself primary, with nothing new to read, until the Sentinels demote
+        it (~10 s): a follower blocked on it would deliver nothing meanwhile. One
+        question to a Sentinel per pool, once per idle ``BLOCK_MS``."""
+        for client in (self._reader, self._client, self._writer_client):
+            pool = client.connection_pool
+            if isinstance(pool, SentinelConnectionPool):
+                await pool.get_master_address()
+
+    async def _read_up_to(self, committed: int, trust: bool) -> bool:
+        """Deliver the log's entries up to ``committed``, ``batch`` at a time; True
+        when one carries another epoch (see :meth:`_take`)."""
+        while self._newest < committed:
+            entries = await self._reader.xrange(
+                self._log, f"{self._newest + 1}-0", f"{committed}-0", count=self._batch
+            )
+            if not entries:  # trimmed away while this node was behind
+                logger.warning(
+                    "redis follower fell behind the stream: %d..%d trimmed",
+                    self._newest + 1,
+                    committed,
+                )
+                self._newest = committed
+                self._wake()
+                self._report_lost()
+                return False
+            if self._take(entries, trust):
+                return True
+        return False
 
     def _reached(self, connected: bool) -> None:
         """Note whether the follower's call reached Redis; tell ``outage`` on a change."""

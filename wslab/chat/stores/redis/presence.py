@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 
 from ...errors import StoreError
-from .client import FAILURES, REPLY_TIMEOUT, connect, failure
+from .client import FAILURES, REPLY_TIMEOUT, Where, connect, failure
 
 __all__ = ["RedisPresence"]
 
@@ -43,7 +43,7 @@ class RedisPresence:
 
     def __init__(
         self,
-        url: str,
+        where: Where,
         node: str | None = None,
         *,
         prefix: str = "wslab:chat:",
@@ -54,7 +54,7 @@ class RedisPresence:
             raise ValueError(f"need 0 < interval < ttl, not {interval!r}, {ttl!r}")
         self.node = node or secrets.token_hex(6)
         self.ttl, self.interval = ttl, interval
-        self._client = connect(url)
+        self._client = connect(where)
         self._nodes = f"{prefix}nodes"
         self._sets = f"{prefix}presence:"
         self._online = self._client.register_script(ONLINE)
