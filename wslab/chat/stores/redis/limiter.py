@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .client import answer, connect
+from .client import Where, answer, connect
 
 __all__ = ["RedisLimiter"]
 
@@ -122,7 +122,8 @@ class RedisLimiter:
     """A :class:`wslab.chat.stores.Limiter` in Redis (see the module docstring).
 
     Args:
-        url: ``redis://HOST:PORT/DB``.
+        where: a ``redis://HOST:PORT/DB`` URL, or a
+            :class:`~.client.SentinelService` (as the other Redis stores take).
         login_free, login_cap: see :class:`wslab.chat.rules.ratelimit.LoginThrottle`.
         prefix: key prefix, as for the other Redis stores.
 
@@ -133,13 +134,13 @@ class RedisLimiter:
 
     def __init__(
         self,
-        url: str,
+        where: Where,
         *,
         login_free: int = 5,
         login_cap: float = 300.0,
         prefix: str = "wslab:chat:",
     ) -> None:
-        self._client: Redis = connect(url)
+        self._client: Redis = connect(where)
         self._free, self._cap_ms = login_free, int(login_cap * 1000)
         self._prefix = prefix
         self._allow = self._client.register_script(ALLOW)
