@@ -41,10 +41,13 @@ from collections import Counter, OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Generic, TypeVar
 
 from ..rules.addresses import PREFIXES, Prefixes, address_key, network_key
 
 __all__ = ["PRESSED_WAIT", "Admission", "Caps", "Gate"]
+
+C = TypeVar("C", bound=Hashable)  # a connection, as the caller knows it
 
 PRESSED_WAIT = 3.0  # seconds a connection may wait for its session under pressure
 FULL = "Servidor lotado: tente de novo em instantes."
@@ -67,12 +70,12 @@ class Caps:
 
 
 @dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(Generic[C]):
     """What :meth:`Gate.admit` decided: a refusal (status, sentence) or None, and a
     waiting connection to cut to make room (or None)."""
 
     refusal: tuple[HTTPStatus, str] | None = None
-    evict: Hashable | None = None
+    evict: C | None = None
 
 
 class _Entry:
@@ -84,21 +87,22 @@ class _Entry:
         self.waiting = True
 
 
-class Gate:
+class Gate(Generic[C]):
     """Counts open connections per host and network, and those still waiting.
 
     A waiting connection whose hello arrived (:meth:`heard`: its login is under way,
     bounded by the node) still counts as waiting, but is neither cut to make room nor
-    cut for waiting too long.
+    cut for waiting too long. ``C`` is the caller's connection (any hashable object:
+    the gate only counts and names it).
     """
 
     def __init__(self, caps: Caps = Caps()) -> None:
         self.caps = caps
         self._open: Counter[str] = Counter()
         self._waiting: Counter[str] = Counter()
-        self._entries: dict[Hashable, _Entry] = {}
+        self._entries: dict[C, _Entry] = {}
         # Waiting and not heard yet, oldest first, and how many per network.
-        self._queue: OrderedDict[Hashable, None] = OrderedDict()
+        self._queue: OrderedDict[C, None] = OrderedDict()
         self._queued: Counter[str] = Counter()
         self.open_total = 0
         self.waiting_total = 0
@@ -110,8 +114,8 @@ class Gate:
         return 2 * self.waiting_total > self.caps.max_waiting
 
     def admit(
-        self, connection: Hashable, address: str, now: float, *, proxy: bool = False
-    ) -> Admission:
+        self, connection: C, address: str, now: float, *, proxy: bool = False
+    ) -> Admission[C]:
         """Count a new ``connection`` from ``address``, or say why it is refused.
 
         ``proxy``: ``address`` is a trusted proxy's; only the totals and
@@ -127,13 +131,14 @@ class Gate:
                         f"Conexões demais através do proxy (limite {caps.max_per_proxy}).",
                     )
                 )
-            keys, network = (address,), f"proxy:{address}"
+            keys: tuple[str, ...] = (address,)
+            network = f"proxy:{address}"
         else:
-            keys = self._keys(address)
-            refusal = self._refusal(*keys)
+            host, network = self._keys(address)
+            refusal = self._refusal(host, network)
             if refusal is not None:
                 return Admission(refusal)
-            network = keys[1]
+            keys = (host, network)
         evict = None
         if self.waiting_total >= caps.max_waiting:
             if not self._queue:  # every waiting one is logging in: no room to make
@@ -150,7 +155,7 @@ class Gate:
         self._queued[network] += 1
         return Admission(None, evict)
 
-    def readdress(self, connection: Hashable, address: str) -> tuple[HTTPStatus, str] | None:
+    def readdress(self, connection: C, address: str) -> tuple[HTTPStatus, str] | None:
         """Move a connection still waiting for its session from its trusted proxy to
         its client's ``address``, if that host and network are under their caps;
         otherwise it stays counted under the proxy (and is refused by the caller)."""
@@ -197,23 +202,23 @@ class Gate:
                 )
         return None
 
-    def _room(self) -> Hashable:
+    def _room(self) -> C:
         """The waiting connection to cut for a newcomer: the oldest of the network
         holding the most waiting connections (not heard yet)."""
         heaviest = self._queued.most_common(1)[0][0]
         return next(c for c in self._queue if self._entries[c].network == heaviest)
 
-    def heard(self, connection: Hashable) -> None:
+    def heard(self, connection: C) -> None:
         """``connection``'s hello arrived: no longer cut to make room nor for its wait."""
         if connection in self._queue:
             del self._queue[connection]
             self._drop(self._queued, self._entries[connection].network)
 
-    def seated(self, connection: Hashable) -> None:
+    def seated(self, connection: C) -> None:
         """``connection`` got its session: it waits no more."""
         self._stop_waiting(connection)
 
-    def _stop_waiting(self, connection: Hashable) -> None:
+    def _stop_waiting(self, connection: C) -> None:
         entry = self._entries[connection]
         if entry.waiting:
             self.heard(connection)
@@ -221,7 +226,7 @@ class Gate:
             self.waiting_total -= 1
             self._drop(self._waiting, *entry.keys)
 
-    def left(self, connection: Hashable) -> None:
+    def left(self, connection: C) -> None:
         """An admitted connection closed (unknown ones are ignored)."""
         entry = self._entries.get(connection)
         if entry is None:
@@ -231,14 +236,14 @@ class Gate:
         self._drop(self._open, *entry.keys)
         self.open_total -= 1
 
-    def expired(self, now: float, wait: float) -> list[Hashable]:
+    def expired(self, now: float, wait: float) -> list[C]:
         """Waiting connections (not heard yet) to cut at ``now``: those waiting longer
         than ``wait`` seconds (the caller's open plus hello timeouts), or than
         :data:`PRESSED_WAIT` while the pool is over half full. Oldest first; they stay
         counted until :meth:`left`."""
         if self.pressed:
             wait = min(wait, PRESSED_WAIT)
-        found = []
+        found: list[C] = []
         for connection in self._queue:
             if now - self._entries[connection].since <= wait:
                 break  # the queue is in arrival order: the rest are younger

@@ -214,7 +214,7 @@ class ChatService:
         self.hello_timeout = hello_timeout
         self.max_pending = max_pending
         self.allowed_hosts = tuple(allowed_hosts)
-        self.gate = Gate(caps if caps is not None else Caps())
+        self.gate: Gate[Connection] = Gate(caps if caps is not None else Caps())
         self.open_timeout: float | None = OPEN_TIMEOUT
         self._static = StaticFiles(
             tuple(socket_url(origin) for origin in (*self.public, *self.other_nodes)),
@@ -222,7 +222,7 @@ class ChatService:
         )
         self._clients: dict[str, Client] = {}  # open sessions, in opening order
         self._all: set[Connection] = set()  # with or without a session yet
-        self._sweeper: asyncio.Task | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         # The connections of the last handles written to (a client's connection never
         # changes; holding the tuple keeps its identity from being reused).
         self._last_handles: Collection[Client] = ()
@@ -349,8 +349,8 @@ class ChatService:
         # Cut whatever is still open: a session's close still under way, and a
         # connection whose handler has returned (out of _all) while websockets' own
         # close waits for a slow reader (its close_timeout is 10 s; the bound is ours).
-        for connection in {*self._all, *server.all_connections}:
-            connection.transport.abort()
+        for still_open in {*self._all, *server.all_connections}:
+            still_open.transport.abort()
         server.close(close_connections=False)
         await server.wait_closed()
         await Readiness.stop(self._watch)
@@ -514,7 +514,8 @@ class ChatService:
             self.send(self.node.go_live(session.id))  # what came while replaying
         except Refusal as refusal:  # too slow, behind, or the hub's buffer overflowed
             self.node.close(session.id)
-            return await self._refuse(connection, refusal)
+            await self._refuse(connection, refusal)
+            return None
         except BaseException:
             self.node.close(session.id)
             raise
@@ -540,7 +541,7 @@ class ChatService:
         )
         return client
 
-    async def _replay(self, connection: Connection, replay: Replay) -> int:
+    async def _replay(self, connection: Connection, replay: Replay[Client]) -> int:
         """Write a session's first items in chunks of ``REPLAY_CHUNK`` bytes, waiting
         (at most ``close_timeout``) for the client to read each; the replay reads its
         next page from the log only when asked (:class:`.node.Replay`). Returns how

@@ -59,9 +59,9 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from ..errors import AuthError, CloseCode, Refusal, StoreError
 from ..rules.addresses import PREFIXES, Prefixes, address_key, network_key
@@ -69,7 +69,7 @@ from ..rules.commands import CommandError, PrivateText, PublicText, WhoQuery, pa
 from ..rules.hub import Hub, Recovery, resume_read
 from ..rules.kdf import SCRYPT, Scrypt
 from ..rules.logins import Tier
-from ..rules.messages import H, Kind, Message, Outbound, Session
+from ..rules.messages import H, Kind, LogState, Message, Outbound, Session
 from ..rules.names import normalize_name, skeleton
 from ..rules.ratelimit import KeyedBuckets, TokenBucket
 from ..stores import CredentialStore, Limiter, MessageLog, Presence
@@ -201,7 +201,7 @@ class ChatNode(Generic[H]):
         self.limits = limits
         self.hub: Hub[H] = hub if hub is not None else Hub()
         self._clock = clock
-        self._emit: Emit = lambda items: None
+        self._emit: Emit[H] = lambda items: None
         self._pool = (
             KdfPool(limits.kdf_workers, limits.max_pending_logins, limits.login_wait)
             if offload == "threads"
@@ -217,7 +217,7 @@ class ChatNode(Generic[H]):
             now,
         )
         self._expired_at = -math.inf  # when unused names were last expired (clock)
-        self._replaying: set[Replay] = set()  # replays not yet written and closed
+        self._replaying: set[Replay[H]] = set()  # replays not yet written and closed
         self._store_down = False  # a shared store stopped answering (see _outage)
         # Names known to be registered (never removed: a name, once taken, stays). A
         # /msg to one of them needs no lookup, so awaits_store and submit agree.
@@ -308,7 +308,7 @@ class ChatNode(Generic[H]):
         address: str = "",
         resume: tuple[str, int] | None = None,
         history: int = 0,
-    ) -> tuple[Session, Replay]:
+    ) -> tuple[Session, Replay[H]]:
         """Authenticate (registering a new name), open a session and plan its replay.
 
         All or nothing: when this raises, no session is open and nothing is queued.
@@ -380,7 +380,7 @@ class ChatNode(Generic[H]):
         replays, each holding at most a page plus what the hub buffered for it."""
         return len(self._replaying), sum(r.held for r in self._replaying)
 
-    def go_live(self, session_id: str) -> list[Outbound]:
+    def go_live(self, session_id: str) -> list[Outbound[H]]:
         """What the session buffered since :meth:`open`; live delivery from now on.
 
         Raises:
@@ -417,7 +417,7 @@ class ChatNode(Generic[H]):
         finally:
             self._waiting_replays -= 1
 
-    async def _read_page(self, after: int, limit: int):
+    async def _read_page(self, after: int, limit: int) -> tuple[LogState, list[Message]]:
         """One page of a lazy replay, under the limit of history reads at once."""
         if self._replays is None:
             self._replays = asyncio.Semaphore(self.limits.max_replays)
@@ -439,7 +439,9 @@ class ChatNode(Generic[H]):
         prefixes = self.limits.prefixes
         host, network = address_key(address, prefixes), network_key(address, prefixes)
         throttled = self.limits.login_free is not None
-        known, charged, held = False, (), ()
+        known = False
+        charged: tuple[str, ...] = ()
+        held: tuple[str, ...] = ()
         if throttled:
             known = await self._stored(self.limiter.knows(name, host))
             # The name is charged before the KDF (one owner, one login at a time); the
@@ -484,7 +486,14 @@ class ChatNode(Generic[H]):
             if throttled and outcome != "settled":
                 await self._settle(outcome, name, host, charged, held)
 
-    async def _settle(self, outcome: str, name: str, host: str, charged, held) -> float:
+    async def _settle(
+        self,
+        outcome: str,
+        name: str,
+        host: str,
+        charged: Collection[str],
+        held: Collection[str],
+    ) -> float:
         """Settle a login attempt in the limiter: a right secret clears the name's and
         the host's failures (not the network's: a login to one's own account must not
         wipe the guesses made from the rest of it); a wrong one lands on the held keys
@@ -565,7 +574,7 @@ class ChatNode(Generic[H]):
             logger.info("%d nomes registrados e nunca mais usados expiraram", gone)
         return gone
 
-    async def _kdf(self, tier: Tier, network: str, function: Callable, *args):
+    async def _kdf(self, tier: Tier, network: str, function: Callable[..., T], *args: object) -> T:
         """``function(*args)`` (scrypt) in the KDF pool, in ``tier``'s turn; inline
         without a pool (the synchronous router)."""
         if self._pool is None:
@@ -718,7 +727,7 @@ BEHIND = (
 )
 
 
-class Replay:
+class Replay(Generic[H]):
     """A new session's first items, read from the log a page at a time.
 
     The plan (the notice, which offsets to replay, whether it recovered) is made once,
@@ -736,12 +745,13 @@ class Replay:
     offset and is told what it lost.
     """
 
-    def __init__(self, node: ChatNode, items: list[Outbound], upto: int) -> None:
+    def __init__(self, node: ChatNode[H], items: list[Outbound[H]], upto: int) -> None:
         replayed = [i for i, item in enumerate(items) if item.replayed]
         first, last = (replayed[0], replayed[-1] + 1) if replayed else (len(items), len(items))
         self._node = node
         self._head = items[: min(last, first + PAGE)]
-        self._offsets = [item.item.offset for item in items[first + PAGE : last]]
+        # The hub's replayed run holds messages only (Hub.recover).
+        self._offsets = [cast(Message, item.item).offset for item in items[first + PAGE : last]]
         self._tail = items[last:]
         self._handles = items[first].handles if replayed else ()
         self._upto = upto
@@ -753,7 +763,7 @@ class Replay:
         """Items it will yield in all."""
         return len(self._head) + len(self._offsets) + len(self._tail)
 
-    async def __aiter__(self):
+    async def __aiter__(self) -> AsyncIterator[Outbound[H]]:
         try:
             for item in self._head:
                 yield item
@@ -768,7 +778,7 @@ class Replay:
         finally:
             self.close()
 
-    async def collect(self) -> list[Outbound]:
+    async def collect(self) -> list[Outbound[H]]:
         """Every item at once (the synchronous model, whose stores never suspend)."""
         return [item async for item in self]
 
@@ -778,7 +788,7 @@ class Replay:
         self.held = 0
         self._node._replaying.discard(self)
 
-    async def _page(self) -> list[Outbound]:
+    async def _page(self) -> list[Outbound[H]]:
         node, wanted = self._node, self._offsets[:PAGE]
         try:
             state, messages = await node._read_page(wanted[0] - 1, PAGE)

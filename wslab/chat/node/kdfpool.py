@@ -18,10 +18,13 @@ import asyncio
 import itertools
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from ..rules.logins import LoginQueue, Tier
 
 __all__ = ["Busy", "KdfPool"]
+
+T = TypeVar("T")
 
 
 class Busy(Exception):
@@ -42,7 +45,7 @@ class KdfPool:
         self.max_wait = max_wait
         self._executor = ThreadPoolExecutor(self.workers, "wslab-kdf")
         self._queue = LoginQueue(max(1, capacity))
-        self._turns: dict[int, asyncio.Future] = {}
+        self._turns: dict[Hashable, asyncio.Future[None]] = {}
         self._ids = itertools.count()
         self.busy = 0  # workers hashing now
 
@@ -55,7 +58,9 @@ class KdfPool:
     def waiting(self) -> int:
         return len(self._queue)
 
-    async def run(self, tier: Tier, network: Hashable, function: Callable, *args):
+    async def run(
+        self, tier: Tier, network: Hashable, function: Callable[..., T], *args: object
+    ) -> T:
         """``function(*args)`` in a worker, once it is this login's turn.
 
         Raises:
@@ -74,7 +79,7 @@ class KdfPool:
 
     async def _wait_turn(self, tier: Tier, network: Hashable) -> None:
         ticket = next(self._ids)
-        turn = asyncio.get_running_loop().create_future()
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         evicted = self._queue.push(ticket, tier, network)
         if evicted == ticket:
             raise Busy
@@ -91,7 +96,7 @@ class KdfPool:
             self._give_up(ticket, turn)
             raise
 
-    def _give_up(self, ticket: int, turn: asyncio.Future) -> None:
+    def _give_up(self, ticket: int, turn: asyncio.Future[None]) -> None:
         self._turns.pop(ticket, None)
         handed = turn.done() and not turn.cancelled() and turn.exception() is None
         if not self._queue.remove(ticket) and handed:

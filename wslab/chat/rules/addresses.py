@@ -32,7 +32,7 @@ class Prefixes:
 PREFIXES = Prefixes()
 
 
-def _parse(address: str):
+def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -42,7 +42,7 @@ def _parse(address: str):
     return ip
 
 
-def _prefix(ip, length: int) -> str:
+def _prefix(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, length: int) -> str:
     if length == ip.max_prefixlen:
         return str(ip)
     return str(ipaddress.ip_network(f"{ip}/{length}", strict=False))

@@ -54,7 +54,7 @@ class LoginQueue:
             raise ValueError(f"capacity must be >= 1, not {capacity!r}")
         self.capacity = capacity
         # tier -> network -> tickets, the network whose turn it is first
-        self._tiers: list[OrderedDict[Hashable, deque]] = [OrderedDict() for _ in Tier]
+        self._tiers: list[OrderedDict[Hashable, deque[Hashable]]] = [OrderedDict() for _ in Tier]
         self._where: dict[Hashable, tuple[Tier, Hashable]] = {}
 
     def __len__(self) -> int:

@@ -123,7 +123,8 @@ class LoginThrottle:
             raise ValueError(f"need free >= 0 and 0 < base <= cap: {free}, {base}, {cap}")
         self.free, self.base, self.cap, self.max_keys = free, base, cap, max_keys
         self.forget = forget
-        self._keys: OrderedDict[str, list] = OrderedDict()  # key -> [failures, until, in flight]
+        # key -> [failures, until, in flight] (the counts are whole numbers)
+        self._keys: OrderedDict[str, list[float]] = OrderedDict()
 
     def wait(self, keys: Iterable[str], now: float) -> float:
         """Seconds before any of ``keys`` may try again (0 when all may now)."""
@@ -161,7 +162,7 @@ class LoginThrottle:
         for key in charged:
             entry = self._touch(key, now)
             entry[0] = max(0, entry[0] - 1)
-            entry[1] = now + self._delay(entry[0])
+            entry[1] = now + self._delay(int(entry[0]))
 
     def succeeded(self, keys: Iterable[str]) -> None:
         """The secret was right: the keys' failures are forgotten (attempts in flight
@@ -171,7 +172,7 @@ class LoginThrottle:
             if entry is not None:
                 entry[0], entry[1] = 0, 0.0
 
-    def _entry(self, key: str, now: float) -> list:
+    def _entry(self, key: str, now: float) -> list[float]:
         entry = self._keys.get(key)
         if entry is None:
             return [0, now, 0]
@@ -179,7 +180,7 @@ class LoginThrottle:
             entry[0], entry[1] = 0, now
         return entry
 
-    def _touch(self, key: str, now: float) -> list:
+    def _touch(self, key: str, now: float) -> list[float]:
         entry = self._entry(key, now)
         self._keys[key] = entry
         self._keys.move_to_end(key)
@@ -190,7 +191,7 @@ class LoginThrottle:
     def _fail(self, key: str, now: float) -> None:
         entry = self._touch(key, now)
         entry[0] += 1
-        entry[1] = now + self._delay(entry[0])
+        entry[1] = now + self._delay(int(entry[0]))
 
     def _release(self, key: str, now: float) -> None:
         entry = self._touch(key, now)

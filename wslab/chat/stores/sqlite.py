@@ -53,8 +53,7 @@ from typing import Any, TypeVar
 from ..errors import StoreError
 from ..rules.messages import Kind, Message
 from ..rules.names import skeleton
-from . import Deliver, LogState, Lost, Outage
-from .memory import check_retention
+from . import Deliver, LogState, Lost, Outage, check_retention
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -333,7 +332,7 @@ class SqliteLog:
     async def read_after(
         self, offset: int, limit: int | None = None
     ) -> tuple[LogState, list[Message]]:
-        def read(db: sqlite3.Connection):
+        def read(db: sqlite3.Connection) -> tuple[int, list[Row]]:
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE offset > ? ORDER BY offset LIMIT ?",
                 (offset, -1 if limit is None else limit),
@@ -386,7 +385,7 @@ class SqliteCredentials:
         return await self._store.run(read)
 
     async def similar(self, skeleton: str) -> str | None:
-        def read(db: sqlite3.Connection):
+        def read(db: sqlite3.Connection) -> str | None:
             row = db.execute(
                 "SELECT name FROM users WHERE skeleton = ? LIMIT 1", (skeleton,)
             ).fetchone()

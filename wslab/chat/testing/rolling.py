@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from .serve import ServeProcess
@@ -40,6 +40,7 @@ __all__ = ["Crowd", "Talker", "Timeline", "readyz", "restart", "until"]
 
 WAIT = 5.0  # seconds for one connection to open, or for a welcome to come
 RETRY = 0.1  # seconds between two attempts to connect (the browser's first backoff)
+Resume = dict[str, str | int]  # the hello's resume point: {"epoch": ..., "offset": ...}
 
 
 def until(check: Callable[[], object], within: float = 10.0, what: str = "") -> object:
@@ -113,7 +114,7 @@ class Crowd:
         self._thread: threading.Thread | None = None
         self._talking: asyncio.Event | None = None
         self._done: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- from the caller's thread ------------------------------------------------------
 
@@ -136,9 +137,10 @@ class Crowd:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Every user closes its connection; the thread ends (bounded)."""
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._done.set)
-            self._thread.join(timeout)
+        loop, done, thread = self._loop, self._done, self._thread
+        if loop is not None and done is not None and thread is not None and thread.is_alive():
+            loop.call_soon_threadsafe(done.set)
+            thread.join(timeout)
 
     def __enter__(self) -> Crowd:
         return self.start()
@@ -149,6 +151,7 @@ class Crowd:
     def talk(self, on: bool = True) -> None:
         """Start (or stop) every user saying a line every ``interval`` seconds."""
         event = self._talking
+        assert self._loop is not None and event is not None  # start() made them
         self._loop.call_soon_threadsafe(event.set if on else event.clear)
 
     def wait_welcomed(self, within: float = 30.0) -> None:
@@ -179,8 +182,9 @@ class Crowd:
     # -- in the crowd's thread ---------------------------------------------------------
 
     async def _run(self, talker: Talker) -> None:
-        resume: dict | None = None
+        resume: Resume | None = None
         left: float | None = None  # when the last session closed
+        assert self._done is not None  # start() made it before this task
         while not self._done.is_set():
             try:
                 async with connect(
@@ -210,9 +214,12 @@ class Crowd:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._done.wait(), RETRY)
 
-    async def _session(self, talker: Talker, ws, epoch: str, resume: dict | None) -> dict | None:
+    async def _session(
+        self, talker: Talker, ws: ClientConnection, epoch: str, resume: Resume | None
+    ) -> Resume | None:
         """Read (and talk) until the connection closes or the crowd stops; the resume
         point to use next."""
+        assert self._done is not None  # start() made it before this task
         speaker = asyncio.get_running_loop().create_task(self._speak(talker, ws))
         done = asyncio.get_running_loop().create_task(self._done.wait())
         try:
@@ -241,7 +248,8 @@ class Crowd:
             speaker.cancel()
             done.cancel()
 
-    async def _speak(self, talker: Talker, ws) -> None:
+    async def _speak(self, talker: Talker, ws: ClientConnection) -> None:
+        assert self._talking is not None  # start() made it before this task
         await asyncio.sleep(self._random.uniform(0, self.interval))
         while True:
             await self._talking.wait()
@@ -296,6 +304,7 @@ def restart(
             ``ready_within`` s of starting.
     """
     process = node.process
+    assert process is not None  # a node that was started
     timeline.mark("sigterm", index)
     process.terminate()
     if during is not None:
@@ -309,6 +318,8 @@ def restart(
     timeline.mark("exited", index)
     node.start()
     timeline.mark("started", index)
-    until(lambda: readyz(node.port) == 200, ready_within, f"node {index} ready")
+    port = node.port
+    assert port is not None  # start() learned it
+    until(lambda: readyz(port) == 200, ready_within, f"node {index} ready")
     timeline.mark("ready", index)
     return status

@@ -26,6 +26,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from .proxy import TcpProxy
 from .valkey import LocalValkey, ValkeyError, find_binary, free_port
@@ -36,27 +37,39 @@ HOST = "127.0.0.1"
 SETTLE = 30.0  # seconds: the bound on every wait for the topology to settle
 
 
-def _call(server: LocalValkey, *command: object, timeout: float = 1.0):
+def _port(server: LocalValkey) -> int:
+    """``server``'s port, chosen at its first start.
+
+    Raises:
+        ValkeyError: it was never started.
+    """
+    if server.port is None:
+        raise ValkeyError("O servidor Valkey ainda não foi iniciado.")
+    return server.port
+
+
+def _call(server: LocalValkey, *command: object, timeout: float = 1.0) -> Any:
     """One command to a local server, or None when it does not answer (stopped,
     paused, loading)."""
     import redis
 
     client = redis.Redis(
         host=server.host,
-        port=server.port,
+        port=_port(server),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         decode_responses=True,
     )
     try:
-        return client.execute_command(*command)
+        # redis-py leaves execute_command unannotated (a reply of any shape).
+        return client.execute_command(*command)  # type: ignore[no-untyped-call]
     except (redis.RedisError, OSError):
         return None
     finally:
         client.close()
 
 
-def _fields(reply) -> dict:
+def _fields(reply: Any) -> dict[str, str]:
     """A Sentinel reply of alternating names and values, as a dict."""
     if isinstance(reply, dict):
         return reply
@@ -72,7 +85,7 @@ class LocalSentinel(LocalValkey):
 
     def __init__(
         self,
-        data_dir: str | os.PathLike,
+        data_dir: str | os.PathLike[str],
         *,
         service: str,
         primary: tuple[str, int],
@@ -105,7 +118,7 @@ class LocalSentinel(LocalValkey):
             )
         return [self.binary, str(self.config), "--sentinel"]
 
-    def view(self) -> dict:
+    def view(self) -> dict[str, str]:
         """This Sentinel's view of the service (SENTINEL MASTER), or {} if it does not
         answer."""
         return _fields(_call(self, "SENTINEL", "MASTER", self.service))
@@ -135,7 +148,7 @@ class ValkeyHA:
 
     def __init__(
         self,
-        data_dir: str | os.PathLike,
+        data_dir: str | os.PathLike[str],
         *,
         replicas: int = 2,
         sentinels: int = 3,
@@ -171,7 +184,7 @@ class ValkeyHA:
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """The Sentinels' (host, port), for redis-py's ``Sentinel``."""
-        return [(s.host, s.port) for s in self.sentinels]
+        return [(s.host, _port(s)) for s in self.sentinels]
 
     @property
     def sentinel_flags(self) -> list[str]:
@@ -282,8 +295,10 @@ class ValkeyHA:
     def pause(self, server: LocalValkey) -> None:
         """SIGSTOP: the process holds its sockets and answers nothing until
         :meth:`resume` (a primary that Sentinels will replace)."""
-        self._signal_pid(server.pid, "SIGSTOP")
-        self._paused.add(server.pid)
+        pid = server.pid
+        self._signal_pid(pid, "SIGSTOP")
+        if pid is not None:  # None: never started, nothing to stop
+            self._paused.add(pid)
 
     def resume(self, server: LocalValkey) -> None:
         """SIGCONT a paused process."""
@@ -324,7 +339,9 @@ class ValkeyHA:
             self.wait_settled(timeout)
         return primary
 
-    def wait_primary(self, timeout: float = SETTLE, *, other_than: LocalValkey | None = None):
+    def wait_primary(
+        self, timeout: float = SETTLE, *, other_than: LocalValkey | None = None
+    ) -> LocalValkey:
         """The primary once a majority of Sentinels name one (other than ``other_than``,
         if given) and it says it is one.
 
@@ -386,8 +403,9 @@ class ValkeyHA:
 
     def address(self, server: LocalValkey) -> tuple[str, int]:
         """Where clients reach a data server: its proxy's address when proxied."""
-        proxy = self.proxies.get(server.port)
-        return (proxy.host, proxy.port) if proxy else (server.host, server.port)
+        port = _port(server)
+        proxy = self.proxies.get(port)
+        return (proxy.host, proxy.port) if proxy else (server.host, port)
 
     def _on_disk(self, primary: LocalValkey, replicas: int) -> bool:
         """Whether a write on ``primary`` reaches the AOF of ``replicas`` replicas (a
@@ -395,7 +413,7 @@ class ValkeyHA:
         not count it)."""
         import redis
 
-        with redis.Redis(host=primary.host, port=primary.port, socket_timeout=2) as client:
+        with redis.Redis(host=primary.host, port=_port(primary), socket_timeout=2) as client:
             try:
                 pipe = client.pipeline(transaction=False)
                 pipe.set("wslab-ha:probe", "1")
@@ -404,7 +422,7 @@ class ValkeyHA:
                 _, _, (local, copies) = pipe.execute()
             except (redis.RedisError, OSError):
                 return False
-        return local >= 1 and copies >= replicas
+        return bool(local >= 1 and copies >= replicas)  # the replies are integers
 
     def _data_options(self, primary: LocalValkey | None, server: LocalValkey) -> list[str]:
         options = [

@@ -74,7 +74,7 @@ class _PrimaryConnection(SentinelManagedConnection):
     writes until the Sentinels demote it, ~10 s later; without this, a pooled
     connection to it would keep failing all that time."""
 
-    async def read_response(self, *args, **kwargs):
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().read_response(*args, **kwargs)
         except redis_errors.ResponseError as error:
@@ -95,7 +95,7 @@ def connect(where: Where, *, reply_timeout: float = REPLY_TIMEOUT, retries: int 
     Raises:
         StoreError: the URL is not a redis:// (or rediss://, unix://) URL.
     """
-    options = {
+    options: dict[str, Any] = {
         "decode_responses": True,
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": reply_timeout,
@@ -105,7 +105,8 @@ def connect(where: Where, *, reply_timeout: float = REPLY_TIMEOUT, retries: int 
         "client_name": f"wslab-chat-{os.getpid()}",
     }
     if isinstance(where, SentinelService):
-        sentinel = Sentinel(
+        # redis-py leaves Sentinel.__init__ unannotated.
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(where.sentinels),
             sentinel_kwargs={
                 "socket_connect_timeout": CONNECT_TIMEOUT,
@@ -115,7 +116,10 @@ def connect(where: Where, *, reply_timeout: float = REPLY_TIMEOUT, retries: int 
                 "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), 0),
             },
         )
-        return sentinel.master_for(where.service, connection_class=_PrimaryConnection, **options)
+        primary: Redis = sentinel.master_for(
+            where.service, connection_class=_PrimaryConnection, **options
+        )
+        return primary
     try:
         return Redis.from_url(where, **options)
     except (ValueError, TypeError) as error:

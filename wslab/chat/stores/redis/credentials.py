@@ -97,11 +97,13 @@ class RedisCredentials:
         self._expire = self._client.register_script(EXPIRE)
 
     async def lookup(self, user: str) -> str | None:
-        return await self._call(self._client.hget(self._keys[0], user))
+        record: str | None = await self._call(self._client.hget(self._keys[0], user))
+        return record
 
     async def similar(self, skeleton: str) -> str | None:
         await self._backfilled()
-        return await self._call(self._client.hget(self._keys[1], skeleton))
+        holder: str | None = await self._call(self._client.hget(self._keys[1], skeleton))
+        return holder
 
     async def register(self, user: str, skeleton: str, record: str) -> str | None:
         await self._backfilled()
@@ -155,7 +157,7 @@ class RedisCredentials:
     async def expire(self, age: float) -> int:
         total = 0
         while True:
-            gone = await self._call(
+            gone: int = await self._call(
                 self._expire(keys=self._keys, args=[int(age * 1000), EXPIRE_BATCH])
             )
             total += gone
@@ -163,7 +165,8 @@ class RedisCredentials:
                 return total
 
     async def count(self) -> int:
-        return await self._call(self._client.hlen(self._keys[0]))
+        users: int = await self._call(self._client.hlen(self._keys[0]))
+        return users
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .client import answer, connect
+from .client import Where, answer, connect
 
 __all__ = ["RedisLimiter"]
 
@@ -122,7 +122,8 @@ class RedisLimiter:
     """A :class:`wslab.chat.stores.Limiter` in Redis (see the module docstring).
 
     Args:
-        url: ``redis://HOST:PORT/DB``.
+        where: a ``redis://HOST:PORT/DB`` URL, or a
+            :class:`~.client.SentinelService` (as the other Redis stores take).
         login_free, login_cap: see :class:`wslab.chat.rules.ratelimit.LoginThrottle`.
         prefix: key prefix, as for the other Redis stores.
 
@@ -133,13 +134,13 @@ class RedisLimiter:
 
     def __init__(
         self,
-        url: str,
+        where: Where,
         *,
         login_free: int = 5,
         login_cap: float = 300.0,
         prefix: str = "wslab:chat:",
     ) -> None:
-        self._client: Redis = connect(url)
+        self._client: Redis = connect(where)
         self._free, self._cap_ms = login_free, int(login_cap * 1000)
         self._prefix = prefix
         self._allow = self._client.register_script(ALLOW)
@@ -167,11 +168,13 @@ class RedisLimiter:
                 pipe.hdel(key, "c", "u")  # attempts in flight stay counted
             await self._call(pipe.execute())
 
-    async def _throttled(self, op: str, keys: Collection[str], charged: int = 0):
+    async def _throttled(self, op: str, keys: Collection[str], charged: int = 0) -> int:
+        """The THROTTLE script's reply: milliseconds to wait (0 when none)."""
         if not keys:
             return 0
-        args = [self._free, 1000, self._cap_ms, FAILS_TTL_MS, op, charged]
-        return await self._call(self._throttle(keys=self._fails(keys), args=args))
+        args: list[str | int] = [self._free, 1000, self._cap_ms, FAILS_TTL_MS, op, charged]
+        wait_ms: int = await self._call(self._throttle(keys=self._fails(keys), args=args))
+        return wait_ms
 
     async def knows(self, name: str, address: str) -> bool:
         return bool(await self._call(self._client.exists(self._known(name, address))))

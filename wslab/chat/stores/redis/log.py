@@ -51,7 +51,7 @@ import logging
 import random
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio.sentinel import SentinelConnectionPool
 
@@ -267,7 +267,8 @@ class RedisLog:
             if not self._replicas.required:
                 await self._client.ping()
                 return
-            role = await self._client.execute_command("ROLE")
+            # redis-py leaves execute_command unannotated (a reply of any shape).
+            role = await self._client.execute_command("ROLE")  # type: ignore[no-untyped-call]
         except FAILURES as error:
             raise failure(self._client, error, "o nó não está pronto") from error
         if role[0] != "master" or not role[2]:
@@ -331,6 +332,7 @@ class RedisLog:
         writer seals (:meth:`.writer.Writer.seal`) and the read runs once more."""
         if self._epoch is None:
             await self._learn_epoch()
+        assert self._epoch is not None  # learned, or _learn_epoch raised
         for attempt in (1, 2):
             try:
                 epoch, newest, oldest, entries = await self._read(
@@ -465,14 +467,19 @@ class RedisLog:
         for client in (self._reader, self._client, self._writer_client):
             pool = client.connection_pool
             if isinstance(pool, SentinelConnectionPool):
-                await pool.get_master_address()
+                # redis-py leaves the asyncio pool's get_master_address unannotated.
+                await pool.get_master_address()  # type: ignore[no-untyped-call]
 
     async def _read_up_to(self, committed: int, trust: bool) -> bool:
         """Deliver the log's entries up to ``committed``, ``batch`` at a time; True
         when one carries another epoch (see :meth:`_take`)."""
         while self._newest < committed:
-            entries = await self._reader.xrange(
-                self._log, f"{self._newest + 1}-0", f"{committed}-0", count=self._batch
+            # decode_responses: every id and field is a str (redis-py types any reply).
+            entries = cast(
+                "list[tuple[str, dict[str, str]]]",
+                await self._reader.xrange(
+                    self._log, f"{self._newest + 1}-0", f"{committed}-0", count=self._batch
+                ),
             )
             if not entries:  # trimmed away while this node was behind
                 logger.warning(

@@ -91,7 +91,7 @@ class Replicas:
         )
         return False
 
-    async def confirm(self, client: Any, write: tuple) -> tuple[Any, bool]:
+    async def confirm(self, client: Any, write: tuple[str | int, ...]) -> tuple[Any, bool]:
         """Run one ``write`` (a command tuple) and, if required, its confirmation, in one
         pipeline on one connection of ``client`` (which must not retry). Returns the
         write's reply and whether it is confirmed.

@@ -48,6 +48,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from redis import exceptions as redis_errors
+from redis.asyncio import Redis
 
 from ...errors import StoreError
 from ...rules.messages import Kind
@@ -155,7 +156,7 @@ class _Line(NamedTuple):
     sender: str
     to: str
     text: str
-    done: asyncio.Future
+    done: asyncio.Future[int]
 
 
 class Writer:
@@ -172,7 +173,7 @@ class Writer:
 
     def __init__(
         self,
-        client,
+        client: Redis,
         keys: Keys,
         replicas: Replicas,
         *,
@@ -187,7 +188,7 @@ class Writer:
         self._append_sha = self._commit_sha = ""
         self.epoch: str | None = None
         self._queue: list[_Line] = []
-        self._seals: list[asyncio.Future] = []  # waiting for the next confirmed round
+        self._seals: list[asyncio.Future[int]] = []  # waiting for the next confirmed round
         self._sealing = replicas.required  # the next round confirms even with no lines
         self._force: int | None = None  # a confirmed offset still to commit
         # Batches appended whose confirmation failed once (a slow replica), with their
@@ -195,25 +196,25 @@ class Writer:
         self._pending: list[tuple[list[_Line], int]] = []
         self._unconfirmed = 0  # rounds in a row that were not confirmed
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- the interface -----------------------------------------------------------------
 
-    def append(self, kind: Kind, sender: str, to: str | None, text: str) -> asyncio.Future:
+    def append(self, kind: Kind, sender: str, to: str | None, text: str) -> asyncio.Future[int]:
         """Queue a line now (so lines keep the order of the calls); the future gives
         its offset once the line is committed, or raises StoreError."""
         if self._closed:
             raise StoreError("O histórico no Redis foi fechado: a mensagem não foi guardada.")
-        done = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append(_Line(str(kind), sender, to or "", text, done))
         self._start()
         return done
 
-    def seal(self) -> asyncio.Future:
+    def seal(self) -> asyncio.Future[int]:
         """Ask for a round that confirms and commits everything the primary holds;
         the future resolves when one succeeded (or raises StoreError if it failed)."""
-        done = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._seals.append(done)
         self._sealing = True
         self._start()
@@ -278,7 +279,11 @@ class Writer:
         if not self._append_sha:
             await self._load()
         keys, replicas = self._keys, self._replicas
-        arguments: list = [self.epoch or "", self._keep, "0" if replicas.required else "1"]
+        arguments: list[str | int] = [
+            self.epoch or "",
+            self._keep,
+            "0" if replicas.required else "1",
+        ]
         arguments.append(len(batch))
         for line in batch:
             arguments += [line.kind, line.sender, line.to, line.text]
