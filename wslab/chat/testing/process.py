@@ -67,6 +67,19 @@ def popen_dying_with_parent(arguments: list[str], **options: Any) -> subprocess.
     return subprocess.Popen(arguments, **options)
 
 
+def signal_and_wait(process: subprocess.Popen[Any], signum: int, timeout: float) -> bool:
+    """Send ``signum`` to ``process`` if it still runs, and wait at most ``timeout`` s
+    for it to end; whether it has ended."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+    return True
+
+
 class LocalProcess:
     """One server process on ``host``:``port`` that writes its output to ``log_path``.
 
@@ -144,16 +157,8 @@ class LocalProcess:
     def _signal(self, signum: int, timeout: float) -> bool:
         """Send ``signum`` to the process, if it runs, and wait at most ``timeout`` s for
         it to end; True (and the process forgotten) once it has ended."""
-        process = self._process
-        if process is None:
-            return True
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signum)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
+        if self._process is None or not signal_and_wait(self._process, signum, timeout):
+            return self._process is None
         self._process = None
         return True
 

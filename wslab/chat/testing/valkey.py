@@ -19,7 +19,6 @@ event loop).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import WslabError
-from .process import find_executable, free_port, popen_dying_with_parent
+from .process import find_executable, free_port, popen_dying_with_parent, signal_and_wait
 
 __all__ = ["LocalValkey", "ValkeyError", "find_binary", "free_port"]
 
@@ -153,29 +152,16 @@ class LocalValkey:
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM (the server fsyncs and exits), SIGKILL if it is still there after
         ``timeout`` s. Does nothing if it is not running."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                return
+        if self._process is not None and not signal_and_wait(
+            self._process, signal.SIGTERM, timeout
+        ):
+            self.kill()
         self._process = None
 
     def kill(self) -> None:
         """SIGKILL: a crash, for fault tests (what was fsynced to the AOF survives)."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5.0)
+        if self._process is not None:
+            signal_and_wait(self._process, signal.SIGKILL, 5.0)
         self._process = None
 
     def restart(self, keep_data: bool = True, timeout: float = 10.0) -> None:
