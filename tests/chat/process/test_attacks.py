@@ -696,7 +696,7 @@ def test_a_resume_that_never_reads_pins_one_page(history_db, tmp_path):
     """Issue 24: the whole decoded replay was held per client. Twenty clients resume
     from offset 0 (1,000 messages) and never read: the node holds at most one page of
     each, and all together at most max_pending_logins pages."""
-    from wslab.chat.node import PAGE
+    from wslab.chat.node.replay import PAGE
 
     with chat_server(db=_copy(history_db, tmp_path)) as server:
         held = [

@@ -45,7 +45,7 @@ MiB) of unread output, plus one write past it (one frame, or frames joined up to
 KiB, one ``READ_SIZE`` read, one frame being parsed: about 100 KiB), plus ~30 KiB of
 fixed state: about 1.2 MiB. Shared: a history read holds at most ``retention``
 messages (1,000 x 16 KiB = 16 MiB) and at most ``Limits.max_replays`` (2) run at once;
-a replay keeps one page of it (:data:`..node.PAGE`, 32 messages: at most 512 KiB) while
+a replay keeps one page of it (:data:`..node.replay.PAGE`, 32 messages: at most 512 KiB) while
 its client reads, and at most ``Limits.max_pending_logins`` (64) replays are under way:
 32 MiB in all (:class:`..node.Replay`); a scrypt hash needs 16 MiB and at most
 ``Limits.kdf_workers`` (2) run at once. In total, at most about 1.2 MiB x
@@ -81,7 +81,8 @@ from websockets.protocol import State
 from websockets.typing import Data
 
 from ..errors import CloseCode, Refusal, UnknownSession
-from ..node import ChatNode, Replay
+from ..node import ChatNode
+from ..node.replay import Replay
 from ..rules.messages import Outbound
 from ..rules.wire import (
     MAX_FRAME_BYTES,
