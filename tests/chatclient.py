@@ -53,8 +53,12 @@ def hello(ws, user, secret="segredo", resume=None):
     return welcome
 
 
-def say(ws, text):
-    ws.send(json.dumps({"type": "say", "text": text}))
+def say(ws, text, said_id=None):
+    """Send a line (with its id, when given)."""
+    frame = {"type": "say", "text": text}
+    if said_id is not None:
+        frame["id"] = said_id
+    ws.send(json.dumps(frame))
 
 
 def receive(ws):

@@ -214,6 +214,7 @@ def test_delivery_kind_serializes_as_plain_text(model):
         "sender": "ana",
         "to": None,
         "text": "oi",
+        "client_id": None,
     }
 
 

@@ -196,6 +196,54 @@ def test_a_dropped_session_resumes_with_what_it_missed_each_once(server, join):
     assert nothing_more(ana_phone)
 
 
+def test_every_answer_to_a_line_carries_its_id(server, join):
+    """The echo and every copy of the message (a replay too), /who's reply, an error;
+    a line without an id gets frames without one."""
+    ana, welcome = join(server, "ana")
+    joao, _ = join(server, "joao")
+    say(ana, "oi", "k1")
+    assert receive(ana)["id"] == receive(joao)["id"] == "k1"
+    say(ana, "/who", "k2")
+    assert receive(ana) == {"type": "system", "text": "Online agora: ana, joao.", "id": "k2"}
+    say(ana, "/msg ninguem oi", "k3")
+    error = receive(ana)
+    assert (error["type"], error["id"]) == ("error", "k3")
+    say(ana, "sem id")
+    assert "id" not in receive(ana) and "id" not in receive(joao)
+    again, _ = join(server, "ana", resume={"epoch": welcome["epoch"], "offset": 0})
+    assert [receive(again).get("id") for _ in range(2)] == ["k1", None]
+    assert nothing_more(joao)
+
+
+def test_a_line_sent_again_after_a_drop_is_delivered_once(server, join):
+    """The client lost its connection before the echo and sends the line again, with
+    its id, on its next session: the replay holds the first copy, and nobody gets a
+    second."""
+    ana, first = join(server, "ana")
+    joao, _ = join(server, "joao")
+    say(ana, "só uma vez", "k1")
+    assert receive(joao)["offset"] == 1
+    server.drop(first["session"])
+    ana, _ = join(server, "ana", resume={"epoch": first["epoch"], "offset": 0})
+    say(ana, "só uma vez", "k1")
+    replayed = receive(ana)
+    assert (replayed["offset"], replayed["id"], replayed["replayed"]) == (1, "k1", True)
+    say(joao, "depois")
+    assert receive(ana)["offset"] == receive(joao)["offset"] == 2
+    assert nothing_more(ana) and nothing_more(joao)
+
+
+def test_a_refused_line_over_the_rate_carries_its_id(opened):
+    with chat_server(max_rate=1.0, burst=1) as server:
+        ana = opened(server.ws_url)
+        hello(ana, "ana")
+        say(ana, "um", "k1")
+        say(ana, "dois", "k2")
+        assert receive(ana)["id"] == "k1"
+        refused = receive(ana)
+        assert (refused["type"], refused["id"]) == ("error", "k2") and "Devagar" in refused["text"]
+
+
 def test_a_session_over_the_rate_limit_is_told_and_its_extra_line_not_sent(opened):
     with chat_server(max_rate=1.0, burst=3) as server:
         ana = opened(server.ws_url)

@@ -180,3 +180,24 @@ def test_a_say_with_a_lone_surrogate_never_reaches_the_router():
 def test_json_nested_thousands_deep_is_just_invalid_json(parse, error):
     with pytest.raises(error, match="JSON inválido"):
         parse("[" * 8100 + "]" * 8100)
+
+
+def test_a_say_may_carry_the_lines_id():
+    frame = '{"type": "say", "text": "oi", "id": "a-Z_09"}'
+    assert parse_message(frame) == Say("oi", "a-Z_09")
+    assert parse_message(json.dumps({"type": "say", "text": "oi", "id": "x" * 64})).id == "x" * 64
+
+
+@pytest.mark.parametrize("said_id", ["", "x" * 65, "a b", "a:b", "ação", 7, True, ["a"], {}])
+def test_a_say_with_an_id_that_is_not_one_is_refused(said_id):
+    with pytest.raises(BadMessage, match='"id"'):
+        parse_message(json.dumps({"type": "say", "text": "oi", "id": said_id}))
+
+
+def test_every_frame_answering_a_line_carries_its_id():
+    message = Message(Kind.PRIVATE, 9, "ana", "joao", "oi", "k1")
+    assert json.loads(encode_item(message))["id"] == "k1"
+    assert json.loads(encode_item(message, replayed=True))["id"] == "k1"
+    for kind, kind_name in ((Kind.ERROR, "error"), (Kind.SYSTEM, "system")):
+        frame = json.loads(encode_item(Notice(kind, "x", "k2")))
+        assert frame == {"type": kind_name, "text": "x", "id": "k2"}

@@ -148,6 +148,62 @@ def test_a_delivery_carries_what_was_appended(open_stores):
     run(body())
 
 
+def test_a_line_sent_again_with_its_id_is_stored_once(open_stores):
+    """The same sender and id: the first copy's offset, nothing stored or delivered
+    again, in one group of appends as in later ones; another sender's line with the
+    same id, or the same sender's with another id, is a line of its own."""
+
+    async def body():
+        async with started(open_stores, retention=100) as (log, _, recorder):
+            first = await log.append(PUBLIC, "ana", None, "oi", "k1")
+            burst = await asyncio.gather(
+                log.append(PUBLIC, "ana", None, "oi", "k1"),
+                log.append(PRIVATE, "ana", "joao", "psiu", "k2"),
+                log.append(PRIVATE, "ana", "joao", "psiu", "k2"),
+                log.append(PUBLIC, "joao", None, "oi", "k1"),
+                log.append(PUBLIC, "ana", None, "sem id"),
+                log.append(PUBLIC, "ana", None, "sem id"),
+            )
+            again = await log.append(PRIVATE, "ana", "joao", "psiu", "k2")
+            assert first == 1 and burst == [1, 2, 2, 3, 4, 5] and again == 2
+            await recorder.upto(5)
+            await asyncio.sleep(0.05)  # a second copy would show up now
+            assert recorder.offsets() == [1, 2, 3, 4, 5]
+            seen = [(m.sender, m.text, m.client_id) for m in recorder.seen]
+            assert seen == [
+                ("ana", "oi", "k1"),
+                ("ana", "psiu", "k2"),
+                ("joao", "oi", "k1"),
+                ("ana", "sem id", None),
+                ("ana", "sem id", None),
+            ]
+            _, kept = await log.read_after(0)
+            assert [m.client_id for m in kept] == ["k1", "k2", "k1", None, None]
+            _, recent = await log.recent("joao", 10)
+            assert [m.client_id for m in recent] == ["k1", "k2", "k1", None, None]
+
+    run(body())
+
+
+def test_a_lines_id_outlives_its_log_objects(open_stores):
+    """A store that outlives its objects (SQLite, Redis) still knows the id; memory
+    starts afresh (a new epoch: the offset it gives is a new line's)."""
+
+    async def body():
+        async with started(open_stores) as (log, _, _recorder):
+            await log.append(PUBLIC, "ana", None, "oi", "k1")
+            epoch = log.state.epoch
+        async with started(open_stores) as (log, _, _recorder):
+            offset = await log.append(PUBLIC, "ana", None, "oi", "k1")
+            _, kept = await log.read_after(0)
+            if log.state.epoch == epoch:
+                assert offset == 1 and [m.text for m in kept] == ["oi"]
+            else:
+                assert offset == 1 and log.state.newest == 1
+
+    run(body())
+
+
 def test_retention_keeps_the_newest(open_stores):
     async def body():
         async with started(open_stores, retention=3) as (log, _, recorder):

@@ -278,3 +278,53 @@ def test_a_version_1_file_gains_skeletons_and_keeps_its_users(tmp_path):
 
     assert run(go()) == (("r-alice", "alice"), "alice", 0)
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_version_2_file_keeps_its_messages_and_learns_ids(tmp_path):
+    path = tmp_path / "v2.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE messages (offset INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+        "sender TEXT NOT NULL, recipient TEXT, text TEXT NOT NULL);"
+        "CREATE TABLE users (name TEXT PRIMARY KEY, record TEXT NOT NULL, skeleton TEXT "
+        "NOT NULL DEFAULT '', registered REAL NOT NULL DEFAULT 0, used INTEGER NOT NULL "
+        "DEFAULT 1);"
+        "INSERT INTO meta VALUES ('epoch', 'e2'), ('newest', '1');"
+        "INSERT INTO messages VALUES (1, 'public', 'ana', NULL, 'antes');"
+        "PRAGMA user_version=2;"
+    )
+    db.close()
+
+    async def go():
+        store, got = await _opened(path)
+        offsets = [await store.log.append(PUBLIC, "ana", None, "oi", "k1") for _ in range(2)]
+        _, kept = await store.log.read_after(0)
+        await store.log.close()
+        return offsets, [(m.text, m.client_id) for m in kept], len(got)
+
+    assert run(go()) == ([2, 2], [("antes", None), ("oi", "k1")], 1)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_an_id_is_forgotten_after_the_resend_window(tmp_path, monkeypatch):
+    """Past RESEND_SECONDS the id is deleted (the table holds only the window's ids),
+    and the same id names a new line."""
+    import wslab.chat.stores.sqlite as sqlite_module
+    from wslab.chat.rules.wire import RESEND_SECONDS
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(sqlite_module.time, "time", lambda: now[0])
+
+    async def go():
+        store, _ = await _opened(tmp_path / "chat.db")
+        first = await store.log.append(PUBLIC, "ana", None, "oi", "k1")
+        now[0] += RESEND_SECONDS - 1
+        within = await store.log.append(PUBLIC, "ana", None, "oi", "k1")
+        now[0] += 2
+        after = await store.log.append(PUBLIC, "ana", None, "oi", "k1")
+        held = await store.run(lambda db: db.execute("SELECT COUNT(*) FROM ids").fetchone()[0])
+        await store.log.close()
+        return first, within, after, held
+
+    assert run(go()) == (1, 1, 2, 1)

@@ -83,10 +83,11 @@ from websockets.typing import Data
 from ..errors import CloseCode, Refusal, UnknownSession
 from ..node import ChatNode
 from ..node.replay import Replay
-from ..rules.messages import Outbound
+from ..rules.messages import Outbound, answering
 from ..rules.wire import (
     MAX_FRAME_BYTES,
     BadMessage,
+    Say,
     encode_item,
     encode_welcome,
     parse_hello,
@@ -597,16 +598,20 @@ class ChatService:
         connection, session_id = client.connection, client.session_id
         if session_id not in self._clients:
             return False
+        try:
+            said: Say | BadMessage = parse_message(frame)
+        except BadMessage as error:
+            said = error
         over = self.node.spend(session_id, connection.address)
         if over is not None:  # every frame costs, a malformed one too
-            self.send(over)
+            self.send(answering(over, None if isinstance(said, BadMessage) else said.id))
             return True
-        try:
-            said = parse_message(frame)
-        except BadMessage as error:
-            self.send(self.node.error(session_id, str(error)))
+        if isinstance(said, BadMessage):
+            self.send(self.node.error(session_id, str(said)))
             return True
-        line = self.node.submit(session_id, said.text, address=connection.address, charged=True)
+        line = self.node.submit(
+            session_id, said.text, client_id=said.id, address=connection.address, charged=True
+        )
         if self.pipeline == 1 or self.node.awaits_store(said.text):
             if in_flight:
                 await asyncio.wait(in_flight)

@@ -69,7 +69,7 @@ from ..rules.commands import CommandError, PrivateText, PublicText, WhoQuery, pa
 from ..rules.hub import Hub, Recovery, resume_read
 from ..rules.kdf import SCRYPT, Scrypt
 from ..rules.logins import Tier
-from ..rules.messages import H, Kind, LogState, Message, Outbound, Session
+from ..rules.messages import H, Kind, LogState, Message, Outbound, Session, answering
 from ..rules.names import normalize_name, skeleton
 from ..rules.ratelimit import KeyedBuckets, TokenBucket
 from ..stores import CredentialStore, Limiter, MessageLog, Presence
@@ -602,7 +602,13 @@ class ChatNode(Generic[H]):
     # -- lines -----------------------------------------------------------------------
 
     async def submit(
-        self, session_id: str, text: str, *, address: str = "", charged: bool = False
+        self,
+        session_id: str,
+        text: str,
+        *,
+        client_id: str | None = None,
+        address: str = "",
+        charged: bool = False,
     ) -> list[Outbound[H]]:
         """Handle one line typed in a session; returns replies for that session only.
 
@@ -611,6 +617,8 @@ class ChatNode(Generic[H]):
         is refused (over the rate limit, a command error, the store failing) gets one
         error item and keeps nothing.
 
+        ``client_id``: the line's id (:mod:`wslab.chat.rules.wire`): kept with the
+        message, so a line sent again is stored once, and carried by the replies.
         ``charged``: the caller already charged this frame to the rate (:meth:`spend`).
 
         Raises:
@@ -618,7 +626,10 @@ class ChatNode(Generic[H]):
         """
         over = None if charged else self.spend(session_id, address)
         if over is not None:
-            return over
+            return answering(over, client_id)
+        return answering(await self._submit(session_id, text, client_id), client_id)
+
+    async def _submit(self, session_id: str, text: str, client_id: str | None) -> list[Outbound[H]]:
         user = self.hub.user_of(session_id)
         try:
             command = parse_line(text)
@@ -643,10 +654,10 @@ class ChatNode(Generic[H]):
             started = time.perf_counter()
             if isinstance(command, PublicText):
                 kind = Kind.PUBLIC
-                await self.log.append(kind, user, None, command.text)
+                await self.log.append(kind, user, None, command.text, client_id)
             else:
                 kind = Kind.PRIVATE
-                await self.log.append(kind, user, command.to, command.text)
+                await self.log.append(kind, user, command.to, command.text, client_id)
             if self.metrics is not None:
                 self.metrics.store_seconds.observe(time.perf_counter() - started)
                 self.metrics.stored.labels(kind.value).inc()

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, NamedTuple, TypeVar
 
-__all__ = ["H", "Kind", "LogState", "Message", "Notice", "Outbound", "Session"]
+__all__ = ["H", "Kind", "LogState", "Message", "Notice", "Outbound", "Session", "answering"]
 
 # A session's handle: what the adapter attached to it (the service's client, the
 # model's queue). The rules only hold it and hand it back.
@@ -38,13 +38,16 @@ class Kind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A line kept in the log at ``offset`` (1, 2, 3, ...); ``to`` only on a private one."""
+    """A line kept in the log at ``offset`` (1, 2, 3, ...); ``to`` only on a private one;
+    ``client_id`` is the id its sender's client gave the line, if any (kept with it, so
+    the echo and every replay tell the client which of its lines this is)."""
 
     kind: Kind
     offset: int
     sender: str
     to: str | None
     text: str
+    client_id: str | None = None
 
     def visible_to(self, user: str) -> bool:
         """Whether ``user`` may ever receive this message: a public one, everyone; a
@@ -59,10 +62,12 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A text for some sessions from the server (``kind`` system or error); never kept."""
+    """A text for some sessions from the server (``kind`` system or error); never kept.
+    ``client_id``: the id of the line this notice answers (an error, ``/who``'s reply)."""
 
     kind: Kind
     text: str
+    client_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +106,16 @@ class Session:
     user: str
     recovered: bool
     epoch: str
+
+
+def answering(replies: list[Outbound[H]], client_id: str | None) -> list[Outbound[H]]:
+    """``replies`` to a line, each notice marked with the line's id (the client learns
+    which of its lines was refused, or answered)."""
+    if client_id is None:
+        return replies
+    return [
+        Outbound(replace(r.item, client_id=client_id), r.handles, r.replayed)
+        if isinstance(r.item, Notice)
+        else r
+        for r in replies
+    ]

@@ -7,16 +7,27 @@ Client to server::
 
     {"type": "hello", "user": "ana", "secret": "...",
      "resume": {"epoch": "...", "offset": 7} or null, "history": 0 to 200 (optional)}
-    {"type": "say", "text": "oi"}              # the line as typed: /msg and /who included
+    {"type": "say", "text": "oi", "id": "k3j9..."}   # the line as typed: /msg and /who
+                                                   # included; id optional (see below)
 
 Server to client::
 
     {"type": "welcome", "session": "s3", "user": "ana", "epoch": "...", "recovered": false,
      "nodes": ["ws://10.0.0.1:8765/ws", "ws://10.0.0.2:8765/ws"]}   # nodes: see below
     {"type": "message", "offset": 8, "kind": "public" or "private", "from": "ana",
-     "to": null or "joao", "text": "oi", "replayed": false}
-    {"type": "system", "text": "..."}
-    {"type": "error", "text": "..."}
+     "to": null or "joao", "text": "oi", "replayed": false, "id": "k3j9..."}
+    {"type": "system", "text": "...", "id": "k3j9..."}
+    {"type": "error", "text": "...", "id": "k3j9..."}
+
+**The line's id** (``id``: 1 to 64 letters, digits, ``-`` or ``_``; optional) is the
+client's name for one line, so that sending it again cannot store it twice: a line
+whose id its sender already used in the last :data:`RESEND_SECONDS` is not stored
+again (its first copy is the one delivered). A client keeps the lines it sent until
+their answer comes back carrying their id: the message itself (its echo, or its replay
+after a resume: every copy carries the id) or the one notice that answers it (an
+error, ``/who``'s reply); after a lost connection, or an error saying the line may
+still appear, it sends them again with the same ids. Frames carry ``id`` only for a
+line that had one.
 
 ``replayed`` is true for messages re-sent because of a resume or a ``history``
 request (the newest N messages the user may see, for a session that starts without a
@@ -31,6 +42,7 @@ closes every session with 1012 (service restart): resume, and the epoch tells wh
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -40,6 +52,7 @@ from .messages import Kind, Message, Notice, Session
 __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_HISTORY",
+    "RESEND_SECONDS",
     "BadMessage",
     "BadHello",
     "Hello",
@@ -54,6 +67,8 @@ __all__ = [
 
 MAX_FRAME_BYTES = 16 * 1024
 MAX_HISTORY = 200
+RESEND_SECONDS = 300  # a line's id keeps it from being stored twice this long, at least
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class BadHello(Refusal):
@@ -76,6 +91,7 @@ class Hello:
 @dataclass(frozen=True, slots=True)
 class Say:
     text: str
+    id: str | None = None
 
 
 def _load_object(frame: str | bytes, error: type[Exception]) -> dict[str, Any]:
@@ -152,8 +168,8 @@ def parse_message(frame: str | bytes) -> Say:
     """Read a message sent after the hello.
 
     Raises:
-        BadMessage: binary message, invalid JSON, unknown ``type`` or ``text`` not a
-            string.
+        BadMessage: binary message, invalid JSON, unknown ``type``, ``text`` not a
+            string, or ``id`` present and not 1 to 64 letters, digits, ``-`` or ``_``.
     """
     data = _load_object(frame, BadMessage)
     kind = data.get("type")
@@ -164,7 +180,10 @@ def parse_message(frame: str | bytes) -> Say:
         raise BadMessage('"say" precisa de "text" com o texto da linha.')
     if not _is_unicode(text):
         raise BadMessage(_NOT_UNICODE)
-    return Say(text)
+    said_id = data.get("id")
+    if said_id is not None and not (isinstance(said_id, str) and _ID.fullmatch(said_id)):
+        raise BadMessage('"id" deve ter de 1 a 64 letras, dígitos, "-" ou "_".')
+    return Say(text, said_id)
 
 
 def _dumps(data: dict[str, object]) -> str:
@@ -192,13 +211,12 @@ def encode_error(text: str) -> str:
 
 def encode_item(item: Message | Notice, *, replayed: bool = False) -> str:
     """One frame for a message or a notice; a message's frame is the same for every
-    recipient."""
+    recipient. ``id`` only when the item has one."""
+    frame: dict[str, object]
     if isinstance(item, Notice):
-        if item.kind is Kind.ERROR:
-            return encode_error(item.text)
-        return _dumps({"type": "system", "text": item.text})
-    return _dumps(
-        {
+        frame = {"type": "error" if item.kind is Kind.ERROR else "system", "text": item.text}
+    else:
+        frame = {
             "type": "message",
             "offset": item.offset,
             "kind": item.kind.value,
@@ -207,4 +225,6 @@ def encode_item(item: Message | Notice, *, replayed: bool = False) -> str:
             "text": item.text,
             "replayed": replayed,
         }
-    )
+    if item.client_id is not None:
+        frame["id"] = item.client_id
+    return _dumps(frame)

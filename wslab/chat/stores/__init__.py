@@ -90,11 +90,20 @@ class MessageLog(Protocol):
             StoreError: the store cannot be opened (one pt-BR sentence says why).
         """
 
-    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
+    async def append(
+        self, kind: Kind, sender: str, to: str | None, text: str, client_id: str | None = None
+    ) -> int:
         """Store one message and return its offset once it is committed.
 
         ``deliver`` gets the message too, in offset order (before or after this
         returns, depending on the store). Raises StoreError when nothing was stored.
+
+        ``client_id`` (the line's id, :mod:`wslab.chat.rules.wire`) is kept with the
+        message; when ``sender`` already appended a line with that id less than
+        :data:`~wslab.chat.rules.wire.RESEND_SECONDS` ago, nothing is stored and the
+        first line's offset is returned once it is committed (``deliver`` got it, or
+        gets it, once). Stores remember each id that long, and not much longer: their
+        memory of ids is bounded by the lines appended in that time.
         """
 
     async def read_after(

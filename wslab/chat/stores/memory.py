@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection
 
 from ..rules.messages import Kind, Message
 from ..rules.ratelimit import KeyedBuckets, LoginThrottle
+from ..rules.wire import RESEND_SECONDS
 from . import Deliver, LogState, Lost, Outage, check_retention
 
 __all__ = ["MemoryCredentials", "MemoryLimiter", "MemoryLog"]
@@ -27,7 +28,13 @@ class MemoryLog:
 
     ordered = True  # appends are stored as they are called
 
-    def __init__(self, retention: int = 1000, *, epoch: str | None = None) -> None:
+    def __init__(
+        self,
+        retention: int = 1000,
+        *,
+        epoch: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if epoch is None:
             epoch = secrets.token_hex(16)
         elif not isinstance(epoch, str) or not epoch:
@@ -37,6 +44,10 @@ class MemoryLog:
         self._history: deque[Message] = deque(maxlen=retention)
         self._newest = 0
         self._deliver: Deliver | None = None
+        self._clock = clock
+        # (sender, client_id) -> (offset, when), oldest first: the ids of the last
+        # RESEND_SECONDS.
+        self._ids: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
 
     @property
     def retention(self) -> int:
@@ -54,10 +65,21 @@ class MemoryLog:
         self._deliver = deliver
         return self.state
 
-    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
+    async def append(
+        self, kind: Kind, sender: str, to: str | None, text: str, client_id: str | None = None
+    ) -> int:
+        now = self._clock()
+        while self._ids and now - next(iter(self._ids.values()))[1] > RESEND_SECONDS:
+            self._ids.popitem(last=False)
+        if client_id is not None:
+            first = self._ids.get((sender, client_id))
+            if first is not None:
+                return first[0]  # sent again: stored (and delivered) once
         self._newest += 1
-        message = Message(kind, self._newest, sender, to, text)
+        message = Message(kind, self._newest, sender, to, text, client_id)
         self._history.append(message)
+        if client_id is not None:
+            self._ids[(sender, client_id)] = (message.offset, now)
         if self._deliver is not None:
             self._deliver((message,))
         return message.offset

@@ -26,8 +26,12 @@ when retention trimmed every row); ``messages(offset, kind, sender, recipient, t
 the newest ``retention`` messages; ``users(name, record, skeleton, registered, used)``
 the scrypt records, each name's confusable skeleton (indexed: the look-alike check is
 one lookup), when it was registered (Unix seconds) and whether it logged in again since
-(a name never used again expires). Version 1 files gain the three columns at start
-(their names count as used).
+(a name never used again expires); ``ids(sender, client_id, offset, at)`` the ids of
+the lines appended in the last :data:`~wslab.chat.rules.wire.RESEND_SECONDS` (Unix
+seconds; older ones are deleted with each commit), so a line sent again is stored once;
+``messages.client_id`` keeps each line's id for its echo and replays. Older files are
+upgraded at start: version 1 gains the users' three columns (their names count as
+used), version 2 the ids.
 
 Data at rest: the file holds every scrypt record and every private message, so it is
 created readable by its owner only (0600, whatever the umask; SQLite creates the
@@ -53,17 +57,19 @@ from typing import Any, TypeVar
 from ..errors import StoreError
 from ..rules.messages import Kind, Message
 from ..rules.names import skeleton
+from ..rules.wire import RESEND_SECONDS
 from . import Deliver, LogState, Lost, Outage, check_retention
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 T = TypeVar("T")
-Row = tuple[int, str, str, str | None, str]  # offset, kind, sender, recipient, text
-Pending = tuple[Kind, str, str | None, str, "asyncio.Future[int]"]  # an append waiting
+Row = tuple[int, str, str, str | None, str, str | None]  # offset ... text, client_id
+Line = tuple[str, str, str | None, str, str | None]  # kind, sender, recipient, text, id
+Pending = tuple[Line, "asyncio.Future[int]"]  # an append waiting
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,14 +80,25 @@ CREATE TABLE messages (
 CREATE TABLE users (name TEXT PRIMARY KEY, record TEXT NOT NULL);
 """
 # Version 1 -> 2: skeletons, registration times, used flags (old names count as used).
-_UPGRADE = """
+# Version 2 -> 3: the lines' ids.
+_UPGRADES = {
+    1: """
 ALTER TABLE users ADD COLUMN skeleton TEXT NOT NULL DEFAULT '';
 ALTER TABLE users ADD COLUMN registered REAL NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN used INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX users_skeleton ON users (skeleton);
 CREATE INDEX users_unused ON users (used, registered);
-"""
-_COLUMNS = "offset, kind, sender, recipient, text"
+""",
+    2: """
+ALTER TABLE messages ADD COLUMN client_id TEXT;
+CREATE TABLE ids (
+    sender TEXT NOT NULL, client_id TEXT NOT NULL, offset INTEGER NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (sender, client_id)
+) WITHOUT ROWID;
+CREATE INDEX ids_at ON ids (at);
+""",
+}
+_COLUMNS = "offset, kind, sender, recipient, text, client_id"
 
 
 def _sentence(path: str, error: sqlite3.Error) -> str:
@@ -138,15 +155,17 @@ def _private_file(path: str) -> None:
         )
 
 
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Schema 1 -> 2, in the caller's transaction."""
-    for statement in _UPGRADE.strip().split(";"):
+def _upgrade(db: sqlite3.Connection, version: int) -> None:
+    """Schema ``version`` -> ``version + 1``, in the caller's transaction."""
+    for statement in _UPGRADES[version].strip().split(";"):
         if statement.strip():
             db.execute(statement)
-    names = [row[0] for row in db.execute("SELECT name FROM users")]
-    db.executemany(
-        "UPDATE users SET skeleton = ? WHERE name = ?", [(skeleton(n), n) for n in names]
-    )
+    if version == 1:
+        names = [row[0] for row in db.execute("SELECT name FROM users")]
+        db.executemany(
+            "UPDATE users SET skeleton = ? WHERE name = ?", [(skeleton(n), n) for n in names]
+        )
+    db.execute(f"PRAGMA user_version={version + 1}")
 
 
 class SqliteStore:
@@ -216,9 +235,8 @@ class SqliteStore:
                 )
                 db.execute("PRAGMA user_version=1")
                 version = 1
-            if version == 1:
-                _upgrade(db)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            for step in range(version, SCHEMA_VERSION):
+                _upgrade(db, step)
             meta = dict(db.execute("SELECT key, value FROM meta"))
             db.execute("COMMIT")
         except BaseException:
@@ -272,9 +290,11 @@ class SqliteLog:
         self._delivered = self._store._newest
         return self.state
 
-    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
+    async def append(
+        self, kind: Kind, sender: str, to: str | None, text: str, client_id: str | None = None
+    ) -> int:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((kind, sender, to, text, future))
+        self._pending.append(((str(kind), sender, to, text, client_id), future))
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
         return await future
@@ -285,40 +305,61 @@ class SqliteLog:
         try:
             while self._pending:
                 group, self._pending = self._pending, []
-                rows = [(str(kind), sender, to, text) for kind, sender, to, text, _ in group]
+                lines = [line for line, _ in group]
                 try:
-                    first = await self._store.run(self._commit, rows, self._store.retention)
+                    offsets = await self._store.run(self._commit, lines, self._store.retention)
                 except StoreError as error:
-                    for *_, future in group:
+                    for _, future in group:
                         if not future.done():
                             future.set_exception(error)
                     continue
-                messages = [
-                    Message(Kind(kind), first + i, sender, to, text)
-                    for i, (kind, sender, to, text) in enumerate(rows)
-                ]
-                self._delivered = messages[-1].offset
-                if self._deliver is not None:
+                messages: list[Message] = []
+                for offset, (kind, sender, to, text, client_id) in zip(offsets, lines, strict=True):
+                    if offset > self._delivered:  # a line sent again has its first's
+                        messages.append(Message(Kind(kind), offset, sender, to, text, client_id))
+                        self._delivered = offset
+                if messages and self._deliver is not None:
                     self._deliver(messages)
-                for message, (*_, future) in zip(messages, group, strict=True):
+                for offset, (_, future) in zip(offsets, group, strict=True):
                     if not future.done():
-                        future.set_result(message.offset)
+                        future.set_result(offset)
         finally:
             self._flusher = None
 
-    def _commit(
-        self, db: sqlite3.Connection, rows: list[tuple[str, str, str | None, str]], retention: int
-    ) -> int:
-        """Store ``rows`` in one transaction; returns the first offset given."""
+    def _commit(self, db: sqlite3.Connection, lines: list[Line], retention: int) -> list[int]:
+        """Store ``lines`` in one transaction, except those sent again (an id already
+        used); returns each line's offset (the first copy's for those)."""
         store = self._store
-        first = store._newest + 1
+        now = time.time()
+        newest = store._newest
+        offsets: list[int] = []
+        rows: list[Row] = []
+        ids: dict[tuple[str, str], int] = {}  # this group's
         db.execute("BEGIN IMMEDIATE")
         try:
+            db.execute("DELETE FROM ids WHERE at < ?", (now - RESEND_SECONDS,))
+            for kind, sender, to, text, client_id in lines:
+                if client_id is not None:
+                    first = ids.get((sender, client_id))
+                    if first is None:
+                        row = db.execute(
+                            "SELECT offset FROM ids WHERE sender = ? AND client_id = ?",
+                            (sender, client_id),
+                        ).fetchone()
+                        first = row[0] if row else None
+                    if first is not None:
+                        offsets.append(first)
+                        continue
+                newest += 1
+                offsets.append(newest)
+                rows.append((newest, kind, sender, to, text, client_id))
+                if client_id is not None:
+                    ids[(sender, client_id)] = newest
+            db.executemany(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
             db.executemany(
-                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                [(first + i, *row) for i, row in enumerate(rows)],
+                "INSERT INTO ids VALUES (?, ?, ?, ?)",
+                [(sender, client_id, offset, now) for (sender, client_id), offset in ids.items()],
             )
-            newest = first + len(rows) - 1
             db.execute("UPDATE meta SET value = ? WHERE key = 'newest'", (str(newest),))
             db.execute("DELETE FROM messages WHERE offset <= ?", (newest - retention,))
             db.execute("COMMIT")
@@ -327,7 +368,7 @@ class SqliteLog:
                 db.execute("ROLLBACK")
             raise
         store._newest = newest
-        return first
+        return offsets
 
     async def read_after(
         self, offset: int, limit: int | None = None
@@ -439,5 +480,5 @@ class SqliteCredentials:
 
 
 def _message(row: Row) -> Message:
-    offset, kind, sender, recipient, text = row
-    return Message(Kind(kind), offset, sender, recipient, text)
+    offset, kind, sender, recipient, text, client_id = row
+    return Message(Kind(kind), offset, sender, recipient, text, client_id)

@@ -29,3 +29,29 @@ def test_lines_keep_call_order_and_share_round_trips(valkey_url):
         assert meta["c"] == meta["s"] == "300"  # no replica: committed as written
 
     run(body())
+
+
+def test_a_retried_round_and_a_line_sent_again_store_nothing_twice(valkey_url):
+    """The APPEND script itself: a round run twice with its ``done`` key (a retry after
+    a lost reply) gives the same offsets and stores nothing again; a later round with a
+    line whose id its sender used gets the first copy's offset; a line without an id
+    is always a new one."""
+    from wslab.chat.stores.redis.writer import APPEND
+
+    line_a = ["public", "ana", "", "a", "k1"]
+    line_b = ["public", "bia", "", "b", ""]
+    tail = [60_000, 30, "t:ids:", 300]
+    keys = ["t:meta", "t:log", "t:commits", "t:mine"]
+    with redis.Redis.from_url(valkey_url, decode_responses=True) as client:
+        client.hset("t:meta", "e", "e1")
+        append = client.register_script(APPEND)
+        args = ["e1", 100, "1", 3, *line_a, *line_a, *line_b, *tail]
+        first = append([*keys, "t:done:x"], args)
+        retried = append([*keys, "t:done:x"], args)
+        later = append([*keys, "t:done:y"], ["e1", 100, "1", 2, *line_a, *line_b, *tail])
+        stored = [(f["s"], f["x"], f["i"]) for _, f in client.xrange("t:log")]
+        meta = client.hgetall("t:meta")
+    assert first == retried == [1, "e1", 2, [1, 1, 2]]
+    assert later == [1, "e1", 3, [1, 3]]
+    assert stored == [("ana", "a", "k1"), ("bia", "b", ""), ("bia", "b", "")]
+    assert meta["s"] == meta["c"] == "3"

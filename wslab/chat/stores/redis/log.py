@@ -22,11 +22,15 @@ Keys (``prefix`` defaults to ``wslab:chat:``)::
 
     {prefix}meta     hash   e: the epoch, s: the newest offset, c: the committed offset
     {prefix}log      stream entry "<offset>-0": k kind, s sender, t to ("" for none),
-                            x text, e epoch
+                            x text, e epoch, i the line's id ("" for none)
     {prefix}commits  stream entry "<c>-0" each time c moves up (the newest ~1,000 kept)
     {prefix}writer:<id>     one writer's last appended offset (expires)
-    {prefix}done:<token>    a round's newest offset, for 30 s, so that a retried round
+    {prefix}done:<token>    a round's offsets, for 30 s, so that a retried round
                             is not stored twice
+    {prefix}ids:<sender>:<id>   the offset of the line with that id, for
+                            RESEND_SECONDS: a line sent again is not stored twice
+                            (written in the same script as the entry: a failover
+                            keeps both or neither)
 
 The epoch is a random string created in Redis by whoever finds none (inside a script):
 it changes only when Redis has lost the data (it came back empty, or with fewer
@@ -146,6 +150,7 @@ def _delivery(entry_id: str, fields: dict[str, str]) -> Message:
         fields["s"],
         fields["t"] or None,
         fields["x"],
+        fields.get("i") or None,
     )
 
 
@@ -189,7 +194,7 @@ class RedisLog:
         self._client = connect(where)
         self._replicas = Replicas(required=isinstance(where, SentinelService))
         mine = f"{prefix}writer:{secrets.token_hex(8)}"
-        keys = Keys(self._meta, self._log, self._commits, mine, f"{prefix}done:")
+        keys = Keys(self._meta, self._log, self._commits, mine, f"{prefix}done:", f"{prefix}ids:")
         # A round must run once or fail: its writer's client never retries.
         self._writer_client = connect(where, retries=0)
         self._writer = Writer(
@@ -297,14 +302,16 @@ class RedisLog:
 
     # -- writes and reads ------------------------------------------------------------
 
-    async def append(self, kind: Kind, sender: str, to: str | None, text: str) -> int:
+    async def append(
+        self, kind: Kind, sender: str, to: str | None, text: str, client_id: str | None = None
+    ) -> int:
         """Queue the line for this node's writer (in call order: the queueing happens
         before the first await when the epoch is known) and wait for its offset."""
         if self._closed:
             raise StoreError("O histórico no Redis foi fechado: a mensagem não foi guardada.")
         if self._epoch is None:
             await self._learn_epoch()
-        return await self._writer.append(kind, sender, to, text)
+        return await self._writer.append(kind, sender, to, text, client_id)
 
     async def read_after(
         self, offset: int, limit: int | None = None

@@ -52,6 +52,7 @@ from redis.asyncio import Redis
 
 from ...errors import StoreError
 from ...rules.messages import Kind
+from ...rules.wire import RESEND_SECONDS
 from .client import FAILURES, failure
 from .replicas import Replicas
 
@@ -62,7 +63,7 @@ LOST = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 1000  # lines per round, at most (~1,000 x 4 script arguments)
+MAX_BATCH = 1000  # lines per round, at most (~1,000 x 5 script arguments)
 MINE_TTL_MS = 600_000  # the writer's last appended offset, kept this long
 DONE_TTL = 30  # seconds a round's outcome is kept for its one retry
 RECONFIRM = 2  # rounds in a row that may fail to confirm before their lines get errors
@@ -81,12 +82,13 @@ end
 
 # KEYS: meta, log, commits, mine, done. ARGV: expected epoch, stream length to keep,
 # commit now ('1': no replicas, the batch is committed as written), n, then n x (kind,
-# sender, to, text), then mine's TTL (ms) and done's TTL (s). Returns {1, epoch,
-# newest} (the batch has offsets newest-n+1 .. newest), or {0, epoch} when Redis's
-# epoch is not the expected one (nothing stored). `done` keeps newest for a retry of
-# the same round, which then stores nothing again. Always writes (`mine`, the newest
-# offset), so WAIT after it has something to wait for even with no lines (a seal) or
-# on a retry.
+# sender, to, text, id ('' for none)), then mine's TTL (ms), done's TTL (s), the ids'
+# key prefix and their TTL (s). Returns {1, epoch, newest, offsets}: each line's offset,
+# which for a line whose id its sender used before (an `ids` key holds it) is the first
+# copy's, nothing stored again; or {0, epoch} when Redis's epoch is not the expected one
+# (nothing stored). `done` keeps the offsets and newest for a retry of the same round,
+# which then stores nothing again. Always writes (`mine`, the newest offset), so WAIT
+# after it has something to wait for even with no lines (a seal) or on a retry.
 APPEND = (
     _COMMIT_TO
     + """
@@ -95,24 +97,47 @@ if epoch ~= ARGV[1] then
   return {0, epoch or ''}
 end
 local n = tonumber(ARGV[4])
-local offset = tonumber(redis.call('GET', KEYS[5]) or '-1')
-if offset < 0 then
+local tail = 4 + 5 * n
+local offsets, offset = {}, nil
+local done = redis.call('GET', KEYS[5])
+if done then
+  for each in string.gmatch(done, '%d+') do
+    offsets[#offsets + 1] = tonumber(each)
+  end
+  offset = table.remove(offsets)  -- kept last: the newest
+else
   offset = tonumber(redis.call('HGET', KEYS[1], 's') or '0')
   redis.call('HSETNX', KEYS[1], 'c', string.format('%d', offset))
-  for at = 5, 4 + 4 * n, 4 do
-    offset = offset + 1
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], string.format('%d-0', offset),
-               'k', ARGV[at], 's', ARGV[at + 1], 't', ARGV[at + 2], 'x', ARGV[at + 3],
-               'e', epoch)
+  local kept = {}
+  for at = 5, tail, 5 do
+    local id, first = ARGV[at + 4], false
+    local key = ARGV[tail + 3] .. ARGV[at + 1] .. ':' .. id
+    if id ~= '' then
+      first = redis.call('GET', key)
+    end
+    if first then
+      offsets[#offsets + 1] = tonumber(first)
+    else
+      offset = offset + 1
+      offsets[#offsets + 1] = offset
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], string.format('%d-0', offset),
+                 'k', ARGV[at], 's', ARGV[at + 1], 't', ARGV[at + 2], 'x', ARGV[at + 3],
+                 'e', epoch, 'i', id)
+      if id ~= '' then
+        redis.call('SET', key, string.format('%d', offset), 'EX', ARGV[tail + 4])
+      end
+    end
+    kept[#kept + 1] = string.format('%d', offsets[#offsets])
   end
+  kept[#kept + 1] = string.format('%d', offset)
   redis.call('HSET', KEYS[1], 's', string.format('%d', offset))
-  redis.call('SET', KEYS[5], string.format('%d', offset), 'EX', ARGV[6 + 4 * n])
+  redis.call('SET', KEYS[5], table.concat(kept, ','), 'EX', ARGV[tail + 2])
 end
-redis.call('SET', KEYS[4], string.format('%d', offset), 'PX', ARGV[5 + 4 * n])
+redis.call('SET', KEYS[4], string.format('%d', offset), 'PX', ARGV[tail + 1])
 if ARGV[3] == '1' then
   commit_to(KEYS[1], KEYS[3], offset)
 end
-return {1, epoch, offset}
+return {1, epoch, offset, offsets}
 """
 )
 
@@ -149,6 +174,7 @@ class Keys(NamedTuple):
     commits: str
     mine: str  # this writer's last appended offset
     done: str  # prefix of a round's outcome, for its retry
+    ids: str  # prefix of the lines' ids: <ids><sender>:<id> -> offset
 
 
 class _Line(NamedTuple):
@@ -156,6 +182,7 @@ class _Line(NamedTuple):
     sender: str
     to: str
     text: str
+    client_id: str
     done: asyncio.Future[int]
 
 
@@ -192,8 +219,8 @@ class Writer:
         self._sealing = replicas.required  # the next round confirms even with no lines
         self._force: int | None = None  # a confirmed offset still to commit
         # Batches appended whose confirmation failed once (a slow replica), with their
-        # first offset: the next confirmed round on the same primary confirms them.
-        self._pending: list[tuple[list[_Line], int]] = []
+        # offsets: the next confirmed round on the same primary confirms them.
+        self._pending: list[tuple[list[_Line], list[int]]] = []
         self._unconfirmed = 0  # rounds in a row that were not confirmed
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -201,13 +228,16 @@ class Writer:
 
     # -- the interface -----------------------------------------------------------------
 
-    def append(self, kind: Kind, sender: str, to: str | None, text: str) -> asyncio.Future[int]:
+    def append(
+        self, kind: Kind, sender: str, to: str | None, text: str, client_id: str | None = None
+    ) -> asyncio.Future[int]:
         """Queue a line now (so lines keep the order of the calls); the future gives
-        its offset once the line is committed, or raises StoreError."""
+        its offset once the line is committed (the first copy's, for a line sent again:
+        see :meth:`wslab.chat.stores.MessageLog.append`), or raises StoreError."""
         if self._closed:
             raise StoreError("O histórico no Redis foi fechado: a mensagem não foi guardada.")
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Line(str(kind), sender, to or "", text, done))
+        self._queue.append(_Line(str(kind), sender, to or "", text, client_id or "", done))
         self._start()
         return done
 
@@ -286,8 +316,8 @@ class Writer:
         ]
         arguments.append(len(batch))
         for line in batch:
-            arguments += [line.kind, line.sender, line.to, line.text]
-        arguments += [MINE_TTL_MS, DONE_TTL]
+            arguments += [line.kind, line.sender, line.to, line.text, line.client_id]
+        arguments += [MINE_TTL_MS, DONE_TTL, keys.ids, RESEND_SECONDS]
         done = f"{keys.done}{secrets.token_hex(8)}"
         for attempt in (1, 2):
             try:
@@ -332,8 +362,8 @@ class Writer:
                 "O Redis perdeu o histórico (começou uma nova época): a mensagem não foi "
                 "guardada; reconecte para retomar."
             )
-        newest = appended[2]
-        self._pending.append((batch, newest - len(batch) + 1))
+        newest, offsets = appended[2], appended[3]
+        self._pending.append((batch, offsets))
         if replicas.required:
             received, on_disk, committed, role = replies[1:]
             if not (isinstance(committed, list) and committed[0] == 1):
@@ -357,10 +387,10 @@ class Writer:
         self._sealing = False
         self._unconfirmed = 0
         pending, self._pending = self._pending, []
-        for lines, first in pending:
-            for index, line in enumerate(lines):
+        for lines, offsets in pending:
+            for line, offset in zip(lines, offsets, strict=True):
                 if not line.done.done():
-                    line.done.set_result(first + index)
+                    line.done.set_result(offset)
         seals, self._seals = self._seals, []
         for seal in seals:
             if not seal.done():
