@@ -22,8 +22,9 @@ six kinds (so every kind comes up once in each six), each healed before a calm o
 - ``kill-node``: a chat node SIGKILLed, started again 2 s later;
 - ``cut-node``: a node's connections to the primary cut for 3 s, then healed.
 
-Reported (benchmarks/results/chat_faults.json): operations (lines sent, messages
-received, welcomes), lines acknowledged and refused, resumes (recovered or not), each
+Reported (benchmarks/results/chat_faults.json): operations (lines sent and sent again,
+messages received, welcomes), lines acknowledged, refusals, lines sent again with their
+id and those refused then stored (once each), resumes (recovered or not), each
 fault with its time, the failover time where there is one and the longest time with no
 line acknowledged around it, and the violations the checker found.
 
@@ -252,7 +253,8 @@ def main(argv: list[str] | None = None) -> dict:
         "seed": args.seed,
         "topology": "2 nodes; Valkey primary + 2 replicas + 3 Sentinels (quorum 2, "
         "down-after 1 s), AOF always, a TCP proxy before each data server",
-        "clients": f"{len(USERS)} users, a line every ~50 ms (30% private), a resume every ~3 s",
+        "clients": f"{len(USERS)} users, a line every ~50 ms (30% private), a resume every "
+        "~3 s; refused and unanswered lines sent again with their id",
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -267,7 +269,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"{report['operations']} operações, {len(outcome['faults'])} falhas ({kinds}), "
         f"{report['violations']} violações; {report['acknowledged']} de {report['sent']} "
-        f"linhas confirmadas, {report['errors']} recusadas; {report['recovered']} de "
+        f"linhas confirmadas, {report['errors']} recusas, {report['resent']} reenvios "
+        f"(com o mesmo id), {report['appeared_after_error']} linhas recusadas e depois "
+        f"guardadas (uma vez cada); {report['recovered']} de "
         f"{report['resumes']} retomadas recuperadas. Escrito em {args.output}",
         flush=True,
     )

@@ -74,6 +74,25 @@ def test_a_welcome_under_another_epoch_is_a_violation():
     assert report.violations == 1
 
 
+def test_a_line_stored_twice_is_a_violation_and_one_sent_again_once_is_not():
+    doubled = dict(LOG)
+    doubled[5] = ("ana", None, "ana-1")  # sent again, stored again
+    ana = history(welcome(), ("send", "ana-1"), message(1))
+    report = check("E", doubled, {"ana": ana})
+    assert report.violations == 1 and "2 vezes" in report.examples[0]
+    once = history(
+        welcome(),
+        ("send", "ana-1"),
+        ("error", "não foi confirmada", "ana-1"),
+        ("resend", "ana-1"),
+        message(1),
+    )
+    report = check("E", LOG, {"ana": once})
+    assert report.violations == 0, report.examples
+    assert (report.sent, report.resent, report.errors, report.acknowledged) == (1, 1, 1, 1)
+    assert (report.appeared_after_error, report.unknown) == (1, 0)
+
+
 def test_a_short_seeded_fault_run_finds_no_violation(tmp_path):
     """benchmarks.chat_faults end to end, briefly: faults happen, operations are
     recorded, the checker finds nothing (the full run is a benchmark)."""

@@ -6,15 +6,17 @@ each ``offset -> (sender, to, text)``. What must hold (each failure is a violati
 
 1. **acknowledged**: every line whose own message reached its sender is in the log,
    at the offset the sender saw, exactly once (texts are unique);
-2. **delivered**: every message any client received is in the log at the offset it
+2. **stored once**: no line is in the log twice, however many times it was sent again
+   with its id (:mod:`.clients` sends refused and unanswered lines again);
+3. **delivered**: every message any client received is in the log at the offset it
    was received with, with the same sender, recipient and text: nothing delivered is
    taken back;
-3. **one text per offset**: no offset was ever seen with two different texts;
-4. **no silent gap**: each client's messages come in increasing offsets, and between
+4. **one text per offset**: no offset was ever seen with two different texts;
+5. **no silent gap**: each client's messages come in increasing offsets, and between
    two consecutive ones of one *chain* (a session, and the sessions that resumed it
    with ``recovered: true``) the log holds no message that client may see; a resume
    answered ``recovered: false`` starts a new chain (a gap the client was told about);
-5. **one epoch**: every welcome names the final log's epoch (a new epoch means the
+6. **one epoch**: every welcome names the final log's epoch (a new epoch means the
    store lost its data, which none of the faults of this run should cause).
 
 Who may see a message (the protocol's rule, re-stated here on purpose): everyone sees a
@@ -42,12 +44,13 @@ class Report:
     """What the checker counted and what it found wrong (at most 20 violations are
     described; ``violations`` counts them all)."""
 
-    operations: int = 0  # lines sent, messages received, welcomes
-    sent: int = 0
+    operations: int = 0  # sends (first and again), messages received, welcomes
+    sent: int = 0  # lines
+    resent: int = 0  # sends of a line again, with its id
     acknowledged: int = 0
-    errors: int = 0  # lines answered with an error
-    unknown: int = 0  # lines neither acknowledged nor refused (their connection ended)
-    appeared_after_error: int = 0  # refused or unknown lines that are in the log anyway
+    errors: int = 0  # error frames answering a line
+    unknown: int = 0  # lines never acknowledged (refused every time, or unanswered)
+    appeared_after_error: int = 0  # lines refused at least once that are in the log
     delivered: int = 0
     resumes: int = 0
     recovered: int = 0
@@ -81,6 +84,9 @@ def check(epoch: str, log: Mapping[int, Entry], histories: Mapping[str, list[tup
     """Check every client's history against the final log (see the module docstring)."""
     report = Report(log_size=len(log))
     where = Counter(text for _, _, text in log.values())
+    for text, copies in where.items():
+        if copies > 1:
+            report.violation(f"{text!r} guardada {copies} vezes no log")
     texts: dict[int, set[str]] = defaultdict(set)
     for user, history in histories.items():
         _check_client(user, history, epoch, log, where, texts, report)
@@ -92,7 +98,7 @@ def check(epoch: str, log: Mapping[int, Entry], histories: Mapping[str, list[tup
 
 def _check_client(user, history, epoch, log, where, texts, report) -> None:
     acked: set[str] = set()
-    refused = 0
+    refused: set[str] = set()
     sent: list[str] = []
     seen: int | None = None  # the newest offset of the current chain
     for event in history:
@@ -100,8 +106,12 @@ def _check_client(user, history, epoch, log, where, texts, report) -> None:
         report.operations += 1
         if kind == "send":
             sent.append(event[2])
+        elif kind == "resend":
+            report.resent += 1
         elif kind == "error":
-            refused += 1
+            report.errors += 1
+            if len(event) > 3 and event[3] is not None:
+                refused.add(event[3])
         elif kind == "welcome":
             _, _, got_epoch, recovered, asked = event
             if got_epoch != epoch:
@@ -118,8 +128,8 @@ def _check_client(user, history, epoch, log, where, texts, report) -> None:
             if entry != (sender, to, text):
                 report.violation(f"{user} recebeu {offset}={text!r} de {sender}; no log: {entry!r}")
             if sender == user and text.startswith(f"{user}-"):
-                if text not in acked and where[text] != 1:
-                    report.violation(f"{text!r} confirmada e {where[text]} vezes no log")
+                if text not in acked and where[text] == 0:
+                    report.violation(f"{text!r} confirmada e fora do log")
                 acked.add(text)
             if seen is not None:
                 if offset <= seen:
@@ -136,7 +146,5 @@ def _check_client(user, history, epoch, log, where, texts, report) -> None:
             seen = offset if seen is None or offset > seen else seen
     report.sent += len(sent)
     report.acknowledged += len(acked)
-    report.errors += refused
-    unacked = [text for text in sent if text not in acked]
-    report.unknown += max(0, len(unacked) - refused)
-    report.appeared_after_error += sum(1 for text in unacked if where[text])
+    report.unknown += sum(1 for text in sent if text not in acked)
+    report.appeared_after_error += sum(1 for text in refused if where[text])

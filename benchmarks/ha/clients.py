@@ -7,14 +7,21 @@ Every event goes to :attr:`Recorder.history` with the time it happened
 (``time.monotonic``):
 
     ("send", time, text)                       a line written to the socket
+    ("resend", time, text)                     the same line again, with its id
     ("welcome", time, epoch, recovered, resume)  resume: (epoch, offset) asked, or None
     ("message", time, offset, sender, to, text, replayed)
-    ("error", time, text)                      an error frame (a line refused)
+    ("error", time, text, line)                an error frame: ``line`` the text of the
+                                               line it refused (its id), or None
     ("system", time, text)                     a notice
     ("closed", time, code)                     the connection ended (None: never opened)
 
 A line is *acknowledged* when its own message comes back to its sender (an echo, or a
-replay of it after a resume). Texts are unique (``<user>-<n>``), so a text names a line.
+replay of it after a resume). Texts are unique (``<user>-<n>``), so a text names a line,
+and it is the line's id on the wire too. As the browser client does, a recorder keeps
+each line until its answer comes back: a line refused is sent again (with the same id)
+on the next tick, a line unanswered when the connection ended is sent again once the
+next session is welcomed; at most ``ATTEMPTS`` times in all. The server stores a line
+sent again at most once: the checker counts copies.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from websockets.exceptions import WebSocketException
 __all__ = ["Recorder", "run_clients"]
 
 OPEN_TIMEOUT = 3.0  # seconds for a connection and its welcome
+ATTEMPTS = 4  # sends of one line, at most (the first and three again)
 
 
 class Recorder:
@@ -76,6 +84,9 @@ class Recorder:
         self._epoch: str | None = None
         self._seen: int | None = None  # the newest offset delivered since the last welcome
         self._known: set[str] = set()
+        # Lines sent and not answered yet: id (the text) -> (the line, sends so far).
+        self._outbox: dict[str, tuple[str, int]] = {}
+        self._refused: list[str] = []  # ids to send again on the next tick
 
     def _note(self, *event) -> None:
         self.history.append((event[0], time.monotonic(), *event[1:]))
@@ -120,16 +131,30 @@ class Recorder:
             self._note("closed", ws.close_code)
 
     async def _send(self, ws, stop: asyncio.Event) -> None:
+        self._refused = list(self._outbox)  # unanswered when the last session ended
         while not stop.is_set():
+            again, self._refused = self._refused, []
+            for text in again:
+                await self._send_again(ws, text)
             self.sent += 1
             text = f"{self.user}-{self.sent}"
             line = text
             known = sorted(self._known)  # peers seen to exist (a /msg to a name never
             if known and self.rng.random() < self.private:  # registered is an error)
                 line = f"/msg {self.rng.choice(known)} {text}"
+            self._outbox[text] = (line, 1)
             self._note("send", text)
-            await ws.send(json.dumps({"type": "say", "text": line}))
+            await ws.send(json.dumps({"type": "say", "text": line, "id": text}))
             await asyncio.sleep(self.interval * self.rng.uniform(0.5, 1.5))
+
+    async def _send_again(self, ws, text: str) -> None:
+        line, sends = self._outbox.get(text, ("", ATTEMPTS))
+        if sends >= ATTEMPTS:
+            self._outbox.pop(text, None)  # given up: the checker counts it unanswered
+            return
+        self._outbox[text] = (line, sends + 1)
+        self._note("resend", text)
+        await ws.send(json.dumps({"type": "say", "text": line, "id": text}))
 
     async def _read(self, ws, stop: asyncio.Event) -> None:
         ends = float("inf")
@@ -146,6 +171,8 @@ class Recorder:
                 self._seen = data["offset"]
                 if data["from"] in self.peers:
                     self._known.add(data["from"])
+                if data["from"] == self.user:
+                    self._outbox.pop(data.get("id"), None)
                 self._note(
                     "message",
                     data["offset"],
@@ -154,7 +181,12 @@ class Recorder:
                     data["text"],
                     data["replayed"],
                 )
-            elif kind in ("error", "system"):
+            elif kind == "error":
+                self._note(kind, data["text"], data.get("id"))
+                if data.get("id") in self._outbox:
+                    self._refused.append(data["id"])
+            elif kind == "system":
+                self._outbox.pop(data.get("id"), None)
                 self._note(kind, data["text"])
 
 

@@ -180,6 +180,58 @@ def test_the_log_is_not_ready_while_the_primary_has_no_replica(topology):
     assert refused is not None and "sem réplica" in refused
 
 
+def test_a_line_not_confirmed_then_sent_again_with_its_id_is_stored_once(topology):
+    """Both replicas paused: the line reaches the primary but no replica, so it is
+    refused (never echoed) though the primary holds it above the committed offset.
+    Replicas back, the client sends it again with the same id: one copy, at the first
+    copy's offset, delivered once."""
+    from wslab.chat.errors import StoreError
+    from wslab.chat.stores.redis import RedisLog
+    from wslab.chat.stores.redis.client import SentinelService
+
+    async def body():
+        log = RedisLog(SentinelService(tuple(topology.addresses), topology.service))
+        seen = []
+        await log.start(seen.extend)
+        try:
+            assert await log.append("public", "ana", None, "a", "k1") == 1
+            primary = topology.primary()
+            replicas = [s for s in topology.servers if s is not primary]
+            for replica in replicas:
+                topology.pause(replica)
+            try:
+                with pytest.raises(StoreError, match="não foi confirmada"):
+                    await log.append("public", "ana", None, "b", "k2")
+                with _client(primary) as client:
+                    held = [f["x"] for _, f in client.xrange("wslab:chat:log")]
+                    committed = client.hget("wslab:chat:meta", "c")
+            finally:
+                for replica in replicas:
+                    topology.resume(replica)
+            offset = None
+            for _ in range(200):  # bounded: 20 s for the replicas to confirm again
+                try:
+                    offset = await log.append("public", "ana", None, "b", "k2")
+                    break
+                except StoreError:
+                    await asyncio.sleep(0.1)
+            for _ in range(100):
+                if len(seen) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)  # a second copy would be delivered by now
+            with _client(primary) as client:
+                stored = [(f["x"], f["i"]) for _, f in client.xrange("wslab:chat:log")]
+            return held, committed, offset, [(m.text, m.client_id) for m in seen], stored
+        finally:
+            await log.close()
+
+    held, committed, offset, seen, stored = asyncio.run(asyncio.wait_for(body(), 60))
+    assert held == ["a", "b"] and committed == "1"  # on the primary, not committed
+    assert offset == 2
+    assert seen == stored == [("a", "k1"), ("b", "k2")]
+
+
 def test_primary_killed_under_traffic_loses_nothing_acknowledged(topology):
     """SIGKILL of the primary: a replica is promoted, both nodes follow; lines sent
     meanwhile get errors, none acknowledged is lost, every resume is recovered."""
