@@ -15,7 +15,8 @@ noted beside them (then next to the code that raises them)::
     ├── Rejected                        one frame or line refused; the session stays
     │   ├── CommandError                a line that cannot be sent (/msg, /who, text)
     │   │   └── BadText (+ ValueError)  a character a line may not hold (rules.text)
-    │   └── BadMessage                  a frame after the hello that is no "say" (rules.wire)
+    │   ├── BadMessage                  a frame after the hello that is no "say" (rules.wire)
+    │   └── ReusedId                    a line's id its sender gave another line
     ├── StoreError                      a store (SQLite, Redis) failed: a pt-BR sentence
     │   └── BadRecord (+ ValueError)    a stored secret record that is corrupt (rules.kdf)
     ├── BadSetting (+ ValueError)       a setting of serve that cannot be used: exit 1
@@ -46,6 +47,7 @@ __all__ = [
     "ProxyHeaderError",
     "Refusal",
     "Rejected",
+    "ReusedId",
     "StoreError",
     "UnknownSession",
 ]
@@ -91,6 +93,19 @@ class Rejected(WslabError):
 class CommandError(Rejected):
     """A line that cannot be sent; ``str(error)`` is the sentence shown to the user
     (raised by :func:`wslab.chat.rules.commands.parse_line` and the node)."""
+
+
+class ReusedId(Rejected):
+    """A line whose id its sender gave a different line less than
+    :data:`~wslab.chat.rules.wire.RESEND_SECONDS` ago: refused (not stored), since
+    storing it would break the promise that an id names one line (raised by the
+    stores)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Este id de mensagem já foi usado para outra mensagem sua: ela não foi "
+            "guardada; envie-a com um id novo."
+        )
 
 
 class StoreError(WslabError):

@@ -233,6 +233,19 @@ def test_a_line_sent_again_after_a_drop_is_delivered_once(server, join):
     assert nothing_more(ana) and nothing_more(joao)
 
 
+def test_an_id_given_to_another_line_gets_an_error_and_stores_nothing(server, join):
+    ana, _ = join(server, "ana")
+    joao, _ = join(server, "joao")
+    say(ana, "oi", "k1")
+    assert receive(ana)["offset"] == receive(joao)["offset"] == 1
+    say(ana, "outra coisa", "k1")
+    refused = receive(ana)
+    assert (refused["type"], refused["id"]) == ("error", "k1") and "id novo" in refused["text"]
+    say(ana, "outra coisa", "k2")
+    assert receive(joao)["offset"] == 2
+    assert nothing_more(joao)
+
+
 def test_a_refused_line_over_the_rate_carries_its_id(opened):
     with chat_server(max_rate=1.0, burst=1) as server:
         ana = opened(server.ws_url)

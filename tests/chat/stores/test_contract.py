@@ -185,6 +185,32 @@ def test_a_line_sent_again_with_its_id_is_stored_once(open_stores):
     run(body())
 
 
+def test_an_id_given_to_another_line_is_refused_and_nothing_stored(open_stores):
+    """The same sender and id for a line that says something else (text, kind or
+    recipient): ReusedId, nothing stored or delivered; in one group of appends too."""
+    from wslab.chat.errors import ReusedId
+
+    async def body():
+        async with started(open_stores, retention=100) as (log, _, recorder):
+            await log.append(PUBLIC, "ana", None, "oi", "k1")
+            for kind, to, text in ((PUBLIC, None, "outra"), (PRIVATE, "joao", "oi")):
+                with pytest.raises(ReusedId):
+                    await log.append(kind, "ana", to, text, "k1")
+            burst = await asyncio.gather(
+                log.append(PUBLIC, "ana", None, "nova", "k2"),
+                log.append(PUBLIC, "ana", None, "não é a nova", "k2"),
+                return_exceptions=True,
+            )
+            assert burst[0] == 2 and isinstance(burst[1], ReusedId)
+            assert await log.append(PUBLIC, "ana", None, "oi", "k1") == 1
+            await recorder.upto(2)
+            await asyncio.sleep(0.05)
+            assert [m.text for m in recorder.seen] == ["oi", "nova"]
+            assert log.state.newest == 2
+
+    run(body())
+
+
 def test_a_lines_id_outlives_its_log_objects(open_stores):
     """A store that outlives its objects (SQLite, Redis) still knows the id; memory
     starts afresh (a new epoch: the offset it gives is a new line's)."""

@@ -63,7 +63,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..errors import AuthError, CloseCode, Refusal, StoreError
+from ..errors import AuthError, CloseCode, Refusal, ReusedId, StoreError
 from ..rules.addresses import PREFIXES, Prefixes, address_key, network_key
 from ..rules.commands import CommandError, PrivateText, PublicText, WhoQuery, parse_line
 from ..rules.hub import Hub, Recovery, resume_read
@@ -661,7 +661,7 @@ class ChatNode(Generic[H]):
             if self.metrics is not None:
                 self.metrics.store_seconds.observe(time.perf_counter() - started)
                 self.metrics.stored.labels(kind.value).inc()
-        except CommandError as error:
+        except (CommandError, ReusedId) as error:
             return self.error(session_id, str(error))
         except StoreError as error:
             logger.warning("armazenamento falhou para %s: %s", session_id, error)

@@ -15,11 +15,22 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Generic, NamedTuple, TypeVar
 
-__all__ = ["H", "Kind", "LogState", "Message", "Notice", "Outbound", "Session", "answering"]
+__all__ = [
+    "H",
+    "Kind",
+    "LogState",
+    "Message",
+    "Notice",
+    "Outbound",
+    "Session",
+    "answering",
+    "fingerprint",
+]
 
 # A session's handle: what the adapter attached to it (the service's client, the
 # model's queue). The rules only hold it and hand it back.
@@ -119,3 +130,10 @@ def answering(replies: list[Outbound[H]], client_id: str | None) -> list[Outboun
         else r
         for r in replies
     ]
+
+
+def fingerprint(kind: str, to: str | None, text: str) -> str:
+    """A short digest of what a line says (kind, recipient, text), kept with its id:
+    a line sent again must say the same, or its id was reused for another line."""
+    said = f"{kind}\0{to or ''}\0{text}".encode()
+    return hashlib.blake2b(said, digest_size=8).hexdigest()

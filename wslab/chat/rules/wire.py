@@ -22,7 +22,8 @@ Server to client::
 **The line's id** (``id``: 1 to 64 letters, digits, ``-`` or ``_``; optional) is the
 client's name for one line, so that sending it again cannot store it twice: a line
 whose id its sender already used in the last :data:`RESEND_SECONDS` is not stored
-again (its first copy is the one delivered). A client keeps the lines it sent until
+again (its first copy is the one delivered); a different line with that id is refused
+with an error (:class:`wslab.chat.errors.ReusedId`). A client keeps the lines it sent until
 their answer comes back carrying their id: the message itself (its echo, or its replay
 after a resume: every copy carries the id) or the one notice that answers it (an
 error, ``/who``'s reply); after a lost connection, or an error saying the line may

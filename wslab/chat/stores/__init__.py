@@ -102,7 +102,8 @@ class MessageLog(Protocol):
         message; when ``sender`` already appended a line with that id less than
         :data:`~wslab.chat.rules.wire.RESEND_SECONDS` ago, nothing is stored and the
         first line's offset is returned once it is committed (``deliver`` got it, or
-        gets it, once). Stores remember each id that long, and not much longer: their
+        gets it, once); :class:`~wslab.chat.errors.ReusedId` when that first line said
+        something else (another kind, recipient or text: nothing stored). Stores remember each id that long, and not much longer: their
         memory of ids is bounded by the lines appended in that time.
         """
 

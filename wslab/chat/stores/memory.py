@@ -10,7 +10,8 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 
-from ..rules.messages import Kind, Message
+from ..errors import ReusedId
+from ..rules.messages import Kind, Message, fingerprint
 from ..rules.ratelimit import KeyedBuckets, LoginThrottle
 from ..rules.wire import RESEND_SECONDS
 from . import Deliver, LogState, Lost, Outage, check_retention
@@ -45,9 +46,9 @@ class MemoryLog:
         self._newest = 0
         self._deliver: Deliver | None = None
         self._clock = clock
-        # (sender, client_id) -> (offset, when), oldest first: the ids of the last
-        # RESEND_SECONDS.
-        self._ids: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
+        # (sender, client_id) -> (offset, when, fingerprint), oldest first: the ids of
+        # the last RESEND_SECONDS.
+        self._ids: OrderedDict[tuple[str, str], tuple[int, float, str]] = OrderedDict()
 
     @property
     def retention(self) -> int:
@@ -71,15 +72,18 @@ class MemoryLog:
         now = self._clock()
         while self._ids and now - next(iter(self._ids.values()))[1] > RESEND_SECONDS:
             self._ids.popitem(last=False)
+        said = fingerprint(kind, to, text)
         if client_id is not None:
             first = self._ids.get((sender, client_id))
             if first is not None:
+                if first[2] != said:
+                    raise ReusedId()
                 return first[0]  # sent again: stored (and delivered) once
         self._newest += 1
         message = Message(kind, self._newest, sender, to, text, client_id)
         self._history.append(message)
         if client_id is not None:
-            self._ids[(sender, client_id)] = (message.offset, now)
+            self._ids[(sender, client_id)] = (message.offset, now, said)
         if self._deliver is not None:
             self._deliver((message,))
         return message.offset

@@ -28,7 +28,8 @@ the scrypt records, each name's confusable skeleton (indexed: the look-alike che
 one lookup), when it was registered (Unix seconds) and whether it logged in again since
 (a name never used again expires); ``ids(sender, client_id, offset, at)`` the ids of
 the lines appended in the last :data:`~wslab.chat.rules.wire.RESEND_SECONDS` (Unix
-seconds; older ones are deleted with each commit), so a line sent again is stored once;
+seconds; older ones are deleted with each commit) with what each line said
+(:func:`~wslab.chat.rules.messages.fingerprint`), so a line sent again is stored once;
 ``messages.client_id`` keeps each line's id for its echo and replays. Older files are
 upgraded at start: version 1 gains the users' three columns (their names count as
 used), version 2 the ids.
@@ -54,8 +55,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..errors import StoreError
-from ..rules.messages import Kind, Message
+from ..errors import ReusedId, StoreError
+from ..rules.messages import Kind, Message, fingerprint
 from ..rules.names import skeleton
 from ..rules.wire import RESEND_SECONDS
 from . import Deliver, LogState, Lost, Outage, check_retention
@@ -93,7 +94,7 @@ CREATE INDEX users_unused ON users (used, registered);
 ALTER TABLE messages ADD COLUMN client_id TEXT;
 CREATE TABLE ids (
     sender TEXT NOT NULL, client_id TEXT NOT NULL, offset INTEGER NOT NULL, at REAL NOT NULL,
-    PRIMARY KEY (sender, client_id)
+    fingerprint TEXT NOT NULL, PRIMARY KEY (sender, client_id)
 ) WITHOUT ROWID;
 CREATE INDEX ids_at ON ids (at);
 """,
@@ -321,44 +322,50 @@ class SqliteLog:
                 if messages and self._deliver is not None:
                     self._deliver(messages)
                 for offset, (_, future) in zip(offsets, group, strict=True):
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if offset == 0:
+                        future.set_exception(ReusedId())
+                    else:
                         future.set_result(offset)
         finally:
             self._flusher = None
 
     def _commit(self, db: sqlite3.Connection, lines: list[Line], retention: int) -> list[int]:
         """Store ``lines`` in one transaction, except those sent again (an id already
-        used); returns each line's offset (the first copy's for those)."""
+        used); returns each line's offset: the first copy's for those, 0 for a line
+        whose id was used for another line (not stored)."""
         store = self._store
         now = time.time()
         newest = store._newest
         offsets: list[int] = []
         rows: list[Row] = []
-        ids: dict[tuple[str, str], int] = {}  # this group's
+        ids: dict[tuple[str, str], tuple[int, str]] = {}  # this group's
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM ids WHERE at < ?", (now - RESEND_SECONDS,))
             for kind, sender, to, text, client_id in lines:
+                said = fingerprint(kind, to, text)
                 if client_id is not None:
-                    first = ids.get((sender, client_id))
-                    if first is None:
-                        row = db.execute(
-                            "SELECT offset FROM ids WHERE sender = ? AND client_id = ?",
+                    first = (
+                        ids.get((sender, client_id))
+                        or db.execute(
+                            "SELECT offset, fingerprint FROM ids WHERE sender = ? AND client_id = ?",
                             (sender, client_id),
                         ).fetchone()
-                        first = row[0] if row else None
+                    )
                     if first is not None:
-                        offsets.append(first)
+                        offsets.append(first[0] if first[1] == said else 0)
                         continue
                 newest += 1
                 offsets.append(newest)
                 rows.append((newest, kind, sender, to, text, client_id))
                 if client_id is not None:
-                    ids[(sender, client_id)] = newest
+                    ids[(sender, client_id)] = (newest, said)
             db.executemany(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
             db.executemany(
-                "INSERT INTO ids VALUES (?, ?, ?, ?)",
-                [(sender, client_id, offset, now) for (sender, client_id), offset in ids.items()],
+                "INSERT INTO ids VALUES (?, ?, ?, ?, ?)",
+                [(who, line, first, now, said) for (who, line), (first, said) in ids.items()],
             )
             db.execute("UPDATE meta SET value = ? WHERE key = 'newest'", (str(newest),))
             db.execute("DELETE FROM messages WHERE offset <= ?", (newest - retention,))

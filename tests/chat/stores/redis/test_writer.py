@@ -35,11 +35,13 @@ def test_a_retried_round_and_a_line_sent_again_store_nothing_twice(valkey_url):
     """The APPEND script itself: a round run twice with its ``done`` key (a retry after
     a lost reply) gives the same offsets and stores nothing again; a later round with a
     line whose id its sender used gets the first copy's offset; a line without an id
-    is always a new one."""
+    is always a new one; a line with a used id that says something else gets 0."""
+    from wslab.chat.rules.messages import fingerprint
     from wslab.chat.stores.redis.writer import APPEND
 
-    line_a = ["public", "ana", "", "a", "k1"]
-    line_b = ["public", "bia", "", "b", ""]
+    line_a = ["public", "ana", "", "a", "k1", fingerprint("public", None, "a")]
+    line_b = ["public", "bia", "", "b", "", fingerprint("public", None, "b")]
+    other_a = ["public", "ana", "", "outra", "k1", fingerprint("public", None, "outra")]
     tail = [60_000, 30, "t:ids:", 300]
     keys = ["t:meta", "t:log", "t:commits", "t:mine"]
     with redis.Redis.from_url(valkey_url, decode_responses=True) as client:
@@ -49,9 +51,11 @@ def test_a_retried_round_and_a_line_sent_again_store_nothing_twice(valkey_url):
         first = append([*keys, "t:done:x"], args)
         retried = append([*keys, "t:done:x"], args)
         later = append([*keys, "t:done:y"], ["e1", 100, "1", 2, *line_a, *line_b, *tail])
+        reused = append([*keys, "t:done:z"], ["e1", 100, "1", 1, *other_a, *tail])
         stored = [(f["s"], f["x"], f["i"]) for _, f in client.xrange("t:log")]
         meta = client.hgetall("t:meta")
     assert first == retried == [1, "e1", 2, [1, 1, 2]]
     assert later == [1, "e1", 3, [1, 3]]
+    assert reused == [1, "e1", 3, [0]]  # k1 named another line: refused, nothing stored
     assert stored == [("ana", "a", "k1"), ("bia", "b", ""), ("bia", "b", "")]
     assert meta["s"] == meta["c"] == "3"

@@ -27,8 +27,8 @@ Keys (``prefix`` defaults to ``wslab:chat:``)::
     {prefix}writer:<id>     one writer's last appended offset (expires)
     {prefix}done:<token>    a round's offsets, for 30 s, so that a retried round
                             is not stored twice
-    {prefix}ids:<sender>:<id>   the offset of the line with that id, for
-                            RESEND_SECONDS: a line sent again is not stored twice
+    {prefix}ids:<sender>:<id>   "<offset>:<fingerprint>" of the line with that id,
+                            for RESEND_SECONDS: a line sent again is not stored twice
                             (written in the same script as the entry: a failover
                             keeps both or neither)
 

@@ -50,8 +50,8 @@ from typing import NamedTuple
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from ...errors import StoreError
-from ...rules.messages import Kind
+from ...errors import ReusedId, StoreError
+from ...rules.messages import Kind, fingerprint
 from ...rules.wire import RESEND_SECONDS
 from .client import FAILURES, failure
 from .replicas import Replicas
@@ -63,7 +63,7 @@ LOST = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 1000  # lines per round, at most (~1,000 x 5 script arguments)
+MAX_BATCH = 1000  # lines per round, at most (~1,000 x 6 script arguments)
 MINE_TTL_MS = 600_000  # the writer's last appended offset, kept this long
 DONE_TTL = 30  # seconds a round's outcome is kept for its one retry
 RECONFIRM = 2  # rounds in a row that may fail to confirm before their lines get errors
@@ -82,11 +82,12 @@ end
 
 # KEYS: meta, log, commits, mine, done. ARGV: expected epoch, stream length to keep,
 # commit now ('1': no replicas, the batch is committed as written), n, then n x (kind,
-# sender, to, text, id ('' for none)), then mine's TTL (ms), done's TTL (s), the ids'
-# key prefix and their TTL (s). Returns {1, epoch, newest, offsets}: each line's offset,
-# which for a line whose id its sender used before (an `ids` key holds it) is the first
-# copy's, nothing stored again; or {0, epoch} when Redis's epoch is not the expected one
-# (nothing stored). `done` keeps the offsets and newest for a retry of the same round,
+# sender, to, text, id ('' for none), fingerprint), then mine's TTL (ms), done's TTL
+# (s), the ids' key prefix and their TTL (s). Returns {1, epoch, newest, offsets}: each
+# line's offset, which for a line whose id its sender used before (an `ids` key holds
+# "<offset>:<fingerprint>") is the first copy's, nothing stored again, or 0 if the
+# first copy said something else (nothing stored); or {0, epoch} when Redis's epoch is
+# not the expected one (nothing stored). `done` keeps the offsets and newest for a retry of the same round,
 # which then stores nothing again. Always writes (`mine`, the newest offset), so WAIT
 # after it has something to wait for even with no lines (a seal) or on a retry.
 APPEND = (
@@ -97,7 +98,7 @@ if epoch ~= ARGV[1] then
   return {0, epoch or ''}
 end
 local n = tonumber(ARGV[4])
-local tail = 4 + 5 * n
+local tail = 4 + 6 * n
 local offsets, offset = {}, nil
 local done = redis.call('GET', KEYS[5])
 if done then
@@ -109,14 +110,15 @@ else
   offset = tonumber(redis.call('HGET', KEYS[1], 's') or '0')
   redis.call('HSETNX', KEYS[1], 'c', string.format('%d', offset))
   local kept = {}
-  for at = 5, tail, 5 do
+  for at = 5, tail, 6 do
     local id, first = ARGV[at + 4], false
     local key = ARGV[tail + 3] .. ARGV[at + 1] .. ':' .. id
     if id ~= '' then
       first = redis.call('GET', key)
     end
     if first then
-      offsets[#offsets + 1] = tonumber(first)
+      local stored, said = string.match(first, '^(%d+):(.*)$')
+      offsets[#offsets + 1] = said == ARGV[at + 5] and tonumber(stored) or 0
     else
       offset = offset + 1
       offsets[#offsets + 1] = offset
@@ -124,7 +126,8 @@ else
                  'k', ARGV[at], 's', ARGV[at + 1], 't', ARGV[at + 2], 'x', ARGV[at + 3],
                  'e', epoch, 'i', id)
       if id ~= '' then
-        redis.call('SET', key, string.format('%d', offset), 'EX', ARGV[tail + 4])
+        redis.call('SET', key, string.format('%d:', offset) .. ARGV[at + 5], 'EX',
+                   ARGV[tail + 4])
       end
     end
     kept[#kept + 1] = string.format('%d', offsets[#offsets])
@@ -316,7 +319,8 @@ class Writer:
         ]
         arguments.append(len(batch))
         for line in batch:
-            arguments += [line.kind, line.sender, line.to, line.text, line.client_id]
+            said = fingerprint(line.kind, line.to, line.text)
+            arguments += [line.kind, line.sender, line.to, line.text, line.client_id, said]
         arguments += [MINE_TTL_MS, DONE_TTL, keys.ids, RESEND_SECONDS]
         done = f"{keys.done}{secrets.token_hex(8)}"
         for attempt in (1, 2):
@@ -389,7 +393,11 @@ class Writer:
         pending, self._pending = self._pending, []
         for lines, offsets in pending:
             for line, offset in zip(lines, offsets, strict=True):
-                if not line.done.done():
+                if line.done.done():
+                    continue
+                if offset == 0:
+                    line.done.set_exception(ReusedId())
+                else:
                     line.done.set_result(offset)
         seals, self._seals = self._seals, []
         for seal in seals:
