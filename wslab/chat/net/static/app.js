@@ -16,12 +16,22 @@
 //                    carry data-offset, data-epoch, data-from, data-to,
 //                    data-replayed="true|false" and data-origin="live|history|replay":
 //                    a first login's history is badged "histórico", what a tab missed
-//                    while away and got back on resume "reenviada"
+//                    while away and got back on resume "reenviada"; data-id, the line's
+//                    id, when its sender gave one
+//   #outbox          data-count (lines waiting for their answer); one li[data-id] each
+//
+// The outbox: every line gets an id (wslab.chat.rules.wire, "The line's id") and waits in
+// the outbox, shown under the messages as "enviando…", until a frame carrying its id
+// comes back (its echo or replay, the error refusing it, /who's reply). After each
+// welcome the page sends the waiting lines again, oldest first, with the same ids: the
+// server stores a line sent again at most once, so a line is neither lost nor doubled
+// when the connection drops (or was down when it was typed). A refused line goes back
+// into the empty text box; Enter on it, unchanged, sends it again with its id.
 "use strict";
 
 (() => {
   // Copies of the server's protocol constants (wslab.chat.commands, wire, names, errors);
-  // tests/test_chat_static.py holds each equal to its Python original.
+  // tests/chat/net/test_static.py holds each equal to its Python original.
   const MAX_TEXT_LENGTH = 2000; // characters (code points), as the server counts them
   const MAX_FRAME_BYTES = 16 * 1024; // the server's frame limit
   // A first look only: the server enforces PRECIS (RFC 8265) and refuses look-alikes.
@@ -32,6 +42,10 @@
   const WELCOME_TIMEOUT_MS = 10000; // an opened socket that never says welcome is retried
   const STABLE_MS = 5000; // a connection up this long resets the backoff
   const STORAGE_PREFIX = "wslab.chat.resume.";
+  const OUTBOX_LIMIT = 100; // lines waiting for their answer; the page refuses more
+  // A line first sent longer ago is not sent again: the server knows a line's id for
+  // RESEND_SECONDS (300 s) at least; 60 s of margin for clocks and slow networks.
+  const RESEND_MS = 240 * 1000;
 
   // The same names and numbers as wslab.chat.errors.CloseCode (a test checks).
   const CloseCode = Object.freeze({
@@ -60,6 +74,7 @@
     messages: $("messages"),
     sendForm: $("send-form"),
     line: $("line"),
+    outbox: $("outbox"),
   };
 
   // Who we are: the secret lives only in this closure, never in storage.
@@ -81,6 +96,13 @@
   // The chat's nodes: this page's server first, then those the welcome names.
   let nodes = [ownSocketUrl()];
   let nodeIndex = 0;
+  // Lines not answered yet, oldest first: id -> {text, sentAt, item}; sentAt is
+  // Date.now() of the first send (null while never sent), item its #outbox li. In memory
+  // only, at most OUTBOX_LIMIT lines: a page reload forgets them (like the secret).
+  const outbox = new Map();
+  // The refused line put back into the text box ({id, text, sentAt}): Enter on it,
+  // unchanged, sends it again with its id; any edit forgets it (a new line, a new id).
+  let retry = null;
 
   // -- resume point ------------------------------------------------------------------
 
@@ -191,6 +213,7 @@
     item.dataset.to = message.to == null ? "" : String(message.to);
     item.dataset.replayed = String(replayed);
     item.dataset.origin = origin;
+    if (typeof message.id === "string") item.dataset.id = message.id;
 
     const meta = document.createElement("span");
     meta.className = "meta";
@@ -240,6 +263,7 @@
         : "Reconectado.");
     }
     welcomedBefore = true;
+    resendOutbox();
   }
 
   function onChatMessage(frame) {
@@ -260,6 +284,99 @@
     return false;
   }
 
+  // -- outbox ------------------------------------------------------------------------
+
+  // 16 random bytes in hex. Not crypto.randomUUID: it exists only in secure contexts
+  // (https or localhost), and the page may be served over plain http.
+  function newId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  }
+
+  function online() {
+    return socket !== null && welcomed && socket.readyState === WebSocket.OPEN;
+  }
+
+  function showOutbox() {
+    ui.outbox.dataset.count = String(outbox.size);
+    ui.outbox.hidden = outbox.size === 0;
+  }
+
+  function enqueue(id, text, sentAt) {
+    const item = document.createElement("li");
+    item.dataset.id = id;
+    const badge = span("badge", "enviando…");
+    badge.title = "Ainda sem resposta do servidor: a aba a envia de novo ao reconectar.";
+    item.append(badge, span("text", text));
+    ui.outbox.append(item);
+    outbox.set(id, { text, sentAt, item });
+    showOutbox();
+    if (online()) transmit(id);
+  }
+
+  function transmit(id) {
+    const entry = outbox.get(id);
+    socket.send(JSON.stringify({ type: "say", text: entry.text, id }));
+    if (entry.sentAt === null) entry.sentAt = Date.now();
+  }
+
+  function settle(id) {
+    const entry = outbox.get(id);
+    if (entry === undefined) return null;
+    outbox.delete(id);
+    entry.item.remove();
+    showOutbox();
+    return entry;
+  }
+
+  function forgetOutbox() {
+    for (const id of [...outbox.keys()]) settle(id);
+    retry = null;
+  }
+
+  // After a welcome: every waiting line, oldest first, with its id. A line first sent
+  // more than RESEND_MS ago could be stored twice: the page hands it back instead.
+  function resendOutbox() {
+    const now = Date.now();
+    for (const [id, entry] of [...outbox]) {
+      if (entry.sentAt === null || now - entry.sentAt <= RESEND_MS) {
+        transmit(id);
+        continue;
+      }
+      settle(id);
+      addNotice("local", "Esta mensagem pode não ter sido enviada (ficou mais de 4 minutos " +
+        `sem resposta): confira se ela aparece acima e, se não, envie de novo: «${entry.text}»`);
+    }
+  }
+
+  // The waiting line a frame answers (taken out of the outbox), or null. A message
+  // answers a line only if it is the user's own: ids are the sender's.
+  function answered(frame) {
+    if (typeof frame.id !== "string") return null;
+    if (frame.type === "message" && frame.from !== user) return null;
+    if (frame.type === "message" && retry !== null && retry.id === frame.id) {
+      // The line refused as not confirmed was stored after all (a store that failed
+      // over): sending it from the box would not show it twice, but nothing would come.
+      if (ui.line.value === retry.text) ui.line.value = "";
+      retry = null;
+      addNotice("local", "A mensagem que tinha voltado para a caixa de texto apareceu: " +
+        "ela foi enviada, e a caixa foi limpa.");
+    }
+    return settle(frame.id);
+  }
+
+  // A line the server refused: back into the box if it is empty (Enter sends it again,
+  // with its id), else quoted in a notice, so that it is never lost.
+  function refused(id, entry) {
+    if (ui.line.value === "") {
+      ui.line.value = entry.text;
+      retry = { id, text: entry.text, sentAt: entry.sentAt };
+    } else {
+      addNotice("local", `A mensagem recusada foi: «${entry.text}» (a caixa de texto não ` +
+        "estava vazia para recebê-la de volta).");
+    }
+  }
+
   function onFrame(data) {
     let frame;
     try {
@@ -271,9 +388,14 @@
     if (frame === null || typeof frame !== "object") return;
     switch (frame.type) {
       case "welcome": onWelcome(frame); break;
-      case "message": onChatMessage(frame); break;
-      case "system": addNotice("system", frame.text); break;
-      case "error": addNotice("error", frame.text); break;
+      case "message": onChatMessage(frame); answered(frame); break;
+      case "system": answered(frame); addNotice("system", frame.text); break;
+      case "error": {
+        const entry = answered(frame);
+        addNotice("error", frame.text);
+        if (entry !== null) refused(frame.id, entry);
+        break;
+      }
       default: break; // unknown types are ignored, for forward compatibility
     }
   }
@@ -447,7 +569,11 @@
       return;
     }
     const normalized = name.toLowerCase();
-    if (normalized !== user) ui.messages.replaceChildren(); // another user's view
+    if (normalized !== user) {
+      // Another user's view; the same user after a logout keeps the waiting lines.
+      ui.messages.replaceChildren();
+      forgetOutbox();
+    }
     user = normalized;
     secret = typedSecret;
     ui.loginSecret.value = "";
@@ -486,20 +612,27 @@
         `${MAX_TEXT_LENGTH}. Ela continua na caixa de texto.`);
       return;
     }
-    const frame = JSON.stringify({ type: "say", text: line });
+    // The refused line, sent again unchanged, keeps its id: the server stores it once.
+    const again = retry !== null && retry.text === line ? retry : null;
+    const id = again !== null ? again.id : newId();
+    const frame = JSON.stringify({ type: "say", text: line, id });
     if (new TextEncoder().encode(frame).length > MAX_FRAME_BYTES) {
       addNotice("local", "Mensagem grande demais para um envio (16 KiB). " +
         "Ela continua na caixa de texto.");
       return;
     }
-    if (socket === null || !welcomed || socket.readyState !== WebSocket.OPEN) {
-      addNotice("local", "Sem conexão agora: a mensagem não foi enviada e continua na " +
-        "caixa de texto; envie de novo quando aparecer \"conectado\".");
+    if (outbox.size >= OUTBOX_LIMIT) {
+      addNotice("local", `Já há ${OUTBOX_LIMIT} mensagens esperando resposta do servidor; ` +
+        "espere algumas chegarem. Esta continua na caixa de texto.");
       return;
     }
-    socket.send(frame);
+    retry = null;
+    // Sent now if connected, else after the next welcome: it waits in the outbox.
+    enqueue(id, line, again !== null ? again.sentAt : null);
     ui.line.value = "";
   });
+
+  ui.line.addEventListener("input", () => { retry = null; });
 
   // Back online: do not wait for the rest of the backoff.
   window.addEventListener("online", () => {
