@@ -6,7 +6,7 @@ from importlib import resources
 from wslab.chat.errors import CloseCode
 from wslab.chat.rules.commands import MAX_TEXT_LENGTH
 from wslab.chat.rules.names import MAX_NAME_LENGTH
-from wslab.chat.rules.wire import MAX_FRAME_BYTES, MAX_HISTORY
+from wslab.chat.rules.wire import MAX_FRAME_BYTES, MAX_HISTORY, RESEND_SECONDS
 
 APP = resources.files("wslab.chat.net").joinpath("static/app.js").read_text()
 
@@ -19,6 +19,10 @@ def test_text_frame_and_history_limits_match():
     assert int(_const("MAX_TEXT_LENGTH")) == MAX_TEXT_LENGTH
     assert eval(_const("MAX_FRAME_BYTES")) == MAX_FRAME_BYTES  # "16 * 1024"
     assert 0 < int(_const("HISTORY")) <= MAX_HISTORY
+
+
+def test_the_page_sends_a_line_again_only_while_the_server_knows_its_id():
+    assert 0 < eval(_const("RESEND_MS")) < RESEND_SECONDS * 1000  # "240 * 1000"
 
 
 def test_the_name_rule_matches():

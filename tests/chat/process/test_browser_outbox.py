@@ -206,6 +206,10 @@ def test_a_line_whose_echo_was_lost_is_sent_again_with_its_id_and_stored_once(op
     expected = [(1, "ana", "sem eco"), (2, "ana", "marcador")]
     assert _texts(joao) == expected
     assert _texts(ana) == expected
+    # The server answered the line sent again ("already stored", with its id) after
+    # the replay had answered it: not news, not shown.
+    stored = ana.page.locator("#messages li", has_text="já estava guardada")
+    expect(stored).to_have_count(0)
 
 
 def test_a_line_first_sent_too_long_ago_is_not_sent_again_but_handed_back(open_tab, server):

@@ -128,6 +128,8 @@ STORE_DOWN = (
     "enquanto nenhuma mensagem é guardada nem entregue, e cada linha que você enviar "
     "recebe um erro na hora e não é enviada depois. Sua sessão continua aberta."
 )
+ALREADY_STORED = "Esta mensagem já estava guardada (offset {}): não foi guardada de novo."
+
 STORE_DOWN_LINE = (
     "O armazenamento compartilhado (Redis) está fora do ar: esta linha não foi enviada "
     "e não será; envie de novo quando ele voltar."
@@ -615,7 +617,8 @@ class ChatNode(Generic[H]):
         A message is answered through the log: its echo to the sender, with its
         offset, and every delivery come from ``emit`` once it is committed. A line that
         is refused (over the rate limit, a command error, the store failing) gets one
-        error item and keeps nothing.
+        error item and keeps nothing. A line sent again with its id whose first copy
+        was already delivered gets one system item (:data:`ALREADY_STORED`).
 
         ``client_id``: the line's id (:mod:`wslab.chat.rules.wire`): kept with the
         message, so a line sent again is stored once, and carried by the replies.
@@ -652,12 +655,18 @@ class ChatNode(Generic[H]):
             ):
                 return self._too_fast(session_id)  # over the user's rate on every node
             started = time.perf_counter()
+            delivered = self.log.state.newest
             if isinstance(command, PublicText):
                 kind = Kind.PUBLIC
-                await self.log.append(kind, user, None, command.text, client_id)
+                offset = await self.log.append(kind, user, None, command.text, client_id)
             else:
                 kind = Kind.PRIVATE
-                await self.log.append(kind, user, command.to, command.text, client_id)
+                offset = await self.log.append(kind, user, command.to, command.text, client_id)
+            if offset <= delivered:
+                # Sent again (its id) after its first copy was delivered: that copy's
+                # echo may never reach this session (it resumed past it, or with a gap),
+                # so the line is answered here.
+                return [self.hub.reply(session_id, Kind.SYSTEM, ALREADY_STORED.format(offset))]
             if self.metrics is not None:
                 self.metrics.store_seconds.observe(time.perf_counter() - started)
                 self.metrics.stored.labels(kind.value).inc()

@@ -389,7 +389,13 @@
     switch (frame.type) {
       case "welcome": onWelcome(frame); break;
       case "message": onChatMessage(frame); answered(frame); break;
-      case "system": answered(frame); addNotice("system", frame.text); break;
+      case "system":
+        // A notice answering a line whose answer already came (its echo, replayed after
+        // a resume, then "already stored" for the line sent again) is not news.
+        if (answered(frame) !== null || typeof frame.id !== "string") {
+          addNotice("system", frame.text);
+        }
+        break;
       case "error": {
         const entry = answered(frame);
         addNotice("error", frame.text);
