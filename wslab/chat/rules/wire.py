@@ -22,13 +22,16 @@ Server to client::
 **The line's id** (``id``: 1 to 64 letters, digits, ``-`` or ``_``; optional) is the
 client's name for one line, so that sending it again cannot store it twice: a line
 whose id its sender already used in the last :data:`RESEND_SECONDS` is not stored
-again (its first copy is the one delivered); a different line with that id is refused
-with an error (:class:`wslab.chat.errors.ReusedId`). A client keeps the lines it sent until
-their answer comes back carrying their id: the message itself (its echo, or its replay
-after a resume: every copy carries the id) or the one notice that answers it (an
-error, ``/who``'s reply); after a lost connection, or an error saying the line may
-still appear, it sends them again with the same ids. Frames carry ``id`` only for a
-line that had one.
+again: its first copy is the one delivered, and the line sent again is answered by
+that copy's echo or, if that copy was delivered already, by a notice saying so; a
+different line with that id is refused with an error
+(:class:`wslab.chat.errors.ReusedId`). A client keeps the lines it sent until their
+answer comes back carrying their id: the message itself (its echo, or its replay after
+a resume: every copy carries the id) or the one notice that answers it (an error,
+``/who``'s reply, "already stored"); after a lost connection, or an error saying the
+line may still appear, it sends them again with the same ids (the browser client:
+:file:`net/static/app.js`, its outbox). Frames carry ``id`` only for a line that had
+one. Ids are per sender: two users may use the same id.
 
 ``replayed`` is true for messages re-sent because of a resume or a ``history``
 request (the newest N messages the user may see, for a session that starts without a
