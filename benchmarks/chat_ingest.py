@@ -20,7 +20,8 @@ process (CPU 1), N sender connections (``websockets``' asyncio client). Each sen
 earlier one comes back. An echo goes out only after the transaction that stored the
 line has committed (``synchronous=FULL``: after the WAL's fsync), so echoes counted
 are messages committed. Each line is ``/msg <self> <n>``, a private message to the
-sender itself: every committed message costs exactly one delivery (its echo), so the
+sender itself, with an id (``<self>-<n>``, kept by the store so a re-send is stored
+once: the browser gives every line one): every committed message costs exactly one delivery (its echo), so the
 figure is ingest and not fan-out (a public line from 100 senders would reach 100
 sessions).
 
@@ -226,11 +227,12 @@ class _Sender:
         try:
             await go.wait()
             n = 0
-            line = '{"type":"say","text":"/msg ' + self.user + ' %d"}'
+            # With an id per line, as the browser sends them: the store keeps each id.
+            line = '{"type":"say","text":"/msg ' + self.user + ' %d","id":"' + self.user + '-%d"}'
             while len(self.sent) < self.window:
                 n += 1
                 self.sent.append(time.perf_counter_ns())
-                await ws.send(line % n)
+                await ws.send(line % (n, n))
             while self.sent:
                 frame = await asyncio.wait_for(ws.recv(), WAIT)
                 now = time.perf_counter_ns()
@@ -249,7 +251,7 @@ class _Sender:
                 if now < clock["stop"]:
                     n += 1
                     self.sent.append(time.perf_counter_ns())
-                    await ws.send(line % n)
+                    await ws.send(line % (n, n))
         finally:
             await ws.close()
 
