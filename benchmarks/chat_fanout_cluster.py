@@ -194,8 +194,10 @@ def node_command(layout: Layout, params: Params, redis_url: str | None, db: Path
     command = [sys.executable, "-m", "wslab.chat", "serve", "--host", "127.0.0.1", "--port", "0"]
     command += ["--loop", params.loop, "--retention", str(params.retention)]
     command += ["--max-rate", "0", "--max-frames", "0", "--registrations-per-minute", "0"]
+    command += ["--new-names-per-minute", "0"]  # 1,000 first logins at once
     command += ["--kdf-n", str(CHEAP_KDF_N)]
-    for cap in ("connections", "per-address", "waiting", "waiting-per-address"):
+    caps = ("connections", "per-address", "per-network", "waiting", "waiting-per-address")
+    for cap in (*caps, "waiting-per-network"):
         command += [f"--max-{cap}", str(LIFTED)]
     command += ["--redis", redis_url] if layout.store == "redis" else ["--db", str(db)]
     return command

@@ -180,14 +180,17 @@ async def serve_wslab(
     logging.getLogger("websockets").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="wslab-bench-") as folder:
         store = SqliteStore(f"{folder}/chat.db", retention)
-        limits = Limits(max_rate=None, registrations_per_minute=None)
+        limits = Limits(max_rate=None, registrations_per_minute=None, new_names_per_minute=0)
         node = ChatNode(store.log, store.credentials, kdf=CHEAP, limits=limits)
-        # Every session comes from 127.0.0.1: the per-address caps would refuse them.
+        # Every session comes from 127.0.0.1: the per-address and per-network caps would
+        # refuse them.
         caps = Caps(
             max_connections=100_000,
             max_per_address=100_000,
+            max_per_network=100_000,
             max_waiting=100_000,
             max_waiting_per_address=100_000,
+            max_waiting_per_network=100_000,
         )
         service = ChatService(node, pipeline=PIPELINE, max_frames=None, caps=caps)
         server = await service.serve(host, port, backlog=BACKLOG)
