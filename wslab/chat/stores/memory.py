@@ -25,6 +25,8 @@ class MemoryLog:
     Args:
         retention: how many messages are kept.
         epoch: identity of this log's offsets; a fresh random one when omitted.
+        clock: seconds (monotonic), to forget the lines' ids after
+            :data:`~wslab.chat.rules.wire.RESEND_SECONDS`.
     """
 
     ordered = True  # appends are stored as they are called

@@ -26,8 +26,8 @@ when retention trimmed every row); ``messages(offset, kind, sender, recipient, t
 the newest ``retention`` messages; ``users(name, record, skeleton, registered, used)``
 the scrypt records, each name's confusable skeleton (indexed: the look-alike check is
 one lookup), when it was registered (Unix seconds) and whether it logged in again since
-(a name never used again expires); ``ids(sender, client_id, offset, at)`` the ids of
-the lines appended in the last :data:`~wslab.chat.rules.wire.RESEND_SECONDS` (Unix
+(a name never used again expires); ``ids(sender, client_id, offset, at, fingerprint)``
+the ids of the lines appended in the last :data:`~wslab.chat.rules.wire.RESEND_SECONDS` (Unix
 seconds; older ones are deleted with each commit) with what each line said
 (:func:`~wslab.chat.rules.messages.fingerprint`), so a line sent again is stored once;
 ``messages.client_id`` keeps each line's id for its echo and replays. Older files are

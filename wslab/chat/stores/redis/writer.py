@@ -87,9 +87,10 @@ end
 # line's offset, which for a line whose id its sender used before (an `ids` key holds
 # "<offset>:<fingerprint>") is the first copy's, nothing stored again, or 0 if the
 # first copy said something else (nothing stored); or {0, epoch} when Redis's epoch is
-# not the expected one (nothing stored). `done` keeps the offsets and newest for a retry of the same round,
-# which then stores nothing again. Always writes (`mine`, the newest offset), so WAIT
-# after it has something to wait for even with no lines (a seal) or on a retry.
+# not the expected one (nothing stored). `done` keeps the offsets and newest for a
+# retry of the same round, which then stores nothing again. Always writes (`mine`, the
+# newest offset), so WAIT after it has something to wait for even with no lines (a
+# seal) or on a retry.
 APPEND = (
     _COMMIT_TO
     + """
@@ -177,7 +178,7 @@ class Keys(NamedTuple):
     commits: str
     mine: str  # this writer's last appended offset
     done: str  # prefix of a round's outcome, for its retry
-    ids: str  # prefix of the lines' ids: <ids><sender>:<id> -> offset
+    ids: str  # prefix of the lines' ids: <ids><sender>:<id> -> "<offset>:<fingerprint>"
 
 
 class _Line(NamedTuple):
