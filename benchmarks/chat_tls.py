@@ -66,8 +66,8 @@ LIFTED = [
     "--max-per-address", "100000", "--max-waiting", "100000",
     "--max-waiting-per-address", "100000", "--registrations-per-minute", "100000",
     "--max-connections", "100000", "--address-share", "100000",
-    "--new-names-per-minute", "0", "--max-per-network", "100000",
-    "--max-waiting-per-network", "100000",
+    "--new-names-per-minute", "0", "--registrations-per-minute-network", "0",
+    "--max-per-network", "100000", "--max-waiting-per-network", "100000",
 ]  # fmt: skip
 
 
