@@ -19,7 +19,7 @@ A line is *acknowledged* when its own message comes back to its sender (an echo,
 replay of it after a resume). Texts are unique (``<user>-<n>``), so a text names a line,
 and it is the line's id on the wire too. As the browser client does, a recorder keeps
 each line until its answer comes back: a line refused is sent again (with the same id)
-on the next tick, a line unanswered when the connection ended is sent again once the
+``RETRY_AFTER`` seconds later, a line unanswered when the connection ended is sent again once the
 next session is welcomed; at most ``ATTEMPTS`` times in all. The server stores a line
 sent again at most once: the checker counts copies.
 """
@@ -39,6 +39,7 @@ __all__ = ["Recorder", "run_clients"]
 
 OPEN_TIMEOUT = 3.0  # seconds for a connection and its welcome
 ATTEMPTS = 4  # sends of one line, at most (the first and three again)
+RETRY_AFTER = 1.0  # seconds before a refused line is sent again
 
 
 class Recorder:
@@ -86,7 +87,7 @@ class Recorder:
         self._known: set[str] = set()
         # Lines sent and not answered yet: id (the text) -> (the line, sends so far).
         self._outbox: dict[str, tuple[str, int]] = {}
-        self._refused: list[str] = []  # ids to send again on the next tick
+        self._refused: list[tuple[float, str]] = []  # (when, id) to send again
 
     def _note(self, *event) -> None:
         self.history.append((event[0], time.monotonic(), *event[1:]))
@@ -131,9 +132,11 @@ class Recorder:
             self._note("closed", ws.close_code)
 
     async def _send(self, ws, stop: asyncio.Event) -> None:
-        self._refused = list(self._outbox)  # unanswered when the last session ended
+        self._refused = [(0.0, text) for text in self._outbox]  # unanswered at the last end
         while not stop.is_set():
-            again, self._refused = self._refused, []
+            now = time.monotonic()
+            again = [text for when, text in self._refused if when <= now]
+            self._refused = [(when, text) for when, text in self._refused if when > now]
             for text in again:
                 await self._send_again(ws, text)
             self.sent += 1
@@ -183,8 +186,8 @@ class Recorder:
                 )
             elif kind == "error":
                 self._note(kind, data["text"], data.get("id"))
-                if data.get("id") in self._outbox:
-                    self._refused.append(data["id"])
+                if data.get("id") in self._outbox:  # again after a while, as a person would
+                    self._refused.append((time.monotonic() + RETRY_AFTER, data["id"]))
             elif kind == "system":
                 self._outbox.pop(data.get("id"), None)
                 self._note(kind, data["text"])
