@@ -81,7 +81,10 @@ one frame per call, so with groups our server can pass it (fewer, larger reads a
 cheaper for the load generator too): the relay marks the load generator's ceiling for
 one write per delivery, not for ours, and at 1,000 sessions the load generator is
 saturated with our server too. At 10,000 a group rarely holds more than one message (two in flight),
-so there the system call bounds us as it bounds the relay. The memory per idle
+so there the system call bounds us as it bounds the relay (so the 2 December profile;
+the 6 December run, on a faster machine where every server made 3 to 7 times its 2
+December figure, had ours at 1.47x the relay at 10,000 sessions, not profiled). The
+memory per idle
 session at 1,000 is mostly the interpreter's base (about 32 MiB before any session,
 the loop and websockets included; bare websockets has 28 MiB, the raw relay 24 MiB),
 so the table gives, beside the issue's RSS / N, what one more session adds.
