@@ -655,17 +655,17 @@ class ChatNode(Generic[H]):
             ):
                 return self._too_fast(session_id)  # over the user's rate on every node
             started = time.perf_counter()
-            delivered = self.log.state.newest
+            before = self.log.state
             if isinstance(command, PublicText):
                 kind = Kind.PUBLIC
                 offset = await self.log.append(kind, user, None, command.text, client_id)
             else:
                 kind = Kind.PRIVATE
                 offset = await self.log.append(kind, user, command.to, command.text, client_id)
-            if offset <= delivered:
+            if offset <= before.newest and self.log.state.epoch == before.epoch:
                 # Sent again (its id) after its first copy was delivered: that copy's
                 # echo may never reach this session (it resumed past it, or with a gap),
-                # so the line is answered here.
+                # so the line is answered here. (A new epoch restarts the offsets.)
                 return [self.hub.reply(session_id, Kind.SYSTEM, ALREADY_STORED.format(offset))]
             if self.metrics is not None:
                 self.metrics.store_seconds.observe(time.perf_counter() - started)
